@@ -1,0 +1,174 @@
+"""What every dump format offers: its description, notes, VMCOREINFO and physical pages."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from crashtui.errors import DumpFormatError
+
+PAGE_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class UtsName:
+    """The crashed kernel's `struct new_utsname` (uname -a)."""
+
+    sysname: str
+    nodename: str
+    release: str
+    version: str
+    machine: str
+    domainname: str
+
+
+@dataclass(frozen=True)
+class ElfNote:
+    """One ELF note: owner name, type (NT_PRSTATUS = 1) and descriptor bytes."""
+
+    name: str
+    type: int
+    desc: bytes
+
+
+@dataclass(frozen=True)
+class DumpInfo:
+    """What the dump says about itself, before any kernel knowledge is applied."""
+
+    format: str  # "kdump-compressed" | "flattened" | "elf"
+    compression: frozenset[str]  # codecs the pages use; empty when all pages are raw
+    dump_level: int | None
+    partial: bool  # some RAM pages were filtered out
+    incomplete: bool  # the writer ran out of space (kdump header status 0x8)
+    page_size: int
+    utsname: UtsName | None
+    timestamp: float | None  # seconds since the epoch
+    nr_cpus: int | None
+    header_version: int | None
+    phys_base: int | None
+    max_pfn: int
+    signature: str  # "KDUMP", "DISKDUMP" or "ELF" (trailing blanks removed)
+
+
+class ByteSource(Protocol):
+    """Random access to the bytes of a (possibly reconstructed) dump file."""
+
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Return up to `length` bytes at `offset` (short only at the end of the file)."""
+        ...
+
+    def close(self) -> None:
+        """Release the file."""
+        ...
+
+
+class MmapSource:
+    """A plain file read through mmap."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.size = os.fstat(fd).st_size
+            self._mm: mmap.mmap | None = (
+                mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if self.size else None
+            )
+        finally:
+            os.close(fd)
+
+    @property
+    def mm(self) -> mmap.mmap:
+        """The mapping (raises if the source was closed or the file is empty)."""
+        if self._mm is None:
+            raise ValueError("read from a closed or empty dump file")
+        return self._mm
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Return up to `length` bytes at `offset`."""
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        return self.mm[offset:offset + length]
+
+    def close(self) -> None:
+        """Unmap the file."""
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+
+
+def read_exact(src: ByteSource, offset: int, length: int, what: str, path: Path) -> bytes:
+    """Read `length` bytes or raise DumpFormatError naming the truncated part."""
+    if offset < 0 or length < 0 or offset + length > src.size:
+        raise DumpFormatError(
+            f"truncated {what}: needs bytes {offset:#x}..{offset + length:#x} "
+            f"but the file has {src.size:#x}", path)
+    return src.read(offset, length)
+
+
+class DumpFile(ABC):
+    """An open dump: description, notes, VMCOREINFO and page reads by physical address."""
+
+    path: Path
+    info: DumpInfo
+    vmcoreinfo: str | None
+    notes: list[ElfNote]
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pages: OrderedDict[int, bytes] = OrderedDict()
+
+    @abstractmethod
+    def _load_page(self, pfn: int, paddr: int) -> bytes:
+        """Return the whole page `pfn`, or raise Page*Error/DumpCorruptError naming `paddr`."""
+
+    @abstractmethod
+    def is_present(self, pfn: int) -> bool:
+        """True when page `pfn` can be read (in the dump and not filtered out)."""
+
+    def _page(self, pfn: int, paddr: int) -> bytes:
+        """Return page `pfn` through the small LRU cache of decoded pages."""
+        page = self._pages.get(pfn)
+        if page is not None:
+            self._pages.move_to_end(pfn)
+            return page
+        page = self._load_page(pfn, paddr)
+        self._pages[pfn] = page
+        if len(self._pages) > PAGE_CACHE_SIZE:
+            self._pages.popitem(last=False)
+        return page
+
+    def read_phys(self, paddr: int, size: int) -> bytes:
+        """Return `size` bytes of physical memory at `paddr`, across pages if needed."""
+        if paddr < 0 or size < 0:
+            raise ValueError(f"bad physical read {paddr:#x}+{size}")
+        ps = self.info.page_size
+        out = bytearray()
+        addr, end = paddr, paddr + size
+        while addr < end:
+            pfn, off = divmod(addr, ps)
+            n = min(ps - off, end - addr)
+            out += self._page(pfn, addr)[off:off + n]
+            addr += n
+        return bytes(out)
+
+    def close(self) -> None:
+        """Release the file and the page cache."""
+        self._pages.clear()
+
+    def __enter__(self) -> DumpFile:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.info.format} {str(self.path)!r}>"

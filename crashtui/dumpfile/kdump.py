@@ -1,0 +1,266 @@
+"""makedumpfile's kdump-compressed format ("KDUMP   ", older "DISKDUMP")."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crashtui.dumpfile.base import ByteSource, DumpFile, DumpInfo, UtsName, read_exact
+from crashtui.dumpfile.codecs import ALL_CODECS, CodecError, codec_names, decompress_page
+from crashtui.dumpfile.notes import parse_notes, vmcoreinfo_from_notes, vmcoreinfo_text
+from crashtui.errors import (
+    DumpCorruptError,
+    DumpFormatError,
+    PageExcludedError,
+    PageMissingError,
+)
+
+SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
+
+# diskdump_mod.h: struct disk_dump_header (x86-64 layout)
+_UTS_LEN = 65
+_UTS_OFF = 12
+_TIMEVAL = struct.Struct("<qq")  # struct timeval at 408 (after 6 x 65 utsname, aligned to 8)
+_TIMEVAL_OFF = 408
+_HDR_TAIL = struct.Struct("<IiiIIIIIIi")  # status .. nr_cpus at 424
+_HDR_TAIL_OFF = 424
+HEADER_SIZE = _HDR_TAIL_OFF + _HDR_TAIL.size  # 464
+
+# diskdump_mod.h: struct kdump_sub_header, by header_version
+_SUB_V1 = struct.Struct("<Qi")  # phys_base, dump_level
+_SUB_V2 = struct.Struct("<iQQ")  # split, start_pfn, end_pfn (at 12, aligned)
+_SUB_V3 = struct.Struct("<qQ")  # offset_vmcoreinfo, size_vmcoreinfo at 32
+_SUB_V4 = struct.Struct("<qQ")  # offset_note, size_note at 48
+_SUB_V6 = struct.Struct("<QQQ")  # start_pfn_64, end_pfn_64, max_mapnr_64 at 80
+SUB_HEADER_SIZE = 104
+
+# diskdump_mod.h: DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_EXCLUDED_VMEMMAP
+STATUS_INCOMPLETE = 0x8
+
+# diskdump_mod.h: page_desc_t {off_t offset; unsigned int size; unsigned int flags;
+# unsigned long long page_flags;}
+_PAGE_DESC = struct.Struct("<qIIQ")
+_PAGE_DESC_DTYPE = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4"),
+                             ("page_flags", "<u8")])
+
+_BLOCK_BITS = 512  # bits per cumulative-popcount block of the 2nd bitmap
+_BLOCK_BYTES = _BLOCK_BITS // 8
+_MAX_BLOCK_SIZE = 1 << 20
+_SCAN_DESC_LIMIT = 64 << 20  # scan descriptor flags for codecs when the table is this small
+
+
+@dataclass(frozen=True)
+class KdumpHeader:
+    """The fields of disk_dump_header and kdump_sub_header crashtui uses."""
+
+    signature: str
+    header_version: int
+    utsname: UtsName
+    timestamp: float
+    status: int
+    block_size: int
+    sub_hdr_size: int
+    bitmap_blocks: int
+    max_mapnr: int
+    nr_cpus: int
+    phys_base: int | None
+    dump_level: int | None
+    split: bool
+    start_pfn: int
+    end_pfn: int
+    offset_vmcoreinfo: int
+    size_vmcoreinfo: int
+    offset_note: int
+    size_note: int
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def parse_header(src: ByteSource, path: Path) -> KdumpHeader:
+    """Read and check disk_dump_header + kdump_sub_header against the file size."""
+    raw = read_exact(src, 0, HEADER_SIZE, "kdump header", path)
+    if raw[:8] not in SIGNATURES:
+        raise DumpFormatError(f"bad kdump signature {raw[:8]!r}", path)
+    (version,) = struct.unpack_from("<i", raw, 8)
+    if version < 1:
+        raise DumpFormatError(f"bad kdump header_version {version}", path)
+    uts = UtsName(*(_cstr(raw[_UTS_OFF + i * _UTS_LEN:_UTS_OFF + (i + 1) * _UTS_LEN])
+                    for i in range(6)))
+    tv_sec, tv_usec = _TIMEVAL.unpack_from(raw, _TIMEVAL_OFF)
+    (status, block_size, sub_hdr_size, bitmap_blocks, max_mapnr, _total_ram, _dev_blocks,
+     _written, _cur_cpu, nr_cpus) = _HDR_TAIL.unpack_from(raw, _HDR_TAIL_OFF)
+    if block_size <= 0 or block_size > _MAX_BLOCK_SIZE or block_size & (block_size - 1):
+        raise DumpFormatError(f"bad kdump block_size {block_size}", path)
+    if block_size < HEADER_SIZE:
+        raise DumpFormatError(f"kdump block_size {block_size} is smaller than the header", path)
+    if sub_hdr_size < 1:
+        raise DumpFormatError(f"bad kdump sub_hdr_size {sub_hdr_size}", path)
+    sub_off = block_size
+    if (1 + sub_hdr_size) * block_size > src.size:
+        raise DumpFormatError(
+            f"kdump sub header ({sub_hdr_size} blocks of {block_size}) extends past the end "
+            f"of the file ({src.size} bytes)", path)
+    sub = src.read(sub_off, min(SUB_HEADER_SIZE, sub_hdr_size * block_size))
+    sub = sub.ljust(SUB_HEADER_SIZE, b"\0")
+    phys_base, dump_level = _SUB_V1.unpack_from(sub, 0)
+    split, start_pfn, end_pfn = (0, 0, 0)
+    off_vmci = size_vmci = off_note = size_note = 0
+    if version >= 2:
+        split, start_pfn, end_pfn = _SUB_V2.unpack_from(sub, 12)
+    if version >= 3:
+        off_vmci, size_vmci = _SUB_V3.unpack_from(sub, 32)
+    if version >= 4:
+        off_note, size_note = _SUB_V4.unpack_from(sub, 48)
+    if version >= 6:
+        start64, end64, mapnr64 = _SUB_V6.unpack_from(sub, 80)
+        start_pfn, end_pfn, max_mapnr = start64, end64, mapnr64
+    if not split:
+        start_pfn, end_pfn = 0, max_mapnr
+    for what, off, size in (("VMCOREINFO", off_vmci, size_vmci), ("note", off_note, size_note)):
+        if size and (off <= 0 or off + size > src.size):
+            raise DumpFormatError(
+                f"kdump {what} area {off:#x}+{size:#x} lies outside the file "
+                f"({src.size} bytes)", path)
+    return KdumpHeader(
+        signature=raw[:8].decode("ascii").rstrip(), header_version=version, utsname=uts,
+        timestamp=tv_sec + tv_usec / 1e6, status=status, block_size=block_size,
+        sub_hdr_size=sub_hdr_size, bitmap_blocks=bitmap_blocks, max_mapnr=max_mapnr,
+        nr_cpus=nr_cpus, phys_base=phys_base, dump_level=dump_level,
+        split=bool(split), start_pfn=start_pfn, end_pfn=end_pfn,
+        offset_vmcoreinfo=off_vmci, size_vmcoreinfo=size_vmci,
+        offset_note=off_note, size_note=size_note)
+
+
+class KdumpFile(DumpFile):
+    """A kdump-compressed dump read from any ByteSource (a plain file or a flattened one)."""
+
+    def __init__(self, path: Path, src: ByteSource, format_name: str = "kdump-compressed"):
+        super().__init__(path)
+        self._src = src
+        h = self.header = parse_header(src, path)
+        bs = h.block_size
+        bitmap_off = bs * (1 + h.sub_hdr_size)
+        bitmap_len = bs * h.bitmap_blocks
+        if h.bitmap_blocks == 0 or bitmap_off + bitmap_len > src.size:
+            raise DumpFormatError(
+                f"kdump bitmap ({h.bitmap_blocks} blocks at {bitmap_off:#x}) extends past the "
+                f"end of the file ({src.size} bytes)", path)
+        half = bitmap_len // 2
+        if h.max_mapnr > half * 8:
+            raise DumpFormatError(
+                f"kdump max_mapnr {h.max_mapnr} exceeds the {half * 8} pages the bitmap covers",
+                path)
+        if h.split and not (h.start_pfn <= h.end_pfn <= h.max_mapnr):
+            raise DumpFormatError(
+                f"kdump split range {h.start_pfn:#x}..{h.end_pfn:#x} is outside max_mapnr", path)
+        self._bitmap1 = src.read(bitmap_off, half)
+        self._bitmap2 = src.read(bitmap_off + half, half)
+        self._cum = self._cumulative_popcount(self._bitmap2)
+        self._base_index = self._rank(h.start_pfn)
+        self._nr_dumped = self._rank(h.end_pfn) - self._base_index
+        self._desc_off = bitmap_off + bitmap_len
+        desc_end = self._desc_off + self._nr_dumped * _PAGE_DESC.size
+        if desc_end > src.size:
+            raise DumpFormatError(
+                f"kdump page descriptors truncated: {self._nr_dumped} descriptors end at "
+                f"{desc_end:#x} but the file has {src.size:#x} bytes", path)
+        self.vmcoreinfo = (vmcoreinfo_text(src.read(h.offset_vmcoreinfo, h.size_vmcoreinfo))
+                           if h.size_vmcoreinfo else None)
+        self.notes = parse_notes(src.read(h.offset_note, h.size_note)) if h.size_note else []
+        if self.vmcoreinfo is None:
+            self.vmcoreinfo = vmcoreinfo_from_notes(self.notes)
+        self.info = DumpInfo(
+            format=format_name, compression=self._codecs_used(),
+            dump_level=h.dump_level, partial=self._is_partial(),
+            incomplete=bool(h.status & STATUS_INCOMPLETE), page_size=bs,
+            utsname=h.utsname, timestamp=h.timestamp, nr_cpus=h.nr_cpus,
+            header_version=h.header_version, phys_base=h.phys_base, max_pfn=h.max_mapnr,
+            signature=h.signature)
+
+    @staticmethod
+    def _cumulative_popcount(bitmap: bytes) -> np.ndarray:
+        """Set bits before each 512-bit block of `bitmap` (one extra entry for the total)."""
+        pad = (-len(bitmap)) % _BLOCK_BYTES
+        arr = np.frombuffer(bitmap + b"\0" * pad, dtype=np.uint8)
+        per_block = np.bitwise_count(arr).reshape(-1, _BLOCK_BYTES).sum(axis=1, dtype=np.int64)
+        cum = np.zeros(len(per_block) + 1, dtype=np.int64)
+        np.cumsum(per_block, out=cum[1:])
+        return cum
+
+    def _rank(self, pfn: int) -> int:
+        """Number of dumped pages (2nd bitmap bits) below `pfn`."""
+        block, bit = divmod(pfn, _BLOCK_BITS)
+        start = block * _BLOCK_BYTES
+        word = int.from_bytes(self._bitmap2[start:start + _BLOCK_BYTES], "little")
+        return int(self._cum[block]) + (word & ((1 << bit) - 1)).bit_count()
+
+    @staticmethod
+    def _bit(bitmap: bytes, pfn: int) -> bool:
+        return bool(bitmap[pfn >> 3] >> (pfn & 7) & 1)
+
+    def _is_partial(self) -> bool:
+        """Pages were filtered: a dump level was used or RAM pages are missing from bitmap 2."""
+        if self.header.dump_level:
+            return True
+        b1 = np.frombuffer(self._bitmap1, dtype=np.uint8)
+        b2 = np.frombuffer(self._bitmap2, dtype=np.uint8)
+        return bool(np.any(b1 & ~b2))
+
+    def _codecs_used(self) -> frozenset[str]:
+        """Codecs named by the header status and, for a modest table, by the descriptors."""
+        flags = self.header.status & ALL_CODECS
+        table = self._nr_dumped * _PAGE_DESC.size
+        if 0 < table <= _SCAN_DESC_LIMIT:
+            descs = np.frombuffer(self._src.read(self._desc_off, table), dtype=_PAGE_DESC_DTYPE)
+            flags = int(np.bitwise_or.reduce(descs["flags"])) & ALL_CODECS
+        return codec_names(flags)
+
+    def is_present(self, pfn: int) -> bool:
+        """True when page `pfn` is in this dump's 2nd (dumped) bitmap."""
+        h = self.header
+        return h.start_pfn <= pfn < h.end_pfn and self._bit(self._bitmap2, pfn)
+
+    def _load_page(self, pfn: int, paddr: int) -> bytes:
+        """Find the page_desc of `pfn` and decode its data."""
+        h = self.header
+        if not 0 <= pfn < h.max_mapnr or not self._bit(self._bitmap1, pfn):
+            raise PageMissingError(paddr, self.path)
+        if not self._bit(self._bitmap2, pfn):
+            raise PageExcludedError(paddr, self.path)
+        if not h.start_pfn <= pfn < h.end_pfn:
+            raise PageMissingError(paddr, self.path)  # in another file of a split dump
+        index = self._rank(pfn) - self._base_index
+        raw = self._src.read(self._desc_off + index * _PAGE_DESC.size, _PAGE_DESC.size)
+        offset, size, flags, _page_flags = _PAGE_DESC.unpack(raw)
+        bs = h.block_size
+        if offset == 0 and size == 0 and h.status & STATUS_INCOMPLETE:
+            raise PageMissingError(paddr, self.path)  # never written: the dump is incomplete
+        if size == 0 or size > bs or offset < self._desc_off:
+            raise DumpCorruptError(
+                f"bad page descriptor for pfn {pfn:#x} (offset {offset:#x}, size {size}, "
+                f"flags {flags:#x})", self.path)
+        if offset + size > self._src.size:
+            raise DumpCorruptError(
+                f"page data of pfn {pfn:#x} at {offset:#x}+{size:#x} lies past the end of the "
+                f"file ({self._src.size} bytes): truncated dump?", self.path)
+        data = self._src.read(offset, size)
+        if not flags & ALL_CODECS:
+            if size != bs:
+                raise DumpCorruptError(
+                    f"raw page of pfn {pfn:#x} has size {size}, not {bs}", self.path)
+            return data
+        try:
+            return decompress_page(flags, data, bs)
+        except CodecError as exc:
+            raise DumpCorruptError(f"page of pfn {pfn:#x} at {offset:#x}: {exc}",
+                                   self.path) from exc
+
+    def close(self) -> None:
+        """Close the underlying source."""
+        super().close()
+        self._src.close()
