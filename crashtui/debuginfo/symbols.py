@@ -1,0 +1,334 @@
+"""Symbol tables as sorted numpy arrays: ELF .symtab (vmlinux, .ko) or in-memory kallsyms.
+
+Which symbol names an address (`SymbolTable.nearest`), as crash does with kallsyms:
+  1. the closest symbol at or below the address (so an asm label such as
+     `entry_SYSCALL_64_after_hwframe` names the code after it, like crash's `bt`);
+  2. among several symbols at that same address: not a section/padding marker (`__pfx_*`,
+     `__cfi_*`, `_MODULE_INIT_START_*`, `__UNIQUE_ID_*`, `__initcall*`, `__ksymtab_*`, ...),
+     then FUNC over OBJECT over NOTYPE, then global over weak over local, then sized over
+     zero-sized, then the shortest name;
+  3. it is accepted only if the address is at most `max_gap` bytes (default 4 KiB) past the
+     symbol's end (its start for zero-sized symbols); otherwise nearest() returns None.
+`lookup(name)` for a name defined several times prefers global > weak > local, then FUNC >
+OBJECT > NOTYPE, then the lowest address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crashtui.debuginfo.elf import (
+    SHN_ABS,
+    SHN_COMMON,
+    SHN_LORESERVE,
+    SHN_UNDEF,
+    SHT_SYMTAB,
+    ElfImage,
+)
+from crashtui.errors import DebugInfoError
+
+# Elf64_Sym (include/uapi/linux/elf.h), 24 bytes
+ELF64_SYM = np.dtype([
+    ("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
+    ("value", "<u8"), ("size", "<u8"),
+])
+
+STT_NOTYPE, STT_OBJECT, STT_FUNC = 0, 1, 2
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+
+# kind codes stored in the arrays
+KIND_OTHER, KIND_OBJECT, KIND_FUNC = 0, 1, 2
+KIND_NAMES = ("other", "object", "func")
+BINDING_NAMES = ("local", "global", "weak")
+_KIND_CODES = {"other": KIND_OTHER, "object": KIND_OBJECT, "func": KIND_FUNC}
+_BINDING_RANK = (2, 0, 1)  # lookup preference rank by binding code (lower is better)
+
+_MARKER_RE = re.compile(
+    r"^(?:__pfx_|__cfi_|_MODULE_INIT_START_|_MODULE_INIT_END_|_MODULE_START_|_MODULE_END_|"
+    r"__UNIQUE_ID_|__initcall|__ksymtab_|__kstrtab_|__kstrtabns_|__kcrctab_|__export_symbol_|"
+    r"__addressable_|__param_|__setup_|__early_param|__tracepoint_|__SCK__|__SCT__|"
+    r"__func_stack_frame_non_standard|__start_|__stop_|\.L)"
+)
+
+DEFAULT_MAX_GAP = 0x1000
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """A named address: kind is 'func'|'object'|'other', binding 'global'|'local'|'weak'."""
+
+    name: str
+    address: int
+    size: int
+    kind: str
+    binding: str
+
+
+def is_marker(name: str) -> bool:
+    """True for section/padding marker symbols that should not name an address."""
+    return _MARKER_RE.match(name) is not None
+
+
+def _kallsyms_letter(letter: str) -> tuple[int, int]:
+    """(kind, binding) for an nm/kallsyms type letter ('T', 't', 'D', 'W', ...)."""
+    low = letter.lower()
+    kind = KIND_FUNC if low == "t" else KIND_OBJECT if low in "dbrgs" else KIND_OTHER
+    if low in "wv":
+        return kind, STB_WEAK
+    return kind, STB_GLOBAL if letter.isupper() else STB_LOCAL
+
+
+class SymbolTable:
+    """Symbols sorted by address in numpy arrays; names decoded on demand."""
+
+    def __init__(self, addresses: np.ndarray, sizes: np.ndarray, kinds: np.ndarray,
+                 bindings: np.ndarray, name_of: _Names) -> None:
+        """Take arrays already sorted by address (use the from_* constructors)."""
+        self.addresses = addresses.astype(np.uint64, copy=False)
+        self.sizes = sizes.astype(np.uint64, copy=False)
+        self.kinds = kinds.astype(np.uint8, copy=False)
+        self.bindings = bindings.astype(np.uint8, copy=False)
+        self._names = name_of
+        self._by_name: dict[str, int] | None = None
+        self._sorted_names: list[str] | None = None
+
+    # -- constructors --------------------------------------------------------------------------
+
+    @classmethod
+    def from_elf(cls, image: ElfImage, section_base: Mapping[str | int, int] | None = None,
+                 ) -> SymbolTable:
+        """Read .symtab/.strtab; for ET_REL give section_base (name or index -> load address)."""
+        sec = image.sections.get(".symtab")
+        if sec is None or sec.type != SHT_SYMTAB:
+            raise DebugInfoError("no .symtab section (stripped?)", image.path)
+        if sec.entsize not in (0, ELF64_SYM.itemsize) or sec.size % ELF64_SYM.itemsize:
+            raise DebugInfoError(".symtab has an unexpected entry size", image.path)
+        if not 0 < sec.link < len(image.section_list):
+            raise DebugInfoError(".symtab has no string table", image.path)
+        strtab = bytes(image.section_data(image.section_list[sec.link]))
+        syms = np.frombuffer(image.section_data(sec), dtype=ELF64_SYM)
+        stype = syms["info"] & 0xF
+        sbind = syms["info"] >> 4
+        shndx = syms["shndx"]
+        keep = ((stype <= STT_FUNC) & (sbind <= STB_WEAK) & (shndx != SHN_UNDEF)
+                & (syms["name"] != 0))
+        values = syms["value"].astype(np.uint64)
+        if section_base is None:
+            keep &= (values != 0)
+        else:
+            bases = np.zeros(len(image.section_list), dtype=np.uint64)
+            have = np.zeros(len(image.section_list), dtype=bool)
+            for key, base in section_base.items():
+                if isinstance(key, str):
+                    s = image.sections.get(key)
+                    if s is None:
+                        continue
+                    key = s.index
+                if 0 <= key < len(bases):
+                    bases[key] = base
+                    have[key] = True
+            in_range = shndx < min(len(bases), SHN_LORESERVE)
+            idx = np.where(in_range, shndx, 0)
+            keep &= (in_range & have[idx]) | (shndx == SHN_ABS)
+            keep &= shndx != SHN_COMMON
+            values = values + np.where(shndx == SHN_ABS, np.uint64(0), bases[idx])
+        sel = np.flatnonzero(keep)
+        addrs = values[sel]
+        order = np.argsort(addrs, kind="stable")
+        sel = sel[order]
+        kinds = np.array([KIND_OTHER, KIND_OBJECT, KIND_FUNC], dtype=np.uint8)[stype[sel]]
+        return cls(addrs[order], syms["size"][sel], kinds, sbind[sel].astype(np.uint8),
+                   _StrtabNames(strtab, syms["name"][sel]))
+
+    @classmethod
+    def from_arrays(cls, addresses: Sequence[int] | np.ndarray, sizes: Sequence[int] | np.ndarray,
+                    kinds: Sequence[str], names: Sequence[str],
+                    bindings: Sequence[str] | None = None) -> SymbolTable:
+        """Build from parallel lists; kinds are 'func'/'object'/'other' or kallsyms letters."""
+        n = len(names)
+        if not len(addresses) == len(sizes) == len(kinds) == n:
+            raise ValueError("addresses, sizes, kinds and names must have the same length")
+        addrs = np.asarray(addresses, dtype=np.uint64)
+        kind_arr = np.empty(n, dtype=np.uint8)
+        bind_arr = np.empty(n, dtype=np.uint8)
+        for i, k in enumerate(kinds):
+            if k in _KIND_CODES:
+                kind_arr[i], bind_arr[i] = _KIND_CODES[k], STB_GLOBAL
+            elif len(k) == 1:
+                kind_arr[i], bind_arr[i] = _kallsyms_letter(k)
+            else:
+                raise ValueError(f"unknown symbol kind {k!r}")
+        if bindings is not None:
+            codes = {b: i for i, b in enumerate(BINDING_NAMES)}
+            bind_arr = np.fromiter((codes[b] for b in bindings), dtype=np.uint8, count=n)
+        order = np.argsort(addrs, kind="stable")
+        name_list = list(names)
+        return cls(addrs[order], np.asarray(sizes, dtype=np.uint64)[order], kind_arr[order],
+                   bind_arr[order], _ListNames([name_list[i] for i in order]))
+
+    # -- basic access ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.addresses)
+
+    def __iter__(self) -> Iterator[Symbol]:
+        return (self.symbol_at(i) for i in range(len(self)))
+
+    def name_at(self, i: int) -> str:
+        """Name of the i-th symbol (address order)."""
+        return self._names.get(i)
+
+    def symbol_at(self, i: int) -> Symbol:
+        """The i-th symbol in address order."""
+        return Symbol(self._names.get(i), int(self.addresses[i]), int(self.sizes[i]),
+                      KIND_NAMES[self.kinds[i]], BINDING_NAMES[self.bindings[i]])
+
+    def _rank(self, i: int) -> tuple[int, int, int]:
+        return (_BINDING_RANK[self.bindings[i]], 2 - int(self.kinds[i]), i)
+
+    def _name_index(self) -> dict[str, int]:
+        if self._by_name is None:
+            by_name: dict[str, int] = {}
+            names = self._names.all()
+            # walk from the least to the most preferred so the best one is written last
+            ranks = (_BINDING_RANK_ARR[self.bindings] * 4 + (2 - self.kinds.astype(np.int64)))
+            order = np.lexsort((-np.arange(len(names)), -ranks))
+            for i in order.tolist():
+                by_name[names[i]] = i
+            self._by_name = by_name
+        return self._by_name
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def lookup(self, name: str) -> Symbol | None:
+        """The symbol called `name` (see the module docstring for duplicates)."""
+        i = self._name_index().get(name)
+        return None if i is None else self.symbol_at(i)
+
+    def address_of(self, name: str) -> int | None:
+        """Address of `name`, or None."""
+        i = self._name_index().get(name)
+        return None if i is None else int(self.addresses[i])
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._name_index()
+
+    def names_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
+        """Up to `limit` distinct names starting with `prefix`, sorted (for completion)."""
+        import bisect
+
+        if self._sorted_names is None:
+            self._sorted_names = sorted(self._name_index())
+        names = self._sorted_names
+        out: list[str] = []
+        i = bisect.bisect_left(names, prefix)
+        while i < len(names) and len(out) < limit and names[i].startswith(prefix):
+            out.append(names[i])
+            i += 1
+        return out
+
+    def _better(self, i: int) -> tuple[int, int, int, int, int]:
+        """Sort key among aliases at one address (lower is better)."""
+        name = self._names.get(i)
+        return (int(is_marker(name)), 2 - int(self.kinds[i]), _BINDING_RANK[self.bindings[i]],
+                int(self.sizes[i] == 0), len(name))
+
+    def _best_at(self, i: int) -> int:
+        """Index of the preferred alias among the symbols sharing address[i]."""
+        a = self.addresses[i]
+        lo = int(np.searchsorted(self.addresses, a, side="left"))
+        hi = int(np.searchsorted(self.addresses, a, side="right"))
+        if hi - lo == 1:
+            return lo
+        return min(range(lo, hi), key=self._better)
+
+    def nearest(self, addr: int, max_gap: int = DEFAULT_MAX_GAP) -> tuple[Symbol, int] | None:
+        """(symbol, offset) for `addr`: the closest symbol at or below it (crash-style)."""
+        if addr < 0 or addr >= 1 << 64 or len(self) == 0:
+            return None
+        hi = int(np.searchsorted(self.addresses, np.uint64(addr), side="right"))
+        if hi == 0:
+            return None
+        best = self._best_at(hi - 1)
+        start = int(self.addresses[best])
+        if addr - (start + int(self.sizes[best])) > max_gap:
+            return None
+        return self.symbol_at(best), addr - start
+
+    def _contains(self, i: int, addr: int) -> bool:
+        start = int(self.addresses[i])
+        return start <= addr < start + int(self.sizes[i])
+
+    def symbolize(self, addr: int) -> str:
+        """'name+0xoff' (or the bare hex address) for display."""
+        hit = self.nearest(addr)
+        if hit is None:
+            return f"{addr:#x}"
+        sym, off = hit
+        return f"{sym.name}+{off:#x}" if off else sym.name
+
+    def in_range(self, start: int, end: int) -> Iterable[Symbol]:
+        """Symbols with start <= address < end, in address order."""
+        lo = int(np.searchsorted(self.addresses, np.uint64(start), side="left"))
+        hi = int(np.searchsorted(self.addresses, np.uint64(min(end, (1 << 64) - 1)),
+                                 side="left"))
+        return (self.symbol_at(i) for i in range(lo, hi))
+
+    def __repr__(self) -> str:
+        return f"SymbolTable({len(self)} symbols)"
+
+
+_BINDING_RANK_ARR = np.array(_BINDING_RANK, dtype=np.int64)
+
+
+class _Names:
+    """Name storage behind a SymbolTable."""
+
+    def get(self, i: int) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def all(self) -> list[str]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _StrtabNames(_Names):
+    """Names as offsets into an ELF string table, decoded on first use."""
+
+    def __init__(self, strtab: bytes, offsets: np.ndarray) -> None:
+        self._strtab = strtab
+        self._offsets = offsets.astype(np.int64)
+        self._cache: list[str] | None = None
+
+    def get(self, i: int) -> str:
+        if self._cache is not None:
+            return self._cache[i]
+        off = int(self._offsets[i])
+        end = self._strtab.find(b"\0", off)
+        return self._strtab[off:end if end >= 0 else None].decode("utf-8", "replace")
+
+    def all(self) -> list[str]:
+        if self._cache is None:
+            zeros = np.flatnonzero(np.frombuffer(self._strtab, dtype=np.uint8) == 0)
+            pos = np.searchsorted(zeros, self._offsets, side="left")
+            ends = np.append(zeros, len(self._strtab))[pos]
+            st = self._strtab
+            self._cache = [st[s:e].decode("utf-8", "replace")
+                           for s, e in zip(self._offsets.tolist(), ends.tolist(), strict=True)]
+        return self._cache
+
+
+class _ListNames(_Names):
+    """Names already decoded (kallsyms)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+
+    def get(self, i: int) -> str:
+        return self._names[i]
+
+    def all(self) -> list[str]:
+        return self._names
