@@ -1,0 +1,129 @@
+"""The crash summary: what crash prints on opening a dump (`sys` plus the panic task)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from crashtui.errors import CrashtuiError
+from crashtui.kernel import system
+from crashtui.kernel.printk import KernelLog
+from crashtui.kernel.tasks import Task, TaskList, TaskReader, current_task
+
+if TYPE_CHECKING:
+    from crashtui.kernel.program import Kernel
+
+# crash's get_panicmsg() (task.c): the first of these found in the log, in this order.
+PANIC_MESSAGES = (
+    "SysRq : Crash", "SysRq : Trigger a crash", "SysRq : Netdump", "Kernel panic: ",
+    "Kernel panic - ", "Kernel BUG at", "kernel BUG at",
+    "Unable to handle kernel paging request", "Unable to handle kernel NULL pointer dereference",
+    "BUG: unable to handle kernel ", "general protection fault: ", "double fault: ",
+    "divide error: ", "stack segment: ", "[Hardware Error]: ", "Bad mode in ", "Oops: ",
+)
+# crash adds "(check log for details)" after messages that only start an oops report.
+_SEE_LOG = ("Kernel BUG at", "kernel BUG at", "Unable to handle", "BUG: unable to handle",
+            "general protection fault", "double fault", "divide error", "stack segment",
+            "Bad mode in ", "Oops: ")
+
+FIELD_NAMES = ("KERNEL", "DUMPFILE", "CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS",
+               "NODENAME", "RELEASE", "VERSION", "MACHINE", "MEMORY", "PANIC",
+               "PID", "COMMAND", "TASK", "CPU", "STATE")
+SYS_FIELDS = FIELD_NAMES[:13]
+
+
+@dataclass
+class Summary:
+    """One value per crash `sys` field, formatted as crash formats it; errors say what is missing."""
+
+    fields: dict[str, str]
+    panic_message: str = ""
+    panic_cpu: int | None = None
+    panic_task: Task | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def sys_lines(self) -> list[str]:
+        """crash's `sys` output."""
+        return [f"{name:>12}: {self.fields.get(name, '(unknown)')}" for name in SYS_FIELDS]
+
+    def banner_lines(self) -> list[str]:
+        """crash's start-up banner: `sys` and the panic task."""
+        lines = self.sys_lines()
+        if self.panic_task is not None:
+            t = self.panic_task
+            lines += [f"{'PID':>12}: {t.pid}", f"{'COMMAND':>12}: \"{t.comm}\"",
+                      f"{'TASK':>12}: {t.address:x}  [THREAD_INFO: {t.address:x}]",
+                      f"{'CPU':>12}: {t.cpu}", f"{'STATE':>12}: {self.fields['STATE']}"]
+        return lines
+
+
+def find_panic_message(log: KernelLog) -> str:
+    """The log line crash reports as PANIC (crash's get_panicmsg())."""
+    texts = [r.text for r in log.records]
+    for msg in PANIC_MESSAGES:
+        for text in texts:
+            for line in text.split("\n"):
+                i = line.find(msg)
+                if i >= 0:
+                    return line[i:].rstrip()
+    return ""
+
+
+def format_panic(message: str) -> str:
+    if not message:
+        return '""'
+    suffix = " (check log for details)" if message.startswith(_SEE_LOG) else ""
+    return f'"{message}"{suffix}'
+
+
+def build_summary(kernel: Kernel, log: KernelLog, tasks: TaskList,
+                  kernel_path: str, dump_path: str) -> Summary:
+    """Compute every summary field; a field that cannot be read says so, the rest still show."""
+    f: dict[str, str] = {}
+    errors: list[str] = []
+
+    def attempt(name: str, fn):  # type: ignore[no-untyped-def]
+        try:
+            f[name] = fn()
+        except CrashtuiError as exc:
+            f[name] = "(unavailable)"
+            errors.append(f"{name}: {exc.message}")
+
+    attempt("KERNEL", lambda: kernel_path + ("  [TAINTED]" if system.tainted_mask(kernel) else ""))
+    f["DUMPFILE"] = dump_path + ("  [PARTIAL DUMP]" if kernel.dump.info.partial else "")
+
+    def cpus() -> str:
+        online = kernel.cpumask("__cpu_online_mask")
+        present = kernel.cpumask("__cpu_present_mask")
+        offline = len(present) - len(online)
+        return f"{len(present)}" + (f" [OFFLINE: {offline}]" if offline > 0 else "")
+
+    attempt("CPUS", cpus)
+    attempt("DATE", lambda: time.strftime("%a %b %e %H:%M:%S %Z %Y",
+                                          time.localtime(system.xtime_sec(kernel))))
+    attempt("UPTIME", lambda: system.format_uptime(system.uptime_seconds(kernel)))
+    attempt("LOAD AVERAGE", lambda: ", ".join(system.load_average(kernel)))
+    f["TASKS"] = str(len(tasks.tasks))
+    try:
+        uts = system.read_utsname(kernel)
+        f.update(NODENAME=uts.nodename, RELEASE=uts.release, VERSION=uts.version)
+        mhz = system.cpu_mhz(kernel)
+        f["MACHINE"] = uts.machine + (f"  ({mhz} Mhz)" if mhz else "")
+    except CrashtuiError as exc:
+        errors.append(f"utsname: {exc.message}")
+    attempt("MEMORY", lambda: system.pages_to_size(system.memory_size(kernel) // 4096))
+    message = find_panic_message(log)
+    f["PANIC"] = format_panic(message)
+
+    cpu = system.panic_cpu(kernel)
+    task = None
+    if cpu is not None:
+        try:
+            task = TaskReader(kernel).read(current_task(kernel, cpu))
+        except CrashtuiError as exc:
+            errors.append(f"panic task: {exc.message}")
+    if task is not None:
+        f.update(PID=str(task.pid), COMMAND=f'"{task.comm}"', TASK=f"{task.address:x}",
+                 CPU=str(cpu), STATE=task.state_name + " (PANIC)")
+    return Summary(f, message, cpu, task, errors)

@@ -1,0 +1,121 @@
+"""crashtui's command line: the app by default, crash-style text with -c, JSON with --json."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  crashtui /var/crash/202611261023/dump.202611261023 vmlinux-6.1.0-56-cloud-amd64
+  crashtui dump.202611261023 vmlinux -c sys -c 'bt -a'
+  crashtui dump.202611261023 vmlinux --json > analysis.json
+  crashtui dump.202611261023 vmlinux --report report.md
+  crashtui dump.202611261053 vmlinux --modules ./test-module -c 'bt'
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crashtui", description="Explore a Linux kernel crash dump (kdump-compressed, "
+        "flattened or ELF vmcore) in the terminal.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", help="the crash dump, e.g. /var/crash/<date>/dump.<date>")
+    p.add_argument("vmlinux", nargs="?", help="the matching debug vmlinux (with DWARF/BTF), e.g. "
+                   "/usr/lib/debug/boot/vmlinux-$(uname -r)")
+    p.add_argument("-c", "--command", action="append", metavar="CMD", default=[],
+                   help="run a crash-style command and print its output instead of starting the "
+                   "app; repeatable (e.g. -c sys -c 'bt -a')")
+    p.add_argument("--json", action="store_true",
+                   help="print the whole analysis as one JSON document (see docs/json.md)")
+    p.add_argument("--report", metavar="FILE.md",
+                   help="write a Markdown incident report to FILE.md ('-' for stdout)")
+    p.add_argument("--source", metavar="DIR", help="kernel source tree or source tarball "
+                   "(e.g. /usr/src/linux-source-6.1.tar.xz) for the source pane")
+    p.add_argument("--modules", metavar="DIR", action="append", default=[],
+                   help="directory searched for .ko files with debug info (like crash's mod -s); "
+                   "repeatable")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `crashtui` console script."""
+    args = build_parser().parse_args(argv)
+    from crashtui.errors import CrashtuiError
+
+    try:
+        return _run(args)
+    except CrashtuiError as exc:
+        print(f"crashtui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("CRASHTUI_DEBUG"):
+            raise
+        print(f"crashtui: internal error: {type(exc).__name__}: {exc} "
+              "(set CRASHTUI_DEBUG=1 for details)", file=sys.stderr)
+        return 3
+
+
+def _check_file(path: str, what: str) -> Path:
+    from crashtui.errors import CrashtuiError
+
+    p = Path(path)
+    if not p.exists():
+        raise CrashtuiError(f"{what} not found", p)
+    if p.is_dir():
+        raise CrashtuiError(f"{what} is a directory, not a file", p)
+    if not os.access(p, os.R_OK):
+        raise CrashtuiError(f"{what} is not readable (permission denied)", p)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from crashtui.analysis.session import Session
+    from crashtui.textsafe import terminal_safe
+
+    dump = _check_file(args.dump, "dump file")
+    vmlinux = _check_file(args.vmlinux, "vmlinux") if args.vmlinux else None
+    session = Session.open(dump, vmlinux)
+    out = sys.stdout
+    if args.command:
+        from crashtui.commands import run_command
+
+        status = 0
+        for line in args.command:
+            try:
+                for text in run_command(session, line):
+                    out.write(terminal_safe(text) + "\n")
+            except Exception as exc:
+                from crashtui.errors import CrashtuiError
+
+                if not isinstance(exc, CrashtuiError):
+                    raise
+                print(f"crashtui: {line}: {exc}", file=sys.stderr)
+                status = 1
+        return status
+    if args.json:
+        import json
+
+        from crashtui.report.jsondoc import build_document
+
+        json.dump(build_document(session), out, indent=2)
+        out.write("\n")
+        return 0
+    if args.report:
+        from crashtui.report.markdown import write_report
+
+        write_report(session, args.report)
+        return 0
+    from crashtui.tui.app import run_app
+
+    return run_app(session, source=args.source, modules=args.modules)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

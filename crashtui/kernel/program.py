@@ -1,0 +1,228 @@
+"""The kernel model: a dump's memory seen through its debug info (symbols, types, KASLR)."""
+
+from __future__ import annotations
+
+import struct
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crashtui.dumpfile import DumpFile, open_dump
+from crashtui.errors import CrashtuiError, DumpFormatError, KernelReadError, VmlinuxMismatchError
+from crashtui.kernel.pagetable import START_KERNEL_MAP, PageTableWalker
+from crashtui.kernel.vmcoreinfo import VmcoreInfo
+
+if TYPE_CHECKING:
+    from crashtui.debuginfo.btf import Btf
+    from crashtui.debuginfo.symbols import Symbol
+    from crashtui.debuginfo.vmlinux import Vmlinux
+
+_U64 = struct.Struct("<Q")
+_I64 = struct.Struct("<q")
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+
+
+class Kernel:
+    """One crashed kernel: memory reads by virtual address, runtime symbols, types, per-CPU data."""
+
+    def __init__(self, dump: DumpFile, vmlinux: Vmlinux | None) -> None:
+        self.dump = dump
+        self.vmlinux = vmlinux
+        if not dump.vmcoreinfo:
+            raise DumpFormatError("the dump carries no VMCOREINFO; cannot locate the kernel",
+                                  dump.path)
+        self.vmcoreinfo = VmcoreInfo.parse(dump.vmcoreinfo)
+        self._check_arch()
+        if vmlinux is not None:
+            self._check_vmlinux(vmlinux)
+        self.kaslr_offset = self.vmcoreinfo.kerneloffset or 0
+        phys_base = self.vmcoreinfo.phys_base
+        if phys_base is None:
+            phys_base = dump.info.phys_base or 0
+        self.phys_base = phys_base
+        pgd = self.vmcoreinfo.symbols.get("init_top_pgt") or self.symbol_or_none("init_top_pgt")
+        if pgd is None:
+            raise DumpFormatError("VMCOREINFO names no init_top_pgt; cannot walk page tables",
+                                  dump.path)
+        self.pagetable = PageTableWalker(
+            dump.read_phys, pgd - START_KERNEL_MAP + phys_base,
+            five_level=self.vmcoreinfo.pgtable_l5, phys_base=phys_base,
+            sme_mask=self.vmcoreinfo.numbers.get("sme_mask", 0))
+        base = self.symbol_or_none("page_offset_base")
+        if base is not None:
+            try:
+                self.pagetable.set_direct_map(self.read_u64(base), (dump.info.max_pfn + 1) << 12)
+            except CrashtuiError:
+                pass
+
+    @classmethod
+    def open(cls, dump_path: str | Path, vmlinux_path: str | Path | None = None) -> Kernel:
+        """Open a dump and (optionally) its debug vmlinux; raises CrashtuiError on bad input."""
+        dump = open_dump(dump_path)
+        vmlinux = None
+        if vmlinux_path is not None:
+            from crashtui.debuginfo.vmlinux import Vmlinux
+
+            vmlinux = Vmlinux(vmlinux_path)
+        return cls(dump, vmlinux)
+
+    # -- consistency checks -------------------------------------------------------------
+
+    def _check_arch(self) -> None:
+        uts = self.dump.info.utsname
+        machine = uts.machine if uts else None
+        if machine and machine != "x86_64":
+            raise DumpFormatError(f"the dump is of a {machine} kernel; crashtui supports "
+                                  "x86_64 for now", self.dump.path)
+
+    def _check_vmlinux(self, vmlinux: Vmlinux) -> None:
+        dump_id = self.vmcoreinfo.build_id
+        if dump_id and vmlinux.build_id:
+            if dump_id.lower() == vmlinux.build_id.lower():
+                return
+        elif self.vmcoreinfo.osrelease is None or vmlinux.release is None:
+            return
+        elif vmlinux.release == self.vmcoreinfo.osrelease:
+            return
+        raise VmlinuxMismatchError(
+            f"vmlinux is for kernel {vmlinux.release} (build-id {vmlinux.build_id}), but the "
+            f"dump {self.dump.path} is of kernel {self.vmcoreinfo.osrelease} "
+            f"(build-id {dump_id})", vmlinux.path)
+
+    # -- symbols --------------------------------------------------------------------------
+
+    @property
+    def release(self) -> str:
+        return self.vmcoreinfo.osrelease or (self.dump.info.utsname.release
+                                             if self.dump.info.utsname else "unknown")
+
+    def symbol_or_none(self, name: str) -> int | None:
+        """Runtime address of a kernel symbol, or None if unknown."""
+        if self.vmlinux is not None:
+            addr = self.vmlinux.symbols.address_of(name)
+            if addr is not None:
+                return addr + self.kaslr_offset
+        return self.vmcoreinfo.symbols.get(name)
+
+    def symbol(self, name: str) -> int:
+        """Runtime address of a kernel symbol; raises KernelReadError if unknown."""
+        addr = self.symbol_or_none(name)
+        if addr is None:
+            raise KernelReadError(f"symbol {name} not found")
+        return addr
+
+    def has_symbol(self, name: str) -> bool:
+        return self.symbol_or_none(name) is not None
+
+    def symbolize(self, addr: int) -> tuple[Symbol, int] | None:
+        """The kernel symbol containing a runtime address, with the offset into it."""
+        if self.vmlinux is None:
+            return None
+        hit = self.vmlinux.symbols.nearest(addr - self.kaslr_offset)
+        if hit is None:
+            return None
+        return hit
+
+    # -- types ----------------------------------------------------------------------------
+
+    @cached_property
+    def btf(self) -> Btf:
+        """The kernel's BTF type information (from the vmlinux)."""
+        if self.vmlinux is None or self.vmlinux.btf is None:
+            raise KernelReadError("no type information: the vmlinux has no .BTF section")
+        return self.vmlinux.btf
+
+    def offsetof(self, struct_name: str, member: str) -> int:
+        return self.btf.offsetof(struct_name, member)
+
+    def sizeof(self, type_name: str) -> int:
+        return self.btf.sizeof(type_name)
+
+    # -- memory ---------------------------------------------------------------------------
+
+    def translate(self, vaddr: int) -> int:
+        return self.pagetable.translate(vaddr)
+
+    def read(self, vaddr: int, size: int) -> bytes:
+        """Read kernel virtual memory; raises KernelReadError naming the address on failure."""
+        if size < 0 or size > 1 << 30:
+            raise KernelReadError(f"refusing to read {size} bytes at {vaddr:#x}", vaddr)
+        out = bytearray()
+        addr = vaddr
+        end = vaddr + size
+        while addr < end:
+            chunk = min(end - addr, 0x1000 - (addr & 0xFFF))
+            paddr = self.pagetable.translate(addr)
+            try:
+                out += self.dump.read_phys(paddr, chunk)
+            except KernelReadError:
+                raise
+            except CrashtuiError as exc:
+                raise KernelReadError(f"cannot read {addr:#x}: {exc.message}", addr) from exc
+            addr += chunk
+        return bytes(out)
+
+    def read_u64(self, vaddr: int) -> int:
+        return int(_U64.unpack(self.read(vaddr, 8))[0])
+
+    def read_s64(self, vaddr: int) -> int:
+        return int(_I64.unpack(self.read(vaddr, 8))[0])
+
+    def read_u32(self, vaddr: int) -> int:
+        return int(_U32.unpack(self.read(vaddr, 4))[0])
+
+    def read_s32(self, vaddr: int) -> int:
+        return int(_I32.unpack(self.read(vaddr, 4))[0])
+
+    def read_int(self, vaddr: int, size: int, signed: bool = False) -> int:
+        return int.from_bytes(self.read(vaddr, size), "little", signed=signed)
+
+    def read_cstr(self, vaddr: int, maxlen: int = 256) -> str:
+        """Read a NUL-terminated string (decoded leniently: dump text is never trusted)."""
+        raw = self.read(vaddr, maxlen)
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def member(self, addr: int, struct_name: str, path: str, size: int = 8,
+               signed: bool = False) -> int:
+        """Read an integer member of a struct at `addr` (offset from BTF)."""
+        return self.read_int(addr + self.offsetof(struct_name, path), size, signed)
+
+    def pointer(self, addr: int, struct_name: str, path: str) -> int:
+        return self.read_u64(addr + self.offsetof(struct_name, path))
+
+    # -- per-CPU --------------------------------------------------------------------------
+
+    @cached_property
+    def per_cpu_offsets(self) -> list[int]:
+        """__per_cpu_offset[] for every possible CPU."""
+        base = self.symbol("__per_cpu_offset")
+        n = self.nr_cpu_ids
+        raw = self.read(base, 8 * n)
+        return [int(v) for v in struct.unpack(f"<{n}Q", raw)]
+
+    def per_cpu(self, symbol_addr: int, cpu: int) -> int:
+        """Address of CPU `cpu`'s copy of a per-CPU variable."""
+        return symbol_addr + self.per_cpu_offsets[cpu]
+
+    @cached_property
+    def nr_cpu_ids(self) -> int:
+        addr = self.symbol_or_none("nr_cpu_ids")
+        if addr is not None:
+            try:
+                n = self.read_u32(addr)
+                if 0 < n <= 8192:
+                    return n
+            except CrashtuiError:
+                pass
+        return self.dump.info.nr_cpus or 1
+
+    def cpumask(self, name: str) -> list[int]:
+        """The CPUs set in a global cpumask such as __cpu_online_mask."""
+        n = self.nr_cpu_ids
+        raw = self.read(self.symbol(name), ((n + 63) // 64) * 8)
+        bits = int.from_bytes(raw, "little")
+        return [cpu for cpu in range(n) if bits >> cpu & 1]
+
+    def close(self) -> None:
+        self.dump.close()

@@ -1,0 +1,224 @@
+"""Tasks: the task list, threads, per-CPU idle and running tasks (include/linux/sched.h)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from crashtui.errors import CrashtuiError
+from crashtui.kernel.lists import list_for_each
+
+if TYPE_CHECKING:
+    from crashtui.kernel.program import Kernel
+
+PF_KTHREAD = 0x00200000
+
+# task_struct.__state / exit_state bits (include/linux/sched.h, 5.14+).
+TASK_RUNNING = 0x0000
+TASK_INTERRUPTIBLE = 0x0001
+TASK_UNINTERRUPTIBLE = 0x0002
+TASK_STOPPED = 0x0004
+TASK_TRACED = 0x0008
+EXIT_DEAD = 0x0010
+EXIT_ZOMBIE = 0x0020
+TASK_PARKED = 0x0040
+TASK_DEAD = 0x0080
+TASK_WAKEKILL = 0x0100
+TASK_WAKING = 0x0200
+TASK_NOLOAD = 0x0400
+TASK_NEW = 0x0800
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task (thread) as read from its task_struct."""
+
+    address: int
+    pid: int
+    tgid: int
+    ppid: int
+    comm: str
+    state: int
+    exit_state: int
+    cpu: int
+    flags: int
+    mm: int
+    stack: int
+    idle: bool = False
+
+    @property
+    def is_kthread(self) -> bool:
+        return bool(self.flags & PF_KTHREAD) or self.mm == 0
+
+    @property
+    def state_code(self) -> str:
+        """The two-letter state crash's `ps` prints (RU, IN, UN, ID, ZO, ...)."""
+        return state_code(self.state, self.exit_state)
+
+    @property
+    def state_name(self) -> str:
+        """The TASK_* name crash's `set`/startup banner prints."""
+        return state_name(self.state, self.exit_state)
+
+
+def state_code(state: int, exit_state: int) -> str:
+    """crash's `ps` ST column for a __state/exit_state pair."""
+    if exit_state & EXIT_ZOMBIE:
+        return "ZO"
+    if exit_state & EXIT_DEAD:
+        return "DE"
+    s = state & 0xFFF
+    if s == TASK_RUNNING:
+        return "RU"
+    if s & TASK_NOLOAD and s & TASK_UNINTERRUPTIBLE:
+        return "ID"
+    if s & TASK_INTERRUPTIBLE:
+        return "IN"
+    if s & TASK_UNINTERRUPTIBLE:
+        return "UN"
+    if s & TASK_STOPPED:
+        return "ST"
+    if s & TASK_TRACED:
+        return "TR"
+    if s & TASK_PARKED:
+        return "PA"
+    if s & TASK_DEAD:
+        return "DE"
+    if s & TASK_WAKING:
+        return "WA"
+    if s & TASK_NEW:
+        return "NE"
+    return "??"
+
+
+_STATE_NAMES = {"RU": "TASK_RUNNING", "IN": "TASK_INTERRUPTIBLE", "UN": "TASK_UNINTERRUPTIBLE",
+                "ID": "TASK_IDLE", "ZO": "EXIT_ZOMBIE", "DE": "EXIT_DEAD", "ST": "TASK_STOPPED",
+                "TR": "TASK_TRACED", "PA": "TASK_PARKED", "WA": "TASK_WAKING", "NE": "TASK_NEW"}
+
+
+def state_name(state: int, exit_state: int) -> str:
+    return _STATE_NAMES.get(state_code(state, exit_state), f"{state:#x}")
+
+
+class TaskReader:
+    """Reads task_structs using BTF offsets resolved once."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.k = kernel
+        off = kernel.offsetof
+        self.o_tasks = off("task_struct", "tasks")
+        self.o_pid = off("task_struct", "pid")
+        self.o_tgid = off("task_struct", "tgid")
+        self.o_comm = off("task_struct", "comm")
+        self.o_parent = off("task_struct", "real_parent")
+        self.o_flags = off("task_struct", "flags")
+        self.o_mm = off("task_struct", "mm")
+        self.o_stack = off("task_struct", "stack")
+        self.o_exit_state = off("task_struct", "exit_state")
+        self.o_signal = off("task_struct", "signal")
+        self.o_thread_node = off("task_struct", "thread_node")
+        self.o_thread_head = off("signal_struct", "thread_head")
+        try:
+            self.o_state = off("task_struct", "__state")
+        except (CrashtuiError, KeyError, ValueError):
+            self.o_state = off("task_struct", "state")
+        try:
+            self.o_cpu = off("task_struct", "thread_info.cpu")
+        except (CrashtuiError, KeyError, ValueError):
+            self.o_cpu = off("task_struct", "cpu")
+
+    def read(self, addr: int, idle: bool = False) -> Task:
+        """Decode one task_struct (raises KernelReadError if unreadable)."""
+        k = self.k
+        raw = k.read(addr, max(self.o_comm + 16, self.o_signal + 8, self.o_thread_node + 8,
+                               self.o_cpu + 4, self.o_stack + 8, self.o_mm + 8))
+
+        def u(off: int, size: int = 8) -> int:
+            return int.from_bytes(raw[off:off + size], "little")
+
+        parent = u(self.o_parent)
+        ppid = 0
+        if parent and parent != addr:
+            try:
+                ppid = k.read_s32(parent + self.o_pid)
+            except CrashtuiError:
+                ppid = -1
+        comm = raw[self.o_comm:self.o_comm + 16].split(b"\0", 1)[0].decode("utf-8", "replace")
+        return Task(address=addr, pid=int.from_bytes(raw[self.o_pid:self.o_pid + 4], "little",
+                                                      signed=True),
+                    tgid=u(self.o_tgid, 4), ppid=ppid, comm=comm, state=u(self.o_state, 4),
+                    exit_state=u(self.o_exit_state, 4), cpu=u(self.o_cpu, 4),
+                    flags=u(self.o_flags, 4), mm=u(self.o_mm), stack=u(self.o_stack), idle=idle)
+
+    def threads_of(self, leader: int) -> list[int]:
+        """Addresses of every thread in the leader's thread group (signal->thread_head)."""
+        signal = self.k.read_u64(leader + self.o_signal)
+        if not signal:
+            return [leader]
+        head = signal + self.o_thread_head
+        return [node - self.o_thread_node for node in list_for_each(self.k, head)]
+
+
+@dataclass
+class TaskList:
+    """Every task crash's `ps` shows, and where the walk stopped early (if it did)."""
+
+    tasks: list[Task]
+    errors: list[str]
+
+
+def read_tasks(kernel: Kernel) -> TaskList:
+    """All tasks: each CPU's idle task, then every thread of every process, sorted like `ps`."""
+    reader = TaskReader(kernel)
+    errors: list[str] = []
+    tasks: dict[int, Task] = {}
+    init_task = kernel.symbol("init_task")
+    for cpu, idle in enumerate(idle_tasks(kernel)):
+        try:
+            tasks[idle] = reader.read(idle, idle=True)
+        except CrashtuiError as exc:
+            errors.append(f"idle task of CPU {cpu}: {exc.message}")
+    leaders = [init_task]
+    try:
+        leaders += [node - reader.o_tasks
+                    for node in list_for_each(kernel, init_task + reader.o_tasks)]
+    except CrashtuiError as exc:
+        errors.append(f"task list: {exc.message}")
+    for leader in leaders:
+        try:
+            threads = reader.threads_of(leader) if leader != init_task else [leader]
+        except CrashtuiError as exc:
+            errors.append(f"threads of task {leader:#x}: {exc.message}")
+            threads = [leader]
+        for t in threads:
+            if t in tasks:
+                continue
+            try:
+                tasks[t] = reader.read(t)
+            except CrashtuiError as exc:
+                errors.append(f"task {t:#x}: {exc.message}")
+    ordered = sorted(tasks.values(), key=lambda t: (t.pid, not t.idle, t.cpu if t.idle else 0,
+                                                     t.address))
+    return TaskList(ordered, errors)
+
+
+def runqueue(kernel: Kernel, cpu: int) -> int:
+    """Address of CPU `cpu`'s struct rq."""
+    return kernel.per_cpu(kernel.symbol("runqueues"), cpu)
+
+
+def idle_tasks(kernel: Kernel) -> list[int]:
+    """Each possible CPU's idle task (rq->idle; init_task for CPU 0)."""
+    o_idle = kernel.offsetof("rq", "idle")
+    out = []
+    for cpu in range(kernel.nr_cpu_ids):
+        try:
+            out.append(kernel.read_u64(runqueue(kernel, cpu) + o_idle))
+        except CrashtuiError:
+            out.append(kernel.symbol("init_task") if cpu == 0 else 0)
+    return [t for t in out if t]
+
+
+def current_task(kernel: Kernel, cpu: int) -> int:
+    """The task running on `cpu` at the time of the dump (rq->curr)."""
+    return kernel.read_u64(runqueue(kernel, cpu) + kernel.offsetof("rq", "curr"))

@@ -1,0 +1,83 @@
+"""VMCOREINFO: the key=value facts the kernel publishes for dump tools (kernel/vmcore_info.c)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_KEYED = re.compile(r"^(SYMBOL|SIZE|OFFSET|LENGTH|NUMBER)\((.+)\)$")
+
+
+@dataclass
+class VmcoreInfo:
+    """Parsed VMCOREINFO; unknown keys stay available in `raw`."""
+
+    raw: dict[str, str] = field(default_factory=dict)
+    symbols: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+    lengths: dict[str, int] = field(default_factory=dict)
+    numbers: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> VmcoreInfo:
+        """Parse the note text; malformed lines are skipped, never fatal."""
+        info = cls()
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if not sep or not key:
+                continue
+            value = value.strip()
+            info.raw[key] = value
+            m = _KEYED.match(key)
+            if not m:
+                continue
+            kind, name = m.groups()
+            try:
+                if kind == "SYMBOL":
+                    info.symbols[name] = int(value, 16)
+                elif kind in ("SIZE", "OFFSET", "LENGTH", "NUMBER"):
+                    target = {"SIZE": info.sizes, "OFFSET": info.offsets,
+                              "LENGTH": info.lengths, "NUMBER": info.numbers}[kind]
+                    target[name] = int(value, 0) if value.startswith("0x") else int(value)
+            except ValueError:
+                continue
+        return info
+
+    @property
+    def osrelease(self) -> str | None:
+        return self.raw.get("OSRELEASE")
+
+    @property
+    def build_id(self) -> str | None:
+        return self.raw.get("BUILD-ID")
+
+    @property
+    def page_size(self) -> int:
+        try:
+            return int(self.raw.get("PAGESIZE", "4096"))
+        except ValueError:
+            return 4096
+
+    @property
+    def kerneloffset(self) -> int | None:
+        """The KASLR slide (runtime minus link-time address of kernel text)."""
+        try:
+            return int(self.raw["KERNELOFFSET"], 16)
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def phys_base(self) -> int | None:
+        return self.numbers.get("phys_base")
+
+    @property
+    def crashtime(self) -> int | None:
+        try:
+            return int(self.raw["CRASHTIME"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def pgtable_l5(self) -> bool:
+        return bool(self.numbers.get("pgtable_l5_enabled", 0))
