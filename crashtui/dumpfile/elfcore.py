@@ -1,0 +1,156 @@
+"""ELF64 vmcores: /proc/vmcore copies, `makedumpfile -E`, QEMU dump-guest-memory."""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from crashtui.dumpfile.base import DumpFile, DumpInfo, MmapSource, read_exact
+from crashtui.dumpfile.notes import NT_PRSTATUS, parse_notes, vmcoreinfo_from_notes
+from crashtui.errors import DumpFormatError, PageExcludedError, PageMissingError
+
+# elf.h: Elf64_Ehdr (e_ident[16], e_type, e_machine, e_version, e_entry, e_phoff, e_shoff,
+# e_flags, e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx)
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+# elf.h: Elf64_Phdr (p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align)
+_PHDR = struct.Struct("<IIQQQQQQ")
+ELFCLASS64 = 2
+ELFDATA2LSB = 1
+ET_CORE = 4
+PT_LOAD = 1
+PT_NOTE = 4
+DEFAULT_PAGE_SIZE = 4096
+_MAX_NOTES_SIZE = 64 << 20
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD: physical range [paddr, paddr + memsz), of which filesz bytes are in the file."""
+
+    paddr: int
+    offset: int
+    filesz: int
+    memsz: int
+
+
+class ElfDumpFile(DumpFile):
+    """An ELF vmcore; PT_LOAD memory past p_filesz was filtered out (makedumpfile -E)."""
+
+    def __init__(self, path: Path, src: MmapSource) -> None:
+        super().__init__(path)
+        self._src = src
+        ehdr = read_exact(src, 0, _EHDR.size, "ELF header", path)
+        (ident, e_type, _machine, _version, _entry, phoff, _shoff, _flags, _ehsize,
+         phentsize, phnum, _shentsize, _shnum, _shstrndx) = _EHDR.unpack(ehdr)
+        if ident[4] != ELFCLASS64 or ident[5] != ELFDATA2LSB:
+            raise DumpFormatError("only 64-bit little-endian ELF vmcores are supported", path)
+        if e_type != ET_CORE:
+            raise DumpFormatError(f"ELF file is not a core dump (e_type {e_type})", path)
+        if phnum == 0 or phentsize < _PHDR.size:
+            raise DumpFormatError(
+                f"bad ELF program header table (e_phnum {phnum}, e_phentsize {phentsize})",
+                path)
+        table = read_exact(src, phoff, phnum * phentsize, "ELF program headers", path)
+        segments: list[Segment] = []
+        note_bytes = bytearray()
+        for i in range(phnum):
+            p_type, _pf, offset, _vaddr, paddr, filesz, memsz, _align = _PHDR.unpack_from(
+                table, i * phentsize)
+            if p_type not in (PT_LOAD, PT_NOTE):
+                continue
+            if filesz and offset + filesz > src.size:
+                raise DumpFormatError(
+                    f"ELF segment {i} ({'PT_LOAD' if p_type == PT_LOAD else 'PT_NOTE'} "
+                    f"at {offset:#x}+{filesz:#x}) extends past the end of the file "
+                    f"({src.size} bytes): truncated?", path)
+            if p_type == PT_NOTE:
+                if len(note_bytes) + filesz > _MAX_NOTES_SIZE:
+                    raise DumpFormatError(f"ELF notes too large ({filesz} bytes)", path)
+                note_bytes += src.read(offset, filesz)
+            elif memsz:
+                if filesz > memsz:
+                    raise DumpFormatError(
+                        f"ELF segment {i} has p_filesz {filesz:#x} > p_memsz {memsz:#x}", path)
+                segments.append(Segment(paddr, offset, filesz, memsz))
+        if not segments:
+            raise DumpFormatError("ELF core has no PT_LOAD segments", path)
+        # Several PT_LOADs can map the same RAM (kernel text and the direct map): prefer
+        # one that holds the bytes, then the one with the longer file part.
+        self._segments = sorted(segments, key=lambda s: (s.paddr, -s.filesz))
+        self._seg_starts = [s.paddr for s in self._segments]
+        self._max_memsz = max(s.memsz for s in self._segments)
+        self.notes = parse_notes(bytes(note_bytes))
+        self.vmcoreinfo = vmcoreinfo_from_notes(self.notes)
+        page_size = _vmcoreinfo_pagesize(self.vmcoreinfo) or DEFAULT_PAGE_SIZE
+        end = max(s.paddr + s.memsz for s in self._segments)
+        nr_prstatus = sum(1 for n in self.notes if n.type == NT_PRSTATUS)
+        self.info = DumpInfo(
+            format="elf", compression=frozenset(), dump_level=None,
+            partial=any(s.filesz < s.memsz for s in self._segments), incomplete=False,
+            page_size=page_size, utsname=None, timestamp=None,
+            nr_cpus=nr_prstatus or None, header_version=None, phys_base=None,
+            max_pfn=(end + page_size - 1) // page_size, signature="ELF")
+
+    def _covering(self, paddr: int) -> tuple[Segment | None, bool]:
+        """The segment holding `paddr` in the file (or None) and whether any PT_LOAD maps it."""
+        hi = bisect.bisect_right(self._seg_starts, paddr)
+        mapped = False
+        for seg in reversed(self._segments[:hi]):
+            if paddr - seg.paddr >= self._max_memsz:
+                break
+            if paddr < seg.paddr + seg.filesz:
+                return seg, True
+            if paddr < seg.paddr + seg.memsz:
+                mapped = True
+        return None, mapped
+
+    def is_present(self, pfn: int) -> bool:
+        """True when the start of page `pfn` is within some PT_LOAD's file part."""
+        return self._covering(pfn * self.info.page_size)[0] is not None
+
+    def _load_page(self, pfn: int, paddr: int) -> bytes:
+        """Return page `pfn`, assembled from the segments that hold it."""
+        ps = self.info.page_size
+        return self._read_range(pfn * ps, ps, paddr)
+
+    def _read_range(self, start: int, size: int, paddr: int) -> bytes:
+        """Return [start, start + size) from the file parts of the segments, or raise."""
+        out = bytearray()
+        addr, end = start, start + size
+        while addr < end:
+            seg, mapped = self._covering(addr)
+            if seg is None:
+                at = max(addr, paddr)
+                if mapped:
+                    raise PageExcludedError(at, self.path)
+                raise PageMissingError(at, self.path)
+            n = min(end, seg.paddr + seg.filesz) - addr
+            pos = seg.offset + (addr - seg.paddr)
+            out += self._src.read(pos, n)
+            addr += n
+        return bytes(out)
+
+    def read_phys(self, paddr: int, size: int) -> bytes:
+        """Return `size` bytes of physical memory at `paddr`, straight from the segments."""
+        if paddr < 0 or size < 0:
+            raise ValueError(f"bad physical read {paddr:#x}+{size}")
+        return self._read_range(paddr, size, paddr)
+
+    def close(self) -> None:
+        """Unmap the file."""
+        super().close()
+        self._src.close()
+
+
+def _vmcoreinfo_pagesize(vmcoreinfo: str | None) -> int | None:
+    """PAGESIZE= from VMCOREINFO text (the only page size an ELF vmcore records)."""
+    for line in (vmcoreinfo or "").splitlines():
+        if line.startswith("PAGESIZE="):
+            try:
+                value = int(line[len("PAGESIZE="):])
+            except ValueError:
+                return None
+            return value if value > 0 and value & (value - 1) == 0 else None
+    return None
