@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample-dumps"
-
-VMLINUX_BUILD_ID = "3b43fad5034874490492495d552c0af6a5fab235"
-VMLINUX_PACKAGE = "linux-image-6.1.0-56-cloud-amd64-dbg=6.1.192-2"
-VMLINUX_MEMBER = "./usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64"
-VMLINUX_SHA256 = "66795ff0f633eff6f5eb407499b06658de356dd1f2aa5dfa5ebab47f95366e9b"
 
 
 def cache_dir() -> Path:
@@ -26,37 +18,11 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "crashtui-tests"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def fetch_vmlinux(manifest: Path = SAMPLES / "6.1-sysrq" / "MANIFEST") -> Path:
+    """The debug vmlinux a sample dump's MANIFEST names (downloaded on first use, cached)."""
+    from crashtui.debuginfo.debian import fetch_manifest_vmlinux
 
-
-def fetch_vmlinux() -> Path:
-    """Return the 6.1 debug vmlinux, downloading its Debian package on first use."""
-    target_dir = cache_dir() / "vmlinux" / VMLINUX_BUILD_ID
-    target = target_dir / Path(VMLINUX_MEMBER).name
-    if target.exists():
-        return target
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise RuntimeError("apt-get/dpkg-deb not available to fetch " + VMLINUX_PACKAGE)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
-        r = subprocess.run(["apt-get", "download", VMLINUX_PACKAGE], cwd=tmp,
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"apt-get download {VMLINUX_PACKAGE} failed: {r.stderr.strip()}")
-        deb = next(Path(tmp).glob("*.deb"))
-        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-        subprocess.run(["tar", "-x", "-C", tmp, VMLINUX_MEMBER], stdin=tar.stdout, check=True)
-        tar.wait()
-        extracted = Path(tmp) / VMLINUX_MEMBER
-        if _sha256(extracted) != VMLINUX_SHA256:
-            raise RuntimeError("downloaded vmlinux has the wrong sha256")
-        extracted.rename(target)
-    return target
+    return fetch_manifest_vmlinux(manifest, cache_dir())
 
 
 @pytest.fixture(scope="session")
