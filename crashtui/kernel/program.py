@@ -102,7 +102,9 @@ class Kernel:
         if self.vmlinux is not None:
             addr = self.vmlinux.symbols.address_of(name)
             if addr is not None:
-                return addr + self.kaslr_offset
+                # Per-CPU symbols are offsets into the per-CPU area (.data..percpu links at 0):
+                # only addresses in the kernel image mapping move with KASLR.
+                return addr + self.kaslr_offset if addr >= START_KERNEL_MAP else addr
         return self.vmcoreinfo.symbols.get(name)
 
     def symbol(self, name: str) -> int:
