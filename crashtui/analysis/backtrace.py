@@ -1,0 +1,71 @@
+"""Backtraces as plain data: what `bt` shows for one CPU or task, ready for any view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The order crash prints pt_regs in an exception frame.
+REGISTER_ORDER = ("rip", "rsp", "rflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp",
+                  "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "orig_rax", "cs", "ss")
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """A file and line from the DWARF line table (file as the line table names it)."""
+
+    file: str
+    line: int
+    column: int = 0
+    comp_dir: str | None = None
+
+
+@dataclass
+class ExceptionFrame:
+    """A saved `struct pt_regs` on the stack: an interrupt, exception, NMI or syscall entry."""
+
+    address: int  # where the pt_regs sits on the stack
+    registers: dict[str, int]  # names from REGISTER_ORDER
+    user_mode: bool  # CS has RPL 3: the frame returns to user space
+    kind: str = ""  # e.g. "NMI exception stack", "IRQ stack", "syscall"
+
+    @property
+    def rip(self) -> int:
+        return self.registers.get("rip", 0)
+
+
+@dataclass
+class Frame:
+    """One line of a backtrace."""
+
+    index: int
+    sp: int  # stack address crash prints in brackets
+    pc: int  # the address crash prints after "at"
+    function: str | None  # symbol name (None: unknown address)
+    offset: int = 0  # pc - symbol start
+    module: str | None = None  # module name when the pc is in a module
+    source: SourceLocation | None = None
+    inline: bool = False  # a frame that exists only in the DWARF inline info
+    exception: ExceptionFrame | None = None  # the pt_regs printed after this frame
+    reliable: bool = True  # False when found by frame pointer / stack scan, not ORC
+    stack_name: str | None = None  # "--- <NMI exception stack> ---" style marker BEFORE this frame
+
+    @property
+    def symbol(self) -> str:
+        """`function+offset` (hex offset, like the kernel's own traces), or the raw address."""
+        if self.function is None:
+            return f"{self.pc:#x}"
+        return f"{self.function}+{self.offset:#x}" if self.offset else self.function
+
+
+@dataclass
+class Backtrace:
+    """The frames of one task (on one CPU, or sleeping)."""
+
+    pid: int
+    command: str
+    task: int
+    cpu: int
+    frames: list[Frame] = field(default_factory=list)
+    error: str | None = None  # why the unwind stopped early, shown as a marker line
+    active: bool = False  # running on a CPU at the time of the dump
+    panic: bool = False  # the task that panicked
