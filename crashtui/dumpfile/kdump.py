@@ -59,7 +59,7 @@ class KdumpHeader:
     signature: str
     header_version: int
     utsname: UtsName
-    timestamp: float
+    timestamp: float | None  # None when the writer left it zero (QEMU)
     status: int
     block_size: int
     sub_hdr_size: int
@@ -128,7 +128,8 @@ def parse_header(src: ByteSource, path: Path) -> KdumpHeader:
                 f"({src.size} bytes)", path)
     return KdumpHeader(
         signature=raw[:8].decode("ascii").rstrip(), header_version=version, utsname=uts,
-        timestamp=tv_sec + tv_usec / 1e6, status=status, block_size=block_size,
+        timestamp=tv_sec + tv_usec / 1e6 if tv_sec or tv_usec else None,
+        status=status, block_size=block_size,
         sub_hdr_size=sub_hdr_size, bitmap_blocks=bitmap_blocks, max_mapnr=max_mapnr,
         nr_cpus=nr_cpus, phys_base=phys_base, dump_level=dump_level,
         split=bool(split), start_pfn=start_pfn, end_pfn=end_pfn,

@@ -19,6 +19,8 @@ def open_dump(path: str | os.PathLike[str]) -> DumpFile:
     p = Path(path)
     if p.is_dir():
         raise DumpFormatError("is a directory, not a dump file", p)
+    if p.exists() and not p.is_file():
+        raise DumpFormatError("not a regular file", p)
     try:
         src = MmapSource(p)
     except FileNotFoundError:
