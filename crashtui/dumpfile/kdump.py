@@ -77,6 +77,16 @@ class KdumpHeader:
     size_note: int
 
 
+@dataclass(frozen=True)
+class PageDesc:
+    """One page_desc_t: where a dumped page's data is and how it is encoded."""
+
+    offset: int
+    size: int
+    flags: int
+    page_flags: int
+
+
 def _cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
@@ -226,6 +236,12 @@ class KdumpFile(DumpFile):
         h = self.header
         return h.start_pfn <= pfn < h.end_pfn and self._bit(self._bitmap2, pfn)
 
+    def _descriptor(self, pfn: int) -> PageDesc:
+        """The page_desc of a dumped `pfn` (in this file's 2nd bitmap and pfn range)."""
+        index = self._rank(pfn) - self._base_index
+        raw = self._src.read(self._desc_off + index * _PAGE_DESC.size, _PAGE_DESC.size)
+        return PageDesc(*_PAGE_DESC.unpack(raw))
+
     def _load_page(self, pfn: int, paddr: int) -> bytes:
         """Find the page_desc of `pfn` and decode its data."""
         h = self.header
@@ -235,9 +251,8 @@ class KdumpFile(DumpFile):
             raise PageExcludedError(paddr, self.path)
         if not h.start_pfn <= pfn < h.end_pfn:
             raise PageMissingError(paddr, self.path)  # in another file of a split dump
-        index = self._rank(pfn) - self._base_index
-        raw = self._src.read(self._desc_off + index * _PAGE_DESC.size, _PAGE_DESC.size)
-        offset, size, flags, _page_flags = _PAGE_DESC.unpack(raw)
+        desc = self._descriptor(pfn)
+        offset, size, flags = desc.offset, desc.size, desc.flags
         bs = h.block_size
         if offset == 0 and size == 0 and h.status & STATUS_INCOMPLETE:
             raise PageMissingError(paddr, self.path)  # never written: the dump is incomplete
