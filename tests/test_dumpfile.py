@@ -77,3 +77,48 @@ def test_testmodule_dump(testmod_dump: Path) -> None:
         assert dump.info.utsname is not None and dump.info.utsname.release == RELEASE
         assert dump.vmcoreinfo and f"OSRELEASE={RELEASE}" in dump.vmcoreinfo
         assert sum(n.type == 1 for n in dump.notes) == 4
+
+
+@pytest.fixture(scope="module")
+def sysrq_elf(sysrq_elf_vmcore: Path):
+    with open_dump(sysrq_elf_vmcore) as dump:
+        yield dump
+
+
+def test_elf_info(sysrq_elf: DumpFile, sysrq: DumpFile) -> None:
+    info = sysrq_elf.info
+    assert (info.format, info.signature, info.compression) == ("elf", "ELF", frozenset())
+    assert info.utsname is None and info.timestamp is None and info.dump_level is None
+    assert info.partial and info.nr_cpus == 4 and info.page_size == 4096
+    assert info.max_pfn == sysrq.info.max_pfn
+    assert sysrq_elf.vmcoreinfo == sysrq.vmcoreinfo
+    assert f"OSRELEASE={RELEASE}\n" in (sysrq_elf.vmcoreinfo or "")
+    assert sum(n.type == 1 for n in sysrq_elf.notes) == 4
+    assert sysrq_elf.notes == sysrq.notes
+
+
+def test_elf_pages_match_kdump(sysrq_elf: DumpFile, sysrq: DumpFile) -> None:
+    """The same crash via makedumpfile -E: every page both hold is byte-identical."""
+    ps = 4096
+    both = [p for p in range(sysrq.info.max_pfn) if sysrq.is_present(p) and sysrq_elf.is_present(p)]
+    assert len(both) > 20000
+    for pfn in both[::25]:
+        assert sysrq_elf.read_phys(pfn * ps, ps) == sysrq.read_phys(pfn * ps, ps), hex(pfn)
+    pfn = next(p for p in both if p + 1 in set(both[:5000]))
+    assert sysrq_elf.read_phys(pfn * ps + 100, ps) == sysrq.read_phys(pfn * ps + 100, ps)
+
+
+def test_elf_excluded_and_missing(sysrq_elf: DumpFile) -> None:
+    # makedumpfile -E split this PT_LOAD: [0x100000, 0x1000000) is in p_memsz, not p_filesz
+    with pytest.raises(PageExcludedError) as exc:
+        sysrq_elf.read_phys(0x100000 + 0x10, 8)
+    assert exc.value.paddr == 0x100010
+    last = 0x9e000  # PT_LOAD 0x1000: p_filesz 0x9e000, p_memsz 0x9ec00
+    assert sysrq_elf.is_present(last >> 12) and not sysrq_elf.is_present((last >> 12) + 1)
+    with pytest.raises(PageExcludedError) as exc:
+        sysrq_elf.read_phys(last + 0x800, 0x1000)
+    assert exc.value.paddr == last + 0x1000
+    with pytest.raises(PageMissingError):
+        sysrq_elf.read_phys(sysrq_elf.info.max_pfn * 4096, 8)
+    with pytest.raises(PageMissingError):
+        sysrq_elf.read_phys(0, 8)  # page 0 is in no PT_LOAD
