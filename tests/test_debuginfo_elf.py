@@ -166,3 +166,16 @@ def test_vmlinux_read_at(vm: Vmlinux) -> None:
     assert vm.read_at(bss.addr + 16, 8) == bytes(8)
     with pytest.raises(DebugInfoError):
         vm.read_at(1 << 63, 8)
+
+
+def test_symbols_of_a_module(testmod_ko: Path) -> None:
+    with ElfImage(testmod_ko) as img:
+        assert img.e_type == 1  # ET_REL
+        st = SymbolTable.from_elf(img, {".init.text": 0x1000, ".exit.text": 0x2000})
+        assert st.address_of("test_module_init") == 0x1000
+        assert st.address_of("test_module_exit") == 0x2000
+        hit = st.nearest(0x1004)
+        assert hit is not None and hit[1] == 4
+        assert hit[0].name in ("init_module", "test_module_init")
+    with pytest.raises(DebugInfoError, match="relocatable"):
+        Vmlinux(testmod_ko)

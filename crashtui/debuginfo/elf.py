@@ -308,7 +308,10 @@ class ElfImage:
         """Release the mapping (views handed out must not be used afterwards)."""
         view = getattr(self, "_view", None)
         if view is not None:
-            view.release()
+            try:
+                view.release()
+            except BufferError:
+                pass  # exported to numpy; freed with its last user
             self._view = None  # type: ignore[assignment]
         m = getattr(self, "_mmap", None)
         if m is not None:
