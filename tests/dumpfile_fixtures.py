@@ -246,3 +246,31 @@ def qemu_guest_dumps() -> dict[str, Path]:
         Path(tmp).rename(outdir)
         Path(tmp).mkdir()
     return outs
+
+
+def damaged_copy(source: Path, target: Path, patches: dict[int, bytes] | None = None,
+                 size: int | None = None) -> Path:
+    """Copy the first `size` bytes of a real dump (all by default) with bytes overwritten."""
+    with source.open("rb") as f:
+        data = bytearray(f.read() if size is None else f.read(size))
+    for offset, raw in (patches or {}).items():
+        data[offset:offset + len(raw)] = raw
+    target.write_bytes(data)
+    return target
+
+
+def flatten(data: bytes, target: Path, chunk: int = 1 << 16,
+            extra: list[tuple[int, bytes]] | None = None, end_marker: bool = True,
+            file_type: int = 1) -> Path:
+    """Write `data` in makedumpfile's flattened layout (records in chunks, then `extra`)."""
+    records = [(off, data[off:off + chunk]) for off in range(0, len(data), chunk)]
+    with target.open("wb") as out:
+        out.write(b"makedumpfile".ljust(16, b"\0") + file_type.to_bytes(8, "big")
+                  + (1).to_bytes(8, "big"))
+        out.write(bytes(4096 - 32))
+        for off, raw in records[::-1] + (extra or []):  # out of order, like makedumpfile
+            out.write(off.to_bytes(8, "big", signed=True)
+                      + len(raw).to_bytes(8, "big", signed=True) + raw)
+        if end_marker:
+            out.write((-1).to_bytes(8, "big", signed=True) * 2)
+    return target

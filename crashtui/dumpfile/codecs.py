@@ -52,7 +52,7 @@ _DECODERS: dict[int, Callable[[bytes, int], bytes]] = {
 
 def decompress_page(flags: int, data: bytes, page_size: int) -> bytes:
     """Decode one page stored with codec `flags`; raises CodecError on any failure."""
-    codec = flags & ALL_CODECS
+    codec = flags
     decode = _DECODERS.get(codec)
     if decode is None:
         raise CodecError(f"unknown page compression flags {flags:#x}")

@@ -265,7 +265,7 @@ class KdumpFile(DumpFile):
                 f"page data of pfn {pfn:#x} at {offset:#x}+{size:#x} lies past the end of the "
                 f"file ({self._src.size} bytes): truncated dump?", self.path)
         data = self._src.read(offset, size)
-        if not flags & ALL_CODECS:
+        if flags == 0:
             if size != bs:
                 raise DumpCorruptError(
                     f"raw page of pfn {pfn:#x} has size {size}, not {bs}", self.path)
