@@ -13,9 +13,11 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import cache_dir
@@ -273,4 +275,36 @@ def flatten(data: bytes, target: Path, chunk: int = 1 << 16,
                       + len(raw).to_bytes(8, "big", signed=True) + raw)
         if end_marker:
             out.write((-1).to_bytes(8, "big", signed=True) * 2)
+    return target
+
+
+def recode_kdump(source: Path, target: Path, compress: Callable[[bytes], bytes],
+                 flag: int) -> Path:
+    """Rewrite a real kdump file with every dumped page stored by `compress` (codec `flag`).
+
+    Only for codecs no available makedumpfile writes (snappy): header, bitmaps, notes and
+    VMCOREINFO are the real ones; each page is the real page re-encoded.
+    """
+    from crashtui.dumpfile import open_dump
+
+    raw = source.read_bytes()
+    status, bs, sub_blocks, bitmap_blocks = struct.unpack_from("<IiiI", raw, 424)
+    bitmap_off = bs * (1 + sub_blocks)
+    bitmap_len = bs * bitmap_blocks
+    desc_off = bitmap_off + bitmap_len
+    second = raw[bitmap_off + bitmap_len // 2:desc_off]
+    pfns = [i for i in range(len(second) * 8) if second[i >> 3] >> (i & 7) & 1]
+    head = bytearray(raw[:desc_off])
+    struct.pack_into("<I", head, 424, (status & ~0x27) | flag)
+    descs = bytearray()
+    data = bytearray()
+    data_off = desc_off + 24 * len(pfns)
+    with open_dump(source) as dump:
+        for pfn in pfns:
+            page = dump.read_phys(pfn * bs, bs)
+            packed = compress(page)
+            stored, flags = (packed, flag) if len(packed) < bs else (page, 0)
+            descs += struct.pack("<qIIQ", data_off + len(data), len(stored), flags, 0)
+            data += stored
+    target.write_bytes(bytes(head) + bytes(descs) + bytes(data))
     return target
