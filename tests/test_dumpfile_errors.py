@@ -322,3 +322,11 @@ def test_fuzzed_headers_only_raise_crashtui_errors(sysrq_bytes: bytes, tmp_path:
                 assert len(dump.read_phys(pfn * dump.info.page_size, 64)) == 64
             except (PageExcludedError, PageMissingError, DumpCorruptError):
                 pass
+
+
+def test_flattened_sparse_bogus_bitmap(sysrq_bytes: bytes, tmp_path: Path) -> None:
+    """A far-away record cannot make a huge bogus bitmap look present (no huge allocation)."""
+    head = bytearray(sysrq_bytes[:3 * 4096])
+    struct.pack_into("<I", head, 436, 1 << 28)  # bitmap_blocks: 1 TiB of bitmap
+    path = flatten(bytes(head), tmp_path / "f", extra=[(1 << 41, b"x")])
+    _open_error(path, DumpFormatError, "bitmap .* is larger than the .* bytes of data")

@@ -59,7 +59,8 @@ class DumpInfo:
 class ByteSource(Protocol):
     """Random access to the bytes of a (possibly reconstructed) dump file."""
 
-    size: int
+    size: int  # length of the (reconstructed) file
+    stored: int  # bytes actually held; less than size when a flattened file has holes
 
     def read(self, offset: int, length: int) -> bytes:
         """Return up to `length` bytes at `offset` (short only at the end of the file)."""
@@ -77,7 +78,7 @@ class MmapSource:
         self.path = path
         fd = os.open(path, os.O_RDONLY)
         try:
-            self.size = os.fstat(fd).st_size
+            self.size = self.stored = os.fstat(fd).st_size
             self._mm: mmap.mmap | None = (
                 mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if self.size else None
             )

@@ -32,6 +32,7 @@ class FlattenedSource:
         self._filepos: list[int] = []
         self._index()
         self.size = self._ends[-1] if self._ends else 0
+        self.stored = sum(e - s for s, e in zip(self._starts, self._ends, strict=True))
 
     def _index(self) -> None:
         """Walk the records once and build a sorted, non-overlapping offset map."""

@@ -161,6 +161,10 @@ class KdumpFile(DumpFile):
             raise DumpFormatError(
                 f"kdump bitmap ({h.bitmap_blocks} blocks at {bitmap_off:#x}) extends past the "
                 f"end of the file ({src.size} bytes)", path)
+        if bitmap_len > src.stored:
+            raise DumpFormatError(
+                f"kdump bitmap ({bitmap_len} bytes) is larger than the {src.stored} bytes of "
+                f"data the file holds", path)
         half = bitmap_len // 2
         if h.max_mapnr > half * 8:
             raise DumpFormatError(
@@ -176,7 +180,7 @@ class KdumpFile(DumpFile):
         self._nr_dumped = self._rank(h.end_pfn) - self._base_index
         self._desc_off = bitmap_off + bitmap_len
         desc_end = self._desc_off + self._nr_dumped * _PAGE_DESC.size
-        if desc_end > src.size:
+        if desc_end > src.size or desc_end - self._desc_off > src.stored:
             raise DumpFormatError(
                 f"kdump page descriptors truncated: {self._nr_dumped} descriptors end at "
                 f"{desc_end:#x} but the file has {src.size:#x} bytes", path)
