@@ -104,7 +104,8 @@ def test_elf_pages_match_kdump(sysrq_elf: DumpFile, sysrq: DumpFile) -> None:
     assert len(both) > 20000
     for pfn in both[::25]:
         assert sysrq_elf.read_phys(pfn * ps, ps) == sysrq.read_phys(pfn * ps, ps), hex(pfn)
-    pfn = next(p for p in both if p + 1 in set(both[:5000]))
+    held = set(both)
+    pfn = next(p for p in both if p + 1 in held)
     assert sysrq_elf.read_phys(pfn * ps + 100, ps) == sysrq.read_phys(pfn * ps + 100, ps)
 
 
@@ -122,3 +123,15 @@ def test_elf_excluded_and_missing(sysrq_elf: DumpFile) -> None:
         sysrq_elf.read_phys(sysrq_elf.info.max_pfn * 4096, 8)
     with pytest.raises(PageMissingError):
         sysrq_elf.read_phys(0, 8)  # page 0 is in no PT_LOAD
+
+
+def test_main_prints_info(sysrq_dump: Path, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    from crashtui.dumpfile.__main__ import main
+
+    assert main([str(sysrq_dump), "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "format          kdump-compressed" in out and "compression     zlib" in out
+    assert f"OSRELEASE={RELEASE}" in out and "CORE/1 x4" in out
+    assert main([str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
