@@ -2,8 +2,9 @@
 
 What an ELF vmcore records, as checked on the real `makedumpfile -E -d 31` file:
 - Filtered pages are cut off the PT_LOADs: makedumpfile splits a segment at runs of 256 or
-  more excluded pages (and at the end of RAM), giving each piece p_filesz < p_memsz. Memory past p_filesz
-  within p_memsz is reported excluded (PageExcludedError); memory in no PT_LOAD is missing.
+  more excluded pages (and at the end of RAM), giving each piece p_filesz < p_memsz. Memory
+  past p_filesz within p_memsz is reported excluded (PageExcludedError); memory in no
+  PT_LOAD is missing (PageMissingError).
   Shorter runs stay in the file with their real bytes, and zero pages are cut too, so the
   ELF and kdump forms of one crash differ a little in which pages they hold (bytes agree).
 - info.partial: some PT_LOAD has p_filesz < p_memsz. There is no header, so dump_level,
