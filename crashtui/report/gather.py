@@ -1,0 +1,390 @@
+"""The facts an export shows, gathered once from the Session for the Markdown and JSON views."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, Frame, SourceLocation
+from crashtui.report.backend import Missing, Notes, provider, session_attr
+from crashtui.report.logblock import oops_block
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+    from crashtui.analysis.summary import Summary
+
+LOG_TAIL = 100
+
+# Frames that only carry the panic/oops/NMI machinery: the faulting frame is past them.
+PANIC_PATH = frozenset("""
+machine_kexec __crash_kexec crash_kexec panic vpanic nmi_panic oops_end die die_addr __die
+do_trap do_error_trap crash_nmi_callback nmi_handle default_do_nmi exc_nmi end_repeat_nmi
+asm_exc_nmi repeat_nmi nmi_restore dump_stack dump_stack_lvl show_stack __warn report_bug
+handle_bug exc_invalid_op asm_exc_invalid_op page_fault_oops kernelmode_fixup_or_oops
+no_context __bad_area_nosemaphore bad_area_nosemaphore bad_area do_user_addr_fault
+handle_page_fault exc_page_fault asm_exc_page_fault exc_general_protection
+asm_exc_general_protection do_int3 exc_int3 asm_exc_int3 exc_double_fault
+asm_exc_double_fault exc_divide_error asm_exc_divide_error exc_stack_segment
+asm_exc_stack_segment crash_setup_regs crash_save_cpu native_machine_crash_shutdown
+kdump_nmi_callback nmi_shootdown_cpus crash_smp_send_stop smp_send_stop
+check_panic_on_warn _printk printk vprintk vprintk_emit vprintk_default
+""".split())
+
+
+def base_name(function: str) -> str:
+    """`panic` for `panic.cold`, `foo` for `foo.isra.0` / `foo.constprop.3`."""
+    return function.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class DumpFacts:
+    """What the dump file says about itself, and which vmlinux read it."""
+
+    path: str
+    format: str
+    compression: list[str]
+    dump_level: int | None
+    partial: bool
+    incomplete: bool
+    page_size: int
+    vmlinux: str | None
+    build_id: str | None
+
+
+@dataclass
+class FaultSite:
+    """Where the crash happened: the exception RIP, or the first frame past the panic path."""
+
+    reason: str  # "exception RIP" | "first frame outside the panic path"
+    address: int  # the RIP, or the frame's return address
+    lookup: int  # the address to look up in the line table (return address - 1)
+    function: str | None
+    offset: int
+    module: str | None
+    frame_index: int | None
+    exception: ExceptionFrame | None
+    source: SourceLocation | None = None
+
+    @property
+    def symbol(self) -> str:
+        """`function+0x16`, or the raw address."""
+        if self.function is None:
+            return f"{self.address:#x}"
+        return f"{self.function}+{self.offset:#x}" if self.offset else self.function
+
+
+@dataclass(frozen=True)
+class ExcerptLine:
+    """One line of a source or disassembly excerpt."""
+
+    number: int | None  # source line number (None for disassembly)
+    text: str
+    marked: bool  # the faulting line / instruction
+
+
+@dataclass
+class Excerpt:
+    """Source lines around the faulting line, or the disassembly of the faulting function."""
+
+    kind: str  # "source" | "disassembly"
+    title: str  # the file shown, or the command that produced the disassembly
+    language: str  # fence info string: "c", "asm", "text"
+    lines: list[ExcerptLine]
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One task as `ps` shows it (vsz/rss/mem only when the ps backend provides them)."""
+
+    pid: int
+    ppid: int
+    cpu: int
+    task: int
+    state: str
+    comm: str
+    kthread: bool
+    vsz: int | None = None
+    rss: int | None = None
+    mem_percent: float | None = None
+
+
+@dataclass(frozen=True)
+class ModuleRow:
+    """One loaded module and the taint letters it carries."""
+
+    name: str
+    address: int | None
+    base: int | None
+    size: int | None
+    taint: str
+    object_file: str | None = None
+
+
+@dataclass
+class Analysis:
+    """Everything an export shows; a section is None when the backend could not provide it."""
+
+    summary: Summary
+    facts: DumpFacts
+    backtraces: list[Backtrace] | None
+    panic: Backtrace | None
+    fault: FaultSite | None
+    kmem: dict[str, dict[str, int | float | None]] | None
+    modules: list[ModuleRow] | None
+    tasks: list[TaskRow] | None
+    taint_mask: int | None
+    log: list[str]
+    log_block: list[str]
+    log_tail: list[str]
+    errors: list[str] = field(default_factory=list)
+    excerpt: Excerpt | None = None
+
+
+def gather(session: Session, excerpt: bool = True) -> Analysis:
+    """Read every section; missing backend pieces become notes in .errors."""
+    notes = Notes()
+    summary = session.summary
+    for err in summary.errors:
+        notes.errors.append(f"summary: {err}")
+    bts = notes.attempt("backtraces", lambda: list(session_attr(session, "backtraces")))
+    panic = notes.attempt("panic backtrace", lambda: _panic_backtrace(session, bts, summary))
+    fault = notes.attempt("faulting frame", lambda: find_fault(session, panic)) if panic else None
+    log = session.log
+    lines = log.lines()
+    if log.error:
+        notes.add("log", log.error)
+    tasks = notes.attempt("tasks", lambda: task_rows(session))
+    if tasks is not None and session.tasks.errors:
+        for err in session.tasks.errors:
+            notes.add("tasks", err)
+    analysis = Analysis(
+        summary=summary, facts=dump_facts(session), backtraces=bts, panic=panic, fault=fault,
+        kmem=notes.attempt("kmem", lambda: kmem_table(session)),
+        modules=notes.attempt("modules", lambda: module_table(session)),
+        tasks=tasks, taint_mask=notes.attempt("taint", lambda: _taint_mask(session)),
+        log=lines, log_block=oops_block(log.records, summary.panic_message),
+        log_tail=lines[-LOG_TAIL:], errors=notes.errors)
+    if excerpt and fault is not None:
+        from crashtui.report.excerpt import fault_excerpt
+
+        analysis.excerpt = notes.attempt("source excerpt", lambda: fault_excerpt(session, fault))
+    return analysis
+
+
+def dump_facts(session: Session) -> DumpFacts:
+    """The dump's own header facts and the vmlinux's identity."""
+    info = session.kernel.dump.info
+    vm = session.kernel.vmlinux
+    return DumpFacts(
+        path=str(session.dump_path), format=info.format, compression=sorted(info.compression),
+        dump_level=info.dump_level, partial=info.partial, incomplete=info.incomplete,
+        page_size=info.page_size,
+        vmlinux=str(session.vmlinux_path) if session.vmlinux_path else None,
+        build_id=vm.build_id if vm is not None else None)
+
+
+def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
+                     summary: Summary) -> Backtrace | None:
+    try:
+        bt = session_attr(session, "panic_backtrace")
+    except Missing:
+        bt = None
+    if isinstance(bt, Backtrace):
+        return bt
+    for b in bts or []:
+        if b.panic:
+            return b
+    for b in bts or []:
+        if summary.panic_cpu is not None and b.cpu == summary.panic_cpu:
+            return b
+    if bts is None:
+        raise Missing("no backtraces to take it from")
+    raise LookupError("no backtrace is marked as the panic CPU's")
+
+
+def find_fault(session: Session, bt: Backtrace) -> FaultSite | None:
+    """The exception RIP frame if the panic path has one, else its first non-panic frame."""
+    frames = bt.frames
+    for i, fr in enumerate(frames):
+        exc = fr.exception
+        if exc is None or exc.user_mode or not exc.rip:
+            continue
+        rip = exc.rip
+        at_rip = next((f for f in frames[i + 1:] if f.pc == rip), None)
+        site = FaultSite("exception RIP", rip, rip, None, 0, None,
+                         at_rip.index if at_rip else None, exc)
+        if at_rip is not None and at_rip.function:
+            site.function, site.offset, site.module = at_rip.function, at_rip.offset, \
+                at_rip.module
+            site.source = at_rip.source
+        else:
+            _symbolize(session, site)
+        if site.source is None:
+            site.source = source_line(session, rip)
+        return site
+    for fr in frames:
+        if fr.function and base_name(fr.function) not in PANIC_PATH:
+            return _frame_site(session, fr)
+    return None
+
+
+def _frame_site(session: Session, fr: Frame) -> FaultSite:
+    site = FaultSite("first frame outside the panic path", fr.pc, fr.pc - 1, fr.function,
+                     fr.offset, fr.module, fr.index, None, fr.source)
+    if site.source is None:
+        site.source = source_line(session, fr.pc - 1)
+    return site
+
+
+def _symbolize(session: Session, site: FaultSite) -> None:
+    """Name the faulting address: `sym` when the command layer has it, else vmlinux symbols."""
+    from crashtui.commands import run_command
+
+    try:
+        out = run_command(session, f"sym {site.address:x}")
+    except Exception:  # noqa: BLE001 - no `sym` yet: fall back to the vmlinux symbols
+        out = []
+    for line in out:
+        # ffffffff9fca8a06 (t) sysrq_handle_crash+22 [module] path: line
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].startswith("("):
+            name, _, offset = parts[2].partition("+")
+            site.function = name
+            site.offset = int(offset, 0) if offset else 0
+            if len(parts) >= 4 and parts[3].startswith("["):
+                site.module = parts[3].strip("[]")
+            return
+    hit = session.kernel.symbolize(site.address)
+    if hit is not None:
+        site.function, site.offset = hit[0].name, hit[1]
+
+
+def source_line(session: Session, addr: int) -> SourceLocation | None:
+    """The file:line of a runtime address (session.source_line when the backend has it)."""
+    fn = getattr(session, "source_line", None)
+    if fn is None:
+        return None
+    loc = fn(addr)
+    if loc is None or isinstance(loc, SourceLocation):
+        return loc
+    file, line = getattr(loc, "file", None), getattr(loc, "line", None)
+    if not file or not line:
+        return None
+    return SourceLocation(str(file), int(line), int(getattr(loc, "column", 0) or 0),
+                          getattr(loc, "comp_dir", None))
+
+
+def _taint_mask(session: Session) -> int:
+    from crashtui.kernel import system
+
+    return system.tainted_mask(session.kernel)
+
+
+def _get(row: Any, *names: str) -> Any:
+    """The first of names that row (a dataclass, object or mapping) has and is not None."""
+    for n in names:
+        value = row.get(n) if isinstance(row, Mapping) else getattr(row, n, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 16) if isinstance(value, str) else int(value)
+    except ValueError:
+        return None
+
+
+def _backend_rows(session: Session, function: str, attr: str) -> Any:
+    """function(session) from the backend, else session.<attr>, else Missing."""
+    try:
+        return provider(function)(session)
+    except Missing:
+        return session_attr(session, attr)
+
+
+def kmem_table(session: Session) -> dict[str, dict[str, int | float | None]]:
+    """`kmem -i` rows: {"TOTAL MEM": {"pages": .., "bytes": .., "percent": ..}, ...}."""
+    from crashtui.kernel.mm import KmemInfo, kmem_dict, read_kmem_info
+
+    try:
+        rows = _backend_rows(session, "kmem_rows", "kmem")
+    except Missing:
+        rows = read_kmem_info(session.kernel)
+    if isinstance(rows, KmemInfo):
+        rows = kmem_dict(rows)
+    page_size = session.kernel.dump.info.page_size
+    out: dict[str, dict[str, int | float | None]] = {}
+    items = rows.items() if isinstance(rows, Mapping) else \
+        ((_get(r, "name", "label", "row"), r) for r in rows)
+    for name, row in items:
+        pages = _int(_get(row, "pages"))
+        pct = _get(row, "percent", "percentage")
+        size = _int(_get(row, "bytes"))
+        out[str(name)] = {"pages": pages,
+                          "bytes": size if size is not None or pages is None
+                          else pages * page_size,
+                          "percent": pct if isinstance(pct, int | float) else None}
+    return out
+
+
+def module_table(session: Session) -> list[ModuleRow]:
+    """The loaded modules with their taint letters (O out-of-tree, E unsigned, P proprietary)."""
+    from crashtui.kernel.modules import ModuleList, read_modules
+
+    try:
+        rows = _backend_rows(session, "module_rows", "modules")
+    except Missing:
+        rows = read_modules(session.kernel)
+    if isinstance(rows, ModuleList):
+        rows = rows.modules
+    out = []
+    for row in rows:
+        taint = _get(row, "taint_flags", "taint", "taints", "flags")
+        if isinstance(taint, list | tuple | set | frozenset):
+            taint = "".join(sorted(str(t) for t in taint))
+        elif not isinstance(taint, str):
+            taint = ""
+        obj = _get(row, "object_file", "ko_path", "object")
+        out.append(ModuleRow(
+            name=str(_get(row, "name") or "?"), address=_int(_get(row, "address", "module")),
+            base=_int(_get(row, "base")), size=_int(_get(row, "size")),
+            taint=taint.strip("-").replace(" ", ""), object_file=str(obj) if obj else None))
+    return out
+
+
+def task_rows(session: Session) -> list[TaskRow]:
+    """Every task, with ps's memory columns when the ps backend has them."""
+    extra: dict[int, Any] = {}
+    try:
+        for row in provider("ps_rows")(session):
+            addr = _int(_get(row, "task", "address"))
+            if addr is not None:
+                extra[addr] = row
+    except Missing:
+        pass
+    out = []
+    for t in session.tasks.tasks:
+        row = extra.get(t.address, {})
+        mem = _get(row, "mem_percent", "percent_mem", "mem", "pmem")
+        if isinstance(mem, str):
+            try:
+                mem = float(mem)
+            except ValueError:
+                mem = None
+        out.append(TaskRow(pid=t.pid, ppid=t.ppid, cpu=t.cpu, task=t.address,
+                           state=t.state_code, comm=t.comm, kthread=t.is_kthread,
+                           vsz=_int(_dec(_get(row, "vsz"))), rss=_int(_dec(_get(row, "rss"))),
+                           mem_percent=float(mem) if isinstance(mem, int | float) else None))
+    return out
+
+
+def _dec(value: Any) -> Any:
+    """ps prints VSZ/RSS in decimal: a digit string becomes an int, not hex."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
