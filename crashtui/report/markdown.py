@@ -1,0 +1,232 @@
+"""The Markdown incident report (`crashtui DUMP VMLINUX --report FILE.md`, key `e` in the app)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crashtui.analysis.backtrace import Backtrace
+from crashtui.analysis.summary import FIELD_NAMES
+from crashtui.kernel.system import pages_to_size
+from crashtui.report import mdescape as md
+from crashtui.report.crashlayout import backtrace_lines, register_lines
+from crashtui.report.gather import Analysis, gather
+from crashtui.report.taint import module_taint_meaning, taint_letters, taint_meanings
+from crashtui.report.version import tool_version
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+
+REPRODUCE_COMMANDS = ("sys", "bt -a", "kmem -i", "mod", "ps", "log")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How paths and the tool version appear (sample-dumps/ reports use stable names)."""
+
+    dump_name: str | None = None  # shown instead of the dump path
+    vmlinux_name: str | None = None  # shown instead of the vmlinux path
+    show_version: bool = True
+
+
+def write_report(session: Session, path: str | Path, options: ReportOptions | None = None) -> None:
+    """Write the report to path ('-' for stdout)."""
+    text = build_report(session, options)
+    if str(path) == "-":
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+
+
+def build_report(session: Session, options: ReportOptions | None = None) -> str:
+    """The whole report as Markdown (CommonMark + GFM tables)."""
+    return render(gather(session), options or ReportOptions())
+
+
+def render(a: Analysis, opts: ReportOptions) -> str:
+    """Render gathered facts; every string from the dump goes through mdescape."""
+    dump_name = opts.dump_name or a.facts.path
+    vmlinux_name = opts.vmlinux_name or a.facts.vmlinux
+    parts = [_title(a), _intro(a, dump_name, opts), _summary(a, dump_name, vmlinux_name),
+             _panic(a), _fault(a), _registers(a), _other_cpus(a), _kmem(a), _tasks(a),
+             _modules(a), _log(a), _facts(a, dump_name, vmlinux_name),
+             _reproduce(dump_name, vmlinux_name), _errors(a)]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _title(a: Analysis) -> str:
+    message = a.summary.panic_message or "no panic message found in the log"
+    return "# " + md.inline(message)
+
+
+def _intro(a: Analysis, dump_name: str, opts: ReportOptions) -> str:
+    by = f"crashtui {tool_version()}" if opts.show_version else "crashtui"
+    return (f"Crash report for {md.code(Path(dump_name).name)} ({md.inline(a.summary.fields.get('RELEASE', '?'))}), "
+            f"written by {by}.\n\n"
+            "> **Note:** this report contains kernel memory contents (log lines, task names, "
+            "register values). Treat it like the dump itself.")
+
+
+def _summary(a: Analysis, dump_name: str, vmlinux_name: str | None) -> str:
+    fields = dict(a.summary.fields)
+    if "KERNEL" in fields and a.facts.vmlinux:
+        fields["KERNEL"] = fields["KERNEL"].replace(a.facts.vmlinux, vmlinux_name or "")
+    if "DUMPFILE" in fields:
+        fields["DUMPFILE"] = fields["DUMPFILE"].replace(a.facts.path, dump_name)
+    rows = [[f"**{name}**", md.cell(fields[name])] for name in FIELD_NAMES if name in fields]
+    return "## Summary (`sys`)\n\n" + md.table(["Field", "Value"], rows)
+
+
+def _bt_title(bt: Backtrace) -> str:
+    return f"CPU {bt.cpu}: PID {bt.pid} {md.code(bt.command)}"
+
+
+def _panic(a: Analysis) -> str:
+    if a.panic is None:
+        return "## Panic backtrace\n\n*Not available (see [Notes](#notes)).*"
+    bt = a.panic
+    return (f"## Panic backtrace ({_bt_title(bt)})\n\n" + md.fence(backtrace_lines(bt), "text"))
+
+
+def _fault(a: Analysis) -> str:
+    f = a.fault
+    if f is None:
+        return ""
+    where = f" frame #{f.frame_index}," if f.frame_index is not None else ""
+    mod = f" in module {md.code(f.module)}" if f.module else ""
+    loc = f" at {md.code(f'{f.source.file}:{f.source.line}')}" if f.source else ""
+    head = (f"## Faulting frame\n\n{md.code(f.symbol)} ({f.reason},{where} address "
+            f"`{f.address:#x}`){mod}{loc}")
+    ex = a.excerpt
+    if ex is None:
+        return head + "\n\n*No source or disassembly available (see [Notes](#notes)).*"
+    if ex.kind == "source":
+        width = len(str(max((x.number or 0) for x in ex.lines)))
+        body = [f"{'>' if x.marked else ' '} {x.number or 0:>{width}}  {x.text}" for x in ex.lines]
+        intro = f"Source {md.code(ex.title)} (the faulting line marked `>`):"
+    else:
+        body = [f"{'>' if x.marked else ' '} {x.text}" for x in ex.lines]
+        intro = (f"No source file found; disassembly ({md.code(ex.title)}), the faulting "
+                 "instruction marked `>`:")
+    return f"{head}\n\n{intro}\n\n{md.fence(body, ex.language)}"
+
+
+def _registers(a: Analysis) -> str:
+    if a.panic is None:
+        return ""
+    out = ["## Exception registers"]
+    found = False
+    for fr in a.panic.frames:
+        exc = fr.exception
+        if exc is None:
+            continue
+        found = True
+        kind = exc.kind or ("user-mode entry" if exc.user_mode else "kernel exception")
+        mode = "user mode" if exc.user_mode else "kernel mode"
+        out.append(f"Saved at frame #{fr.index} ({md.inline(kind)}, {mode}), "
+                   f"pt_regs at `{exc.address:#x}`:")
+        out.append(md.fence(register_lines(exc), "text"))
+    if not found:
+        out.append("*The panic CPU's stack holds no exception frame.*")
+    return "\n\n".join(out)
+
+
+def _other_cpus(a: Analysis) -> str:
+    if a.backtraces is None:
+        return ""
+    others = [bt for bt in a.backtraces if bt is not a.panic]
+    if not others:
+        return ""
+    out = ["## Other CPUs"]
+    for bt in others:
+        out.append(f"### {_bt_title(bt)}\n\n" + md.fence(backtrace_lines(bt), "text"))
+    return "\n\n".join(out)
+
+
+def _kmem(a: Analysis) -> str:
+    if a.kmem is None:
+        return ""
+    rows = []
+    for name, r in a.kmem.items():
+        pages, pct = r.get("pages"), r.get("percent")
+        total = pages_to_size(int(pages), a.facts.page_size) if isinstance(pages, int) else ""
+        rows.append([f"**{md.inline(name)}**", "" if pages is None else str(pages), total,
+                     "" if pct is None else f"{pct:g}%"])
+    return ("## Memory (`kmem -i`)\n\n"
+            + md.table(["", "Pages", "Total", "Percentage"], rows, ["l", "r", "r", "r"]))
+
+
+def _tasks(a: Analysis) -> str:
+    if a.tasks is None:
+        return ""
+    shown = [t for t in a.tasks if t.state in ("RU", "UN")]
+    rows = [[str(t.pid), str(t.ppid), str(t.cpu), f"`{t.task:x}`", t.state,
+             md.code(f"[{t.comm}]" if t.kthread else t.comm, in_table=True)] for t in shown]
+    return ("## Running and blocked tasks (`ps`, states RU and UN)\n\n"
+            + md.table(["PID", "PPID", "CPU", "TASK", "ST", "COMM"], rows,
+                       ["r", "r", "r", "l", "l", "l"]))
+
+
+def _modules(a: Analysis) -> str:
+    out = ["## Modules and taint"]
+    if a.taint_mask is not None:
+        letters = taint_letters(a.taint_mask)
+        meaning = "; ".join(taint_meanings(a.taint_mask))
+        out.append(f"Kernel taint: `{letters}`" + (f" ({meaning})" if meaning else ""))
+    if a.modules is None:
+        out.append("*Module list not available (see [Notes](#notes)).*")
+    elif not a.modules:
+        out.append("No modules loaded.")
+    else:
+        rows = [[md.code(m.name, in_table=True),
+                 f"`{m.base:x}`" if m.base is not None else "",
+                 str(m.size) if m.size is not None else "",
+                 md.code(m.taint, in_table=True), md.cell(module_taint_meaning(m.taint))]
+                for m in a.modules]
+        out.append(md.table(["Name", "Base", "Size", "Taint", "Meaning"], rows,
+                            ["l", "l", "r", "l", "l"]))
+        out.append("Taint letters: O out-of-tree, E unsigned, P proprietary.")
+    return "\n\n".join(out) if len(out) > 1 else ""
+
+
+def _log(a: Analysis) -> str:
+    out = ["## Kernel log"]
+    if a.log_block:
+        out.append("### The oops/panic report\n\n" + md.fence(a.log_block, "text"))
+    out.append(f"### The last {len(a.log_tail)} lines\n\n" + md.fence(a.log_tail, "text"))
+    return "\n\n".join(out)
+
+
+def _facts(a: Analysis, dump_name: str, vmlinux_name: str | None) -> str:
+    f = a.facts
+    level = "unknown" if f.dump_level is None else str(f.dump_level)
+    rows = [["Dump file", md.code(dump_name, in_table=True)],
+            ["Format", md.cell(f.format)],
+            ["Compression", md.cell(", ".join(f.compression) or "none")],
+            ["Dump level", level + (" (makedumpfile -d)" if f.dump_level is not None else "")],
+            ["Partial", "yes: pages were filtered out" if f.partial else "no"],
+            ["Incomplete", "yes: the dump was cut short" if f.incomplete else "no"],
+            ["vmlinux", md.code(vmlinux_name, in_table=True) if vmlinux_name else "none"],
+            ["Build ID", md.code(f.build_id, in_table=True) if f.build_id else "unknown"]]
+    return "## The dump\n\n" + md.table(["Fact", "Value"], rows)
+
+
+def _reproduce(dump_name: str, vmlinux_name: str | None) -> str:
+    args = shlex.quote(dump_name) + (f" {shlex.quote(vmlinux_name)}" if vmlinux_name else "")
+    cs = " ".join(f"-c {shlex.quote(c)}" for c in REPRODUCE_COMMANDS)
+    lines = [f"crashtui {args} {cs}", f"crashtui {args} --json > analysis.json",
+             f"crashtui {args} --report report.md"]
+    if vmlinux_name:
+        lines.append(f"crash {shlex.quote(vmlinux_name)} {shlex.quote(dump_name)}"
+                     "   # then: " + ", ".join(REPRODUCE_COMMANDS))
+    return "## Reproduce\n\n" + md.fence(lines, "sh")
+
+
+def _errors(a: Analysis) -> str:
+    if not a.errors:
+        return ""
+    return "## Notes\n\nWhat this report could not include:\n\n" + "\n".join(
+        f"- {md.inline(e)}" for e in a.errors)

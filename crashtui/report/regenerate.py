@@ -1,0 +1,59 @@
+"""Regenerate sample-dumps/<dump>/report.md: `python -m crashtui.report.regenerate [VMLINUX]`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SAMPLES = ROOT / "sample-dumps"
+REPORT_NAME = "report.md"
+
+
+def sample_dirs() -> list[Path]:
+    """Every committed sample dump directory (one with a MANIFEST and a dump.* file)."""
+    return sorted(d for d in SAMPLES.iterdir()
+                  if (d / "MANIFEST").is_file() and any(d.glob("dump.*")))
+
+
+def stable_report(sample: Path, vmlinux: Path) -> str:
+    """The report of one sample dump, with repository-relative paths and no version: reproducible."""
+    from crashtui.analysis.session import Session
+    from crashtui.report.markdown import ReportOptions, build_report
+
+    os.environ["TZ"] = "UTC"  # crash's DATE is local time; the samples were taken in UTC
+    time.tzset()
+    dump = next(sample.glob("dump.*"))
+    session = Session.open(dump, vmlinux)
+    try:
+        options = ReportOptions(dump_name=str(dump.relative_to(ROOT)),
+                                vmlinux_name=vmlinux.name, show_version=False)
+        return build_report(session, options)
+    finally:
+        session.close()
+
+
+def default_vmlinux(sample: Path) -> Path:
+    """The debug vmlinux the sample's MANIFEST names (downloaded once, as the tests do)."""
+    from crashtui.debuginfo.debian import fetch_manifest_vmlinux
+
+    env = os.environ.get("CRASHTUI_TEST_CACHE")
+    cache = Path(env) if env else Path.home() / ".cache" / "crashtui-tests"
+    return fetch_manifest_vmlinux(sample / "MANIFEST", cache)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write report.md next to every sample dump."""
+    args = sys.argv[1:] if argv is None else argv
+    for sample in sample_dirs():
+        vmlinux = Path(args[0]) if args else default_vmlinux(sample)
+        out = sample / REPORT_NAME
+        out.write_text(stable_report(sample, vmlinux), encoding="utf-8")
+        print(out.relative_to(ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
