@@ -1,24 +1,91 @@
-"""The --json document: one stable, versioned view of the whole analysis."""
+"""The --json document: one stable, versioned view of the whole analysis (docs/json.md)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from crashtui.analysis.backtrace import REGISTER_ORDER, Backtrace, ExceptionFrame, Frame
+from crashtui.report.gather import Analysis, gather
+from crashtui.report.taint import taint_letters
+from crashtui.report.version import tool_version
+
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
 
 SCHEMA_VERSION = 1
+SUMMARY_KEYS = ("KERNEL", "DUMPFILE", "CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS",
+                "NODENAME", "RELEASE", "VERSION", "MACHINE", "MEMORY", "PANIC",
+                "PID", "COMMAND", "TASK", "CPU", "STATE")
+
+
+def hexaddr(value: int | None) -> str | None:
+    """Addresses and register values as "0x..." strings (JSON numbers lose 64-bit precision)."""
+    return None if value is None else f"{value:#x}"
 
 
 def build_document(session: Session) -> dict[str, Any]:
     """Everything the analysis knows, as plain JSON values."""
-    summary = session.summary
+    return document(gather(session, excerpt=False))
+
+
+def document(a: Analysis) -> dict[str, Any]:
+    """The schema-1 document for gathered facts."""
+    f = a.facts
     return {
         "schema": SCHEMA_VERSION,
-        "summary": {name: summary.fields.get(name) for name in
-                    ("KERNEL", "DUMPFILE", "CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS",
-                     "NODENAME", "RELEASE", "VERSION", "MACHINE", "MEMORY", "PANIC",
-                     "PID", "COMMAND", "TASK", "CPU", "STATE")},
-        "log": session.log.lines(),
-        "errors": summary.errors,
+        "tool": {"name": "crashtui", "version": tool_version()},
+        "dump": {"path": f.path, "format": f.format, "compression": f.compression,
+                 "dump_level": f.dump_level, "partial": f.partial, "incomplete": f.incomplete,
+                 "page_size": f.page_size, "vmlinux": f.vmlinux, "build_id": f.build_id},
+        "summary": {name: a.summary.fields.get(name) for name in SUMMARY_KEYS},
+        "panic": {"message": a.summary.panic_message or None, "cpu": a.summary.panic_cpu,
+                  "taint": None if a.taint_mask is None else taint_letters(a.taint_mask)},
+        "triage": None,
+        "backtraces": None if a.backtraces is None else [_backtrace(bt) for bt in a.backtraces],
+        "registers": _registers(a.panic),
+        "kmem": a.kmem,
+        "tasks": None if a.tasks is None else [
+            {"pid": t.pid, "ppid": t.ppid, "cpu": t.cpu, "task": hexaddr(t.task),
+             "state": t.state, "command": t.comm, "kthread": t.kthread, "vsz": t.vsz,
+             "rss": t.rss, "mem_percent": t.mem_percent} for t in a.tasks],
+        "modules": None if a.modules is None else [
+            {"name": m.name, "address": hexaddr(m.address), "base": hexaddr(m.base),
+             "size": m.size, "taint": m.taint, "object_file": m.object_file}
+            for m in a.modules],
+        "log": a.log,
+        "errors": a.errors,
     }
+
+
+def _backtrace(bt: Backtrace) -> dict[str, Any]:
+    return {"cpu": bt.cpu, "pid": bt.pid, "command": bt.command, "task": hexaddr(bt.task),
+            "panic": bt.panic, "active": bt.active, "error": bt.error,
+            "frames": [_frame(fr) for fr in bt.frames]}
+
+
+def _frame(fr: Frame) -> dict[str, Any]:
+    src = fr.source
+    return {"index": fr.index, "sp": hexaddr(fr.sp), "function": fr.function,
+            "offset": fr.offset, "address": hexaddr(fr.pc), "module": fr.module,
+            "file": src.file if src else None, "line": src.line if src else None,
+            "inline": fr.inline, "reliable": fr.reliable, "stack": fr.stack_name,
+            "exception": None if fr.exception is None else _exception(fr.exception)}
+
+
+def _exception(exc: ExceptionFrame) -> dict[str, Any]:
+    names = [n for n in REGISTER_ORDER if n in exc.registers]
+    names += sorted(n for n in exc.registers if n not in REGISTER_ORDER)
+    return {"kind": exc.kind or None, "address": hexaddr(exc.address),
+            "user_mode": exc.user_mode,
+            "registers": {n: hexaddr(exc.registers[n]) for n in names}}
+
+
+def _registers(bt: Backtrace | None) -> dict[str, Any] | None:
+    """The panic CPU's kernel-mode exception frame (else its first one), or None."""
+    if bt is None:
+        return None
+    frames = [(fr.index, fr.exception) for fr in bt.frames if fr.exception is not None]
+    if not frames:
+        return None
+    index, exc = next((f for f in frames if not f[1].user_mode), frames[0])
+    return {"cpu": bt.cpu, "frame": index, **_exception(exc)}

@@ -1,0 +1,145 @@
+"""The --json document: valid against docs/crashtui.schema.json on both dumps, facts equal crash's."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "docs" / "crashtui.schema.json"
+DUMPS = ["6.1-sysrq", "6.1-test-module"]
+
+
+def dump_of(name: str) -> Path:
+    return next((ROOT / "sample-dumps" / name).glob("dump.*"))
+
+
+def crash_file(name: str, file: str) -> list[str]:
+    return (ROOT / "sample-dumps" / name / "crash" / file).read_text().splitlines()
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+
+
+@pytest.fixture(scope="module")
+def docs(vmlinux_path: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name in DUMPS:
+        r = subprocess.run([sys.executable, "-m", "crashtui.cli", str(dump_of(name)),
+                            str(vmlinux_path), "--json"], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"})
+        assert r.returncode == 0, r.stderr
+        out[name] = json.loads(r.stdout)
+    return out
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_docs_describe_every_top_level_key() -> None:
+    text = (ROOT / "docs" / "json.md").read_text()
+    for key in json.loads(SCHEMA.read_text())["properties"]:
+        assert f"`{key}`" in text, key
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_json_validates_against_schema(name: str, docs: dict[str, dict[str, Any]]) -> None:
+    errors = sorted(validator().iter_errors(docs[name]), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:10])
+
+
+def test_schema_rejects_a_broken_document(docs: dict[str, dict[str, Any]]) -> None:
+    doc = json.loads(json.dumps(docs["6.1-sysrq"]))
+    doc["schema"] = 2
+    del doc["log"]
+    doc["tasks"][0]["task"] = 123
+    messages = [e.message for e in validator().iter_errors(doc)]
+    assert len(messages) == 3, messages
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_dump_facts(name: str, docs: dict[str, dict[str, Any]], vmlinux_path: Path) -> None:
+    d = docs[name]
+    assert d["schema"] == 1
+    assert d["tool"]["name"] == "crashtui"
+    assert d["dump"] == {"path": str(dump_of(name)), "format": "kdump-compressed",
+                         "compression": ["zlib"], "dump_level": 31, "partial": True,
+                         "incomplete": False, "page_size": 4096, "vmlinux": str(vmlinux_path),
+                         "build_id": "3b43fad5034874490492495d552c0af6a5fab235"}
+    assert d["triage"] is None
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_tasks_equal_crash_ps(name: str, docs: dict[str, dict[str, Any]]) -> None:
+    ps = crash_file(name, "ps.txt")[1:]
+    tasks = {t["task"]: t for t in docs[name]["tasks"]}
+    assert len(tasks) == len(ps)
+    for line in ps:
+        cols = line.lstrip(">").split()
+        t = tasks["0x" + cols[3]]
+        assert (t["pid"], t["cpu"], t["state"]) == (int(cols[0]), int(cols[2]), cols[4]), line
+        comm = " ".join(cols[8:])
+        assert t["command"] in (comm, comm.removeprefix("[").removesuffix("]")), line
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_errors_explain_every_missing_section(name: str, docs: dict[str, dict[str, Any]]) -> None:
+    d = docs[name]
+    for key in ("backtraces", "kmem", "modules", "tasks"):
+        if d[key] is None:
+            assert any(e.startswith(key + ":") for e in d["errors"]), key
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_backtraces_equal_crash_bt_a(name: str, docs: dict[str, dict[str, Any]]) -> None:
+    bts = docs[name]["backtraces"]
+    if bts is None:
+        pytest.skip("backend: session.backtraces has not landed yet")
+    crash = crash_file(name, "bt-a.txt")
+    headers = [x for x in crash if x.startswith("PID:")]
+    assert len(bts) == len(headers)
+    by_cpu = {bt["cpu"]: bt for bt in bts}
+    for header in headers:
+        m = re.match(r"PID: (\d+)\s+TASK: (\S+)\s+CPU: (\d+)", header)
+        assert m is not None, header
+        pid, task, cpu = m.groups()
+        bt = by_cpu[int(cpu)]
+        assert (bt["pid"], bt["task"]) == (int(pid), "0x" + task)
+    panic = [bt for bt in bts if bt["panic"]]
+    assert len(panic) == 1
+    want = [m.group(1) for x in crash_file(name, "bt.txt")
+            if (m := re.match(r"\s*#\d+ \[[0-9a-f]+\] (\S+) at ", x))]
+    assert [f["function"] for f in panic[0]["frames"]] == want
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_kmem_equals_crash(name: str, docs: dict[str, dict[str, Any]]) -> None:
+    kmem = docs[name]["kmem"]
+    if kmem is None:
+        pytest.skip("backend: kmem_rows() has not landed yet")
+    for line in crash_file(name, "kmem-i.txt"):
+        m = re.match(r"\s*([A-Z][A-Z ]+?)\s{2,}(\d+)\s", line)
+        if m:
+            assert kmem[m.group(1)]["pages"] == int(m.group(2)), line
+    assert kmem["TOTAL MEM"]["bytes"] == kmem["TOTAL MEM"]["pages"] * 4096
+
+
+def test_modules_carry_taint(docs: dict[str, dict[str, Any]]) -> None:
+    d = docs["6.1-test-module"]
+    assert d["panic"]["taint"] == "G           OE     "
+    if d["modules"] is None:
+        pytest.skip("backend: module_rows() has not landed yet")
+    mods = {m["name"]: m for m in d["modules"]}
+    assert mods["test_module"]["taint"] == "OE"
+    assert mods["test_module"]["base"] == "0xffffffffc03b9000"
