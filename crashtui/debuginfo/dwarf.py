@@ -143,7 +143,7 @@ _UNSIGNED = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<
              8: struct.Struct("<Q")}
 
 # Sections a DwarfSections may hold (attribute name = section name without ".debug_").
-_SECTION_NAMES = ("info", "abbrev", "line", "str", "line_str", "rnglists", "ranges",
+DEBUG_SECTION_NAMES = ("info", "abbrev", "line", "str", "line_str", "rnglists", "ranges",
                   "aranges", "addr", "str_offsets")
 
 DEFAULT_CU_CACHE = 48
@@ -239,7 +239,7 @@ class DwarfSections:
     def from_image(cls, image: ElfImage) -> DwarfSections:
         """Views of an ET_EXEC/ET_DYN image's debug sections (no relocation needed)."""
         found: dict[str, Any] = {}
-        for name in _SECTION_NAMES:
+        for name in DEBUG_SECTION_NAMES:
             sec = image.sections.get(".debug_" + name)
             if sec is not None and sec.size:
                 if sec.flags & 0x800:  # SHF_COMPRESSED
