@@ -44,6 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "1.7.2) or trixie's 1.7.6; auto takes trixie's for kernels after 6.1")
     p.add_argument("--elf", action="store_true",
                    help="also save makedumpfile -E -d 31 (ELF vmcore, written .xz)")
+    p.add_argument("--init-on-free", choices=("auto", "on", "off"), default="auto",
+                   help="boot the crashing kernel with init_on_free=1, so freed pages are zero "
+                        "and -d 31 drops them even where makedumpfile cannot tell free pages "
+                        "(1.7.6 on 6.12 excludes none); auto: on for kernels after 6.1")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     p.add_argument("--cpus", type=int, default=4)
     p.add_argument("--memory", type=int, default=1024, help="guest MiB (default 1024)")
@@ -141,8 +145,10 @@ def make_dump(args: argparse.Namespace) -> None:
     disk = work / "disk.img"
     vm.make_disk(disk)
     accel, accel_name = vm.accel_args(args.accel)
-    append = (f"console=ttyS0,115200 crashkernel={args.crashkernel} panic=10 "
-              f"crashlab.scenario={sc.name}")
+    init_on_free = args.init_on_free == "on" or (args.init_on_free == "auto"
+                                                 and k.major_minor > (6, 1))
+    append = (f"console=ttyS0,115200 crashkernel={args.crashkernel} panic=10"
+              + (" init_on_free=1" if init_on_free else "") + f" crashlab.scenario={sc.name}")
     console = work / "console.log"
     seconds = vm.boot(k.vmlinuz, work / "first.img", disk, append, console, accel,
                       args.cpus, args.memory, args.timeout, args.verbose)
@@ -185,6 +191,7 @@ def make_dump(args: argparse.Namespace) -> None:
                    f"{args.memory} MiB, crashkernel={args.crashkernel}",
         "scenario": scenario_text,
         "dmesg": dmesg.name,
+        "kernel_cmdline": append,
         "made_with": f"sample-dumps/make-dump --suite {args.suite} --scenario {sc.name}"
                      f" --kernel-release {k.release} --kernel-version {k.version}"
                      f" (guest run {seconds:.0f} s)",

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from urllib.parse import quote
 
 from .util import MakeDumpError, cache_root, log, run
 
@@ -123,7 +122,7 @@ def debs_dir() -> Path:
 def download(package: str, version: str) -> Path:
     """apt-get download package=version into the cache (once); returns the .deb."""
     d = debs_dir()
-    pattern = f"{package}_{quote(version, safe='+~.')}_*.deb"
+    pattern = f"{package}_{version.replace(':', '%3a')}_*.deb"   # apt's file name for an epoch
     found = sorted(d.glob(pattern))
     if found:
         return found[0]

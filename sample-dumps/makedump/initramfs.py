@@ -147,7 +147,7 @@ capture() {
     mkdir -p $out
     makedumpfile -v > $out/makedumpfile.version 2>&1
     say "makedumpfile $MAKEDUMPFILE_OPTS /proc/vmcore dump.$ts"
-    makedumpfile $MAKEDUMPFILE_OPTS /proc/vmcore $out/dump.$ts
+    makedumpfile --message-level 23 $MAKEDUMPFILE_OPTS /proc/vmcore $out/dump.$ts
     echo $? > $out/dump.rc
     say "makedumpfile --dump-dmesg /proc/vmcore dmesg.$ts"
     makedumpfile --dump-dmesg /proc/vmcore $out/dmesg.$ts
