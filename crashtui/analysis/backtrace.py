@@ -27,10 +27,22 @@ class ExceptionFrame:
     registers: dict[str, int]  # names from REGISTER_ORDER
     user_mode: bool  # CS has RPL 3: the frame returns to user space
     kind: str = ""  # e.g. "NMI exception stack", "IRQ stack", "syscall"
+    partial: bool = False  # only the hardware iret frame (rip cs rflags rsp ss) is valid
+    function: str | None = None  # the symbol holding RIP (kernel mode), crash's exception RIP
+    offset: int = 0  # RIP - function start
+    module: str | None = None  # module holding RIP, if any
+    source: SourceLocation | None = None  # file:line of RIP
 
     @property
     def rip(self) -> int:
         return self.registers.get("rip", 0)
+
+    @property
+    def rip_symbol(self) -> str:
+        """crash's `[exception RIP: ...]` text: name+decimal offset."""
+        if self.function is None:
+            return "unknown or invalid address"
+        return f"{self.function}+{self.offset}" if self.offset else self.function
 
 
 @dataclass
@@ -48,6 +60,10 @@ class Frame:
     exception: ExceptionFrame | None = None  # the pt_regs printed after this frame
     reliable: bool = True  # False when found by frame pointer / stack scan, not ORC
     stack_name: str | None = None  # "--- <NMI exception stack> ---" style marker BEFORE this frame
+    stack: str | None = None  # the stack this frame's sp is on ("process stack", "IRQ stack", ...)
+    # pc is a return address: function and source are those of pc - 1, the call instruction
+    # (False for an interrupted pc, whose own instruction is meant).
+    return_address: bool = True
 
     @property
     def symbol(self) -> str:
@@ -69,3 +85,18 @@ class Backtrace:
     error: str | None = None  # why the unwind stopped early, shown as a marker line
     active: bool = False  # running on a CPU at the time of the dump
     panic: bool = False  # the task that panicked
+    # Registers printed before the first frame when the trace starts from the CPU's
+    # NT_PRSTATUS registers (crash's "[exception RIP: ...]" header, or "user space").
+    start: ExceptionFrame | None = None
+    # The user-mode pt_regs at the top of a user task's stack, printed after the frames when
+    # no frame's exception already shows it (e.g. a forked task that has not run yet).
+    user_exception: ExceptionFrame | None = None
+    no_stack: bool = False  # the task has no kernel stack any more (it exited): "(no stack)"
+
+    @property
+    def crashing_frame(self) -> Frame | None:
+        """The first frame with a kernel-mode exception frame (where a fault happened)."""
+        for f in self.frames:
+            if f.exception is not None and not f.exception.user_mode:
+                return f
+        return None

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crashtui.analysis.summary import Summary, build_summary
 from crashtui.kernel.printk import KernelLog, try_read_log
 from crashtui.kernel.program import Kernel
 from crashtui.kernel.tasks import TaskList, read_tasks
+
+if TYPE_CHECKING:
+    from crashtui.analysis.backtrace import Backtrace, SourceLocation
+    from crashtui.analysis.backtraces import BacktraceBuilder
 
 
 class Session:
@@ -18,6 +23,10 @@ class Session:
         self.kernel = kernel
         self.dump_path = dump_path
         self.vmlinux_path = vmlinux_path
+        # Extra address namers / line resolvers (e.g. modules): addr -> (function, offset,
+        # module) | None and addr -> SourceLocation-like | None. Add before the first backtrace.
+        self.symbolizers: list[Any] = []
+        self.source_resolvers: list[Any] = []
 
     @classmethod
     def open(cls, dump: str | Path, vmlinux: str | Path | None = None) -> Session:
@@ -37,6 +46,48 @@ class Session:
     def summary(self) -> Summary:
         kernel_path = str(self.vmlinux_path) if self.vmlinux_path else "(none: in-memory symbols)"
         return build_summary(self.kernel, self.log, self.tasks, kernel_path, str(self.dump_path))
+
+    # -- backtraces (crashtui.analysis.backtraces) ----------------------------------------------
+
+    @cached_property
+    def backtrace_builder(self) -> BacktraceBuilder:
+        from crashtui.analysis.backtraces import BacktraceBuilder, module_hooks
+
+        symbolizers, resolvers = module_hooks(self)
+        return BacktraceBuilder(self.kernel, self.tasks.tasks,
+                                [*self.symbolizers, *symbolizers],
+                                [*self.source_resolvers, *resolvers])
+
+    @cached_property
+    def backtraces(self) -> list[Backtrace]:
+        """One backtrace per CPU in CPU order (active=True; panic=True on the panic CPU)."""
+        return self.backtrace_builder.all_cpus()
+
+    @cached_property
+    def panic_backtrace(self) -> Backtrace | None:
+        """The backtrace of the CPU that panicked, or None if unknown."""
+        return next((bt for bt in self.backtraces if bt.panic), None)
+
+    def backtrace_of(self, task_address: int) -> Backtrace:
+        """The backtrace of any task (a running task's is its CPU's)."""
+        from crashtui.analysis.backtraces import backtrace_of_task
+
+        return backtrace_of_task(self, task_address)
+
+    def with_inline_frames(self, bt: Backtrace) -> Backtrace:
+        """A copy of `bt` with DWARF inline frames (Frame.inline=True) before each frame."""
+        from crashtui.analysis.backtraces import add_inline_frames
+
+        return add_inline_frames(self.kernel, bt)
+
+    def symbolize(self, runtime_addr: int) -> tuple[str, int, str | None] | None:
+        """(function, offset, module) of a runtime address, or None."""
+        named = self.backtrace_builder.name(runtime_addr)
+        return None if named is None else (named.function, named.offset, named.module)
+
+    def source_line(self, runtime_addr: int) -> SourceLocation | None:
+        """file:line of a runtime address (vmlinux DWARF, or a loaded module's .ko)."""
+        return self.backtrace_builder.source(runtime_addr)
 
     def close(self) -> None:
         self.kernel.close()
