@@ -1,0 +1,99 @@
+"""sym: an address to its symbol and source line, or a symbol to its address, like crash.
+
+`sym ffffffff9fca8a06` prints `ffffffff9fca8a06 (t) sysrq_handle_crash+22 FILE: LINE`: the
+offset is decimal (crash's default output radix) and the line is that of the address itself.
+Module addresses print `(m) name+off [module]` (names from the modules layer when present).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crashtui.commands import CommandError, command
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+    from crashtui.debuginfo.symbols import Symbol
+
+SHT_NOBITS = 8
+START_KERNEL_MAP = 0xFFFFFFFF80000000
+
+
+def type_letter(session: Session, sym: Symbol) -> str:
+    """nm-style type letter of a vmlinux symbol (t/T text, d/D data, b/B bss, r/R rodata,
+    W weak)."""
+    if sym.binding == "weak":
+        return "W" if sym.kind == "func" else "V"
+    if sym.kind == "func":
+        letter = "t"
+    else:
+        letter = "d"
+        vm = session.kernel.vmlinux
+        sec = vm.image.section_at(sym.address) if vm is not None else None
+        if sec is not None:
+            if sec.type == SHT_NOBITS:
+                letter = "b"
+            elif sec.name.startswith(".rodata") or not sec.flags & 1:  # SHF_WRITE
+                letter = "r" if not sec.flags & 4 else "t"  # SHF_EXECINSTR
+    return letter.upper() if sym.binding == "global" else letter
+
+
+def _parse_address(text: str) -> int | None:
+    t = text.lower().removeprefix("0x")
+    if not t or any(c not in "0123456789abcdef" for c in t):
+        return None
+    return int(t, 16)
+
+
+def sym_line(session: Session, addr: int, name: str | None = None) -> str:
+    """One `sym` output line for a runtime address (CommandError if no symbol covers it);
+    `name` is the symbol asked for (an alias at the same address keeps its own name)."""
+    k = session.kernel
+    vm = k.vmlinux
+    hit = None
+    if vm is not None and addr < START_KERNEL_MAP:  # per-CPU offsets do not move with KASLR
+        hit = vm.symbols.nearest(addr)
+    elif _in_vmlinux(session, addr):
+        hit = k.symbolize(addr)
+    if hit is not None:
+        sym, off = hit
+        if name is not None and vm is not None and off == 0:
+            sym = vm.symbols.lookup(name) or sym
+        text = f"{addr:x} ({type_letter(session, sym)}) {sym.name}" + (f"+{off}" if off else "")
+        src = session.source_line(addr)
+        return text + (f" {src.file}: {src.line}" if src is not None else "")
+    named = session.symbolize(addr)
+    if named is None:
+        raise CommandError(f"sym: invalid address: {addr:x}")
+    function, off, module = named
+    text = f"{addr:x} ({'m' if module else 't'}) {function}" + (f"+{off}" if off else "")
+    if module:
+        text += f" [{module}]"
+    src = session.source_line(addr)
+    return text + (f" {src.file}: {src.line}" if src is not None else "")
+
+
+def _in_vmlinux(session: Session, addr: int) -> bool:
+    """True for a runtime address inside the kernel image's sections."""
+    vm = session.kernel.vmlinux
+    if vm is None:
+        return False
+    return vm.image.section_at(addr - session.kernel.kaslr_offset) is not None
+
+
+@command("sym", "translate an address to a symbol and source line, or a symbol to an address",
+         "sym ADDRESS | SYMBOL ...")
+def cmd_sym(session: Session, args: list[str]) -> list[str]:
+    if not args:
+        raise CommandError("sym: needs an address or a symbol name")
+    out: list[str] = []
+    for arg in args:
+        addr = session.kernel.symbol_or_none(arg)
+        if addr is not None:
+            out.append(sym_line(session, addr, arg))
+            continue
+        addr = _parse_address(arg)
+        if addr is None:
+            raise CommandError(f"sym: {arg}: symbol not found")
+        out.append(sym_line(session, addr))
+    return out
