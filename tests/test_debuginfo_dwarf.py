@@ -317,3 +317,89 @@ def test_sections_are_views(image: ElfImage) -> None:
     secs = DwarfSections.from_image(image)
     assert isinstance(secs.info, memoryview) and secs.info.readonly
     assert secs.ranges is None and secs.rnglists is not None
+
+
+# --- disassembly in crash's `dis` / `dis -l` layout (crashtui.debuginfo.disasm) -----------
+
+# (bytes, GNU objdump text) — except `nopw %cs:...`, which gdb 10 (crash 8.0.6) prints so
+GNU_SAMPLES = [
+    ("48c7c7b9973682", "mov    $0xffffffff823697b9,%rdi"),
+    ("662e0f1f840000000000", "nopw   %cs:0x0(%rax,%rax,1)"),
+    ("66662e0f1f840000000000", "data16 nopw %cs:0x0(%rax,%rax,1)"),
+    ("0f1f4000", "nopl   0x0(%rax)"),
+    ("31c0", "xor    %eax,%eax"),
+    ("c3", "ret"),
+    ("f348ab", "rep stos %rax,%es:(%rdi)"),
+    ("f3a4", "rep movsb %ds:(%rsi),%es:(%rdi)"),
+    ("6690", "xchg   %ax,%ax"),
+    ("d1e8", "shr    %eax"),
+    ("48d320", "shlq   %cl,(%rax)"),
+    ("488d3500000000", "lea    0x0(%rip),%rsi"),
+    ("48837df000", "cmpq   $0x0,-0x10(%rbp)"),
+    ("ff24c5a0000081", "jmp    *-0x7effff60(,%rax,8)"),
+    ("0fb6c0", "movzbl %al,%eax"),
+    ("4863c2", "movslq %edx,%rax"),
+    ("48b80000000000000080", "movabs $0x8000000000000000,%rax"),
+    ("4883e4f0", "and    $0xfffffffffffffff0,%rsp"),
+    ("f00fb117", "lock cmpxchg %edx,(%rdi)"),
+    ("9d", "popf"),
+    ("ee", "out    %al,(%dx)"),
+    ("2ee800000000", "cs call 0x6"),
+    ("06", "(bad)"),
+]
+
+
+@pytest.mark.parametrize(("hexbytes", "text"), GNU_SAMPLES)
+def test_gnu_syntax(hexbytes: str, text: str) -> None:
+    from crashtui.debuginfo.disasm import disassemble
+
+    insns = disassemble(bytes.fromhex(hexbytes), 0)
+    assert len(insns) == 1 and insns[0].text == text
+
+
+def test_disassemble_annotations() -> None:
+    from crashtui.debuginfo.disasm import disassemble, format_insn
+
+    base = 0xFFFFFFFF81000000
+    code = bytes.fromhex("06" "e8fa0f0000" "488b05ff0f0000" "c3")  # (bad); call; mov rip; ret
+    insns = disassemble(code, base)
+    assert [i.kind for i in insns] == ["data", "call", "other", "ret"]  # skipdata goes on
+    assert insns[1].target == base + 0x1000 and insns[2].rip_target == base + 0x1000 + 0xC
+
+    def sym(addr: int) -> tuple[str, int] | None:
+        return ("f", addr - base) if base <= addr < base + 0x2000 else None
+
+    assert format_insn(insns[1], sym) == (
+        "0xffffffff81000001 <f+1>:\tcall   0xffffffff81001000 <f+4096>")
+    assert format_insn(insns[2], sym) == (
+        "0xffffffff81000006 <f+6>:\tmov    0xfff(%rip),%rax        # 0xffffffff8100100c <f+4108>")
+    assert format_insn(insns[3]) == "0xffffffff8100000d:\tret"
+
+
+def test_dis_l_matches_crash(vmlinux_path: Path, sysrq_dir: Path) -> None:
+    """crash's `dis -l sysrq_handle_crash` and `dis -rl <rip>` on the sysrq dump, from the
+    code bytes in the dump (the patched ftrace nop, KASLR-relocated immediates)."""
+    from crashtui.debuginfo.disasm import disassemble, format_listing
+    from crashtui.debuginfo.vmlinux import Vmlinux
+    from crashtui.dumpfile import open_dump
+
+    dump = open_dump(next(sysrq_dir.glob("dump.*")))
+    vm = Vmlinux(vmlinux_path)
+    slide = kernel_offset(next(sysrq_dir.glob("dump.*")))
+    start = vm.symbols.address_of("sysrq_handle_crash")
+    assert start is not None and dump.info.phys_base is not None
+    runtime = start + slide
+    # kernel text: physical = virtual - __START_KERNEL_map + phys_base
+    code = dump.read_phys(runtime - 0xFFFFFFFF80000000 + dump.info.phys_base, 0x26)
+
+    def symbolize(addr: int) -> tuple[str, int] | None:
+        hit = vm.symbols.nearest(addr - slide)
+        return (hit[0].name, hit[1]) if hit else None
+
+    lines = DwarfLines(vm.image)
+    insns = disassemble(code, runtime)
+    listing = format_listing(insns[:4], symbolize, lambda a: lines.source_line(a - slide))
+    assert listing == (sysrq_dir / "crash" / "dis-l.txt").read_text().splitlines()
+    listing = format_listing(insns[:5], symbolize, lambda a: lines.source_line(a - slide))
+    assert listing == (sysrq_dir / "crash" / "dis-rl-rip.txt").read_text().splitlines()
+    dump.close()
