@@ -283,9 +283,17 @@ def test_elf_bad_headers(elf_head: bytes, tmp_path: Path, patch: dict[int, bytes
 
 
 def test_elf_truncated(elf_head: bytes, tmp_path: Path) -> None:
+    """Cut inside the memory: opens, the lost part is counted and reads as DumpCorruptError."""
     path = tmp_path / "elf"
     path.write_bytes(elf_head)
-    _open_error(path, DumpFormatError, "PT_LOAD at .* extends past the end of the file")
+    with open_dump(path) as dump:
+        assert dump.info.lost_pages > 30_000 and dump.vmcoreinfo
+        with pytest.raises(DumpCorruptError, match="past the end of the file .*truncated"):
+            dump.read_phys(0x21a00000 + 0x2000, 8)
+    path.write_bytes(elf_head[:0x16ac])
+    _open_error(path, DumpFormatError, "ends before the first memory segment")
+    path.write_bytes(elf_head[:0x1000])
+    _open_error(path, DumpFormatError, "PT_NOTE at .* extends past the end of the file")
     path.write_bytes(elf_head[:40])
     _open_error(path, DumpFormatError, "truncated ELF header")
 

@@ -54,6 +54,9 @@ class DumpInfo:
     phys_base: int | None
     max_pfn: int
     signature: str  # "KDUMP", "DISKDUMP" or "ELF" (trailing blanks removed)
+    # Dumped pages whose data is not in the file: cut off (truncated copy) or never written
+    # (incomplete dump). 0 when unknown (descriptor table too large to scan at open).
+    lost_pages: int = 0
 
 
 class ByteSource(Protocol):

@@ -10,6 +10,9 @@ What an ELF vmcore records, as checked on the real `makedumpfile -E -d 31` file:
 - info.partial: some PT_LOAD has p_filesz < p_memsz. There is no header, so dump_level,
   utsname, timestamp, phys_base and header_version are None; nr_cpus counts NT_PRSTATUS
   notes; page_size is VMCOREINFO's PAGESIZE (else 4096).
+- A file cut short inside the PT_LOAD data still opens (as crash does): the memory past the
+  end reads as DumpCorruptError and info.lost_pages counts it. PT_LOADs that share file
+  bytes mean damaged headers and are refused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from pathlib import Path
 
 from crashtui.dumpfile.base import DumpFile, DumpInfo, MmapSource, read_exact
 from crashtui.dumpfile.notes import NT_PRSTATUS, parse_notes, vmcoreinfo_from_notes
-from crashtui.errors import DumpFormatError, PageExcludedError, PageMissingError
+from crashtui.errors import (
+    DumpCorruptError,
+    DumpFormatError,
+    PageExcludedError,
+    PageMissingError,
+)
 
 # elf.h: Elf64_Ehdr (e_ident[16], e_type, e_machine, e_version, e_entry, e_phoff, e_shoff,
 # e_flags, e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx)
@@ -72,11 +80,10 @@ class ElfDumpFile(DumpFile):
                 table, i * phentsize)
             if p_type not in (PT_LOAD, PT_NOTE):
                 continue
-            if filesz and offset + filesz > src.size:
+            if p_type == PT_NOTE and filesz and offset + filesz > src.size:
                 raise DumpFormatError(
-                    f"ELF segment {i} ({'PT_LOAD' if p_type == PT_LOAD else 'PT_NOTE'} "
-                    f"at {offset:#x}+{filesz:#x}) extends past the end of the file "
-                    f"({src.size} bytes): truncated?", path)
+                    f"ELF segment {i} (PT_NOTE at {offset:#x}+{filesz:#x}) extends past the end "
+                    f"of the file ({src.size} bytes): truncated?", path)
             if p_type == PT_NOTE:
                 if len(note_bytes) + filesz > _MAX_NOTES_SIZE:
                     raise DumpFormatError(f"ELF notes too large ({filesz} bytes)", path)
@@ -88,6 +95,14 @@ class ElfDumpFile(DumpFile):
                 segments.append(Segment(paddr, offset, filesz, memsz))
         if not segments:
             raise DumpFormatError("ELF core has no PT_LOAD segments", path)
+        _check_file_overlap(segments, path)
+        # A copy cut short keeps the PT_LOADs it still holds: like crash, read on and report
+        # the memory past the end of the file as lost (DumpCorruptError when read).
+        lost = sum(max(0, s.offset + s.filesz - max(s.offset, src.size)) for s in segments)
+        if lost and all(s.offset >= src.size for s in segments if s.filesz):
+            raise DumpFormatError(
+                f"truncated ELF vmcore: the file ({src.size} bytes) ends before the first "
+                f"memory segment", path)
         # Several PT_LOADs can map the same RAM (kernel text and the direct map): prefer
         # one that holds the bytes, then the one with the longer file part.
         self._segments = sorted(segments, key=lambda s: (s.paddr, -s.filesz))
@@ -103,7 +118,8 @@ class ElfDumpFile(DumpFile):
             partial=any(s.filesz < s.memsz for s in self._segments), incomplete=False,
             page_size=page_size, utsname=None, timestamp=None,
             nr_cpus=nr_prstatus or None, header_version=None, phys_base=None,
-            max_pfn=(end + page_size - 1) // page_size, signature="ELF")
+            max_pfn=(end + page_size - 1) // page_size, signature="ELF",
+            lost_pages=(lost + page_size - 1) // page_size)
 
     def _covering(self, paddr: int) -> tuple[Segment | None, bool]:
         """The segment holding `paddr` in the file (or None) and whether any PT_LOAD maps it."""
@@ -140,6 +156,11 @@ class ElfDumpFile(DumpFile):
                 raise PageMissingError(at, self.path)
             n = min(end, seg.paddr + seg.filesz) - addr
             pos = seg.offset + (addr - seg.paddr)
+            if pos + n > self._src.size:
+                raise DumpCorruptError(
+                    f"memory at physical address {max(addr, paddr):#x} (file offset {pos:#x}) "
+                    f"lies past the end of the file ({self._src.size} bytes): truncated dump?",
+                    self.path)
             out += self._src.read(pos, n)
             addr += n
         return bytes(out)
@@ -154,6 +175,16 @@ class ElfDumpFile(DumpFile):
         """Unmap the file."""
         super().close()
         self._src.close()
+
+
+def _check_file_overlap(segments: list[Segment], path: Path) -> None:
+    """Refuse PT_LOADs whose file bytes overlap: the headers are damaged, no way to know how."""
+    stored = sorted((s for s in segments if s.filesz), key=lambda s: s.offset)
+    for a, b in zip(stored, stored[1:], strict=False):
+        if b.offset < a.offset + a.filesz:
+            raise DumpFormatError(
+                f"damaged ELF program headers: PT_LOADs for physical {a.paddr:#x} and "
+                f"{b.paddr:#x} share file bytes at {b.offset:#x}", path)
 
 
 def _vmcoreinfo_pagesize(vmcoreinfo: str | None) -> int | None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from crashtui.dumpfile.base import ByteSource, DumpFile, DumpInfo, UtsName, read_exact
 from crashtui.dumpfile.codecs import ALL_CODECS, CodecError, codec_names, decompress_page
-from crashtui.dumpfile.notes import parse_notes, vmcoreinfo_from_notes, vmcoreinfo_text
+from crashtui.dumpfile.notes import parse_notes, pick_vmcoreinfo, vmcoreinfo_text
 from crashtui.errors import (
     DumpCorruptError,
     DumpFormatError,
@@ -184,18 +184,18 @@ class KdumpFile(DumpFile):
             raise DumpFormatError(
                 f"kdump page descriptors truncated: {self._nr_dumped} descriptors end at "
                 f"{desc_end:#x} but the file has {src.size:#x} bytes", path)
-        self.vmcoreinfo = (vmcoreinfo_text(src.read(h.offset_vmcoreinfo, h.size_vmcoreinfo))
-                           if h.size_vmcoreinfo else None)
+        area = (vmcoreinfo_text(src.read(h.offset_vmcoreinfo, h.size_vmcoreinfo))
+                if h.size_vmcoreinfo else None)
         self.notes = parse_notes(src.read(h.offset_note, h.size_note)) if h.size_note else []
-        if self.vmcoreinfo is None:
-            self.vmcoreinfo = vmcoreinfo_from_notes(self.notes)
+        self.vmcoreinfo = pick_vmcoreinfo(area, self.notes)
+        codecs, lost = self._scan_descriptors()
         self.info = DumpInfo(
-            format=format_name, compression=self._codecs_used(),
+            format=format_name, compression=codecs,
             dump_level=h.dump_level, partial=self._is_partial(),
             incomplete=bool(h.status & STATUS_INCOMPLETE), page_size=bs,
             utsname=h.utsname, timestamp=h.timestamp, nr_cpus=h.nr_cpus,
             header_version=h.header_version, phys_base=h.phys_base, max_pfn=h.max_mapnr,
-            signature=h.signature)
+            signature=h.signature, lost_pages=lost)
 
     @staticmethod
     def _cumulative_popcount(bitmap: bytes) -> np.ndarray:
@@ -226,14 +226,22 @@ class KdumpFile(DumpFile):
         b2 = np.frombuffer(self._bitmap2, dtype=np.uint8)
         return bool(np.any(b1 & ~b2))
 
-    def _codecs_used(self) -> frozenset[str]:
-        """Codecs named by the header status and, for a modest table, by the descriptors."""
+    def _scan_descriptors(self) -> tuple[frozenset[str], int]:
+        """Codecs the pages use and how many pages' data the file lacks (modest tables only).
+
+        Larger tables are not read at open: the codecs come from the header status alone
+        and lost pages are found when read.
+        """
         flags = self.header.status & ALL_CODECS
+        lost = 0
         table = self._nr_dumped * _PAGE_DESC.size
         if 0 < table <= _SCAN_DESC_LIMIT:
             descs = np.frombuffer(self._src.read(self._desc_off, table), dtype=_PAGE_DESC_DTYPE)
             flags = int(np.bitwise_or.reduce(descs["flags"])) & ALL_CODECS
-        return codec_names(flags)
+            ends = descs["offset"].astype(np.float64) + descs["size"]  # no int64 overflow
+            unwritten = (descs["offset"] == 0) & (descs["size"] == 0)
+            lost = int(np.count_nonzero((ends > self._src.size) | unwritten))
+        return codec_names(flags), lost
 
     def is_present(self, pfn: int) -> bool:
         """True when page `pfn` is in this dump's 2nd (dumped) bitmap."""

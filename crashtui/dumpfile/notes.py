@@ -44,3 +44,17 @@ def vmcoreinfo_from_notes(notes: list[ElfNote]) -> str | None:
         if note.name == "VMCOREINFO":
             return vmcoreinfo_text(note.desc)
     return None
+
+
+def looks_like_vmcoreinfo(text: str | None) -> bool:
+    """True when the text has the lines every kernel writes (OSRELEASE=, SYMBOL(...)=)."""
+    return bool(text) and ("OSRELEASE=" in text or "SYMBOL(" in text)  # type: ignore[operator]
+
+
+def pick_vmcoreinfo(area: str | None, notes: list[ElfNote]) -> str | None:
+    """The VMCOREINFO text: the kdump area if sound, else the note, else whatever there is."""
+    note = vmcoreinfo_from_notes(notes)
+    for text in (area, note):
+        if looks_like_vmcoreinfo(text):
+            return text
+    return area if area is not None else note
