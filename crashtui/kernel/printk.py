@@ -10,23 +10,28 @@ from crashtui.errors import CrashtuiError, KernelReadError
 
 if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
+    from crashtui.kernel.vmcoreinfo import VmcoreInfo
 
 # prb_desc.state_var: the top two bits hold the descriptor state, the rest the record id.
 _DESC_FLAGS_SHIFT = 62
 _DESC_ID_MASK = (1 << _DESC_FLAGS_SHIFT) - 1
 _DESC_COMMITTED = 1
 _DESC_FINALIZED = 2
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
 
 
 @dataclass(frozen=True)
 class LogRecord:
-    """One printk record."""
+    """One printk record; `damage` says why a record the ring holds could not be decoded."""
 
     seq: int
     timestamp_ns: int
     text: str
     caller_id: int
     level: int | None = None
+    damage: str | None = None
 
     @property
     def timestamp(self) -> str:
@@ -37,6 +42,8 @@ class LogRecord:
     def lines(self) -> list[str]:
         """The record as crash's `log` prints it: continuation lines indented under the text."""
         prefix = self.timestamp + " "
+        if self.damage is not None:
+            return [f"{prefix}<damaged log record: {self.damage}>"]
         parts = self.text.split("\n")
         if len(parts) > 1 and parts[-1] == "":
             parts.pop()
@@ -50,6 +57,11 @@ class KernelLog:
     records: list[LogRecord]
     error: str | None = None
 
+    @property
+    def damaged(self) -> int:
+        """How many records are damaged (shown as markers in place)."""
+        return sum(1 for r in self.records if r.damage is not None)
+
     def lines(self) -> list[str]:
         out = [line for rec in self.records for line in rec.lines()]
         if self.error:
@@ -57,11 +69,73 @@ class KernelLog:
         return out
 
 
-def _off(kernel: Kernel, key: str) -> int:
-    try:
-        return kernel.vmcoreinfo.offsets[key]
-    except KeyError:
-        raise KernelReadError(f"VMCOREINFO lacks OFFSET({key})") from None
+@dataclass(frozen=True)
+class RingLayout:
+    """Sizes and member offsets of prb_desc / printk_info, checked to lie inside the structs."""
+
+    desc_size: int
+    info_size: int
+    state_var: int
+    begin: int
+    next: int
+    seq: int
+    ts_nsec: int
+    text_len: int
+    caller_id: int
+
+    @classmethod
+    def from_vmcoreinfo(cls, vi: VmcoreInfo) -> RingLayout:
+        """Read the layout from VMCOREINFO; KernelReadError if missing or out of range."""
+        def off(key: str) -> int:
+            try:
+                return vi.offsets[key]
+            except KeyError:
+                raise KernelReadError(f"VMCOREINFO lacks OFFSET({key})") from None
+
+        lpos = off("prb_desc.text_blk_lpos")
+        layout = cls(desc_size=vi.sizes.get("prb_desc", 24),
+                     info_size=vi.sizes.get("printk_info", 88),
+                     state_var=off("prb_desc.state_var"),
+                     begin=lpos + off("prb_data_blk_lpos.begin"),
+                     next=lpos + off("prb_data_blk_lpos.next"), seq=off("printk_info.seq"),
+                     ts_nsec=off("printk_info.ts_nsec"), text_len=off("printk_info.text_len"),
+                     caller_id=off("printk_info.caller_id"))
+        layout.check()
+        return layout
+
+    def check(self) -> None:
+        """KernelReadError unless every field fits in its struct (sizes up to 4 KiB)."""
+        if not (24 <= self.desc_size <= 4096 and 16 <= self.info_size <= 4096):
+            raise KernelReadError(f"implausible printk struct sizes in VMCOREINFO "
+                                  f"(prb_desc {self.desc_size}, printk_info {self.info_size})")
+        fields = (("prb_desc.state_var", self.state_var, 8, self.desc_size),
+                  ("prb_data_blk_lpos.begin", self.begin, 8, self.desc_size),
+                  ("prb_data_blk_lpos.next", self.next, 8, self.desc_size),
+                  ("printk_info.seq", self.seq, 8, self.info_size),
+                  ("printk_info.ts_nsec", self.ts_nsec, 8, self.info_size),
+                  ("printk_info.text_len", self.text_len, 2, self.info_size),
+                  ("printk_info.caller_id", self.caller_id, 4, self.info_size))
+        for name, offset, width, size in fields:
+            if not 0 <= offset <= size - width:
+                raise KernelReadError(f"VMCOREINFO OFFSET({name})={offset} lies outside the "
+                                      f"{size}-byte struct")
+
+
+@dataclass(frozen=True)
+class Ring:
+    """One printk ring as read from memory: bounds, ids and the raw arrays."""
+
+    count_bits: int
+    size_bits: int
+    tail_id: int
+    head_id: int
+    descs: bytes
+    infos: bytes
+    data: bytes
+
+
+MAX_COUNT_BITS = 24
+MAX_SIZE_BITS = 31  # log_buf_len= is capped at 2 GiB (LOG_BUF_LEN_MAX)
 
 
 def read_log(kernel: Kernel) -> KernelLog:
@@ -69,81 +143,113 @@ def read_log(kernel: Kernel) -> KernelLog:
     vi = kernel.vmcoreinfo
     if "prb" not in vi.symbols and not kernel.has_symbol("prb"):
         raise KernelReadError("this kernel has no lockless printk ring buffer (prb)")
+    layout = RingLayout.from_vmcoreinfo(vi)
     prb = kernel.read_u64(vi.symbols.get("prb") or kernel.symbol("prb"))
-    desc_ring = prb + _off(kernel, "printk_ringbuffer.desc_ring")
-    data_ring = prb + _off(kernel, "printk_ringbuffer.text_data_ring")
 
-    count_bits = kernel.read_u32(desc_ring + _off(kernel, "prb_desc_ring.count_bits"))
-    descs = kernel.read_u64(desc_ring + _off(kernel, "prb_desc_ring.descs"))
-    infos = kernel.read_u64(desc_ring + _off(kernel, "prb_desc_ring.infos"))
-    head_id = kernel.read_u64(desc_ring + _off(kernel, "prb_desc_ring.head_id"))
-    tail_id = kernel.read_u64(desc_ring + _off(kernel, "prb_desc_ring.tail_id"))
-    size_bits = kernel.read_u32(data_ring + _off(kernel, "prb_data_ring.size_bits"))
-    data = kernel.read_u64(data_ring + _off(kernel, "prb_data_ring.data"))
-    if not 0 < count_bits <= 24 or not 0 < size_bits <= 30:
+    def off(key: str) -> int:
+        try:
+            return vi.offsets[key]
+        except KeyError:
+            raise KernelReadError(f"VMCOREINFO lacks OFFSET({key})") from None
+
+    desc_ring = prb + off("printk_ringbuffer.desc_ring")
+    data_ring = prb + off("printk_ringbuffer.text_data_ring")
+    count_bits = kernel.read_u32(desc_ring + off("prb_desc_ring.count_bits"))
+    descs = kernel.read_u64(desc_ring + off("prb_desc_ring.descs"))
+    infos = kernel.read_u64(desc_ring + off("prb_desc_ring.infos"))
+    head_id = kernel.read_u64(desc_ring + off("prb_desc_ring.head_id"))
+    tail_id = kernel.read_u64(desc_ring + off("prb_desc_ring.tail_id"))
+    size_bits = kernel.read_u32(data_ring + off("prb_data_ring.size_bits"))
+    data = kernel.read_u64(data_ring + off("prb_data_ring.data"))
+    check_ring_bits(count_bits, size_bits)
+    count = 1 << count_bits
+    ring = Ring(count_bits, size_bits, tail_id, head_id, kernel.read(descs, count * layout.desc_size),
+                kernel.read(infos, count * layout.info_size), kernel.read(data, 1 << size_bits))
+    return decode_ring(layout, ring)
+
+
+def check_ring_bits(count_bits: int, size_bits: int) -> None:
+    """KernelReadError unless the ring sizes are ones a kernel can have."""
+    if not 0 < count_bits <= MAX_COUNT_BITS or not 0 < size_bits <= MAX_SIZE_BITS:
         raise KernelReadError(f"implausible printk ring sizes (count_bits={count_bits}, "
                               f"size_bits={size_bits})")
 
-    count = 1 << count_bits
-    desc_size = vi.sizes.get("prb_desc", 24)
-    info_size = vi.sizes.get("printk_info", 88)
-    data_size = 1 << size_bits
-    desc_buf = kernel.read(descs, count * desc_size)
-    info_buf = kernel.read(infos, count * info_size)
-    data_buf = kernel.read(data, data_size)
 
-    sv_off = _off(kernel, "prb_desc.state_var")
-    lpos_off = _off(kernel, "prb_desc.text_blk_lpos")
-    begin_off = lpos_off + _off(kernel, "prb_data_blk_lpos.begin")
-    next_off = lpos_off + _off(kernel, "prb_data_blk_lpos.next")
-    seq_off = _off(kernel, "printk_info.seq")
-    ts_off = _off(kernel, "printk_info.ts_nsec")
-    len_off = _off(kernel, "printk_info.text_len")
-    caller_off = _off(kernel, "printk_info.caller_id")
-
+def decode_ring(layout: RingLayout, ring: Ring) -> KernelLog:
+    """Decode the records from tail_id to head_id; each bad record becomes a marker."""
+    layout.check()
+    check_ring_bits(ring.count_bits, ring.size_bits)
+    count = 1 << ring.count_bits
+    if (len(ring.descs) < count * layout.desc_size or len(ring.infos) < count * layout.info_size
+            or len(ring.data) < 1 << ring.size_bits):
+        raise KernelReadError("printk ring arrays are shorter than the ring sizes say")
     records: list[LogRecord] = []
     error = None
-    id_ = tail_id & _DESC_ID_MASK
-    last = head_id & _DESC_ID_MASK
+    id_ = ring.tail_id & _DESC_ID_MASK
+    last = ring.head_id & _DESC_ID_MASK
     for _ in range(count):
-        idx = id_ & (count - 1)
-        d = idx * desc_size
-        sv = struct.unpack_from("<Q", desc_buf, d + sv_off)[0]
-        state = sv >> _DESC_FLAGS_SHIFT
-        if state in (_DESC_COMMITTED, _DESC_FINALIZED) and (sv & _DESC_ID_MASK) == id_:
-            i = idx * info_size
-            seq, ts = struct.unpack_from("<QQ", info_buf, i + seq_off)[0], \
-                struct.unpack_from("<Q", info_buf, i + ts_off)[0]
-            text_len = struct.unpack_from("<H", info_buf, i + len_off)[0]
-            caller = struct.unpack_from("<I", info_buf, i + caller_off)[0]
-            begin = struct.unpack_from("<Q", desc_buf, d + begin_off)[0]
-            nxt = struct.unpack_from("<Q", desc_buf, d + next_off)[0]
-            text = _block_text(data_buf, size_bits, begin, nxt, text_len)
-            if text is not None:
-                records.append(LogRecord(seq, ts, text, caller))
+        rec = _record(layout, ring, id_)
+        if rec is not None:
+            records.append(rec)
         if id_ == last:
             break
         id_ = (id_ + 1) & _DESC_ID_MASK
     else:
         error = "descriptor walk did not reach head_id"
-    records.sort(key=lambda r: r.seq)
     return KernelLog(records, error)
 
 
-def _block_text(data: bytes, size_bits: int, begin: int, nxt: int, text_len: int) -> str | None:
-    """The text of one data block (printk_ringbuffer.c get_data()), or None if invalid."""
+def _record(layout: RingLayout, ring: Ring, id_: int) -> LogRecord | None:
+    """The record of descriptor `id_`; None when the slot holds no finished record."""
+    idx = id_ & ((1 << ring.count_bits) - 1)
+    d = idx * layout.desc_size
+    sv = _U64.unpack_from(ring.descs, d + layout.state_var)[0]
+    if sv >> _DESC_FLAGS_SHIFT not in (_DESC_COMMITTED, _DESC_FINALIZED) \
+            or sv & _DESC_ID_MASK != id_:
+        return None  # reserved, reusable or being rewritten: not a record (yet)
+    i = idx * layout.info_size
+    seq = _U64.unpack_from(ring.infos, i + layout.seq)[0]
+    ts = _U64.unpack_from(ring.infos, i + layout.ts_nsec)[0]
+    text_len = _U16.unpack_from(ring.infos, i + layout.text_len)[0]
+    caller = _U32.unpack_from(ring.infos, i + layout.caller_id)[0]
+    begin = _U64.unpack_from(ring.descs, d + layout.begin)[0]
+    nxt = _U64.unpack_from(ring.descs, d + layout.next)[0]
+    if seq & ((1 << ring.count_bits) - 1) != idx:
+        return LogRecord(seq, ts, "", caller, damage=f"sequence number {seq} does not belong "
+                         f"in descriptor slot {idx}")
+    text = _block_text(ring.data, ring.size_bits, begin, nxt, text_len, id_)
+    if isinstance(text, _Damage):
+        return LogRecord(seq, ts, "", caller, damage=text.reason)
+    return LogRecord(seq, ts, text, caller)
+
+
+@dataclass(frozen=True)
+class _Damage:
+    reason: str
+
+
+def _block_text(data: bytes, size_bits: int, begin: int, nxt: int, text_len: int,
+                id_: int) -> str | _Damage:
+    """The text of one data block (printk_ringbuffer.c get_data()), or why it is invalid."""
     size = 1 << size_bits
     if begin & 1 and nxt & 1:  # data-less record
         return ""
+    bad = _Damage(f"text block position {begin:#x}..{nxt:#x} is invalid")
+    if begin & 7 or nxt & 7:
+        return bad
     if begin >> size_bits == nxt >> size_bits and begin < nxt:
         start, length = begin & (size - 1), nxt - begin
     elif (begin + size) >> size_bits == nxt >> size_bits:
         start, length = 0, nxt & (size - 1)  # the block wrapped to the start of the ring
     else:
-        return None
+        return bad
     length -= 8  # each block starts with the unsigned long id of its descriptor
-    if length < 0:
-        return None
+    if length < 0 or start + 8 > size:
+        return bad
+    block_id = _U64.unpack_from(data, start)[0]
+    if block_id & _DESC_ID_MASK != id_:
+        return _Damage(f"text block at {begin:#x} belongs to record id {block_id:#x}, "
+                       f"not {id_:#x}")
     raw = data[start + 8:start + 8 + min(length, text_len)]
     return raw.decode("utf-8", "replace")
 

@@ -29,14 +29,17 @@ class Kernel:
     def __init__(self, dump: DumpFile, vmlinux: Vmlinux | None) -> None:
         self.dump = dump
         self.vmlinux = vmlinux
-        if not dump.vmcoreinfo:
+        if dump.vmcoreinfo is None:
             raise DumpFormatError("the dump carries no VMCOREINFO; cannot locate the kernel",
                                   dump.path)
         self.vmcoreinfo = VmcoreInfo.parse(dump.vmcoreinfo)
+        if not self.vmcoreinfo.symbols and self.vmcoreinfo.osrelease is None:
+            raise DumpFormatError("the dump's VMCOREINFO is damaged (no OSRELEASE= or SYMBOL() "
+                                  "lines); cannot locate the kernel", dump.path)
         self._check_arch()
         if vmlinux is not None:
             self._check_vmlinux(vmlinux)
-        self.kaslr_offset = self.vmcoreinfo.kerneloffset or 0
+        self.kaslr_offset = self._kaslr_offset()
         phys_base = self.vmcoreinfo.phys_base
         if phys_base is None:
             phys_base = dump.info.phys_base or 0
@@ -49,6 +52,8 @@ class Kernel:
             dump.read_phys, pgd - START_KERNEL_MAP + phys_base,
             five_level=self.vmcoreinfo.pgtable_l5, phys_base=phys_base,
             sme_mask=self.vmcoreinfo.numbers.get("sme_mask", 0))
+        if vmlinux is not None:
+            self._check_banner(vmlinux)
         base = self.symbol_or_none("page_offset_base")
         if base is not None:
             try:
@@ -89,6 +94,47 @@ class Kernel:
             f"vmlinux is for kernel {vmlinux.release} (build-id {vmlinux.build_id}), but the "
             f"dump {self.dump.path} is of kernel {self.vmcoreinfo.osrelease} "
             f"(build-id {dump_id})", vmlinux.path)
+
+    def _kaslr_offset(self) -> int:
+        """KERNELOFFSET, or (damaged/missing) the slide of a VMCOREINFO symbol in the vmlinux."""
+        offset = self.vmcoreinfo.kerneloffset
+        if offset is not None or self.vmlinux is None:
+            return offset or 0
+        for name in ("_stext", "init_uts_ns", "swapper_pg_dir"):
+            runtime = self.vmcoreinfo.symbols.get(name)
+            try:
+                linked = self.vmlinux.symbols.address_of(name)
+            except CrashtuiError:
+                return 0
+            if runtime is not None and linked is not None and runtime >= linked:
+                return runtime - linked
+        return 0
+
+    def _check_banner(self, vmlinux: Vmlinux) -> None:
+        """VmlinuxMismatchError unless linux_banner in memory is the vmlinux's banner.
+
+        Catches what the build-id check cannot: a dump without BUILD-ID/OSRELEASE, or a
+        damaged KERNELOFFSET that would make every symbol address wrong. A banner that
+        cannot be read (page filtered or lost) is no evidence either way.
+        """
+        try:
+            banner = vmlinux.banner
+            addr = self.symbol_or_none("linux_banner")
+        except CrashtuiError:
+            return
+        if not banner or addr is None:
+            return
+        expected = banner.encode("utf-8", "replace")[:64]
+        try:
+            found = self.read(addr, len(expected))
+        except CrashtuiError:
+            return
+        if found != expected:
+            shown = found.split(b"\0", 1)[0][:40].decode("ascii", "replace")
+            raise VmlinuxMismatchError(
+                f"vmlinux does not match the dump's memory: linux_banner reads {shown!r}, "
+                f"not {banner[:40]!r} (wrong vmlinux, or a damaged KERNELOFFSET in VMCOREINFO)",
+                vmlinux.path)
 
     # -- symbols --------------------------------------------------------------------------
 

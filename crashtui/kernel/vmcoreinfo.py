@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 _KEYED = re.compile(r"^(SYMBOL|SIZE|OFFSET|LENGTH|NUMBER)\((.+)\)$")
+_U64_END = 1 << 64
+_FIELD_END = 1 << 32  # sizes, offsets and lengths of kernel structs and arrays
 
 
 @dataclass
@@ -21,8 +23,10 @@ class VmcoreInfo:
 
     @classmethod
     def parse(cls, text: str) -> VmcoreInfo:
-        """Parse the note text; malformed lines are skipped, never fatal."""
+        """Parse the note text; malformed lines and out-of-range numbers are skipped."""
         info = cls()
+        targets = {"SIZE": info.sizes, "OFFSET": info.offsets, "LENGTH": info.lengths,
+                   "NUMBER": info.numbers}
         for line in text.splitlines():
             key, sep, value = line.partition("=")
             if not sep or not key:
@@ -35,13 +39,17 @@ class VmcoreInfo:
             kind, name = m.groups()
             try:
                 if kind == "SYMBOL":
-                    info.symbols[name] = int(value, 16)
-                elif kind in ("SIZE", "OFFSET", "LENGTH", "NUMBER"):
-                    target = {"SIZE": info.sizes, "OFFSET": info.offsets,
-                              "LENGTH": info.lengths, "NUMBER": info.numbers}[kind]
-                    target[name] = int(value, 0) if value.startswith("0x") else int(value)
+                    number = int(value, 16)
+                    if 0 <= number < _U64_END:
+                        info.symbols[name] = number
+                    continue
+                number = int(value, 0) if value.startswith("0x") else int(value)
             except ValueError:
                 continue
+            if kind == "NUMBER" and -_U64_END < number < _U64_END:
+                info.numbers[name] = number
+            elif kind != "NUMBER" and 0 <= number < _FIELD_END:
+                targets[kind][name] = number
         return info
 
     @property
@@ -54,18 +62,21 @@ class VmcoreInfo:
 
     @property
     def page_size(self) -> int:
+        """PAGESIZE when it is a power of two from 4 KiB to 1 MiB, else 4096."""
         try:
-            return int(self.raw.get("PAGESIZE", "4096"))
+            size = int(self.raw.get("PAGESIZE", "4096"))
         except ValueError:
             return 4096
+        return size if 4096 <= size <= 1 << 20 and size & (size - 1) == 0 else 4096
 
     @property
     def kerneloffset(self) -> int | None:
         """The KASLR slide (runtime minus link-time address of kernel text)."""
         try:
-            return int(self.raw["KERNELOFFSET"], 16)
+            offset = int(self.raw["KERNELOFFSET"], 16)
         except (KeyError, ValueError):
             return None
+        return offset if 0 <= offset < 1 << 31 else None  # within the 1 GiB+ image area
 
     @property
     def phys_base(self) -> int | None:
