@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crashtui.errors import CrashtuiError
-from crashtui.kernel.lists import list_for_each
+from crashtui.kernel.lists import ListWalkError, walk_list
 
 if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
@@ -150,13 +150,21 @@ class TaskReader:
                     exit_state=u(self.o_exit_state, 4), cpu=u(self.o_cpu, 4),
                     flags=u(self.o_flags, 4), mm=u(self.o_mm), stack=u(self.o_stack), idle=idle)
 
-    def threads_of(self, leader: int) -> list[int]:
-        """Addresses of every thread in the leader's thread group (signal->thread_head)."""
+    def threads_of(self, leader: int, errors: list[str] | None = None) -> list[int]:
+        """Addresses of every thread in the leader's thread group (signal->thread_head).
+
+        A damaged thread list yields the threads still reachable; why it broke goes to
+        `errors` (ListWalkError when no list is given).
+        """
         signal = self.k.read_u64(leader + self.o_signal)
         if not signal:
             return [leader]
-        head = signal + self.o_thread_head
-        return [node - self.o_thread_node for node in list_for_each(self.k, head)]
+        walk = walk_list(self.k, signal + self.o_thread_head)
+        if walk.error:
+            if errors is None:
+                raise ListWalkError(walk.error)
+            errors.append(f"threads of task {leader:#x}: {walk.error}")
+        return [node - self.o_thread_node for node in walk.nodes] or [leader]
 
 
 @dataclass
@@ -178,15 +186,14 @@ def read_tasks(kernel: Kernel) -> TaskList:
             tasks[idle] = reader.read(idle, idle=True)
         except CrashtuiError as exc:
             errors.append(f"idle task of CPU {cpu}: {exc.message}")
-    leaders = [init_task]
-    try:
-        leaders += [node - reader.o_tasks
-                    for node in list_for_each(kernel, init_task + reader.o_tasks)]
-    except CrashtuiError as exc:
-        errors.append(f"task list: {exc.message}")
+    walk = walk_list(kernel, init_task + reader.o_tasks)
+    leaders = [init_task] + [node - reader.o_tasks for node in walk.nodes]
+    if walk.error:
+        found = f" ({walk.recovered} found walking back from the end)" if walk.recovered else ""
+        errors.append(f"task list: {walk.error}{found}")
     for leader in leaders:
         try:
-            threads = reader.threads_of(leader) if leader != init_task else [leader]
+            threads = reader.threads_of(leader, errors) if leader != init_task else [leader]
         except CrashtuiError as exc:
             errors.append(f"threads of task {leader:#x}: {exc.message}")
             threads = [leader]
