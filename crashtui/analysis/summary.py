@@ -31,6 +31,8 @@ FIELD_NAMES = ("KERNEL", "DUMPFILE", "CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "
                "NODENAME", "RELEASE", "VERSION", "MACHINE", "MEMORY", "PANIC",
                "PID", "COMMAND", "TASK", "CPU", "STATE")
 SYS_FIELDS = FIELD_NAMES[:13]
+MAX_WARNINGS = 20
+DAMAGED = "  [DAMAGED]"
 
 
 @dataclass
@@ -42,10 +44,16 @@ class Summary:
     panic_cpu: int | None = None
     panic_task: Task | None = None
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # damage found outside the fields
 
     def sys_lines(self) -> list[str]:
-        """crash's `sys` output."""
-        return [f"{name:>12}: {self.fields.get(name, '(unknown)')}" for name in SYS_FIELDS]
+        """crash's `sys` output, then one WARNING line per problem met (a bounded number)."""
+        lines = [f"{name:>12}: {self.fields.get(name, '(unknown)')}" for name in SYS_FIELDS]
+        problems = self.warnings + self.errors
+        lines += [f"{'WARNING':>12}: {w}" for w in problems[:MAX_WARNINGS]]
+        if len(problems) > MAX_WARNINGS:
+            lines.append(f"{'WARNING':>12}: ... and {len(problems) - MAX_WARNINGS} more")
+        return lines
 
     def banner_lines(self) -> list[str]:
         """crash's start-up banner: `sys` and the panic task."""
@@ -91,7 +99,10 @@ def build_summary(kernel: Kernel, log: KernelLog, tasks: TaskList,
             errors.append(f"{name}: {exc.message}")
 
     attempt("KERNEL", lambda: kernel_path + ("  [TAINTED]" if system.tainted_mask(kernel) else ""))
-    f["DUMPFILE"] = dump_path + ("  [PARTIAL DUMP]" if kernel.dump.info.partial else "")
+    info = kernel.dump.info
+    f["DUMPFILE"] = (dump_path + ("  [PARTIAL DUMP]" if info.partial else "")
+                     + ("  [INCOMPLETE]" if info.incomplete else ""))
+    warnings = dump_warnings(kernel)
 
     def cpus() -> str:
         online = kernel.cpumask("__cpu_online_mask")
@@ -104,17 +115,25 @@ def build_summary(kernel: Kernel, log: KernelLog, tasks: TaskList,
                                           time.localtime(system.xtime_sec(kernel))))
     attempt("UPTIME", lambda: system.format_uptime(system.uptime_seconds(kernel)))
     attempt("LOAD AVERAGE", lambda: ", ".join(system.load_average(kernel)))
-    f["TASKS"] = str(len(tasks.tasks))
+    f["TASKS"] = str(len(tasks.tasks)) + (DAMAGED if tasks.errors else "")
+    warnings += [f"TASKS: {e}" for e in tasks.errors]
     try:
         uts = system.read_utsname(kernel)
         f.update(NODENAME=uts.nodename, RELEASE=uts.release, VERSION=uts.version)
         mhz = system.cpu_mhz(kernel)
         f["MACHINE"] = uts.machine + (f"  ({mhz} Mhz)" if mhz else "")
     except CrashtuiError as exc:
+        f.update({k: "(unavailable)" for k in ("NODENAME", "RELEASE", "VERSION", "MACHINE")})
         errors.append(f"utsname: {exc.message}")
     attempt("MEMORY", lambda: system.pages_to_size(system.memory_size(kernel) // 4096))
     message = find_panic_message(log)
     f["PANIC"] = format_panic(message)
+    if log.error:
+        warnings.append(f"log: {log.error}")
+    if log.damaged:
+        warnings.append(f"log: {log.damaged} damaged record(s), marked in place")
+    if (log.error or log.damaged) and not message:
+        f["PANIC"] += DAMAGED
 
     cpu = system.panic_cpu(kernel)
     task = None
@@ -126,4 +145,17 @@ def build_summary(kernel: Kernel, log: KernelLog, tasks: TaskList,
     if task is not None:
         f.update(PID=str(task.pid), COMMAND=f'"{task.comm}"', TASK=f"{task.address:x}",
                  CPU=str(cpu), STATE=task.state_name + " (PANIC)")
-    return Summary(f, message, cpu, task, errors)
+    return Summary(f, message, cpu, task, errors, warnings)
+
+
+def dump_warnings(kernel: Kernel) -> list[str]:
+    """What the dump file itself says is wrong with it (incomplete, cut short)."""
+    info = kernel.dump.info
+    out = []
+    if info.incomplete:
+        out.append("the dump is incomplete: the capture stopped early (disk full?); "
+                   "pages it did not write read as missing")
+    if info.lost_pages:
+        out.append(f"DUMPFILE: {info.lost_pages} dumped pages are not in the file "
+                   "(truncated copy?); reads of them fail")
+    return out
