@@ -499,3 +499,15 @@ def add_inline_frames(kernel: Kernel, bt: Backtrace) -> Backtrace:
         out.frames.extend(extra)
         out.frames.append(frame)
     return out
+
+
+def fill_missing_sources(builder: BacktraceBuilder, bt: Backtrace) -> Backtrace:
+    """Look up the source lines still missing in `bt` (e.g. a module's .ko was loaded after
+    the trace was built); frames are updated in place."""
+    for frame in bt.frames:
+        if frame.source is None and not frame.inline:
+            frame.source = builder.source(frame.pc - 1 if frame.return_address else frame.pc)
+        ef = frame.exception
+        if ef is not None and ef.source is None and not ef.user_mode and "rip" in ef.registers:
+            ef.source = builder.source(ef.registers["rip"])
+    return bt

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, Frame, SourceLocation
+from crashtui.analysis.backtraces import fill_missing_sources
 from crashtui.commands import CommandError, command
 from crashtui.errors import CrashtuiError
 
@@ -179,6 +180,8 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
                 raise CommandError("bt: no CPU registers in the dump")
             bt = backtraces[0]
         bts = [bt]
+    if lines:
+        bts = [fill_missing_sources(session.backtrace_builder, bt) for bt in bts]
     if inline:
         bts = [session.with_inline_frames(bt) for bt in bts]
     return _join([format_backtrace(bt, lines, inline) for bt in bts])
@@ -199,6 +202,8 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
         except CrashtuiError as exc:
             blocks.append([f"bt: task {task.address:x}: {exc.message}"])
             continue
+        if "l" in flags:
+            bt = fill_missing_sources(session.backtrace_builder, bt)
         if "i" in flags:
             bt = session.with_inline_frames(bt)
         blocks.append(format_backtrace(bt, "l" in flags, "i" in flags))
