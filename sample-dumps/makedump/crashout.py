@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from . import debian
-from .util import MakeDumpError, cache_root, log, run, set_prog, sha256_file, tests_cache_root
+from .util import MakeDumpError, cache_root, log, set_prog, sha256_file, tests_cache_root
 
 # crash's Depends in trixie (binutils aside), as packages to unpack next to it.
 CRASH_LIBS = ("libc6", "libgcc-s1", "liblzo2-2", "libncursesw6", "libsnappy1v5",
@@ -67,7 +67,8 @@ def fetch_vmlinux(m: dict[str, str]) -> Path:
 
 def crash_command(suite: str = "trixie") -> list[str]:
     """The command that starts `suite`'s crash with that suite's libraries."""
-    debian.ensure_suite_sources(suite) and debian.apt_update()
+    if debian.ensure_suite_sources(suite):
+        debian.apt_update()
     crash_deb, version = debian.download_from_suite("crash", suite)
     root = cache_root() / f"crash-{debian.upstream_version(version)}"
     stamp = root / ".ready"
@@ -137,7 +138,9 @@ def record(dump_dir: Path, vmlinux: Path | None, crash: list[str] | None) -> Pat
         cmds += [c, f"!echo '{marker}'"]
     log(f"running crash on {dump_dir / m['dump']}")
     outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), marker)
-    results = dict(zip((n for n, _ in COMMANDS), outputs))
+    if len(outputs) < len(COMMANDS):
+        raise MakeDumpError(f"crash printed {len(outputs)} outputs for {len(COMMANDS)} commands")
+    results = dict(zip((n for n, _ in COMMANDS), outputs, strict=False))
     rip = panic_rip(results["bt.txt"])
     if rip:
         results["sym-rip.txt"] = run_crash(crash, vmlinux, dump_dir, m["dump"],

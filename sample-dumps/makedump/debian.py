@@ -150,6 +150,17 @@ def extract(deb: Path, dest: Path) -> None:
     run(["dpkg-deb", "-x", deb, dest], quiet=True)
 
 
+def extract_into_root(deb: Path, root: Path) -> None:
+    """Unpack a .deb over a root file system, keeping its /lib -> usr/lib style symlinks
+    (plain dpkg-deb -x would replace them with directories and break the chroot)."""
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    r = subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)],
+                       stdin=tar.stdout)
+    tar.wait()
+    if r.returncode != 0 or tar.returncode != 0:
+        raise MakeDumpError(f"could not unpack {deb} into {root}")
+
+
 def extract_member(deb: Path, member: str, dest_dir: Path) -> Path:
     """Extract one file (path as in the package, without ./) into dest_dir; returns it."""
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +191,7 @@ def ensure_chroot(suite: str) -> Path:
     """A minimal chroot of `suite` (debootstrap, cached) with apt sources incl. security."""
     root = cache_root() / "chroots" / suite
     stamp = root / ".crashtui-makedump-ready"
-    if stamp.exists():
+    if stamp.exists() and (root / "usr/bin/env").exists():
         return root
     if root.exists():
         log(f"removing incomplete chroot {root}")

@@ -27,7 +27,7 @@ def build(k: Kernel, sc: Scenario, out_dir: Path) -> tuple[Path, str]:
         debian.chroot_install(root, ["make", *apt_pkgs])
         for deb in headers_debs:
             log(f"unpacking {deb.name} in the chroot")
-            debian.extract(deb, root)
+            debian.extract_into_root(deb, root)
         stamp.touch()
     build_dir = f"/build/{sc.module}"
     host_build = root / build_dir.lstrip("/")
