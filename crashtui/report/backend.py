@@ -15,6 +15,7 @@ T = TypeVar("T")
 # Where the backend's engineers put (or will put) each function the report uses.
 PROVIDERS: dict[str, tuple[str, ...]] = {
     "format_backtrace": ("crashtui.commands.bt", "crashtui.analysis.backtraces"),
+    "format_registers": ("crashtui.commands.bt", "crashtui.analysis.backtraces"),
     "kmem_rows": ("crashtui.commands.kmem", "crashtui.analysis.memory", "crashtui.analysis.kmem",
                   "crashtui.analysis.rows", "crashtui.commands.tables"),
     "module_rows": ("crashtui.commands.mod", "crashtui.commands.modules",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, Frame, SourceLocation
+from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, SourceLocation
 from crashtui.report.backend import Missing, Notes, provider, session_attr
 from crashtui.report.logblock import oops_block
 
@@ -91,11 +91,12 @@ class Excerpt:
     title: str  # the file shown, or the command that produced the disassembly
     language: str  # fence info string: "c", "asm", "text"
     lines: list[ExcerptLine]
+    origin: str = ""  # where the source file was found ("tree DIR", "next to MOD.ko", ...)
 
 
 @dataclass(frozen=True)
 class TaskRow:
-    """One task as `ps` shows it (vsz/rss/mem only when the ps backend provides them)."""
+    """One task as `ps` shows it (vsz/rss/mem None when they could not be read)."""
 
     pid: int
     ppid: int
@@ -104,8 +105,9 @@ class TaskRow:
     state: str
     comm: str
     kthread: bool
-    vsz: int | None = None
-    rss: int | None = None
+    active: bool = False  # running on its CPU (crash's `>` mark)
+    vsz: int | None = None  # KiB
+    rss: int | None = None  # KiB
     mem_percent: float | None = None
 
 
@@ -139,6 +141,7 @@ class Analysis:
     log_tail: list[str]
     errors: list[str] = field(default_factory=list)
     excerpt: Excerpt | None = None
+    module_files: dict[str, str] = field(default_factory=dict)  # .ko debug info in use
 
 
 def gather(session: Session, excerpt: bool = True) -> Analysis:
@@ -154,17 +157,14 @@ def gather(session: Session, excerpt: bool = True) -> Analysis:
     lines = log.lines()
     if log.error:
         notes.add("log", log.error)
-    tasks = notes.attempt("tasks", lambda: task_rows(session))
-    if tasks is not None and session.tasks.errors:
-        for err in session.tasks.errors:
-            notes.add("tasks", err)
+    tasks = notes.attempt("tasks", lambda: task_rows(session, notes))
     analysis = Analysis(
         summary=summary, facts=dump_facts(session), backtraces=bts, panic=panic, fault=fault,
         kmem=notes.attempt("kmem", lambda: kmem_table(session)),
         modules=notes.attempt("modules", lambda: module_table(session)),
         tasks=tasks, taint_mask=notes.attempt("taint", lambda: _taint_mask(session)),
         log=lines, log_block=oops_block(log.records, summary.panic_message),
-        log_tail=lines[-LOG_TAIL:], errors=notes.errors)
+        log_tail=lines[-LOG_TAIL:], errors=notes.errors, module_files=module_files(session))
     if excerpt and fault is not None:
         from crashtui.report.excerpt import fault_excerpt
 
@@ -182,6 +182,15 @@ def dump_facts(session: Session) -> DumpFacts:
         page_size=info.page_size,
         vmlinux=str(session.vmlinux_path) if session.vmlinux_path else None,
         build_id=vm.build_id if vm is not None else None)
+
+
+def module_files(session: Session) -> dict[str, str]:
+    """The .ko files whose debug info the session uses, by module name (crash's mod -s)."""
+    table = session.__dict__.get("modules")  # only if already read: never load just for this
+    debuginfo = getattr(table, "debuginfo", None)
+    if not isinstance(debuginfo, Mapping):
+        return {}
+    return {name: str(getattr(di, "path", di)) for name, di in sorted(debuginfo.items())}
 
 
 def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
@@ -205,55 +214,38 @@ def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
 
 def find_fault(session: Session, bt: Backtrace) -> FaultSite | None:
     """The exception RIP frame if the panic path has one, else its first non-panic frame."""
-    frames = bt.frames
+    frames = [f for f in bt.frames if not f.inline]
     for i, fr in enumerate(frames):
         exc = fr.exception
         if exc is None or exc.user_mode or not exc.rip:
             continue
         rip = exc.rip
         at_rip = next((f for f in frames[i + 1:] if f.pc == rip), None)
-        site = FaultSite("exception RIP", rip, rip, None, 0, None,
-                         at_rip.index if at_rip else None, exc)
-        if at_rip is not None and at_rip.function:
-            site.function, site.offset, site.module = at_rip.function, at_rip.offset, \
-                at_rip.module
-            site.source = at_rip.source
-        else:
+        site = FaultSite("exception RIP", rip, rip, exc.function, exc.offset, exc.module,
+                         at_rip.index if at_rip else None, exc, exc.source)
+        if site.function is None:
             _symbolize(session, site)
         if site.source is None:
             site.source = source_line(session, rip)
         return site
     for fr in frames:
         if fr.function and base_name(fr.function) not in PANIC_PATH:
-            return _frame_site(session, fr)
+            lookup = fr.pc - 1 if fr.return_address else fr.pc
+            site = FaultSite("first frame outside the panic path", fr.pc, lookup, fr.function,
+                             fr.offset, fr.module, fr.index, None, fr.source)
+            if site.source is None:
+                site.source = source_line(session, lookup)
+            return site
     return None
 
 
-def _frame_site(session: Session, fr: Frame) -> FaultSite:
-    site = FaultSite("first frame outside the panic path", fr.pc, fr.pc - 1, fr.function,
-                     fr.offset, fr.module, fr.index, None, fr.source)
-    if site.source is None:
-        site.source = source_line(session, fr.pc - 1)
-    return site
-
-
 def _symbolize(session: Session, site: FaultSite) -> None:
-    """Name the faulting address: `sym` when the command layer has it, else vmlinux symbols."""
-    from crashtui.commands import run_command
-
-    try:
-        out = run_command(session, f"sym {site.address:x}")
-    except Exception:  # noqa: BLE001 - no `sym` yet: fall back to the vmlinux symbols
-        out = []
-    for line in out:
-        # ffffffff9fca8a06 (t) sysrq_handle_crash+22 [module] path: line
-        parts = line.split()
-        if len(parts) >= 3 and parts[1].startswith("("):
-            name, _, offset = parts[2].partition("+")
-            site.function = name
-            site.offset = int(offset, 0) if offset else 0
-            if len(parts) >= 4 and parts[3].startswith("["):
-                site.module = parts[3].strip("[]")
+    """Name the faulting address: session.symbolize (modules too), else vmlinux symbols."""
+    named = getattr(session, "symbolize", None)
+    if callable(named):
+        hit3 = named(site.address)
+        if hit3 is not None:
+            site.function, site.offset, site.module = hit3
             return
     hit = session.kernel.symbolize(site.address)
     if hit is not None:
@@ -342,7 +334,7 @@ def module_table(session: Session) -> list[ModuleRow]:
         rows = _backend_rows(session, "module_rows", "modules")
     except Missing:
         rows = read_modules(session.kernel)
-    if isinstance(rows, ModuleList):
+    if isinstance(rows, ModuleList) or not isinstance(rows, list | tuple):
         rows = rows.modules
     out = []
     for row in rows:
@@ -353,35 +345,43 @@ def module_table(session: Session) -> list[ModuleRow]:
             taint = ""
         obj = _get(row, "object_file", "ko_path", "object")
         out.append(ModuleRow(
-            name=str(_get(row, "name") or "?"), address=_int(_get(row, "address", "module")),
+            name=str(_get(row, "name") or "?"),
+            address=_int(_get(row, "address", "struct_module", "module")),
             base=_int(_get(row, "base")), size=_int(_get(row, "size")),
             taint=taint.strip("-").replace(" ", ""), object_file=str(obj) if obj else None))
     return out
 
 
-def task_rows(session: Session) -> list[TaskRow]:
-    """Every task, with ps's memory columns when the ps backend has them."""
-    extra: dict[int, Any] = {}
+def task_rows(session: Session, notes: Notes | None = None) -> list[TaskRow]:
+    """Every task as `ps` lists it (the ps backend's rows, else the plain task list)."""
+    from crashtui.kernel.ps import PsRow, PsTable, read_ps
+
     try:
-        for row in provider("ps_rows")(session):
-            addr = _int(_get(row, "task", "address"))
-            if addr is not None:
-                extra[addr] = row
+        rows = _backend_rows(session, "ps_rows", "ps")
     except Missing:
-        pass
+        rows = read_ps(session.kernel, session.tasks)
+    if isinstance(rows, PsTable):
+        for err in rows.errors:
+            if notes is not None:
+                notes.add("tasks", err)
+        rows = rows.rows
+    page_kb = session.kernel.dump.info.page_size // 1024
     out = []
-    for t in session.tasks.tasks:
-        row = extra.get(t.address, {})
-        mem = _get(row, "mem_percent", "percent_mem", "mem", "pmem")
-        if isinstance(mem, str):
-            try:
-                mem = float(mem)
-            except ValueError:
-                mem = None
-        out.append(TaskRow(pid=t.pid, ppid=t.ppid, cpu=t.cpu, task=t.address,
-                           state=t.state_code, comm=t.comm, kthread=t.is_kthread,
-                           vsz=_int(_dec(_get(row, "vsz"))), rss=_int(_dec(_get(row, "rss"))),
-                           mem_percent=float(mem) if isinstance(mem, int | float) else None))
+    for row in rows:
+        if isinstance(row, PsRow):
+            t, m = row.task, row.memory
+            out.append(TaskRow(t.pid, row.ppid, t.cpu, t.address, t.state_code, t.comm,
+                               row.kernel_thread, row.active, m.total_vm * page_kb,
+                               m.rss * page_kb, round(m.percent, 1)))
+        else:
+            mem = _get(row, "mem_percent")
+            out.append(TaskRow(
+                int(_get(row, "pid") or 0), int(_get(row, "ppid") or 0),
+                int(_get(row, "cpu") or 0), _int(_get(row, "task", "address")) or 0,
+                str(_get(row, "state") or "??"), str(_get(row, "comm", "command") or ""),
+                bool(_get(row, "kernel_thread", "kthread")), bool(_get(row, "active")),
+                _int(_dec(_get(row, "vsz_kb", "vsz"))), _int(_dec(_get(row, "rss_kb", "rss"))),
+                float(mem) if isinstance(mem, int | float) else None))
     return out
 
 

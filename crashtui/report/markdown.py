@@ -12,6 +12,7 @@ from crashtui.analysis.backtrace import Backtrace
 from crashtui.analysis.summary import FIELD_NAMES
 from crashtui.kernel.system import pages_to_size
 from crashtui.report import mdescape as md
+from crashtui.report.backend import Missing
 from crashtui.report.crashlayout import backtrace_lines, register_lines
 from crashtui.report.gather import Analysis, gather
 from crashtui.report.taint import module_taint_meaning, taint_letters, taint_meanings
@@ -27,9 +28,18 @@ REPRODUCE_COMMANDS = ("sys", "bt -a", "kmem -i", "mod", "ps", "log")
 class ReportOptions:
     """How paths and the tool version appear (sample-dumps/ reports use stable names)."""
 
-    dump_name: str | None = None  # shown instead of the dump path
+    relative_to: Path | None = None  # paths under this directory are shown relative to it
     vmlinux_name: str | None = None  # shown instead of the vmlinux path
     show_version: bool = True
+
+    def show(self, path: str) -> str:
+        """path as the report prints it."""
+        if self.relative_to is not None:
+            try:
+                return str(Path(path).resolve().relative_to(self.relative_to.resolve()))
+            except ValueError:
+                pass
+        return path
 
 
 def write_report(session: Session, path: str | Path, options: ReportOptions | None = None) -> None:
@@ -48,12 +58,13 @@ def build_report(session: Session, options: ReportOptions | None = None) -> str:
 
 def render(a: Analysis, opts: ReportOptions) -> str:
     """Render gathered facts; every string from the dump goes through mdescape."""
-    dump_name = opts.dump_name or a.facts.path
+    dump_name = opts.show(a.facts.path)
     vmlinux_name = opts.vmlinux_name or a.facts.vmlinux
+    kos = {name: opts.show(path) for name, path in a.module_files.items()}
     parts = [_title(a), _intro(a, dump_name, opts), _summary(a, dump_name, vmlinux_name),
              _panic(a), _fault(a), _registers(a), _other_cpus(a), _kmem(a), _tasks(a),
-             _modules(a), _log(a), _facts(a, dump_name, vmlinux_name),
-             _reproduce(dump_name, vmlinux_name), _errors(a)]
+             _modules(a), _log(a), _facts(a, dump_name, vmlinux_name, kos),
+             _reproduce(dump_name, vmlinux_name, kos), _errors(a)]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -84,11 +95,17 @@ def _bt_title(bt: Backtrace) -> str:
     return f"CPU {bt.cpu}: PID {bt.pid} {md.code(bt.command)}"
 
 
+def _bt_block(bt: Backtrace) -> str:
+    try:
+        return md.fence(backtrace_lines(bt), "text")
+    except Missing as exc:
+        return f"*Not available: {md.inline(exc)}.*"
+
+
 def _panic(a: Analysis) -> str:
     if a.panic is None:
         return "## Panic backtrace\n\n*Not available (see [Notes](#notes)).*"
-    bt = a.panic
-    return (f"## Panic backtrace ({_bt_title(bt)})\n\n" + md.fence(backtrace_lines(bt), "text"))
+    return f"## Panic backtrace ({_bt_title(a.panic)})\n\n" + _bt_block(a.panic)
 
 
 def _fault(a: Analysis) -> str:
@@ -106,7 +123,8 @@ def _fault(a: Analysis) -> str:
     if ex.kind == "source":
         width = len(str(max((x.number or 0) for x in ex.lines)))
         body = [f"{'>' if x.marked else ' '} {x.number or 0:>{width}}  {x.text}" for x in ex.lines]
-        intro = f"Source {md.code(ex.title)} (the faulting line marked `>`):"
+        found = f", found {md.inline(ex.origin)}" if ex.origin else ""
+        intro = f"Source {md.code(ex.title)}{found} (the faulting line marked `>`):"
     else:
         body = [f"{'>' if x.marked else ' '} {x.text}" for x in ex.lines]
         intro = (f"No source file found; disassembly ({md.code(ex.title)}), the faulting "
@@ -118,18 +136,18 @@ def _registers(a: Analysis) -> str:
     if a.panic is None:
         return ""
     out = ["## Exception registers"]
-    found = False
-    for fr in a.panic.frames:
-        exc = fr.exception
-        if exc is None:
-            continue
-        found = True
+    saved = [(f"frame #{fr.index}", fr.exception) for fr in a.panic.frames
+             if fr.exception is not None and not fr.inline]
+    if a.panic.start is not None:
+        saved.insert(0, ("the CPU's registers when it stopped (NT_PRSTATUS)", a.panic.start))
+    for where, exc in saved:
         kind = exc.kind or ("user-mode entry" if exc.user_mode else "kernel exception")
         mode = "user mode" if exc.user_mode else "kernel mode"
-        out.append(f"Saved at frame #{fr.index} ({md.inline(kind)}, {mode}), "
+        rip = f", RIP in {md.code(exc.rip_symbol)}" if exc.function else ""
+        out.append(f"Saved at {where} ({md.inline(kind)}, {mode}{rip}), "
                    f"pt_regs at `{exc.address:#x}`:")
         out.append(md.fence(register_lines(exc), "text"))
-    if not found:
+    if not saved:
         out.append("*The panic CPU's stack holds no exception frame.*")
     return "\n\n".join(out)
 
@@ -142,7 +160,7 @@ def _other_cpus(a: Analysis) -> str:
         return ""
     out = ["## Other CPUs"]
     for bt in others:
-        out.append(f"### {_bt_title(bt)}\n\n" + md.fence(backtrace_lines(bt), "text"))
+        out.append(f"### {_bt_title(bt)}\n\n" + _bt_block(bt))
     return "\n\n".join(out)
 
 
@@ -162,12 +180,17 @@ def _kmem(a: Analysis) -> str:
 def _tasks(a: Analysis) -> str:
     if a.tasks is None:
         return ""
-    shown = [t for t in a.tasks if t.state in ("RU", "UN")]
-    rows = [[str(t.pid), str(t.ppid), str(t.cpu), f"`{t.task:x}`", t.state,
+    shown = [t for t in a.tasks if t.active or t.state == "UN"]
+    rows = [[(">" if t.active else "") + str(t.pid), str(t.ppid), str(t.cpu), f"`{t.task:x}`",
+             md.cell(t.state), _opt(t.mem_percent), _opt(t.vsz), _opt(t.rss),
              md.code(f"[{t.comm}]" if t.kthread else t.comm, in_table=True)] for t in shown]
-    return ("## Running and blocked tasks (`ps`, states RU and UN)\n\n"
-            + md.table(["PID", "PPID", "CPU", "TASK", "ST", "COMM"], rows,
-                       ["r", "r", "r", "l", "l", "l"]))
+    return ("## Tasks on the CPUs and in D state (`ps`)\n\n`>` marks the task running on its "
+            "CPU.\n\n" + md.table(["PID", "PPID", "CPU", "TASK", "ST", "%MEM", "VSZ", "RSS",
+                                    "COMM"], rows, ["r", "r", "r", "l", "l", "r", "r", "r", "l"]))
+
+
+def _opt(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 def _modules(a: Analysis) -> str:
@@ -200,7 +223,8 @@ def _log(a: Analysis) -> str:
     return "\n\n".join(out)
 
 
-def _facts(a: Analysis, dump_name: str, vmlinux_name: str | None) -> str:
+def _facts(a: Analysis, dump_name: str, vmlinux_name: str | None,
+           kos: dict[str, str]) -> str:
     f = a.facts
     level = "unknown" if f.dump_level is None else str(f.dump_level)
     rows = [["Dump file", md.code(dump_name, in_table=True)],
@@ -211,17 +235,22 @@ def _facts(a: Analysis, dump_name: str, vmlinux_name: str | None) -> str:
             ["Incomplete", "yes: the dump was cut short" if f.incomplete else "no"],
             ["vmlinux", md.code(vmlinux_name, in_table=True) if vmlinux_name else "none"],
             ["Build ID", md.code(f.build_id, in_table=True) if f.build_id else "unknown"]]
+    rows += [[f"Debug info of {md.code(name, in_table=True)}", md.code(path, in_table=True)]
+             for name, path in kos.items()]
     return "## The dump\n\n" + md.table(["Fact", "Value"], rows)
 
 
-def _reproduce(dump_name: str, vmlinux_name: str | None) -> str:
+def _reproduce(dump_name: str, vmlinux_name: str | None, kos: dict[str, str]) -> str:
     args = shlex.quote(dump_name) + (f" {shlex.quote(vmlinux_name)}" if vmlinux_name else "")
+    for d in sorted({str(Path(p).parent) for p in kos.values()}):
+        args += f" --modules {shlex.quote(d)}"
     cs = " ".join(f"-c {shlex.quote(c)}" for c in REPRODUCE_COMMANDS)
     lines = [f"crashtui {args} {cs}", f"crashtui {args} --json > analysis.json",
              f"crashtui {args} --report report.md"]
     if vmlinux_name:
+        then = [f"mod -s {name} {shlex.quote(path)}" for name, path in kos.items()]
         lines.append(f"crash {shlex.quote(vmlinux_name)} {shlex.quote(dump_name)}"
-                     "   # then: " + ", ".join(REPRODUCE_COMMANDS))
+                     "   # then: " + ", ".join([*then, *REPRODUCE_COMMANDS]))
     return "## Reproduce\n\n" + md.fence(lines, "sh")
 
 

@@ -1,4 +1,7 @@
-"""Regenerate sample-dumps/<dump>/report.md: `python -m crashtui.report.regenerate [VMLINUX]`."""
+"""Regenerate sample-dumps/<dump>/report.md: `python -m crashtui.report.regenerate [DUMP_DIR...]`.
+
+Each sample's vmlinux is the one its MANIFEST names (downloaded once into the tests' cache).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ def sample_dirs() -> list[Path]:
 
 
 def stable_report(sample: Path, vmlinux: Path) -> str:
-    """The report of one sample dump, with repository-relative paths and no version: reproducible."""
+    """The report of one sample dump (its .ko files loaded), with repository-relative paths and
+    no version: reproducible."""
     from crashtui.analysis.session import Session
     from crashtui.report.markdown import ReportOptions, build_report
 
@@ -28,8 +32,10 @@ def stable_report(sample: Path, vmlinux: Path) -> str:
     dump = next(sample.glob("dump.*"))
     session = Session.open(dump, vmlinux)
     try:
-        options = ReportOptions(dump_name=str(dump.relative_to(ROOT)),
-                                vmlinux_name=vmlinux.name, show_version=False)
+        if any(sample.rglob("*.ko")) and hasattr(session, "load_modules_dir"):
+            # like --modules SAMPLE: the module's DWARF, and its source next to the .ko
+            session.load_modules_dir(sample)
+        options = ReportOptions(relative_to=ROOT, vmlinux_name=vmlinux.name, show_version=False)
         return build_report(session, options)
     finally:
         session.close()
@@ -45,10 +51,12 @@ def default_vmlinux(sample: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write report.md next to every sample dump."""
+    """Write report.md next to every sample dump (or the named ones)."""
     args = sys.argv[1:] if argv is None else argv
     for sample in sample_dirs():
-        vmlinux = Path(args[0]) if args else default_vmlinux(sample)
+        if args and sample.name not in args:
+            continue
+        vmlinux = default_vmlinux(sample)
         out = sample / REPORT_NAME
         out.write_text(stable_report(sample, vmlinux), encoding="utf-8")
         print(out.relative_to(ROOT))
