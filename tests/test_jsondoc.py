@@ -12,6 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from crashtui.report.regenerate import default_vmlinux, sample_dirs
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "docs" / "crashtui.schema.json"
 DUMPS = ["6.1-sysrq", "6.1-test-module"]
@@ -59,6 +61,24 @@ def test_json_validates_against_schema(name: str, docs: dict[str, dict[str, Any]
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:10])
 
 
+@pytest.mark.parametrize("sample", sample_dirs(), ids=lambda p: p.name)
+def test_every_sample_dump_validates(sample: Path) -> None:
+    """Every dump in sample-dumps/ (with the vmlinux its MANIFEST names), --modules included."""
+    try:
+        vmlinux = default_vmlinux(sample)
+    except Exception as exc:  # noqa: BLE001 - no network, no package: skip with the reason
+        pytest.skip(f"debug vmlinux of {sample.name} unavailable: {exc}")
+    extra = ["--modules", str(sample)] if any(sample.rglob("*.ko")) else []
+    r = subprocess.run([sys.executable, "-m", "crashtui.cli", str(next(sample.glob("dump.*"))),
+                        str(vmlinux), "--json", *extra], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    errors = sorted(validator().iter_errors(doc), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:10])
+    assert doc["backtraces"] is None or sum(bt["panic"] for bt in doc["backtraces"]) == 1
+
+
 def test_schema_rejects_a_broken_document(docs: dict[str, dict[str, Any]]) -> None:
     doc = json.loads(json.dumps(docs["6.1-sysrq"]))
     doc["schema"] = 2
@@ -83,14 +103,16 @@ def test_dump_facts(name: str, docs: dict[str, dict[str, Any]], vmlinux_path: Pa
 @pytest.mark.parametrize("name", DUMPS)
 def test_tasks_equal_crash_ps(name: str, docs: dict[str, dict[str, Any]]) -> None:
     ps = crash_file(name, "ps.txt")[1:]
-    tasks = {t["task"]: t for t in docs[name]["tasks"]}
+    tasks = docs[name]["tasks"]
     assert len(tasks) == len(ps)
-    for line in ps:
-        cols = line.lstrip(">").split()
-        t = tasks["0x" + cols[3]]
-        assert (t["pid"], t["cpu"], t["state"]) == (int(cols[0]), int(cols[2]), cols[4]), line
-        comm = " ".join(cols[8:])
-        assert t["command"] in (comm, comm.removeprefix("[").removesuffix("]")), line
+    for t, line in zip(tasks, ps, strict=True):
+        cols = line[1:].split(None, 8)
+        comm = f"[{t['command']}]" if t["kthread"] else t["command"]
+        mine = [t["pid"], t["ppid"], t["cpu"], t["task"], t["state"], f"{t['mem_percent']:.1f}",
+                t["vsz"], t["rss"], comm, t["active"]]
+        want = [int(cols[0]), int(cols[1]), int(cols[2]), "0x" + cols[3], cols[4], cols[5],
+                int(cols[6]), int(cols[7]), cols[8], line.startswith(">")]
+        assert mine == want, line
 
 
 @pytest.mark.parametrize("name", DUMPS)

@@ -46,7 +46,8 @@ def document(a: Analysis) -> dict[str, Any]:
         "kmem": a.kmem,
         "tasks": None if a.tasks is None else [
             {"pid": t.pid, "ppid": t.ppid, "cpu": t.cpu, "task": hexaddr(t.task),
-             "state": t.state, "command": t.comm, "kthread": t.kthread, "vsz": t.vsz,
+             "state": t.state, "command": t.comm, "kthread": t.kthread, "active": t.active,
+             "vsz": t.vsz,
              "rss": t.rss, "mem_percent": t.mem_percent} for t in a.tasks],
         "modules": None if a.modules is None else [
             {"name": m.name, "address": hexaddr(m.address), "base": hexaddr(m.base),
@@ -58,8 +59,10 @@ def document(a: Analysis) -> dict[str, Any]:
 
 
 def _backtrace(bt: Backtrace) -> dict[str, Any]:
+    start = getattr(bt, "start", None)
     return {"cpu": bt.cpu, "pid": bt.pid, "command": bt.command, "task": hexaddr(bt.task),
             "panic": bt.panic, "active": bt.active, "error": bt.error,
+            "start": None if start is None else _exception(start),
             "frames": [_frame(fr) for fr in bt.frames]}
 
 
@@ -69,14 +72,19 @@ def _frame(fr: Frame) -> dict[str, Any]:
             "offset": fr.offset, "address": hexaddr(fr.pc), "module": fr.module,
             "file": src.file if src else None, "line": src.line if src else None,
             "inline": fr.inline, "reliable": fr.reliable, "stack": fr.stack_name,
+            "return_address": getattr(fr, "return_address", True),
             "exception": None if fr.exception is None else _exception(fr.exception)}
 
 
 def _exception(exc: ExceptionFrame) -> dict[str, Any]:
     names = [n for n in REGISTER_ORDER if n in exc.registers]
     names += sorted(n for n in exc.registers if n not in REGISTER_ORDER)
+    src = getattr(exc, "source", None)
     return {"kind": exc.kind or None, "address": hexaddr(exc.address),
-            "user_mode": exc.user_mode,
+            "user_mode": exc.user_mode, "partial": getattr(exc, "partial", False),
+            "function": getattr(exc, "function", None), "offset": getattr(exc, "offset", 0),
+            "module": getattr(exc, "module", None),
+            "file": src.file if src else None, "line": src.line if src else None,
             "registers": {n: hexaddr(exc.registers[n]) for n in names}}
 
 
