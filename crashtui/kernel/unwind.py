@@ -526,12 +526,15 @@ class Unwinder:
         if stack is None or not stack.contains(state.sp):
             return None
         end = min(stack.end, state.sp + 8 * MAX_SCAN_WORDS)
-        start = state.sp
-        try:
-            raw = self.kernel.read(start, end - start)
-        except CrashtuiError:
-            return None
-        for i, (word,) in enumerate(struct.iter_unpack("<Q", raw[:(len(raw) // 8) * 8])):
-            if self.code.is_text(word):
-                return start + 8 * i, state.bp
+        pos = state.sp & ~7
+        while pos < end:  # page by page: stop at the first unreadable one
+            chunk = min(end - pos, 0x1000 - (pos & 0xFFF))
+            try:
+                raw = self.kernel.read(pos, chunk)
+            except CrashtuiError:
+                return None
+            for i, (word,) in enumerate(struct.iter_unpack("<Q", raw[:(len(raw) // 8) * 8])):
+                if self.code.is_text(word):
+                    return pos + 8 * i, state.bp
+            pos += chunk
         return None
