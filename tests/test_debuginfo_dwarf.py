@@ -403,3 +403,71 @@ def test_dis_l_matches_crash(vmlinux_path: Path, sysrq_dir: Path) -> None:
     listing = format_listing(insns[:5], symbolize, lambda a: lines.source_line(a - slide))
     assert listing == (sysrq_dir / "crash" / "dis-rl-rip.txt").read_text().splitlines()
     dump.close()
+
+
+# --- DWARF without .debug_aranges, the on-disk cache, damaged input ------------------------
+
+BUILD_ID = "ab" * 20
+
+
+def _ko_sections_without_aranges(ko_path: Path) -> tuple[DwarfSections, int]:
+    from dataclasses import replace
+
+    from crashtui.debuginfo.kmodule import KernelModuleFile
+
+    ko = KernelModuleFile(ko_path)
+    secs = replace(ko._relocated(ko._private_bases), aranges=None)
+    return secs, ko._private_address(".init.text", 5)
+
+
+def test_unit_index_without_aranges_is_cached(testmod_ko: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from crashtui.debuginfo import cache
+
+    monkeypatch.setenv("CRASHTUI_CACHE", str(tmp_path))
+    secs, addr = _ko_sections_without_aranges(testmod_ko)
+    dl = DwarfLines.from_sections(secs, build_id=BUILD_ID)
+    sl = dl.source_line(addr)
+    assert sl is not None and sl.line == 9
+    entry = tmp_path / BUILD_ID / "dwarf-units.npz"
+    assert entry.is_file()
+
+    def boom() -> None:
+        raise AssertionError("index rebuilt although cached")
+
+    again = DwarfLines.from_sections(secs, build_id=BUILD_ID)
+    monkeypatch.setattr(again, "_index_from_units", boom)
+    assert again.source_line(addr) == sl  # served from the npz
+
+    entry.write_bytes(b"PK\x03\x04 this is not a zip file")  # corrupt: rebuilt, rewritten
+    third = DwarfLines.from_sections(secs, build_id=BUILD_ID)
+    assert third.source_line(addr) == sl
+    assert cache.load_arrays(BUILD_ID, "dwarf-units", (len(secs.info or b""),), ["units"]) \
+        is None  # another fingerprint: stale, and the file is dropped
+    assert not entry.exists()
+    no_id = DwarfLines.from_sections(secs)  # no build-id: nothing written
+    assert no_id.source_line(addr) == sl and not entry.exists()
+
+
+def test_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from crashtui.debuginfo import cache
+
+    monkeypatch.setenv("CRASHTUI_CACHE", "off")
+    assert cache.entry_path(BUILD_ID, "x") is None
+    monkeypatch.delenv("CRASHTUI_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache.entry_path(BUILD_ID, "x") == tmp_path / "crashtui" / BUILD_ID / "x.npz"
+    assert cache.entry_path("../../etc", "x") is None
+
+
+def test_damaged_dwarf_is_a_debuginfo_error(testmod_ko: Path) -> None:
+    from dataclasses import replace
+
+    secs, addr = _ko_sections_without_aranges(testmod_ko)
+    assert secs.line is not None and secs.info is not None
+    short_line = DwarfLines.from_sections(replace(secs, line=bytes(secs.line[:40])))
+    with pytest.raises(DebugInfoError):
+        short_line.source_line(addr)
+    garbage = bytes(secs.info[:11]) + b"\x7f" * (len(secs.info) - 11)
+    with pytest.raises(DebugInfoError):
+        DwarfLines.from_sections(replace(secs, info=garbage)).function_at(addr)

@@ -10,14 +10,16 @@ still offers a pyelftools DWARFInfo over the same zero-copy windows for other us
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -336,6 +338,62 @@ def _fixed_form_sizes(address_size: int, offset_size: int, version: int) -> dict
     }
 
 
+class _AbbrevTable:
+    """An abbreviation table (§7.5.3), parsed lazily: only as far as the codes asked for."""
+
+    def __init__(self, buf: Buffer | None, offset: int, sizes: dict[int, int],
+                 path: object | None) -> None:
+        if buf is None:
+            raise DebugInfoError("no .debug_abbrev section", path)
+        self._buf = buf
+        self._offset = offset
+        self._pos = offset
+        self._sizes = sizes
+        self._path = path
+        self._done = False
+        self.entries: dict[int, _Abbrev] = {}
+
+    def get(self, code: int) -> _Abbrev | None:
+        """The declaration for `code`, or None if the table has none."""
+        ab = self.entries.get(code)
+        if ab is None and not self._done:
+            ab = self._parse_until(code)
+        return ab
+
+    def _parse_until(self, wanted: int) -> _Abbrev | None:
+        buf = self._buf
+        sizes = self._sizes
+        pos = self._pos
+        try:
+            while True:
+                code, pos = read_uleb(buf, pos)
+                if code == 0:
+                    self._done = True
+                    return None
+                tag, pos = read_uleb(buf, pos)
+                children = buf[pos] != 0
+                pos += 1
+                specs = []
+                while True:
+                    at, pos = read_uleb(buf, pos)
+                    form, pos = read_uleb(buf, pos)
+                    if at == 0 and form == 0:
+                        break
+                    implicit = 0
+                    if form == DW_FORM_implicit_const:
+                        implicit, pos = read_sleb(buf, pos)
+                    specs.append((at, form, sizes.get(form, -1), implicit))
+                ab = _Abbrev(tag, children, tuple(specs))
+                self.entries[code] = ab
+                self._pos = pos
+                if code == wanted:
+                    return ab
+        except IndexError as exc:
+            self._done = True
+            raise DebugInfoError(f"truncated .debug_abbrev table at {self._offset:#x}",
+                                 self._path) from exc
+
+
 @dataclass
 class _Unit:
     """A unit header (§7.5.1) plus the attributes of its top DIE that other reads need."""
@@ -348,7 +406,7 @@ class _Unit:
     abbrev_offset: int
     die_offset: int
     end: int
-    abbrevs: dict[int, _Abbrev] = field(default_factory=dict)
+    abbrevs: _AbbrevTable | None = None
     name: str | None = None
     comp_dir: str | None = None
     stmt_list: int | None = None
@@ -437,7 +495,8 @@ class DwarfReader:
         if end > len(buf):
             raise self._fail(f".debug_info unit at {offset:#x} runs past the section")
         u = _Unit(offset, version, unit_type, osz, asz, abbrev_off, pos, end)
-        u.abbrevs = self._parse_abbrevs(abbrev_off, asz, osz, version)
+        u.abbrevs = _AbbrevTable(self.s.abbrev, abbrev_off,
+                                 _fixed_form_sizes(asz, osz, version), self.path)
         top = self.read_die(u, pos, _TOP_ATTRS)
         if top is not None:
             tag, _, attrs, _ = top
@@ -462,35 +521,6 @@ class DwarfReader:
                 u.base_address = self.attr_addr(u, attrs[DW_AT_low_pc]) or 0
         return u
 
-    def _parse_abbrevs(self, offset: int, asz: int, osz: int, version: int) -> dict[int, _Abbrev]:
-        """The abbreviation table at `offset` of .debug_abbrev (§7.5.3)."""
-        buf = self.s.abbrev
-        assert buf is not None
-        sizes = _fixed_form_sizes(asz, osz, version)
-        table: dict[int, _Abbrev] = {}
-        pos = offset
-        try:
-            while True:
-                code, pos = read_uleb(buf, pos)
-                if code == 0:
-                    break
-                tag, pos = read_uleb(buf, pos)
-                children = buf[pos] != 0
-                pos += 1
-                specs = []
-                while True:
-                    at, pos = read_uleb(buf, pos)
-                    form, pos = read_uleb(buf, pos)
-                    if at == 0 and form == 0:
-                        break
-                    implicit = 0
-                    if form == DW_FORM_implicit_const:
-                        implicit, pos = read_sleb(buf, pos)
-                    specs.append((at, form, sizes.get(form, -1), implicit))
-                table[code] = _Abbrev(tag, children, tuple(specs))
-        except IndexError as exc:
-            raise self._fail(f"truncated .debug_abbrev table at {offset:#x}") from exc
-        return table
 
     def all_unit_offsets(self) -> list[int]:
         """Offsets of every unit header (walks only the unit_length chain)."""
@@ -532,7 +562,7 @@ class DwarfReader:
         code, pos = read_uleb(buf, pos)
         if code == 0:
             return None
-        ab = u.abbrevs.get(code)
+        ab = u.abbrevs.get(code)  # type: ignore[union-attr]
         if ab is None:
             raise self._fail(f"unknown abbreviation {code} in unit at {u.offset:#x}")
         attrs: Attrs = {}
@@ -768,7 +798,7 @@ class DwarfReader:
             yield off, tag, has_children, attrs, after
             if not has_children:
                 pos = after
-            elif DW_AT_sibling in attrs and (sib := self.attr_ref(u, attrs[DW_AT_sibling])):
+            elif (sib := self._sibling(u, attrs, after)) is not None:
                 pos = sib
             else:
                 pos = self._skip_subtree(u, after)
@@ -786,12 +816,20 @@ class DwarfReader:
             _, has_children, attrs, after = d
             if not has_children:
                 pos = after
-            elif DW_AT_sibling in attrs and (sib := self.attr_ref(u, attrs[DW_AT_sibling])):
+            elif (sib := self._sibling(u, attrs, after)) is not None:
                 pos = sib
             else:
                 depth += 1
                 pos = after
         return pos
+
+    def _sibling(self, u: _Unit, attrs: Attrs, after: int) -> int | None:
+        """DW_AT_sibling if present and sane (forward, inside the unit), else None."""
+        fv = attrs.get(DW_AT_sibling)
+        if fv is None:
+            return None
+        sib = self.attr_ref(u, fv)
+        return sib if sib is not None and after <= sib <= u.end else None
 
 
 # --- address → unit ------------------------------------------------------------------------
@@ -911,6 +949,24 @@ class SymbolLookup(Protocol):
 
 # --- the public API ------------------------------------------------------------------------
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _damage_is_debuginfo_error(method: F) -> F:
+    """Turn low-level decoding failures of damaged DWARF into DebugInfoError."""
+
+    @functools.wraps(method)
+    def wrapper(self: DwarfLines, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (IndexError, KeyError, ValueError, OverflowError, struct.error) as exc:
+            where = " ".join(f"{a:#x}" if isinstance(a, int) else str(a) for a in args)
+            raise DebugInfoError(f"damaged DWARF ({method.__name__} {where}): {exc}",
+                                 self.path) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
 class DwarfLines:
     """Line tables and function/inline info of one ELF's DWARF, by link-time address."""
 
@@ -938,14 +994,16 @@ class DwarfLines:
 
     @classmethod
     def from_sections(cls, sections: DwarfSections, *, path: object | None = None,
-                      symbols: SymbolLookup | None = None,
+                      symbols: SymbolLookup | None = None, build_id: str | None = None,
                       cache_size: int = DEFAULT_CU_CACHE) -> DwarfLines:
-        """Build over already prepared section buffers (e.g. a relocated .ko)."""
+        """Build over already prepared section buffers (e.g. a relocated .ko). A build_id
+        enables the on-disk cache of the unit index when there is no .debug_aranges: give
+        one only if the addresses are the file's own (not a relocation of it)."""
         self = cls.__new__(cls)
         self._owned = None
         self.image = None
         self.path = Path(str(path)) if path is not None else None
-        self.build_id = None
+        self.build_id = build_id
         self._setup(sections, symbols, cache_size)
         return self
 
@@ -967,10 +1025,32 @@ class DwarfLines:
         """Address ranges → unit (from .debug_aranges, else from the units' top DIEs)."""
         if self._index is None:
             if self.sections.aranges is not None:
-                self._index = parse_aranges(self.sections.aranges)
+                self._index = parse_aranges(self.sections.aranges)  # ~3 ms, not cached
             else:
-                self._index = self._index_from_units()
+                self._index = self._cached_index_from_units()
         return self._index
+
+    def _cached_index_from_units(self) -> UnitIndex:
+        """_index_from_units through the on-disk cache (keyed by build-id)."""
+        from crashtui.debuginfo import cache
+
+        info = self.reader.info
+        abbrev = self.sections.abbrev or b""
+        fingerprint = (len(info), len(abbrev), len(self.sections.line or b""),
+                       zlib.crc32(info[:1 << 16]))
+        keys = ("starts", "ends", "units")
+        got = cache.load_arrays(self.build_id, "dwarf-units", fingerprint, keys)
+        if got is not None:
+            index = UnitIndex(got["starts"].astype(np.uint64), got["ends"].astype(np.uint64),
+                              got["units"].astype(np.uint64))
+            n = len(index.starts)
+            if len(index.ends) == n == len(index.units) and (
+                    n == 0 or bool((index.starts[1:] >= index.starts[:-1]).all())):
+                return index
+        index = self._index_from_units()
+        cache.save_arrays(self.build_id, "dwarf-units", fingerprint,
+                          {"starts": index.starts, "ends": index.ends, "units": index.units})
+        return index
 
     def _index_from_units(self) -> UnitIndex:
         """Fallback without .debug_aranges: every unit's top-DIE ranges (slow for a vmlinux)."""
@@ -1020,6 +1100,7 @@ class DwarfLines:
             return None
         return file_path(h, index, u.comp_dir)
 
+    @_damage_is_debuginfo_error
     def source_line(self, addr: int) -> SourceLine | None:
         """The line-table row covering addr (as gdb/crash choose it), or None."""
         u = self.unit_for(addr)
@@ -1037,6 +1118,7 @@ class DwarfLines:
             return None
         return SourceLine(f, int(rows.line[k]), int(rows.column[k]), u.comp_dir)
 
+    @_damage_is_debuginfo_error
     def lines_in_range(self, start: int, end: int) -> list[LineRow]:
         """Line rows with start <= address < end (plus the row covering start), in order."""
         out: list[LineRow] = []
@@ -1121,6 +1203,7 @@ class DwarfLines:
             attrs = d[2]
         return name or "??", decl_file, decl_line
 
+    @_damage_is_debuginfo_error
     def function_at(self, addr: int) -> FunctionInfo | None:
         """The subprogram containing addr with its inline chain (innermost first), or None."""
         u = self.unit_for(addr)
@@ -1169,6 +1252,7 @@ class DwarfLines:
                 break
         return chain
 
+    @_damage_is_debuginfo_error
     def inline_frames(self, addr: int) -> list[InlineFrame]:
         """Source frames at addr, innermost first: each inlined function at its line, then
         its callers at their call sites, ending with the real (out-of-line) function."""
@@ -1184,6 +1268,7 @@ class DwarfLines:
         frames.append(InlineFrame(fn.name, file, line, col, False))
         return frames
 
+    @_damage_is_debuginfo_error
     def function_range(self, target: int | str) -> tuple[int, int] | None:
         """[low_pc, high_pc) of the function containing an address or named by a symbol."""
         addr = self._resolve(target)

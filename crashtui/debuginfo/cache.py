@@ -1,0 +1,95 @@
+"""An on-disk cache of numpy arrays per build-id (npz files, never pickle).
+
+Only for indexes that are slow to rebuild on every start: e.g. the address → unit index of
+DWARF without .debug_aranges (clang does not emit it), which needs every unit's top DIE
+(~3-4 s on a distro vmlinux). Entries carry a fingerprint of what they were built from and
+are rebuilt when it differs or the file is unreadable.
+
+Location: $CRASHTUI_CACHE, else $XDG_CACHE_HOME/crashtui, else ~/.cache/crashtui; one
+directory per build-id. Set CRASHTUI_CACHE=off to disable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_BUILD_ID_RE = re.compile(r"^[0-9a-f]{8,128}$")
+_NAME_RE = re.compile(r"^[a-z0-9_.-]+$")
+
+
+def cache_root() -> Path | None:
+    """The cache directory, or None when caching is disabled."""
+    env = os.environ.get("CRASHTUI_CACHE")
+    if env:
+        return None if env.lower() in ("off", "0", "none", "no") else Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "crashtui"
+
+
+def entry_path(build_id: str, name: str) -> Path | None:
+    """Where entry `name` of build `build_id` lives (None if disabled or ids look odd)."""
+    root = cache_root()
+    if root is None or not _BUILD_ID_RE.match(build_id) or not _NAME_RE.match(name):
+        return None
+    return root / build_id / f"{name}.npz"
+
+
+def load_arrays(build_id: str | None, name: str, fingerprint: Sequence[int],
+                keys: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None if absent, unreadable, stale or incomplete (a bad file is
+    removed so the next save replaces it)."""
+    if build_id is None:
+        return None
+    path = entry_path(build_id, name)
+    if path is None or not path.is_file():
+        return None
+    want = np.array([FORMAT_VERSION, *fingerprint], dtype=np.uint64)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = data["meta"]
+            if meta.shape != want.shape or not (meta == want).all():
+                raise ValueError("stale cache entry")
+            out = {k: data[k] for k in keys}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+    return out
+
+
+def save_arrays(build_id: str | None, name: str, fingerprint: Sequence[int],
+                arrays: Mapping[str, np.ndarray]) -> bool:
+    """Write the arrays atomically (temp file + rename); False if caching is off or fails."""
+    if build_id is None:
+        return False
+    path = entry_path(build_id, name)
+    if path is None:
+        return False
+    meta = np.array([FORMAT_VERSION, *fingerprint], dtype=np.uint64)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=meta, **arrays)  # type: ignore[arg-type]
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return False
+    return True
+
+
+__all__ = ["cache_root", "entry_path", "load_arrays", "save_arrays"]
