@@ -82,6 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     dump = _check_file(args.dump, "dump file")
     vmlinux = _check_file(args.vmlinux, "vmlinux") if args.vmlinux else None
     session = Session.open(dump, vmlinux)
+    for problem in (p for d in args.modules for p in session.load_modules_dir(d)):
+        print(f"crashtui: {problem}", file=sys.stderr)
     out = sys.stdout
     if args.command:
         from crashtui.commands import run_command

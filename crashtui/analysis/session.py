@@ -14,6 +14,9 @@ from crashtui.kernel.tasks import TaskList, read_tasks
 if TYPE_CHECKING:
     from crashtui.analysis.backtrace import Backtrace, SourceLocation
     from crashtui.analysis.backtraces import BacktraceBuilder
+    from crashtui.kernel.mm import KmemInfo
+    from crashtui.kernel.modules import ModuleDebugInfo, ModuleTable
+    from crashtui.kernel.ps import PsTable
 
 
 class Session:
@@ -46,6 +49,45 @@ class Session:
     def summary(self) -> Summary:
         kernel_path = str(self.vmlinux_path) if self.vmlinux_path else "(none: in-memory symbols)"
         return build_summary(self.kernel, self.log, self.tasks, kernel_path, str(self.dump_path))
+
+    @cached_property
+    def modules(self) -> ModuleTable:
+        """Loaded modules, their in-memory symbols and any .ko debug info loaded."""
+        from crashtui.kernel.modules import module_table
+
+        return module_table(self.kernel)
+
+    @cached_property
+    def kmem(self) -> KmemInfo:
+        """The rows of crash's `kmem -i`."""
+        from crashtui.kernel.mm import read_kmem_info
+
+        return read_kmem_info(self.kernel)
+
+    @cached_property
+    def ps(self) -> PsTable:
+        """The rows of crash's `ps` (tasks with memory use and running marks)."""
+        from crashtui.kernel.ps import read_ps
+
+        return read_ps(self.kernel, self.tasks)
+
+    def load_module_debuginfo(self, name: str, ko_path: str | Path) -> ModuleDebugInfo:
+        """Use a .ko's DWARF for the loaded module `name` (crash's `mod -s NAME FILE`)."""
+        return self.modules.load_debuginfo(name, ko_path)
+
+    def load_modules_dir(self, directory: str | Path) -> list[str]:
+        """Load every .ko under `directory` matching a loaded module; returns the problems."""
+        return self.modules.load_dir(directory)[1]
+
+    def module_source_line(self, addr: int) -> SourceLocation | None:
+        """file:line of an address in a module whose .ko is loaded, else None."""
+        from crashtui.analysis.backtrace import SourceLocation
+        from crashtui.kernel.modules import module_source_line
+
+        line = module_source_line(self.kernel, addr)
+        if line is None:
+            return None
+        return SourceLocation(line.file, line.line, line.column, line.comp_dir)
 
     # -- backtraces (crashtui.analysis.backtraces) ----------------------------------------------
 

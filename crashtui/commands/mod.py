@@ -24,7 +24,9 @@ def module_lines(table: ModuleTable, only: list[str] | None = None) -> list[str]
     mods = table.modules
     name_w = max([len("NAME")] + [len(m.name) for m in mods])
     size_w = max([len("SIZE")] + [len(str(m.size)) for m in mods])
-    out = [f"{'MODULE':^16}  {'NAME':<{name_w}}  {'BASE':^16}  {'SIZE':>{size_w}}  OBJECT FILE"]
+    # 6.4+ (struct module_memory): crash names the column after mem[MOD_TEXT]
+    base = "TEXT_BASE" if any(r.kind == "text" for m in mods for r in m.regions) else "BASE"
+    out = [f"{'MODULE':^16}  {'NAME':<{name_w}}  {base:^16}  {'SIZE':>{size_w}}  OBJECT FILE"]
     for m in mods:
         if only is not None and m.name not in only:
             continue

@@ -159,7 +159,10 @@ class _Kmem:
         except CrashtuiError:
             o_count = k.offsetof("page", "_count")
         pg_reserved = btf.enumerator("PG_reserved")
-        pg_slab = btf.enumerator("PG_slab")
+        try:
+            pg_slab: int | None = btf.enumerator("PG_slab")
+        except CrashtuiError:  # 6.8+: slab is a page type, not a flag
+            pg_slab = None
         section_bits = info.numbers.get("SECTION_SIZE_BITS", 27)
         per_section = 1 << (section_bits - 12)
         ms_size = info.sizes.get("mem_section") or k.sizeof("struct mem_section")
@@ -193,7 +196,8 @@ class _Kmem:
                                                  o_count)
                 reserved = (flags >> np.uint64(pg_reserved)) & np.uint64(1)
                 shared += int(((reserved == 0) & (count > 1)).sum())
-                slab += int(((flags >> np.uint64(pg_slab)) & np.uint64(1)).sum())
+                if pg_slab is not None:
+                    slab += int(((flags >> np.uint64(pg_slab)) & np.uint64(1)).sum())
         return shared, slab
 
     def _page_fields(self, mem_map: int, count: int, page_size: int, o_flags: int,

@@ -13,6 +13,7 @@ the kernel's own oops does (`test_module_init+0x5/0x1000 [test_module]`).
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -206,13 +207,13 @@ class _ModuleReader:
 def read_modules(kernel: Kernel) -> ModuleList:
     """Every module on the `modules` list, sorted by base; a bad entry ends the walk."""
     errors: list[str] = []
-    head = kernel.symbol_or_none("modules")
-    if head is None:
-        return ModuleList([], ["no `modules` symbol: the kernel has no loadable modules"])
     try:
         reader = _ModuleReader(kernel)
     except CrashtuiError as exc:
         return ModuleList([], [f"cannot read modules: {exc.message}"])
+    head = kernel.symbol_or_none("modules")
+    if head is None:
+        return ModuleList([], ["no `modules` symbol: the kernel has no loadable modules"])
     mods: list[Module] = []
     try:
         for node in list_for_each(kernel, head, limit=MAX_MODULES):
@@ -528,7 +529,9 @@ class ModuleTable:
                                  else "not a directory", root)
         loaded: list[str] = []
         problems: list[str] = []
-        for path in sorted(root.rglob("*.ko")):
+        found = sorted(Path(d) / f for d, _, files in os.walk(root)  # unreadable dirs skipped
+                       for f in files if f.endswith(".ko"))
+        for path in found:
             if not path.is_file():
                 continue
             guess = _normal(path.stem)

@@ -1,0 +1,346 @@
+"""Modules: `mod`/`mod -s` against crash 8.0.6, module symbols from memory, .ko debug info."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, fetch_vmlinux
+
+from crashtui.analysis.session import Session
+from crashtui.errors import DebugInfoError, KernelReadError
+
+DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq"]
+TESTMOD = "6.1-test-module"
+RIP = 0xFFFFFFFFC03C4005  # the faulting instruction, in test_module's init text
+
+
+class _Vmlinuxes(dict[str, Path]):
+    """Each sample dump's debug vmlinux, fetched on first use (skips if unavailable)."""
+
+    def __missing__(self, name: str) -> Path:
+        try:
+            self[name] = fetch_vmlinux(SAMPLES / name / "MANIFEST")
+        except Exception as exc:  # noqa: BLE001 - no vmlinux means skip, with the reason
+            pytest.skip(f"debug vmlinux for {name} unavailable: {exc}")
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def vmlinux_for() -> dict[str, Path]:
+    return _Vmlinuxes()
+
+
+def dump_of(name: str) -> Path:
+    return next((SAMPLES / name).glob("dump.*"))
+
+
+def crash_out(name: str, what: str) -> list[str]:
+    return (SAMPLES / name / "crash" / what).read_text().splitlines()
+
+
+def crashtui(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crashtui.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture()
+def testmod(vmlinux_for: dict[str, Path]) -> Session:
+    return Session.open(dump_of(TESTMOD), vmlinux_for[TESTMOD])
+
+
+def patched_ko(testmod_ko: Path, tmp_path: Path, old: bytes, new: bytes,
+               name: str = "test-module.ko") -> Path:
+    """A copy of the test module with one byte string replaced (same length)."""
+    assert len(old) == len(new)
+    data = testmod_ko.read_bytes()
+    assert old in data
+    out = tmp_path / name
+    out.write_bytes(data.replace(old, new, 1))
+    return out
+
+
+# -- crash's `mod` ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_mod_equals_crash(name: str, vmlinux_for: dict[str, Path]) -> None:
+    r = crashtui(str(dump_of(name)), str(vmlinux_for[name]), "-c", "mod")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == crash_out(name, "mod.txt")
+
+
+def test_mod_s_equals_crash(vmlinux_for: dict[str, Path], testmod_ko: Path) -> None:
+    r = crashtui(str(dump_of(TESTMOD)), str(vmlinux_for[TESTMOD]),
+                 "-c", f"mod -s test_module {testmod_ko}", "-c", "mod")
+    assert r.returncode == 0, r.stderr
+    lab = "$LAB/dumps/6.1.0-56-cloud-amd64/testmod/test-module.ko"
+    want = [line.replace(lab, str(testmod_ko)) for line in crash_out(TESTMOD, "mod-s.txt")]
+    out = r.stdout.splitlines()
+    assert out[:2] == want
+    # afterwards `mod` names the object file for test_module only
+    table = out[2:]
+    assert len(table) == len(crash_out(TESTMOD, "mod.txt"))
+    for mine, theirs in zip(table, crash_out(TESTMOD, "mod.txt"), strict=True):
+        assert mine == (want[1] if "test_module" in theirs else theirs)
+
+
+def test_module_rows_json(testmod: Session, testmod_ko: Path) -> None:
+    from crashtui.commands.mod import module_rows
+
+    rows = module_rows(testmod)
+    theirs = [line.split() for line in crash_out(TESTMOD, "mod.txt")[1:]]
+    assert [(r["struct_module"], r["name"], r["base"], r["size"]) for r in rows] == \
+        [(t[0], t[1], t[2], int(t[3])) for t in theirs]
+    assert all(r["object"] is None for r in rows)
+    testmod.load_module_debuginfo("test_module", testmod_ko)
+    by_name = {r["name"]: r for r in module_rows(testmod)}
+    assert by_name["test_module"]["object"] == str(testmod_ko)
+    assert by_name["test_module"]["taints"] == "OE"
+    assert by_name["test_module"]["state"] == "COMING"
+    assert by_name["virtio"]["taints"] == "" and by_name["virtio"]["state"] == "LIVE"
+
+
+def test_taints_match_the_kernel_log(testmod: Session) -> None:
+    """The oops says `Modules linked in: test_module(OE+) ...`: O out-of-tree, E unsigned."""
+    from crashtui.commands import run_command
+
+    linked = next(line for line in crash_out(TESTMOD, "log.txt") if "Modules linked in:" in line)
+    assert "test_module(OE+)" in linked
+    assert run_command(testmod, "mod -t") == ["NAME         TAINTS", "test_module  OE"]
+
+
+# -- naming module addresses ----------------------------------------------------------------
+
+def test_init_code_is_named_without_any_ko(testmod: Session) -> None:
+    """crash says _MODULE_INIT_START_test_module+5 (KNOWN-ERRORS.md); the kernel and we say
+    test_module_init+0x5/0x1000 [test_module], from the module's in-memory symbol table."""
+    from crashtui.kernel.modules import module_symbol, module_symbolize
+
+    assert module_symbolize(testmod, RIP) == ("test_module_init", 5, "test_module")
+    assert module_symbolize(testmod.kernel, RIP) == ("test_module_init", 5, "test_module")
+    hit = module_symbol(testmod, RIP)
+    assert hit is not None
+    oops = next(line for line in crash_out(TESTMOD, "log.txt") if "RIP: 0010:" in line)
+    m = re.search(r"RIP: 0010:(\w+)\+(0x[0-9a-f]+)/(0x[0-9a-f]+) \[(\w+)\]", oops)
+    assert m is not None
+    assert (hit.name, hit.offset, hit.size, hit.module) == \
+        (m[1], int(m[2], 16), int(m[3], 16), m[4])
+    assert hit.kind == "t"
+    # crash's sym after mod -s shows the module and offset we agree with
+    sym = crash_out(TESTMOD, "sym-rip-after-mod-s.txt")[0]
+    assert sym.startswith(f"{RIP:x} ") and sym.endswith("+5 [test_module]")
+
+
+def test_core_module_addresses_are_named(testmod: Session) -> None:
+    from crashtui.kernel.modules import module_symbolize
+
+    table = testmod.modules
+    virtio = table.find("virtio")
+    assert virtio is not None
+    named = [module_symbolize(testmod, virtio.base + off) for off in range(0, 4096, 64)]
+    assert all(n is not None and n[2] == "virtio" for n in named)
+    assert module_symbolize(testmod, 0xFFFFFFFFC0000000) is None  # no module there
+    assert module_symbolize(testmod, testmod.kernel.symbol("do_one_initcall")) is None
+
+
+def test_exit_code_prefers_the_function_over_its_alias(testmod: Session) -> None:
+    """cleanup_module is an alias of test_module_exit; like the kernel we name the first."""
+    from crashtui.kernel.modules import module_symbolize
+
+    mod = testmod.modules.find("test_module")
+    assert mod is not None
+    assert module_symbolize(testmod, mod.base + 2) == ("test_module_exit", 2, "test_module")
+
+
+# -- .ko debug info -------------------------------------------------------------------------
+
+def test_mod_s_gives_file_and_line(testmod: Session, testmod_ko: Path) -> None:
+    from crashtui.analysis.backtrace import SourceLocation
+    from crashtui.kernel.modules import module_source_line
+
+    assert module_source_line(testmod, RIP) is None  # nothing loaded yet
+    testmod.load_module_debuginfo("test_module", testmod_ko)
+    expect = crash_out(TESTMOD, "module-rip-addr2line.txt")[-1].strip()
+    assert expect == "/usr/src/test-module/test-module.c:9"
+    line = module_source_line(testmod, RIP)
+    assert line is not None
+    assert (line.file, line.line, line.section, line.offset) == \
+        ("/usr/src/test-module/test-module.c", 9, ".init.text", 5)
+    loc = testmod.module_source_line(RIP)
+    assert isinstance(loc, SourceLocation)
+    assert (loc.file, loc.line) == ("/usr/src/test-module/test-module.c", 9)
+    di = testmod.modules.debuginfo["test_module"]
+    fn = di.function_at(RIP)
+    assert fn is not None and fn.name == "test_module_init"
+    # the .ko's own symbols agree with memory
+    assert di.symbols.nearest(RIP).name == "test_module_init"  # type: ignore[union-attr]
+
+
+def test_unload_debuginfo(testmod: Session, testmod_ko: Path) -> None:
+    from crashtui.commands import run_command
+
+    run_command(testmod, f"mod -s test_module {testmod_ko}")
+    assert testmod.module_source_line(RIP) is not None
+    assert run_command(testmod, "mod -d test_module") == []
+    assert testmod.module_source_line(RIP) is None
+    assert run_command(testmod, "mod") == crash_out(TESTMOD, "mod.txt")
+
+
+def test_ko_of_another_kernel_is_refused(testmod: Session, testmod_ko: Path,
+                                         tmp_path: Path) -> None:
+    ko = patched_ko(testmod_ko, tmp_path, b"vermagic=6.1.0-56", b"vermagic=6.1.0-99")
+    with pytest.raises(DebugInfoError) as exc:
+        testmod.load_module_debuginfo("test_module", ko)
+    msg = str(exc.value)
+    assert "6.1.0-99-cloud-amd64" in msg and "6.1.0-56-cloud-amd64" in msg and str(ko) in msg
+    assert "test_module" not in testmod.modules.debuginfo
+
+
+def test_ko_of_another_build_is_refused(testmod: Session, testmod_ko: Path,
+                                        tmp_path: Path) -> None:
+    from crashtui.debuginfo.elf import ElfImage
+
+    with ElfImage(testmod_ko) as image:
+        note = bytes(image.section_data(".note.gnu.build-id"))
+    build_id = note[16:]
+    other = bytes([build_id[0] ^ 0xFF]) + build_id[1:]
+    ko = patched_ko(testmod_ko, tmp_path, build_id, other)
+    with pytest.raises(DebugInfoError, match="build-id"):
+        testmod.load_module_debuginfo("test_module", ko)
+
+
+def test_ko_of_another_module_is_refused(testmod: Session, testmod_ko: Path,
+                                         tmp_path: Path) -> None:
+    with pytest.raises(DebugInfoError, match="is module test_module, not virtio"):
+        testmod.load_module_debuginfo("virtio", testmod_ko)
+    with pytest.raises(DebugInfoError, match="no module nosuch"):
+        testmod.load_module_debuginfo("nosuch", testmod_ko)
+    with pytest.raises(DebugInfoError, match="not found"):
+        testmod.load_module_debuginfo("test_module", tmp_path / "missing.ko")
+    junk = tmp_path / "junk.ko"
+    junk.write_bytes(b"not an elf file at all")
+    with pytest.raises(DebugInfoError):
+        testmod.load_module_debuginfo("test_module", junk)
+
+
+def test_load_modules_dir(testmod: Session, testmod_ko: Path, tmp_path: Path) -> None:
+    sub = tmp_path / "extra" / "deeper"
+    sub.mkdir(parents=True)
+    shutil.copy(testmod_ko, sub / "test-module.ko")
+    # a module that is not loaded in the dump is skipped without complaint
+    patched_ko(testmod_ko, tmp_path, b"name=test_module", b"name=other_modul", "other.ko")
+    assert testmod.load_modules_dir(tmp_path) == []
+    assert testmod.modules.debuginfo["test_module"].path == sub / "test-module.ko"
+    with pytest.raises(DebugInfoError, match="not found"):
+        testmod.load_modules_dir(tmp_path / "nope")
+
+
+def test_modules_option(vmlinux_for: dict[str, Path], testmod_ko: Path, tmp_path: Path) -> None:
+    """--modules DIR loads the matching .ko; an unusable one is one warning line."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    patched_ko(testmod_ko, bad, b"vermagic=6.1.0-56", b"vermagic=6.1.0-99")
+    r = crashtui(str(dump_of(TESTMOD)), str(vmlinux_for[TESTMOD]),
+                 "--modules", str(testmod_ko.parent), "--modules", str(bad), "-c", "mod")
+    assert r.returncode == 0, r.stderr
+    assert f"test_module            ffffffffc03b9000  16384  {testmod_ko} " in r.stdout
+    warnings = r.stderr.strip().splitlines()
+    assert len(warnings) == 1 and "6.1.0-99-cloud-amd64" in warnings[0]
+    r = crashtui(str(dump_of(TESTMOD)), str(vmlinux_for[TESTMOD]),
+                 "--modules", str(tmp_path / "nope"), "-c", "mod")
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"crashtui: {tmp_path / 'nope'}: module directory not found"
+
+
+def test_mod_command_errors(testmod: Session) -> None:
+    from crashtui.commands import CommandError, run_command
+
+    for line in ("mod -s test_module", "mod -S", "mod -d", "mod -x"):
+        with pytest.raises(CommandError):
+            run_command(testmod, line)
+
+
+# -- damaged module lists -------------------------------------------------------------------
+
+def test_unreadable_module_ends_the_list(testmod: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crashtui.commands import run_command
+
+    k = testmod.kernel
+    victim = 0xFFFFFFFFC03D0000  # virtio_pci_legacy_dev's struct module
+    real = k.read
+
+    def read(addr: int, size: int) -> bytes:
+        if addr < victim + 4096 and addr + size > victim + 64:
+            raise KernelReadError(f"cannot read {addr:#x}", addr)
+        return real(addr, size)
+
+    monkeypatch.setattr(k, "read", read)
+    out = run_command(testmod, "mod")
+    assert out[-1] == f"mod: module list: entry at {victim:#x} unreadable: cannot read {victim:#x}"
+    # the walk goes newest first: the modules loaded after it are still listed
+    names = [line.split()[1] for line in out[1:-1]]
+    assert names == ["test_module", "virtio_pci", "virtio_blk", "qemu_fw_cfg"]
+
+
+def test_module_list_cycle_and_garbage(testmod: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crashtui.commands import run_command
+    from crashtui.kernel.modules import read_modules
+
+    k = testmod.kernel
+    mods = read_modules(k).modules
+    real = k.read_u64
+    qemu = next(m for m in mods if m.name == "qemu_fw_cfg").address + 8
+    blk = next(m for m in mods if m.name == "virtio_blk").address + 8
+
+    def read_u64(addr: int) -> int:  # virtio_blk's next points back to qemu_fw_cfg
+        return qemu if addr == blk else real(addr)
+
+    monkeypatch.setattr(k, "read_u64", read_u64)
+    listing = read_modules(k)
+    assert len(listing.modules) == 3  # test_module, qemu_fw_cfg, virtio_blk
+    assert listing.errors and "cycle" in listing.errors[0]
+    monkeypatch.undo()
+
+    real_read = k.read
+    name_at = next(m for m in mods if m.name == "virtio").address + 24
+
+    def read(addr: int, size: int) -> bytes:
+        data = real_read(addr, size)
+        if addr <= name_at < addr + size:  # a name full of control characters
+            i = name_at - addr
+            data = data[:i] + b"\x01\x02\x1b[2J" + data[i + 8:]
+        return data
+
+    monkeypatch.setattr(k, "read", read)
+    testmod.modules._list = None
+    out = run_command(testmod, "mod")
+    assert out[-1].startswith("mod: module list: entry at") and "looks damaged" in out[-1]
+
+
+def test_no_vmlinux_means_no_module_types(vmlinux_for: dict[str, Path]) -> None:
+    from crashtui.commands import run_command
+
+    session = Session.open(dump_of(TESTMOD))
+    out = run_command(session, "mod")
+    assert len(out) == 2 and out[1].startswith("mod: cannot read modules:")
+
+
+# -- the kernel's own kallsyms from VMCOREINFO ------------------------------------------------
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_kernel_kallsyms_from_vmcoreinfo(name: str, vmlinux_for: dict[str, Path]) -> None:
+    from crashtui.kernel.kallsyms import read_kernel_kallsyms
+
+    session = Session.open(dump_of(name), vmlinux_for[name])
+    k = session.kernel
+    table = read_kernel_kallsyms(k)
+    assert table is not None and len(table) > 50_000
+    for sym in ("do_one_initcall", "_printk", "init_task", "jiffies_64", "runqueues",
+                "sysrq_handle_crash", "panic"):
+        assert table.address_of(sym) == k.symbol(sym), sym
+    fn = k.symbol("do_one_initcall")
+    assert table.symbolize(fn + 0x59) == "do_one_initcall+0x59"
