@@ -303,12 +303,9 @@ def _backend_rows(session: Session, function: str, attr: str) -> Any:
 
 def kmem_table(session: Session) -> dict[str, dict[str, int | float | None]]:
     """`kmem -i` rows: {"TOTAL MEM": {"pages": .., "bytes": .., "percent": ..}, ...}."""
-    from crashtui.kernel.mm import KmemInfo, kmem_dict, read_kmem_info
+    from crashtui.kernel.mm import KmemInfo, kmem_dict
 
-    try:
-        rows = _backend_rows(session, "kmem_rows", "kmem")
-    except Missing:
-        rows = read_kmem_info(session.kernel)
+    rows = _backend_rows(session, "kmem_rows", "kmem")
     if isinstance(rows, KmemInfo):
         rows = kmem_dict(rows)
     page_size = session.kernel.dump.info.page_size
@@ -328,13 +325,8 @@ def kmem_table(session: Session) -> dict[str, dict[str, int | float | None]]:
 
 def module_table(session: Session) -> list[ModuleRow]:
     """The loaded modules with their taint letters (O out-of-tree, E unsigned, P proprietary)."""
-    from crashtui.kernel.modules import ModuleList, read_modules
-
-    try:
-        rows = _backend_rows(session, "module_rows", "modules")
-    except Missing:
-        rows = read_modules(session.kernel)
-    if isinstance(rows, ModuleList) or not isinstance(rows, list | tuple):
+    rows = _backend_rows(session, "module_rows", "modules")
+    if not isinstance(rows, list | tuple):  # a ModuleTable / ModuleList
         rows = rows.modules
     out = []
     for row in rows:
@@ -353,13 +345,10 @@ def module_table(session: Session) -> list[ModuleRow]:
 
 
 def task_rows(session: Session, notes: Notes | None = None) -> list[TaskRow]:
-    """Every task as `ps` lists it (the ps backend's rows, else the plain task list)."""
-    from crashtui.kernel.ps import PsRow, PsTable, read_ps
+    """Every task as `ps` lists it."""
+    from crashtui.kernel.ps import PsRow, PsTable
 
-    try:
-        rows = _backend_rows(session, "ps_rows", "ps")
-    except Missing:
-        rows = read_ps(session.kernel, session.tasks)
+    rows = _backend_rows(session, "ps_rows", "ps")
     if isinstance(rows, PsTable):
         for err in rows.errors:
             if notes is not None:
