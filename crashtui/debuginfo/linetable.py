@@ -459,19 +459,15 @@ def decode_line_program(buf: Buffer, header: LineHeader) -> LineRows:
 
 
 def _decode(buf: Buffer, h: LineHeader) -> LineRows:
-    # Hot loop: locals only. One list per column, turned into numpy arrays at the end.
+    # Hot loop (about 1 µs a row): locals only, one list per column, the opcodes tested in
+    # the order GCC's programs use them most (special, set_column, advance_line).
     addrs: list[int] = []
     files: list[int] = []
     lines: list[int] = []
     cols: list[int] = []
     flags: list[int] = []
-    add_a, add_f, add_l, add_c, add_g = (
-        addrs.append,
-        files.append,
-        lines.append,
-        cols.append,
-        flags.append,
-    )
+    add_a, add_f, add_l, add_c, add_g = (addrs.append, files.append, lines.append,
+                                         cols.append, flags.append)
     uleb: Callable[[Buffer, int], tuple[int, int]] = read_uleb
     sleb = read_sleb
     min_inst = h.min_inst_length
@@ -480,6 +476,10 @@ def _decode(buf: Buffer, h: LineHeader) -> LineRows:
     opcode_base = h.opcode_base
     std_lengths = h.standard_opcode_lengths
     const_add = min_inst * ((255 - opcode_base) // line_range)
+    # Per special opcode: (address advance, line advance), §6.2.5.1.
+    special = [(0, 0)] * opcode_base + [
+        (min_inst * ((op - opcode_base) // line_range),
+         line_base + (op - opcode_base) % line_range) for op in range(opcode_base, 256)]
     first_file = 1  # §6.2.2 table 6.4: the file register starts at 1 (in DWARF 5 too)
     default_stmt = ROW_IS_STMT if h.default_is_stmt else 0
     addr_fmt = "<Q" if h.address_size == 8 else "<I"
@@ -497,11 +497,10 @@ def _decode(buf: Buffer, h: LineHeader) -> LineRows:
         op = buf[pos]
         pos += 1
         if op >= opcode_base:
-            adj = op - opcode_base
-            address += min_inst * (adj // line_range)
-            delta = line_base + adj % line_range
-            if delta:
-                line += delta
+            da, dl = special[op]
+            address += da
+            if dl:
+                line += dl
                 nzd = ROW_NZ_DISCRIMINATOR if disc else 0
             add_a(address)
             add_f(file)
@@ -510,12 +509,18 @@ def _decode(buf: Buffer, h: LineHeader) -> LineRows:
             add_g(stmt | nzd)
             disc = 0
         elif op == DW_LNS_set_column:
-            column, pos = uleb(buf, pos)
+            column = buf[pos]
+            if column < 0x80:
+                pos += 1
+            else:
+                column, pos = uleb(buf, pos)
         elif op == DW_LNS_advance_line:
             delta, pos = sleb(buf, pos)
             if delta:
                 line += delta
                 nzd = ROW_NZ_DISCRIMINATOR if disc else 0
+        elif op == DW_LNS_negate_stmt:
+            stmt ^= ROW_IS_STMT
         elif op == DW_LNS_copy:
             add_a(address)
             add_f(file)
@@ -526,8 +531,6 @@ def _decode(buf: Buffer, h: LineHeader) -> LineRows:
         elif op == DW_LNS_advance_pc:
             delta, pos = uleb(buf, pos)
             address += min_inst * delta
-        elif op == DW_LNS_negate_stmt:
-            stmt ^= ROW_IS_STMT
         elif op == DW_LNS_set_file:
             file, pos = uleb(buf, pos)
         elif op == DW_LNS_const_add_pc:
@@ -576,9 +579,8 @@ def _decode(buf: Buffer, h: LineHeader) -> LineRows:
     return _rows(addrs, files, lines, cols, flags)
 
 
-def _rows(
-    addrs: list[int], files: list[int], lines: list[int], cols: list[int], flags: list[int]
-) -> LineRows:
+def _rows(addrs: list[int], files: list[int], lines: list[int], cols: list[int],
+          flags: list[int]) -> LineRows:
     address = np.array(addrs, dtype=np.uint64)
     flag = np.array(flags, dtype=np.uint8)
     ends = np.flatnonzero(flag & ROW_END_SEQUENCE)
