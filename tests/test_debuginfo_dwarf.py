@@ -471,3 +471,20 @@ def test_damaged_dwarf_is_a_debuginfo_error(testmod_ko: Path) -> None:
     garbage = bytes(secs.info[:11]) + b"\x7f" * (len(secs.info) - 11)
     with pytest.raises(DebugInfoError):
         DwarfLines.from_sections(replace(secs, info=garbage)).function_at(addr)
+
+
+def test_vmlinux_lines_and_threads(vmlinux_path: Path) -> None:
+    """Vmlinux.lines is a DwarfLines; lookups from several threads agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crashtui.debuginfo.vmlinux import Vmlinux
+
+    vm = Vmlinux(vmlinux_path)
+    lines = vm.lines
+    assert isinstance(lines, DwarfLines)
+    addrs = [vm.symbols.address_of(n) for n in ("sysrq_handle_crash", "do_one_initcall",
+                                                 "oops_end", "machine_kexec")] * 8
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda a: str(lines.source_line(a)), addrs))
+    assert got[:4] == got[4:8] and all(g != "None" for g in got)
+    assert got[0] == f"{COMP_DIR}/drivers/tty/sysrq.c: 151"

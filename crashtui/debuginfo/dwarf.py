@@ -14,6 +14,7 @@ import functools
 import io
 import os
 import struct
+import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -953,12 +954,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _damage_is_debuginfo_error(method: F) -> F:
-    """Turn low-level decoding failures of damaged DWARF into DebugInfoError."""
+    """Serialise a public lookup (the caches are shared by UI threads) and turn low-level
+    decoding failures of damaged DWARF into DebugInfoError."""
 
     @functools.wraps(method)
     def wrapper(self: DwarfLines, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
+            with self._lock:
+                return method(self, *args, **kwargs)
         except (IndexError, KeyError, ValueError, OverflowError, struct.error) as exc:
             where = " ".join(f"{a:#x}" if isinstance(a, int) else str(a) for a in args)
             raise DebugInfoError(f"damaged DWARF ({method.__name__} {where}): {exc}",
@@ -1017,6 +1020,7 @@ class DwarfLines:
         self._rows = _LRU(cache_size)
         self._funcs = _LRU(cache_size)
         self._dwarfinfo: DWARFInfo | None = None
+        self._lock = threading.RLock()
 
     # -- address → unit --
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -111,6 +112,7 @@ class KernelModuleFile:
         self._by_name = {s.name: s for s in self.sections}
         self.modinfo: dict[str, list[str]] = self._read_modinfo()
         self._lines: dict[tuple[tuple[int, int], ...], DwarfLines] = {}
+        self._lock = threading.Lock()
         self._private_bases: dict[int, int] = {
             s.index: (s.index + 1) << 32 for s in self.sections if s.allocated}
 
@@ -277,15 +279,16 @@ class KernelModuleFile:
                 if sec is not None:
                     bases[sec.index] = base
         key = tuple(sorted(bases.items()))
-        dl = self._lines.get(key)
-        if dl is None:
-            if not self.has_dwarf:
-                raise DebugInfoError("has no DWARF debug info (.debug_info/.debug_line)",
-                                     self.path)
-            dl = DwarfLines.from_sections(self._relocated(bases), path=self.path)
-            if len(self._lines) >= 4:
-                self._lines.pop(next(iter(self._lines)))
-            self._lines[key] = dl
+        with self._lock:
+            dl = self._lines.get(key)
+            if dl is None:
+                if not self.has_dwarf:
+                    raise DebugInfoError("has no DWARF debug info (.debug_info/.debug_line)",
+                                         self.path)
+                dl = DwarfLines.from_sections(self._relocated(bases), path=self.path)
+                if len(self._lines) >= 4:
+                    self._lines.pop(next(iter(self._lines)))
+                self._lines[key] = dl
         return dl
 
     def _relocated(self, bases: Mapping[int, int]) -> DwarfSections:
