@@ -20,7 +20,7 @@ from crashtui.analysis.session import Session
 from crashtui.kernel.printk import KernelLog, LogRecord
 from crashtui.report import gather as gather_mod
 from crashtui.report import mdescape as md
-from crashtui.report.markdown import build_report
+from crashtui.report.markdown import ReportOptions, build_report
 from crashtui.report.regenerate import REPORT_NAME, default_vmlinux, sample_dirs, stable_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,6 +343,7 @@ def test_hostile_strings_come_out_escaped(vmlinux_path: Path,
     extra = LogRecord(10**9, 9 * 10**9, HOSTILE + "\n<img src=x onerror=alert(1)>", 0)
     session.__dict__["log"] = KernelLog([*log.records, extra], log.error)
     session.summary.fields["NODENAME"] = HOSTILE
+    session.summary.panic_message = HOSTILE
     real_provider = gather_mod.provider
 
     def provider(name: str) -> Any:
@@ -352,6 +353,7 @@ def test_hostile_strings_come_out_escaped(vmlinux_path: Path,
 
     monkeypatch.setattr(gather_mod, "provider", provider)
     doc = parse(build_report(session))
+    assert doc.headings[0] == (1, HOSTILE)
     assert not doc.html_tokens
     assert "<script" not in doc.html and "<img" not in doc.html
     for table in doc.tables:
@@ -392,3 +394,18 @@ def test_cli_report_to_stdout_and_file(tmp_path: Path, vmlinux_path: Path) -> No
     r = subprocess.run([*run, str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0 and r.stdout == "", r.stderr
     assert out.read_text() == r.stdout or out.read_text().startswith("# Kernel panic")
+
+
+def test_source_excerpt_from_a_source_tree(sessions: dict[str, Session], tmp_path: Path) -> None:
+    _needs(sessions["6.1-sysrq"], "backtraces")
+    src = tmp_path / "drivers" / "tty" / "sysrq.c"
+    src.parent.mkdir(parents=True)
+    src.write_text("".join(f"line {n} ```<b>\n" for n in range(1, 301)))
+    text = build_report(sessions["6.1-sysrq"], ReportOptions(sources=(str(tmp_path),)))
+    section = text.split("## Faulting frame", 1)[1].split("\n## ", 1)[0]
+    info, block = parse(section).fences[0]
+    assert info == "c"
+    numbers = [int(x[1:].split()[0]) for x in block.splitlines()]
+    assert numbers == list(range(145, 166))  # ±10 lines around sysrq.c:155
+    assert [x for x in block.splitlines() if x.startswith(">")] == ["> 155  line 155 ```<b>"]
+    assert "<b>" not in parse(section).html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import SourceLocation
@@ -15,10 +16,10 @@ MAX_INSNS_BEFORE = 24
 MAX_INSNS_AFTER = 8
 
 
-def fault_excerpt(session: Session, site: FaultSite) -> Excerpt | None:
+def fault_excerpt(session: Session, site: FaultSite, sources: Sequence[str] = ()) -> Excerpt | None:
     """Source when a file is found, else the disassembly of the faulting function."""
     if site.source is not None:
-        found = read_source(session, site.source, site.module)
+        found = read_source(session, site.source, site.module, sources)
         if found is not None:
             excerpt = source_excerpt(site.source, found[0])
             excerpt.origin = found[1]
@@ -34,16 +35,16 @@ def source_excerpt(loc: SourceLocation, text: str, context: int = CONTEXT) -> Ex
     return Excerpt("source", f"{loc.file}:{loc.line}", "c", rows)
 
 
-def read_source(session: Session, loc: SourceLocation,
-                module: str | None = None) -> tuple[str, str] | None:
+def read_source(session: Session, loc: SourceLocation, module: str | None = None,
+                sources: Sequence[str] = ()) -> tuple[str, str] | None:
     """(text, origin) of loc's file, found like the app finds it (--source, CRASHTUI_SOURCE,
     next to a module's .ko, the DWARF path)."""
     from crashtui.analysis.source import SourceFinder
     from crashtui.analysis.source import read_source as read_text
 
     finder = getattr(session, "source_finder", None)
-    if not isinstance(finder, SourceFinder):
-        finder = SourceFinder(release=session.kernel.release)
+    if not isinstance(finder, SourceFinder) or sources:
+        finder = SourceFinder(list(sources), release=session.kernel.release)
     for name, path in module_files(session).items():
         finder.add_module(name, path)
     found = finder.find(loc.file, loc.comp_dir, module=module, fetch=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -144,8 +144,9 @@ class Analysis:
     module_files: dict[str, str] = field(default_factory=dict)  # .ko debug info in use
 
 
-def gather(session: Session, excerpt: bool = True) -> Analysis:
-    """Read every section; missing backend pieces become notes in .errors."""
+def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) -> Analysis:
+    """Read every section; missing backend pieces become notes in .errors (sources: --source
+    trees or tarballs searched for the faulting frame's file)."""
     notes = Notes()
     summary = session.summary
     for err in summary.errors:
@@ -168,7 +169,7 @@ def gather(session: Session, excerpt: bool = True) -> Analysis:
     if excerpt and fault is not None:
         from crashtui.report.excerpt import fault_excerpt
 
-        analysis.excerpt = notes.attempt("source excerpt", lambda: fault_excerpt(session, fault))
+        analysis.excerpt = notes.attempt("source excerpt", lambda: fault_excerpt(session, fault, sources))
     return analysis
 
 

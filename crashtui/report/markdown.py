@@ -31,6 +31,7 @@ class ReportOptions:
     relative_to: Path | None = None  # paths under this directory are shown relative to it
     vmlinux_name: str | None = None  # shown instead of the vmlinux path
     show_version: bool = True
+    sources: tuple[str, ...] = ()  # --source trees/tarballs for the faulting frame's file
 
     def show(self, path: str) -> str:
         """path as the report prints it."""
@@ -53,7 +54,8 @@ def write_report(session: Session, path: str | Path, options: ReportOptions | No
 
 def build_report(session: Session, options: ReportOptions | None = None) -> str:
     """The whole report as Markdown (CommonMark + GFM tables)."""
-    return render(gather(session), options or ReportOptions())
+    opts = options or ReportOptions()
+    return render(gather(session, sources=opts.sources), opts)
 
 
 def render(a: Analysis, opts: ReportOptions) -> str:
