@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except CrashtuiError as exc:
-        print(f"crashtui: {exc}", file=sys.stderr)
+        _error(f"crashtui: {exc}")
         return 2
     except KeyboardInterrupt:
         return 130
@@ -57,22 +57,37 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("CRASHTUI_DEBUG"):
             raise
-        print(f"crashtui: internal error: {type(exc).__name__}: {exc} "
-              "(set CRASHTUI_DEBUG=1 for details)", file=sys.stderr)
+        _error(f"crashtui: internal error: {type(exc).__name__}: {exc} "
+               "(set CRASHTUI_DEBUG=1 for details)")
         return 3
 
 
 def _check_file(path: str, what: str) -> Path:
+    """The path if it names a readable file; else CrashtuiError saying what is wrong."""
+    import errno
+    import stat
+
     from crashtui.errors import CrashtuiError
 
     p = Path(path)
-    if not p.exists():
-        raise CrashtuiError(f"{what} not found", p)
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise CrashtuiError(f"{what} not found", p) from None
+        raise CrashtuiError(f"cannot open {what}: {exc.strerror or exc}", p) from None
+    if stat.S_ISDIR(st.st_mode):
         raise CrashtuiError(f"{what} is a directory, not a file", p)
     if not os.access(p, os.R_OK):
         raise CrashtuiError(f"{what} is not readable (permission denied)", p)
     return p
+
+
+def _error(message: str) -> None:
+    """Print one error line on stderr, control characters neutralised."""
+    from crashtui.textsafe import terminal_safe
+
+    print(terminal_safe(message), file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -83,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     vmlinux = _check_file(args.vmlinux, "vmlinux") if args.vmlinux else None
     session = Session.open(dump, vmlinux)
     for problem in (p for d in args.modules for p in session.load_modules_dir(d)):
-        print(f"crashtui: {problem}", file=sys.stderr)
+        _error(f"crashtui: {problem}")
     out = sys.stdout
     if args.command:
         from crashtui.commands import run_command
@@ -98,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
 
                 if not isinstance(exc, CrashtuiError):
                     raise
-                print(f"crashtui: {line}: {exc}", file=sys.stderr)
+                _error(f"crashtui: {line}: {exc}")
                 status = 1
         return status
     if args.json:
