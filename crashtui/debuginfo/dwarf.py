@@ -976,7 +976,7 @@ class DwarfLines:
     def __init__(self, source: Any, *, symbols: SymbolLookup | None = None,
                  cache_size: int = DEFAULT_CU_CACHE) -> None:
         """Open from an ElfImage, a path, or an object with `.image` (e.g. Vmlinux) or `.path`."""
-        from crashtui.debuginfo.elf import ElfImage
+        from crashtui.debuginfo.elf import ET_REL, ElfImage
 
         self._owned: ElfImage | None = None
         image = getattr(source, "image", None)
@@ -990,10 +990,15 @@ class DwarfLines:
         self.image: ElfImage | None = image
         self.path: Path | None = Path(image.path)
         self.build_id: str | None = image.build_id
-        if image.e_type == 1:  # ET_REL: DWARF needs relocating; see kmodule.KernelModuleFile
-            raise DebugInfoError("is a relocatable object: open it with KernelModuleFile",
-                                 self.path)
-        self._setup(DwarfSections.from_image(image), symbols, cache_size)
+        try:
+            if image.e_type == ET_REL:  # DWARF needs relocating: kmodule.KernelModuleFile
+                raise DebugInfoError("is a relocatable object: open it with KernelModuleFile",
+                                     self.path)
+            self._setup(DwarfSections.from_image(image), symbols, cache_size)
+        except BaseException:
+            if self._owned is not None:
+                self._owned.close()
+            raise
 
     @classmethod
     def from_sections(cls, sections: DwarfSections, *, path: object | None = None,

@@ -108,9 +108,13 @@ class KernelModuleFile:
             self.image.close()
             raise DebugInfoError("is a relocatable object without .modinfo: not a kernel "
                                  "module", self.path)
-        self.sections: list[ModuleSection] = self._read_sections()
+        try:
+            self.sections: list[ModuleSection] = self._read_sections()
+            self.modinfo: dict[str, list[str]] = self._read_modinfo()
+        except BaseException:
+            self.image.close()
+            raise
         self._by_name = {s.name: s for s in self.sections}
-        self.modinfo: dict[str, list[str]] = self._read_modinfo()
         self._lines: dict[tuple[tuple[int, int], ...], DwarfLines] = {}
         self._lock = threading.Lock()
         self._private_bases: dict[int, int] = {
