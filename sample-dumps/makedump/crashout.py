@@ -145,6 +145,18 @@ def record(dump_dir: Path, vmlinux: Path | None, crash: list[str] | None) -> Pat
     if rip:
         results["sym-rip.txt"] = run_crash(crash, vmlinux, dump_dir, m["dump"],
                                            [f"sym {rip}"]).strip("\n") + "\n"
+    # A module scenario's dump dir holds <module>/<module>.ko: the same after `mod -s`.
+    for ko in sorted(dump_dir.glob("*/*.ko")):
+        name = ko.stem.replace("-", "_")
+        rel = str(ko.relative_to(dump_dir))
+        after = [f"mod -s {name} {rel}", "bt", "bt -l"] + ([f"sym {rip}"] if rip else [])
+        cmds = []
+        for c in after:
+            cmds += [c, f"!echo '{marker}'"]
+        parts = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), marker)
+        for fname, text in zip(("mod-s.txt", "bt-after-mod-s.txt", "bt-l-after-mod-s.txt",
+                                "sym-rip-after-mod-s.txt"), parts, strict=False):
+            results[fname] = text
     lab = str(vmlinux.parent.parent.parent)   # .../crashtui-tests
     for name, text in results.items():
         (out_dir / name).write_text(text.replace(lab, "$LAB"))
