@@ -1,0 +1,513 @@
+"""The crashtui Textual app: summary bar, CPUs/tasks, frames, source, and the tabs below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from crashtui.analysis.backtrace import Backtrace
+from crashtui.analysis.source import display_path, read_source, tree_relative_candidates
+from crashtui.errors import CrashtuiError
+from crashtui.tui.backend import Backend, FrameRef, Location, Missing, PsRow
+from crashtui.tui.command import CommandInput, CommandView
+from crashtui.tui.cpus import CpuList
+from crashtui.tui.frames import FrameRow, FramesView, build_rows
+from crashtui.tui.help import HelpScreen
+from crashtui.tui.logview import LogLines, LogView
+from crashtui.tui.memory import MemoryView
+from crashtui.tui.messages import FrameSelected, ShowBacktrace, ShowTask
+from crashtui.tui.modules import ModulesView
+from crashtui.tui.palette import ActionProvider, CpuProvider, SymbolProvider, TaskProvider
+from crashtui.tui.registers import RegistersView
+from crashtui.tui.source import SourceView, disassembly_lines, highlight_source, hint_lines
+from crashtui.tui.summary import SummaryBar, SummaryView
+from crashtui.tui.taskpick import TaskPicker
+from crashtui.tui.tasks import TasksTable
+from crashtui.tui.text import lit
+
+STYLES = Path(__file__).resolve().parents[2] / "styles"
+TABS = ("registers", "memory", "log", "tasks", "modules", "summary", "command")
+
+
+@dataclass
+class SourceRequest:
+    """What the source pane should show: a location, else the function's disassembly."""
+
+    title: str
+    loc: Location | None
+    module: str | None
+    function: str | None
+    target: int | None  # the instruction to mark
+    user_mode: bool = False
+
+
+def _err(exc: BaseException) -> str:
+    if isinstance(exc, Missing | CrashtuiError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+class ExportScreen(ModalScreen[str | None]):
+    """Asks where to write the Markdown report."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, default: str) -> None:
+        super().__init__()
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        box = Input(value=self.default, id="export-path")
+        box.border_title = "Export report to (Enter: write, Esc: cancel)"
+        yield box
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class CrashtuiApp(App[int]):
+    """Explore one crash dump with the keyboard."""
+
+    TITLE = "crashtui"
+    CSS_PATH = [STYLES / "crashtui.tcss"]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    COMMANDS = App.COMMANDS | {CpuProvider, TaskProvider, SymbolProvider, ActionProvider}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("colon", "command", "Command"),
+        Binding("c", "focus('cpus')", "CPUs"),
+        Binding("t", "focus('task-filter')", "Tasks"),
+        Binding("f", "focus('frames')", "Frames", show=False),
+        Binding("o", "focus('source')", "Source", show=False),
+        Binding("p", "panic", "Panic"),
+        Binding("s", "tab('summary')", "Summary", show=False),
+        Binding("e", "export", "Export"),
+        Binding("z", "zoom", "Zoom", show=False),
+        *(Binding(str(i + 1), f"tab('{name}')", name.title(), show=False)
+          for i, name in enumerate(TABS)),
+    ]
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__()
+        self.backend = backend
+        self.backtraces: list[Backtrace] = []
+        self.rows_cache: dict[int, list[FrameRow]] = {}
+        self.ps_rows: list[PsRow] = []
+        self.panic_cpu: int | None = None
+        self.current_bt: Backtrace | None = None
+        self.current_ref: FrameRef | None = None
+        self.loaded = False
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield SummaryBar(id="summary-bar")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield CpuList(id="cpus")
+                yield TaskPicker(id="taskpick")
+            yield FramesView(id="frames")
+            yield SourceView(id="source")
+        with TabbedContent(id="tabs", initial="tab-registers"):
+            with TabPane("Registers", id="tab-registers"):
+                yield RegistersView(id="registers", show_cursor=False)
+            with TabPane("Memory", id="tab-memory"):
+                yield MemoryView(id="memory", show_cursor=False)
+            with TabPane("Log", id="tab-log"):
+                yield LogView(id="log")
+            with TabPane("Tasks", id="tab-tasks"):
+                yield TasksTable(id="tasks")
+            with TabPane("Modules", id="tab-modules"):
+                yield ModulesView(id="modules")
+            with TabPane("Summary", id="tab-summary"):
+                yield SummaryView(id="summary", show_cursor=False)
+            with TabPane("Command", id="tab-command"):
+                yield CommandView(id="command")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(CpuList).border_title = "CPUs"
+        self.query_one(FramesView).border_title = "Backtrace"
+        self.query_one(FramesView).show_message("loading backtraces…")
+        self.query_one(SourceView).show_loading("Source", "select a frame to see its source")
+        for view_id in ("registers", "memory", "summary"):
+            self.query_one(f"#{view_id}").set_lines([Text("loading…", "italic")])  # type: ignore[attr-defined]
+        self.query_one(FramesView).focus()
+        self.load()
+
+    # -- loading (a worker; each fact shows as soon as it is known) -------------------------
+
+    def _ui(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run fn on the UI thread (from a worker), unless the worker was cancelled."""
+        if get_current_worker().is_cancelled:
+            return
+        try:
+            self.call_from_thread(fn, *args, **kwargs)
+        except RuntimeError:  # the app is shutting down
+            pass
+
+    @work(thread=True, group="load")
+    def load(self) -> None:
+        """Read the session's facts in the order a person needs them."""
+        be = self.backend
+        try:
+            summary = be.summary()
+            self.panic_cpu = summary.panic_cpu
+            self._ui(self.query_one(SummaryBar).show, summary)
+            self._ui(self.query_one(SummaryView).show, summary)
+        except Exception as exc:  # noqa: BLE001 - every fact fails on its own
+            self._ui(self.query_one(SummaryBar).show_error, _err(exc))
+            self._ui(self._message, "summary", _err(exc))
+        self._load_modules()
+        try:
+            self.ps_rows = be.ps()
+            self._ui(self.query_one(TaskPicker).show, self.ps_rows)
+            self._ui(self.query_one(TasksTable).show, self.ps_rows)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.notify, f"tasks: {_err(exc)}", severity="warning", markup=False)
+        try:
+            bts = be.backtraces()
+        except Exception as exc:  # noqa: BLE001
+            bts = self._placeholder_backtraces(_err(exc))
+        self.backtraces = bts
+        self._ui(self.query_one(CpuList).show, bts)
+        try:
+            self._ui(self.query_one(LogView).show, be.log_lines())
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.query_one(LogLines).set_lines, [lit(_err(exc), "italic")])
+        try:
+            self._ui(self.query_one(MemoryView).show, be.kmem())
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self._message, "memory", _err(exc))
+        self.loaded = True
+
+    def _load_modules(self) -> None:
+        be = self.backend
+        if be.module_dirs:
+            try:
+                for problem in be.load_module_dirs():
+                    self._ui(self.notify, problem, severity="warning", markup=False)
+            except Exception as exc:  # noqa: BLE001
+                self._ui(self.notify, f"--modules: {_err(exc)}", severity="warning",
+                         markup=False)
+        try:
+            self._ui(self.query_one(ModulesView).show, be.modules())
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.query_one(ModulesView).show_error, _err(exc))
+
+    def _placeholder_backtraces(self, reason: str) -> list[Backtrace]:
+        """One frameless row per running task from ps, so the CPU list still works."""
+        out = []
+        for r in self.ps_rows:
+            if r.active:
+                out.append(Backtrace(r.pid, r.comm, r.task, r.cpu, [], error=reason,
+                                     active=True, panic=r.cpu == self.panic_cpu))
+        if not out and self.panic_cpu is not None:
+            out.append(Backtrace(0, "?", 0, self.panic_cpu, [], error=reason, panic=True))
+        return out
+
+    def _message(self, view_id: str, message: str) -> None:
+        self.query_one(f"#{view_id}").set_lines([lit(message, "italic")])  # type: ignore[attr-defined]
+
+    # -- backtraces and frames ---------------------------------------------------------------
+
+    @on(ShowBacktrace)
+    def _show_backtrace(self, event: ShowBacktrace) -> None:
+        self.show_backtrace(event.backtrace)
+
+    def show_backtrace(self, bt: Backtrace, focus: bool = False) -> None:
+        self.current_bt = bt
+        rows = self.rows_cache.get(id(bt))
+        if rows is not None:
+            self.query_one(FramesView).show(bt, rows)
+            self._after_show(bt, focus)
+        else:
+            self.build_rows(bt, focus)
+
+    @work(thread=True, group="rows", exclusive=True)
+    def build_rows(self, bt: Backtrace, focus: bool) -> None:
+        try:
+            rows = build_rows(self.backend, bt)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.query_one(FramesView).show_message, _err(exc))
+            return
+        self.rows_cache[id(bt)] = rows
+        self._ui(self._rows_ready, bt, rows, focus)
+
+    def _rows_ready(self, bt: Backtrace, rows: list[FrameRow], focus: bool) -> None:
+        if self.current_bt is bt:
+            self.query_one(FramesView).show(bt, rows)
+            self._after_show(bt, focus)
+
+    def _after_show(self, bt: Backtrace, focus: bool) -> None:
+        frames = self.query_one(FramesView)
+        if not any(r.ref for r in frames.rows):
+            self.query_one(RegistersView).show(bt, None)
+            self.query_one(SourceView).show_message("Source", [lit("no frames", "italic")])
+        if focus:
+            frames.focus()
+
+    @on(ShowTask)
+    def _show_task(self, event: ShowTask) -> None:
+        self.jump_to_task(event.task, event.pid, event.comm)
+
+    def jump_to_task(self, task: int, pid: int, comm: str) -> None:
+        """Show a task's backtrace (from the task list, the Tasks tab or the palette)."""
+        for bt in self.backtraces:
+            if bt.task == task and bt.frames:
+                self.show_backtrace(bt, focus=True)
+                return
+        self.query_one(FramesView).show_message(f"loading the backtrace of PID {pid}…")
+        self.load_task(task, pid, comm)
+
+    @work(thread=True, group="rows", exclusive=True)
+    def load_task(self, task: int, pid: int, comm: str) -> None:
+        try:
+            bt = self.backend.backtrace_of(task)
+            rows = build_rows(self.backend, bt)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.query_one(FramesView).show_message, f"PID {pid} {comm}: {_err(exc)}")
+            return
+        self.rows_cache[id(bt)] = rows
+        self.current_bt = bt
+        self._ui(self._rows_ready, bt, rows, True)
+
+    def jump_to_cpu(self, cpu: int) -> None:
+        if self.query_one(CpuList).select_cpu(cpu):
+            self.query_one(FramesView).focus()
+
+    def cpu_backtraces(self) -> list[Backtrace]:
+        return self.query_one(CpuList).backtraces
+
+    @on(FrameSelected)
+    def _frame_selected(self, event: FrameSelected) -> None:
+        ref = event.ref
+        self.current_ref = ref
+        self.query_one(RegistersView).show(ref.backtrace, ref)
+        exc = ref.exception
+        fn = ref.frame.function if ref.frame is not None and exc is None else None
+        title = (f"#{ref.frame.index} {ref.frame.symbol}" if ref.frame is not None and exc is None
+                 else f"exception RIP {ref.pc:#x}")
+        self.show_source(SourceRequest(title, None, None, fn, ref.pc if ref.exact else ref.pc - 1,
+                                       user_mode=bool(exc and exc.user_mode)), ref)
+
+    # -- the source pane -------------------------------------------------------------------
+
+    @work(thread=True, group="source", exclusive=True)
+    def show_source(self, req: SourceRequest, ref: FrameRef | None = None) -> None:
+        """Find and show a location's source; else the disassembly with a hint."""
+        be = self.backend
+        view = self.query_one(SourceView)
+        if req.user_mode:
+            self._ui(view.show_message, "user space", [
+                lit(f"RIP {req.target or 0:#x} is a user-space address: no kernel source.",
+                    "italic")])
+            return
+        loc, module, function = req.loc, req.module, req.function
+        if ref is not None:
+            try:
+                loc = be.location(ref)
+                module = be.module_of(ref)
+                function = be.function_of(ref)
+            except Exception:  # noqa: BLE001 - fall back to the disassembly
+                loc = None
+        if loc is not None:
+            if self._show_file(loc, module):
+                return
+        self._show_disassembly(req, loc, function)
+
+    def _show_file(self, loc: Location, module: str | None) -> bool:
+        """Show the location's file if it can be found (reading a tarball if need be)."""
+        be = self.backend
+        view = self.query_one(SourceView)
+        comp_dir = getattr(loc, "comp_dir", None)
+        name = display_path(loc.file, comp_dir)
+        res = be.find_source(loc, module, fetch=False)
+        if res.path is None and res.pending:
+            tarballs = ", ".join(tb.path.name for tb, _ in res.pending)
+            self._ui(view.show_loading, f"{name}:{loc.line}",
+                     [f"reading {name}", f"from {tarballs}…",
+                      "(the first read indexes the tarball;", "later reads are quick)"])
+            wanted = set(tree_relative_candidates(loc.file, comp_dir))
+            shown: list[Path] = []
+
+            def progress(frac: float, label: str) -> None:
+                self._ui(view.show_progress, f"{label} {int(frac * 100)}%")
+
+            def found(rel: str, path: Path) -> None:
+                if rel in wanted and not shown:
+                    shown.append(path)
+                    self._display_file(path, name, loc.line, f"tarball {tarballs}")
+
+            others = [(fr.source.file, fr.source.comp_dir) for bt in self.backtraces
+                      for fr in bt.frames if fr.source is not None]
+            try:
+                be.finder.prefetch([(loc.file, comp_dir), *others], progress, found)
+                res = be.find_source(loc, module, progress, fetch=True)
+            except Exception as exc:  # noqa: BLE001 - a bad tarball: say so, show disassembly
+                self._ui(self.notify, f"source tarball: {_err(exc)}", severity="warning",
+                         markup=False)
+                return False
+            if shown and res.path == shown[0]:
+                self._ui(view.show_progress, res.origin)
+                return True
+        if res.path is None:
+            return False
+        return self._display_file(res.path, name, loc.line, res.origin)
+
+    def _display_file(self, path: Path, name: str, line: int, origin: str) -> bool:
+        try:
+            text = read_source(path)
+        except OSError as exc:
+            self._ui(self.notify, f"{path}: {exc}", severity="warning", markup=False)
+            return False
+        lines = highlight_source(text, str(path), line)
+        self._ui(self.query_one(SourceView).show_source, name, lines, line, origin)
+        return True
+
+    def _show_disassembly(self, req: SourceRequest, loc: Location | None,
+                          function: str | None) -> None:
+        view = self.query_one(SourceView)
+        file = getattr(loc, "file", None)
+        line = getattr(loc, "line", None)
+        hint = hint_lines(file, line)
+        if not function:
+            self._ui(view.show_message, req.title,
+                     [*hint, lit("(no function known at this address)", "italic")])
+            return
+        try:
+            dis = self.backend.disassembly(function)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(view.show_message, f"{function} (no source)",
+                     [*hint, lit(f"disassembly: {_err(exc)}", "italic")])
+            return
+        texts, mark = disassembly_lines(dis, req.target)
+        offset = len(hint)
+        self._ui(view.show_disassembly, f"{function} · disassembly", [*hint, *texts],
+                 None if mark is None else mark + offset,
+                 "no source: --source DIR or CRASHTUI_SOURCE")
+
+    def jump_to_symbol(self, name: str) -> None:
+        """Show a function's source (or disassembly) in the source pane."""
+        self.show_symbol(name)
+
+    @work(thread=True, group="source", exclusive=True)
+    def show_symbol(self, name: str) -> None:
+        loc = None
+        try:
+            addr = self.backend.session.kernel.symbol_or_none(name)
+            if addr is not None and self.backend.has("source_line"):
+                loc = self.backend.call("source_line", addr)
+        except Exception:  # noqa: BLE001 - no location: disassembly
+            loc = None
+        if loc is not None and self._show_file(loc, None):
+            return
+        self._show_disassembly(SourceRequest(name, loc, None, name, None), loc, name)
+
+    # -- modules ---------------------------------------------------------------------------
+
+    @on(ModulesView.LoadModule)
+    def _load_module(self, event: ModulesView.LoadModule) -> None:
+        self.load_module(event.name, event.path)
+
+    @work(thread=True, group="modules")
+    def load_module(self, name: str, path: Path) -> None:
+        try:
+            self.backend.load_module(name, path)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.notify, f"{path}: {_err(exc)}", severity="error", markup=False)
+            return
+        self._ui(self.notify, f"loaded {path} for {name}", markup=False)
+        self.rows_cache.clear()
+        try:
+            self._ui(self.query_one(ModulesView).show, self.backend.modules())
+            self.backtraces = self.backend.backtraces()
+            self._ui(self.query_one(CpuList).show, self.backtraces)
+        except Exception:  # noqa: BLE001 - the old lists stay
+            pass
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_tab(self, name: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{name}"
+        pane = self.query_one(f"#tab-{name}", TabPane)
+        target = {"log": "#log-lines", "command": "#command-input", "modules": "#modules-table"}
+        try:
+            pane.query_one(target.get(name, f"#{name}")).focus()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def action_command(self) -> None:
+        self.action_tab("command")
+        self.query_one(CommandInput).focus()
+
+    def action_panic(self) -> None:
+        """The panic CPU's backtrace, landing on the culprit frame."""
+        if self.panic_cpu is not None and self.query_one(CpuList).select_cpu(self.panic_cpu):
+            frames = self.query_one(FramesView)
+            if frames.backtrace is not None and frames.backtrace.cpu == self.panic_cpu:
+                frames.show(frames.backtrace, frames.rows)
+            frames.focus()
+
+    def action_log_panic(self) -> None:
+        self.action_tab("log")
+        self.query_one(LogLines).action_panic()
+
+    def action_zoom(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        elif self.focused is not None:
+            self.screen.maximize(self.focused)
+
+    def action_export(self) -> None:
+        name = f"crashtui-report-{Path(str(self.backend.session.dump_path)).name}.md"
+
+        def done(path: str | None) -> None:
+            if path:
+                self.export(path)
+
+        self.push_screen(ExportScreen(name), done)
+
+    @work(thread=True, group="export")
+    def export(self, path: str) -> None:
+        try:
+            written = self.backend.export(path)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.notify, f"export: {_err(exc)}", severity="warning", markup=False)
+            return
+        self._ui(self.notify, f"report written to {written}", markup=False)
+
+    async def settle(self) -> None:
+        """Wait until every worker has finished (for tests and captures)."""
+        for _ in range(200):
+            await self.workers.wait_for_complete()
+            await self.animator.wait_for_idle()
+            if not any(w.is_running for w in self.workers):
+                break
+
+
+def run_app(session: Any, source: str | None = None, modules: list[str] | None = None) -> int:
+    """Start the app on an open Session; returns the exit status."""
+    backend = Backend(session, source=source,
+                      modules=modules or [])
+    app = CrashtuiApp(backend)
+    result = app.run()
+    return result if isinstance(result, int) else 0

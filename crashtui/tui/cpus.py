@@ -1,0 +1,59 @@
+"""The CPU selector: one row per CPU, the panic CPU first and marked."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from crashtui.analysis.backtrace import Backtrace
+from crashtui.tui.messages import ShowBacktrace
+from crashtui.tui.text import lit
+
+
+def cpu_prompt(bt: Backtrace) -> Text:
+    """`▶3 init  PANIC` / ` 0 swapper/0`."""
+    text = Text(no_wrap=True, overflow="ellipsis", end="")
+    text.append("▶" if bt.panic else " ", "bold red")
+    text.append(f"{bt.cpu:>2} ", "bold")
+    text.append_text(lit(bt.command))
+    if bt.panic:
+        text.append(" !", "bold red")
+    return text
+
+
+class CpuList(OptionList):
+    """Moving through the CPUs shows each CPU's backtrace; the panic CPU comes first."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.backtraces: list[Backtrace] = []
+
+    def show(self, backtraces: list[Backtrace]) -> None:
+        """Fill the list, panic CPU first."""
+        self.backtraces = sorted(backtraces, key=lambda b: (not b.panic, b.cpu))
+        self.clear_options()
+        self.add_options(Option(cpu_prompt(bt), id=f"cpu-{bt.cpu}") for bt in self.backtraces)
+        if self.backtraces:
+            self.highlighted = 0
+
+    def select_cpu(self, cpu: int) -> bool:
+        """Highlight a CPU (shows its backtrace)."""
+        for i, bt in enumerate(self.backtraces):
+            if bt.cpu == cpu:
+                if self.highlighted == i:
+                    self.post_message(ShowBacktrace(bt))
+                self.highlighted = i
+                return True
+        return False
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        if event.option_index < len(self.backtraces):
+            self.post_message(ShowBacktrace(self.backtraces[event.option_index]))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if self.highlighted is not None and self.highlighted < len(self.backtraces):
+            self.post_message(ShowBacktrace(self.backtraces[self.highlighted]))
+            self.app.set_focus(self.app.query_one("#frames"))

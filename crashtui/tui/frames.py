@@ -1,0 +1,216 @@
+"""The frames pane: one row per frame; exception frames stand out, with their registers."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from crashtui.analysis.backtrace import REGISTER_ORDER, Backtrace
+from crashtui.tui.backend import Backend, FrameRef
+from crashtui.tui.messages import FrameSelected
+from crashtui.tui.text import content, lit
+
+# Frames that are the panic/oops machinery itself: the interesting frame comes after them.
+MACHINERY = frozenset({
+    "machine_kexec", "__crash_kexec", "crash_kexec", "panic", "vpanic", "oops_end", "die",
+    "die_addr", "page_fault_oops", "kernelmode_fixup_or_oops", "__bad_area_nosemaphore",
+    "bad_area_nosemaphore", "do_user_addr_fault", "handle_page_fault", "exc_page_fault",
+    "asm_exc_page_fault", "exc_general_protection", "asm_exc_general_protection",
+    "exc_invalid_op", "asm_exc_invalid_op", "handle_invalid_op", "do_error_trap", "do_trap",
+    "handle_bug", "report_bug", "crash_nmi_callback", "nmi_handle", "default_do_nmi",
+    "exc_nmi", "end_repeat_nmi", "asm_exc_nmi", "repeat_nmi", "__warn", "warn_slowpath_fmt",
+    "show_regs", "__show_regs", "dump_stack", "dump_stack_lvl", "crash_setup_regs",
+    "nmi_cpu_backtrace", "nmi_trigger_cpumask_backtrace", "exc_double_fault",
+    "asm_exc_double_fault", "exc_divide_error", "asm_exc_divide_error", "do_int3",
+})
+
+
+@dataclass
+class FrameRow:
+    """What one row of the frames pane shows (computed in a worker)."""
+
+    kind: str  # "frame" | "exception" | "marker" | "error"
+    ref: FrameRef | None = None
+    symbol: str = ""
+    where: str = ""  # "sysrq.c:155"
+    module: str | None = None
+    registers: dict[str, int] = field(default_factory=dict)
+    user_mode: bool = False
+    label: str = ""
+
+
+def short_location(loc: object) -> str:
+    file = getattr(loc, "file", None)
+    line = getattr(loc, "line", None)
+    return f"{posixpath.basename(file)}:{line}" if file else ""
+
+
+def build_rows(backend: Backend, bt: Backtrace) -> list[FrameRow]:
+    """The rows of a backtrace, with exception RIPs symbolized and located (slow: a worker)."""
+    rows: list[FrameRow] = []
+    for fr in bt.frames:
+        if fr.stack_name:
+            rows.append(FrameRow("marker", label=fr.stack_name))
+        ref = FrameRef(bt, fr)
+        loc = fr.source
+        rows.append(FrameRow("frame", ref, fr.symbol, short_location(loc) if loc else "",
+                             fr.module))
+        exc = fr.exception
+        if exc is not None:
+            xref = FrameRef(bt, fr, exc)
+            sym = "" if exc.user_mode else (backend.symbolize(exc.rip) or f"{exc.rip:#x}")
+            where = ""
+            if not exc.user_mode:
+                try:
+                    xloc = backend.location(xref)
+                except Exception:  # noqa: BLE001 - a location is decoration
+                    xloc = None
+                where = short_location(xloc) if xloc else ""
+            rows.append(FrameRow("exception", xref, sym, where, None, dict(exc.registers),
+                                 exc.user_mode, exc.kind))
+    if bt.error:
+        rows.append(FrameRow("error", label=bt.error))
+    return rows
+
+
+def culprit_index(rows: list[FrameRow]) -> int:
+    """The first row past the panic machinery: where a person wants to land."""
+    for i, row in enumerate(rows):
+        if row.kind == "exception" and not row.user_mode:
+            return i
+        if row.kind == "frame" and row.ref and row.ref.frame:
+            name = (row.ref.frame.function or "").split(".")[0]
+            if name and name not in MACHINERY:
+                # an exception RIP right after it is the better answer
+                nxt = rows[i + 1] if i + 1 < len(rows) else None
+                if nxt and nxt.kind == "exception" and not nxt.user_mode:
+                    return i + 1
+                return i
+    return next((i for i, r in enumerate(rows) if r.ref is not None), 0)
+
+
+def register_lines(regs: dict[str, int], per_line: int) -> list[Text]:
+    """Registers in crash's order, `per_line` to a line."""
+    names = [n for n in REGISTER_ORDER if n in regs] + [n for n in regs if n not in REGISTER_ORDER]
+    lines: list[Text] = []
+    for i in range(0, len(names), per_line):
+        t = Text("     ", end="")
+        for n in names[i: i + per_line]:
+            width = 4 if n in ("cs", "ss") else 16
+            value = f"{regs[n]:0{width}x}" if n not in ("rflags",) else f"{regs[n]:08x}"
+            t.append(f"{n.upper():>3} ", "bold")
+            t.append(value + "  ")
+        lines.append(t)
+    return lines
+
+
+def row_prompt(row: FrameRow, width: int) -> Text:
+    """The Text of one row at a pane width."""
+    if row.kind == "marker":
+        return lit(row.label, "dim italic")
+    if row.kind == "error":
+        return Text.assemble(("‼ ", "bold red"), lit(row.label, "red"))
+    if row.kind == "frame":
+        assert row.ref is not None and row.ref.frame is not None
+        fr = row.ref.frame
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        text.append(f"#{fr.index:<2} ", "dim")
+        text.append_text(lit(row.symbol, "bold" if fr.reliable else "italic"))
+        if not fr.reliable:
+            text.append(" ?", "yellow")
+        if row.module:
+            text.append(" [")
+            text.append_text(lit(row.module))
+            text.append("]")
+        if row.where:
+            text.append("  ")
+            text.append_text(lit(row.where, "cyan"))
+        return text
+    head = Text(end="")
+    head.append("⚡ ", "bold yellow")
+    if row.user_mode:
+        head.append("user-mode registers", "bold yellow")
+        if row.label:
+            head.append(f" ({row.label})", "yellow")
+    else:
+        head.append("exception RIP ", "bold yellow")
+        head.append_text(lit(row.symbol, "bold reverse"))
+        if row.where:
+            head.append("  ")
+            head.append_text(lit(row.where, "cyan"))
+    regs = row.registers
+    per_line = max(1, (width - 5) // 22)
+    if width >= 60:
+        body = register_lines(regs, per_line)
+    else:
+        keep = {k: v for k, v in regs.items() if k in ("rip", "rsp", "rax", "rdi")}
+        body = register_lines(keep, per_line) + [Text("     (all: Registers tab)", "dim")]
+    return Text("\n", end="").join([head, *body])
+
+
+class FramesView(OptionList):
+    """The frames of the selected CPU or task; moving onto one shows its source."""
+
+    BINDINGS = [
+        Binding("enter", "select", "Source", show=True),
+        Binding("r", "registers", "Registers", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.backtrace: Backtrace | None = None
+        self.rows: list[FrameRow] = []
+        self._width = 0
+
+    def show(self, bt: Backtrace, rows: list[FrameRow], select: int | None = None) -> None:
+        """Show a backtrace, landing on `select` (default: the culprit frame)."""
+        self.backtrace = bt
+        self.rows = rows
+        self.border_title = content(f"Backtrace: CPU {bt.cpu} · PID {bt.pid} · {bt.command}"
+                                    if bt.active or bt.panic else
+                                    f"Backtrace: PID {bt.pid} · {bt.command}")
+        self._fill(culprit_index(rows) if select is None else select)
+
+    def show_message(self, message: str) -> None:
+        self.backtrace = None
+        self.rows = []
+        self.clear_options()
+        self.add_option(Option(lit(message, "italic"), disabled=True))
+
+    def _fill(self, highlight: int | None) -> None:
+        self._width = self.scrollable_content_region.width or 80
+        self.clear_options()
+        self.add_options(Option(row_prompt(r, self._width), id=f"row-{i}",
+                                disabled=r.ref is None) for i, r in enumerate(self.rows))
+        if highlight is not None and self.rows:
+            self.highlighted = highlight
+
+    def on_resize(self) -> None:
+        width = self.scrollable_content_region.width
+        if self.rows and abs(width - self._width) > 0 and (width >= 60) != (self._width >= 60):
+            self._fill(self.highlighted)
+
+    @property
+    def current(self) -> FrameRef | None:
+        if self.highlighted is None or self.highlighted >= len(self.rows):
+            return None
+        return self.rows[self.highlighted].ref
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        if event.option_index < len(self.rows):
+            ref = self.rows[event.option_index].ref
+            if ref is not None:
+                self.post_message(FrameSelected(ref))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.app.set_focus(self.app.query_one("#source"))
+
+    def action_registers(self) -> None:
+        self.app.query_one("#tabs").active = "tab-registers"  # type: ignore[attr-defined]

@@ -1,0 +1,105 @@
+"""The Modules tab: loaded modules, tainting ones flagged; `l` loads a module's .ko."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input
+
+from crashtui.tui.backend import ModuleRow
+from crashtui.tui.text import lit
+
+
+class ModulesTable(DataTable[Text]):
+    """The module list; `l` asks for the selected module's .ko."""
+
+    BINDINGS = [Binding("l", "load", "Load .ko")]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row")
+        self.rows_data: list[ModuleRow] = []
+
+    def on_mount(self) -> None:
+        for name in ("NAME", "BASE", "SIZE", "FLAGS", "OBJECT FILE"):
+            self.add_column(Text(name), key=name)
+
+    def show(self, rows: list[ModuleRow]) -> None:
+        self.rows_data = rows
+        self.clear()
+        for r in rows:
+            bad = r.tainting
+            self.add_row(lit(r.name, "bold red" if bad else ""),
+                         Text(f"{r.base:016x}" if r.base is not None else "?"),
+                         Text(f"{r.size:>7}" if r.size is not None else "?"),
+                         Text.assemble(("! " if bad else "  ", "bold red"), lit(r.flags, "red")),
+                         lit(r.object_file, "dim" if r.object_file.startswith("(") else ""),
+                         key=r.name)
+
+    @property
+    def current(self) -> ModuleRow | None:
+        if not self.rows_data or self.cursor_row >= len(self.rows_data):
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return next((r for r in self.rows_data if r.name == key), None)
+
+    def action_load(self) -> None:
+        parent = self.parent
+        if isinstance(parent, ModulesView):
+            parent.ask_ko()
+
+
+class ModulesView(Vertical):
+    """The module table and the `.ko` path input."""
+
+    class LoadModule(Message):
+        """Load the debug info of a module from a .ko file."""
+
+        def __init__(self, name: str, path: Path) -> None:
+            super().__init__()
+            self.name = name
+            self.path = path
+
+    def compose(self) -> ComposeResult:
+        yield ModulesTable(id="modules-table")
+        yield Input(placeholder="path to the module's .ko (Enter: load, Esc: cancel)",
+                    id="ko-path")
+
+    def on_mount(self) -> None:
+        self.query_one("#ko-path", Input).display = False
+
+    def show(self, rows: list[ModuleRow]) -> None:
+        self.query_one(ModulesTable).show(rows)
+
+    def show_error(self, message: str) -> None:
+        table = self.query_one(ModulesTable)
+        table.clear()
+        table.add_row(lit(message, "italic"), Text(""), Text(""), Text(""), Text(""))
+
+    def ask_ko(self) -> None:
+        mod = self.query_one(ModulesTable).current
+        if mod is None:
+            self.notify("no module selected", severity="warning")
+            return
+        box = self.query_one("#ko-path", Input)
+        box.placeholder = f"path to {mod.name}.ko (Enter: load, Esc: cancel)"
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        mod = self.query_one(ModulesTable).current
+        event.input.display = False
+        self.query_one(ModulesTable).focus()
+        if mod is not None and event.value.strip():
+            self.post_message(self.LoadModule(mod.name, Path(event.value.strip()).expanduser()))
+
+    def key_escape(self) -> None:
+        box = self.query_one("#ko-path", Input)
+        if box.display:
+            box.display = False
+            self.query_one(ModulesTable).focus()

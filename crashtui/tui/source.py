@@ -1,0 +1,133 @@
+"""The source pane: the frame's source (pygments), its line marked and centred; else `dis -l`."""
+
+from __future__ import annotations
+
+import re
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.binding import Binding
+
+from crashtui.analysis.source import display_path, lexer_name
+from crashtui.tui.lines import TextLines
+from crashtui.tui.text import content, lit, safe
+
+_INSN = re.compile(r"^\s*(?:=>\s*)?0x(?P<addr>[0-9a-f]+)\s*<")
+_SRCLINE = re.compile(r"^\S.*: \d+\s*$")
+
+
+def highlight_source(text: str, path: str, mark: int | None) -> list[Text]:
+    """Numbered, pygments-highlighted lines (ANSI colours: fine on 16-colour terminals)."""
+    code = "\n".join(safe(line) for line in text.replace("\r\n", "\n").split("\n"))
+    syntax = Syntax("", lexer_name(path), theme="ansi_dark", background_color="default")
+    body = syntax.highlight(code)
+    lines = body.split("\n", allow_blank=True)
+    width = len(str(len(lines)))
+    out: list[Text] = []
+    for n, line in enumerate(lines, 1):
+        gutter = Text(f"{'▶' if n == mark else ' '}{n:>{width}} ",
+                      "bold reverse" if n == mark else "dim", end="")
+        row = gutter + line
+        row.no_wrap = True
+        row.end = ""
+        out.append(row)
+    if out and not out[-1].plain.strip()[width + 1:]:
+        out.pop()
+    return out
+
+
+def disassembly_lines(lines: list[str], target: int | None) -> tuple[list[Text], int | None]:
+    """`dis -l` output styled, and the index of the instruction at target (or just before)."""
+    out: list[Text] = []
+    mark: int | None = None
+    best = -1
+    for raw in lines:
+        m = _INSN.match(raw)
+        if m:
+            addr = int(m.group("addr"), 16)
+            if target is not None and best < addr <= target:
+                best, mark = addr, len(out)
+            out.append(lit(raw))
+        elif _SRCLINE.match(raw):
+            out.append(lit(raw, "cyan italic"))
+        else:
+            out.append(lit(raw, "dim"))
+    if mark is not None:
+        out[mark] = Text("▶ ", "bold reverse", end="") + out[mark]
+    return out, mark
+
+
+def hint_lines(file: str | None, line: int | None) -> list[Text]:
+    """Where no source was found: say so and how to point crashtui at it (narrow-friendly)."""
+    where = f"{display_path(file)}:{line}" if file else "this frame"
+    return [
+        lit(f"No source for {where}.", "bold yellow"),
+        Text("Point crashtui at the source with", "yellow"),
+        Text("  --source DIR  (kernel tree or", "yellow"),
+        Text("   linux-source-*.tar.xz) or", "yellow"),
+        Text("  CRASHTUI_SOURCE=DIR", "yellow"),
+        Text(""),
+    ]
+
+
+class SourceView(TextLines):
+    """Shows one frame's source or disassembly; the frame's line is marked and centred."""
+
+    BINDINGS = [
+        Binding("c", "centre", "Centre", show=False),
+        Binding("escape", "back", "Frames", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.mark_line: int | None = None
+        self.kind = "empty"  # "source" | "disassembly" | "message" | "loading"
+        self.file: str | None = None
+
+    def show_message(self, title: str, lines: list[Text], subtitle: str = "") -> None:
+        self.kind = "message"
+        self.border_title = content(title)
+        self.border_subtitle = content(subtitle)
+        self.mark_line = None
+        self.set_lines(lines)
+
+    def show_loading(self, title: str, message: str | list[str]) -> None:
+        lines = [message] if isinstance(message, str) else message
+        self.show_message(title, [lit(m, "italic") for m in lines], "")
+        self.kind = "loading"
+
+    def show_progress(self, message: str) -> None:
+        self.border_subtitle = content(message)
+
+    def show_source(self, file: str, lines: list[Text], line: int, origin: str) -> None:
+        """Source lines (already highlighted) with `line` marked and centred."""
+        self.kind = "source"
+        self.file = file
+        self.border_title = content(f"{file}:{line}")
+        self.border_subtitle = content(origin)
+        self.mark_line = line
+        self.set_lines(lines, marks={line - 1})
+        self.call_after_refresh(self.centre, line - 1)
+
+    def show_disassembly(self, title: str, lines: list[Text], mark: int | None,
+                         subtitle: str) -> None:
+        self.kind = "disassembly"
+        self.border_title = content(title)
+        self.border_subtitle = content(subtitle)
+        self.mark_line = mark
+        self.set_lines(lines, marks={mark} if mark is not None else set())
+        if mark is not None:
+            self.call_after_refresh(self.centre, mark)
+
+    def action_centre(self) -> None:
+        if self.mark_line is not None:
+            self.centre(self.mark_line - 1 if self.kind == "source" else self.mark_line)
+
+    def action_back(self) -> None:
+        self.app.set_focus(self.app.query_one("#frames"))
+
+    def marked_text(self) -> str:
+        """The plain text of the marked line (for tests)."""
+        if self.mark_line is None:
+            return ""
+        return self.line_text(self.mark_line - 1 if self.kind == "source" else self.mark_line)

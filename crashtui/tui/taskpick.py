@@ -1,0 +1,90 @@
+"""The task selector: every task from `ps`, filtered as you type; Enter shows its backtrace."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+
+from crashtui.tui.backend import PsRow
+from crashtui.tui.messages import ShowTask
+from crashtui.tui.text import content, lit
+
+
+def task_prompt(row: PsRow) -> Text:
+    """`> 125 init` (kernel threads in brackets, like crash's ps)."""
+    text = Text(no_wrap=True, overflow="ellipsis", end="")
+    text.append(">" if row.active else " ", "bold")
+    text.append(f"{row.pid:>5} ", "bold" if row.active else "")
+    name = f"[{row.comm}]" if row.kthread else row.comm
+    text.append_text(lit(name, "dim" if row.kthread else ""))
+    return text
+
+
+class TaskOptions(OptionList):
+    """The filtered tasks."""
+
+    BINDINGS = [Binding("slash", "search", "Search", show=False)]
+
+    def action_search(self) -> None:
+        self.app.set_focus(self.app.query_one("#task-filter"))
+
+
+class TaskPicker(Vertical):
+    """A filter input above the list of tasks."""
+
+    BINDINGS = [Binding("escape", "clear", "Clear filter", show=False)]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[PsRow] = []
+        self.shown: list[PsRow] = []
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="/ filter: pid or name", id="task-filter", compact=True)
+        yield TaskOptions(id="task-options")
+
+    def show(self, rows: list[PsRow]) -> None:
+        self.rows = rows
+        self.border_title = content(f"Tasks ({len(rows)})")
+        self._apply(self.query_one("#task-filter", Input).value)
+
+    def _apply(self, term: str) -> None:
+        term = term.strip().lower()
+        self.shown = [r for r in self.rows
+                      if not term or term in r.comm.lower() or term == str(r.pid)
+                      or str(r.pid).startswith(term)]
+        options = self.query_one(TaskOptions)
+        options.clear_options()
+        options.add_options(Option(task_prompt(r), id=f"task-{i}")
+                            for i, r in enumerate(self.shown))
+        if self.rows:
+            self.border_title = content(f"Tasks ({len(self.shown)}/{len(self.rows)})"
+                                        if term else f"Tasks ({len(self.rows)})")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._apply(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        options = self.query_one(TaskOptions)
+        if self.shown:
+            options.highlighted = 0
+            self.app.set_focus(options)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option_index < len(self.shown):
+            row = self.shown[event.option_index]
+            self.post_message(ShowTask(row.task, row.pid, row.comm))
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+
+    def action_clear(self) -> None:
+        self.query_one("#task-filter", Input).value = ""
+        self.app.set_focus(self.query_one(TaskOptions))

@@ -1,0 +1,33 @@
+"""Turning dump strings into literal Rich Text: never markup, never escape sequences."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.content import Content
+
+from crashtui.textsafe import terminal_safe
+
+
+def safe(value: object) -> str:
+    """A dump string with control characters shown as \\xNN and tabs expanded."""
+    return terminal_safe(str(value).expandtabs(8))
+
+
+def lit(value: object, style: str = "") -> Text:
+    """Literal Text of a dump string (brackets and escapes shown as they are)."""
+    return Text(safe(value), style=style, no_wrap=True, end="")
+
+
+def content(value: object) -> Content:
+    """Literal Content (for border titles and labels) of a dump string."""
+    return Content(safe(value))
+
+
+def hexaddr(value: int) -> str:
+    """A kernel address as crash prints it: 16 lower-case hex digits."""
+    return f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def shorten(text: str, width: int) -> str:
+    """text cut to width cells with an ellipsis."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
