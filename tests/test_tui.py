@@ -1,0 +1,366 @@
+"""The app driven with Textual's Pilot on the real sample dumps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SAMPLES, cache_dir
+from test_source import SYSRQ_DWARF, linux_source  # noqa: F401 - the tarball fixture
+
+from crashtui.analysis.session import Session
+from crashtui.analysis.source import SourceFinder
+from crashtui.tui.app import CrashtuiApp
+from crashtui.tui.backend import Backend
+from crashtui.tui.command import CommandInput, complete
+from crashtui.tui.cpus import CpuList
+from crashtui.tui.frames import FramesView
+from crashtui.tui.help import HelpScreen
+from crashtui.tui.logview import LogLines
+from crashtui.tui.memory import MemoryView
+from crashtui.tui.modules import ModulesTable
+from crashtui.tui.registers import RegistersView
+from crashtui.tui.source import SourceView
+from crashtui.tui.summary import SummaryView
+from crashtui.tui.taskpick import TaskPicker
+from crashtui.tui.tasks import TasksTable
+
+pytestmark = pytest.mark.needs_vmlinux
+CRASH = {"sysrq": SAMPLES / "6.1-sysrq" / "crash", "testmod": SAMPLES / "6.1-test-module" / "crash"}
+HOSTILE = "[bold]x[/bold]\x1b[2J\x07"
+HOSTILE_SHOWN = "[bold]x[/bold]\\x1b[2J\\x07"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def utc() -> Iterator[None]:
+    """Dates as crash printed them (UTC), whatever the machine's zone."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+@pytest.fixture(autouse=True)
+def no_env_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRASHTUI_SOURCE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def sysrq_session(sysrq_dump: Path, vmlinux_path: Path) -> Iterator[Session]:
+    s = Session.open(sysrq_dump, vmlinux_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fresh_sysrq(sysrq_dump: Path, vmlinux_path: Path) -> Iterator[Session]:
+    s = Session.open(sysrq_dump, vmlinux_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def testmod_session(testmod_dump: Path, vmlinux_path: Path) -> Iterator[Session]:
+    s = Session.open(testmod_dump, vmlinux_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def source_cache(linux_source: Path) -> Path:  # noqa: F811 - the imported fixture
+    """A source cache (kept with the tests' downloads) already holding sysrq.c."""
+    root = cache_dir() / "crashtui-src"
+    SourceFinder([linux_source], env={}, cache_root=root, auto=False).prefetch([(SYSRQ_DWARF, None)])
+    return root
+
+
+def drive(app: CrashtuiApp, steps: Callable[[Any], Awaitable[None]],
+          size: tuple[int, int] = (160, 48)) -> None:
+    """Run the app headless at `size`, let it load, then run the test's steps."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await app.settle()
+            await steps(pilot)
+
+    asyncio.run(main())
+
+
+async def press(app: CrashtuiApp, pilot: Any, *keys: str) -> None:
+    await pilot.press(*keys)
+    await app.settle()
+    await pilot.pause()
+
+
+def screen_text(app: CrashtuiApp) -> str:
+    """What the terminal shows, as plain text (one line per row)."""
+    update = app.screen._compositor.render_full_update()
+    return "\n".join("".join(seg.text for strip in line for seg in strip)
+                     for line in update.strips)
+
+
+def crash_lines(dump: str, name: str) -> list[str]:
+    return (CRASH[dump] / name).read_text().splitlines()
+
+
+# -- frame → source -----------------------------------------------------------------------------
+
+def test_panic_frame_shows_sysrq_source_from_the_tarball(
+        sysrq_session: Session, linux_source: Path, source_cache: Path) -> None:  # noqa: F811
+    app = CrashtuiApp(Backend(sysrq_session, source=str(linux_source), cache_root=source_cache,
+                              auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        frames = app.query_one(FramesView)
+        # the app lands on the culprit frame of the panic CPU
+        assert frames.current is not None and frames.current.frame is not None
+        assert frames.current.frame.function == "sysrq_handle_crash"
+        await press(app, pilot, "home")
+        assert frames.current.frame.function == "machine_kexec"
+        await press(app, pilot, "down", "down", "down")
+        assert frames.current.frame.function == "sysrq_handle_crash"
+        src = app.query_one(SourceView)
+        assert src.kind == "source"
+        assert src.border_title == "drivers/tty/sysrq.c:155"  # crash's sym: sysrq.c: 155
+        assert src.marked_text().strip().endswith('panic("sysrq triggered crash\\n");')
+        assert src.marked_text().startswith("▶")
+        top, height = src.scroll_offset.y, src.scrollable_content_region.height
+        assert abs((154 - top) - height // 2) <= 1, "the marked line is centred"
+        assert "▶155" in screen_text(app).replace(" ", "")
+
+    drive(app, steps)
+
+
+def test_no_source_shows_disassembly_with_lines_and_hint(sysrq_session: Session,
+                                                         tmp_path: Path) -> None:
+    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        src = app.query_one(SourceView)
+        assert src.kind == "disassembly"
+        assert src.border_title == "sysrq_handle_crash · disassembly"
+        # the return address is one past `call panic`: that call is the marked instruction
+        assert re.search(r"<sysrq_handle_crash\+17>:\s+call\s+0x[0-9a-f]+ <panic>",
+                         src.marked_text())
+        text = [src.line_text(i) for i in range(src.line_count)]
+        assert any(t.endswith("drivers/tty/sysrq.c: 155") for t in text)  # crash's dis -l
+        assert "No source for drivers/tty/sysrq.c:155." in text
+        assert any("--source DIR" in t for t in text) and any("CRASHTUI_SOURCE" in t for t in text)
+
+    drive(app, steps)
+
+
+def test_module_frame_shows_the_modules_own_source(testmod_session: Session,
+                                                   testmod_ko: Path, tmp_path: Path) -> None:
+    app = CrashtuiApp(Backend(testmod_session, modules=[str(testmod_ko.parent)],
+                              cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        frames = app.query_one(FramesView)
+        row = frames.rows[frames.highlighted or 0]
+        assert row.kind == "exception" and row.symbol.startswith("test_module_init+0x5")
+        assert row.where == "test-module.c:9"
+        src = app.query_one(SourceView)
+        assert src.kind == "source"
+        assert src.border_title == "/usr/src/test-module/test-module.c:9"
+        assert src.marked_text().strip().endswith('printk("%d\\n", *p);')
+        regs = app.query_one(RegistersView)
+        shown = [regs.line_text(i).strip() for i in range(regs.line_count)]
+        expected = [line.strip() for line in crash_lines("testmod", "bt-after-mod-s.txt")[9:16]]
+        assert shown[2:9] == expected  # the exception frame's registers, as crash prints them
+        table = app.query_one(ModulesTable)
+        mod = next(r for r in table.rows_data if r.name == "test_module")
+        assert mod.tainting and "O" in mod.flags and mod.object_file.endswith("test-module.ko")
+
+    drive(app, steps)
+
+
+# -- the other panes show what crash prints ----------------------------------------------------
+
+def test_panes_show_the_values_crash_prints(sysrq_session: Session, tmp_path: Path) -> None:
+    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        cpus = app.query_one(CpuList)
+        assert [(b.cpu, b.panic) for b in cpus.backtraces][0] == (3, True)
+        assert {b.cpu for b in cpus.backtraces} == {0, 1, 2, 3}
+        frames = app.query_one(FramesView)
+        names = [r.ref.frame.function for r in frames.rows if r.kind == "frame"
+                 and r.ref and r.ref.frame]
+        crash_names = [m.group(1) for line in crash_lines("sysrq", "bt.txt")
+                       if (m := re.match(r"\s*#\d+ \[\w+\] (\S+) at", line))]
+        assert names == crash_names
+        # the user-mode entry registers, as crash prints them
+        await press(app, pilot, "end")
+        regs = app.query_one(RegistersView)
+        shown = [regs.line_text(i).strip() for i in range(regs.line_count)]
+        assert shown[2:] == [line.strip() for line in crash_lines("sysrq", "bt.txt")[12:19]]
+        # summary: crash's sys
+        summary = app.query_one(SummaryView)
+        sys_lines = [summary.line_text(i) for i in range(summary.line_count)]
+        for line in crash_lines("sysrq", "sys.txt"):
+            if line.split(":")[0].strip() not in ("KERNEL", "DUMPFILE"):
+                assert line in sys_lines
+        bar = screen_text(app).splitlines()[0]
+        assert "6.1.0-56-cloud-amd64" in bar and "sysrq triggered crash" in bar
+        assert "CPU 3" in bar and "init (1)" in bar and "10:23:31" in bar
+        # memory: kmem -i pages
+        mem = app.query_one(MemoryView)
+        mem_text = "\n".join(mem.line_text(i) for i in range(mem.line_count))
+        for line in crash_lines("sysrq", "kmem-i.txt")[1:]:
+            m = re.match(r"\s*([A-Z][A-Z ]*?)\s{2,}(\d+)", line)
+            if m:
+                assert re.search(rf"{m.group(1)}\s+{m.group(2)}\s", mem_text), m.group(1)
+        assert "█" in mem_text
+        # tasks: crash's ps
+        table = app.query_one(TasksTable)
+        ps = [line for line in crash_lines("sysrq", "ps.txt")[1:] if line.strip()]
+        assert table.row_count == len(ps)
+        crash_pids = sorted(int(line[1:].split()[0]) for line in ps)
+        assert sorted(r.pid for r in table.rows_data) == crash_pids
+        assert sum(r.active for r in table.rows_data) == sum(line.startswith(">") for line in ps)
+        # modules: crash's mod
+        mods = app.query_one(ModulesTable)
+        assert {r.name for r in mods.rows_data} == {line.split()[1] for line in
+                                                    crash_lines("sysrq", "mod.txt")[1:]}
+        # log: the whole dmesg, the oops block marked
+        log = app.query_one(LogLines)
+        assert log.line_count == len(crash_lines("sysrq", "log.txt"))
+        assert log.oops is not None
+        assert log.line_text(log.oops[0]).endswith("sysrq: Trigger a crash")
+
+    drive(app, steps)
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+def test_keyboard_walk_through_every_pane(sysrq_session: Session, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        frames = app.query_one(FramesView)
+        # task selector: filter, Enter, Enter → that task's backtrace
+        await press(app, pilot, "t")
+        assert app.focused is not None and app.focused.id == "task-filter"
+        await pilot.press(*"kthreadd")
+        await press(app, pilot, "enter")
+        assert app.query_one(TaskPicker).shown[0].comm == "kthreadd"
+        await press(app, pilot, "enter")
+        assert frames.backtrace is not None and frames.backtrace.pid == 2
+        assert "PID 2" in str(frames.border_title) and app.focused is frames
+        # CPU list: c, down → another CPU's backtrace
+        await press(app, pilot, "c", "down")
+        assert frames.backtrace is not None and frames.backtrace.cpu == 0
+        # p: back to the panic CPU's culprit frame
+        await press(app, pilot, "p")
+        assert frames.current is not None and frames.current.frame is not None
+        assert frames.current.frame.function == "sysrq_handle_crash"
+        # Tasks tab: sort, Enter → backtrace
+        await press(app, pilot, "4")
+        table = app.query_one(TasksTable)
+        assert app.focused is table
+        await press(app, pilot, "s")
+        assert table.sort_column == "PPID"
+        await press(app, pilot, "enter")
+        assert frames.backtrace is not None
+        # Log tab: / search, p panic
+        await press(app, pilot, "3")
+        log = app.query_one(LogLines)
+        assert app.focused is log
+        await press(app, pilot, "slash")
+        await pilot.press(*"Call Trace")
+        await press(app, pilot, "enter")
+        assert "Call Trace" in log.line_text(log.cursor) and app.focused is log
+        await press(app, pilot, "p")
+        assert log.cursor == log.oops[0] if log.oops else False
+        # command line: Tab completion, output, history
+        await press(app, pilot, "colon")
+        box = app.query_one(CommandInput)
+        assert app.focused is box
+        await pilot.press("k", "m")
+        await press(app, pilot, "tab")
+        assert box.value == "kmem "
+        await pilot.press("-", "i")
+        await press(app, pilot, "enter")
+        await pilot.press(*"sys")
+        await press(app, pilot, "enter")
+        out = app.query_one("#command-output")
+        text = [out.line_text(i) for i in range(out.line_count)]  # type: ignore[attr-defined]
+        assert "     RELEASE: 6.1.0-56-cloud-amd64" in text
+        assert any(t.startswith("    TOTAL MEM   183434") for t in text)
+        await press(app, pilot, "up", "up")
+        assert box.value == "kmem -i"
+        await press(app, pilot, "escape")
+        # help
+        await press(app, pilot, "f", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "command palette" in screen_text(app)
+        await press(app, pilot, "escape")
+        assert not isinstance(app.screen, HelpScreen)
+        # zoom the frames pane and back
+        await press(app, pilot, "f", "z")
+        assert app.screen.maximized is frames
+        await press(app, pilot, "z")
+        assert app.screen.maximized is None
+        # command palette: jump to a CPU
+        await press(app, pilot, "ctrl+p")
+        await pilot.press(*"CPU 1")
+        await asyncio.sleep(0.5)
+        await press(app, pilot, "enter")
+        assert frames.backtrace is not None and frames.backtrace.cpu == 1
+        # export
+        await press(app, pilot, "f", "e")
+        export_box = app.screen.query_one("#export-path")
+        export_box.value = str(report)  # type: ignore[attr-defined]
+        await press(app, pilot, "enter")
+        await app.settle()
+
+    drive(app, steps)
+    assert report.is_file() and "sysrq" in report.read_text()
+
+
+def test_command_completion() -> None:
+    assert complete("sy", ["sym", "sys"]) == ("sy", ["sym", "sys"])
+    assert complete("sys", ["sym", "sys"]) == ("sys ", ["sys"])
+    assert complete("zz", ["sys"]) == ("zz", [])
+
+
+# -- text from the dump is text -----------------------------------------------------------------
+
+def test_hostile_strings_are_shown_literally(fresh_sysrq: Session, tmp_path: Path) -> None:
+    s = fresh_sysrq
+    tasks = s.tasks.tasks
+    i = next(k for k, t in enumerate(tasks) if t.pid == 1)
+    tasks[i] = dataclasses.replace(tasks[i], comm=HOSTILE)
+    recs = s.log.records
+    recs[-1] = dataclasses.replace(recs[-1], text=f"log {HOSTILE} end")
+    app = CrashtuiApp(Backend(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        main = screen_text(app)
+        assert HOSTILE_SHOWN in main  # CPU list, task list, frames title
+        assert "\x1b" not in main and "\x07" not in main
+        await press(app, pilot, "3", "G")
+        assert f"log {HOSTILE_SHOWN} end" in screen_text(app)
+        await press(app, pilot, "4")
+        assert HOSTILE_SHOWN in screen_text(app)
+        await press(app, pilot, "ctrl+p")
+        await pilot.press(*"CPU 3")
+        await asyncio.sleep(0.5)
+        await app.settle()
+        assert HOSTILE_SHOWN in screen_text(app)
+
+    drive(app, steps)
