@@ -42,6 +42,12 @@ class ReportOptions:
                 pass
         return path
 
+    def show_in(self, text: str) -> str:
+        """text with the paths under relative_to in it made relative."""
+        if self.relative_to is None:
+            return text
+        return text.replace(str(self.relative_to.resolve()) + "/", "")
+
 
 def write_report(session: Session, path: str | Path, options: ReportOptions | None = None) -> None:
     """Write the report to path ('-' for stdout)."""
@@ -64,7 +70,7 @@ def render(a: Analysis, opts: ReportOptions) -> str:
     vmlinux_name = opts.vmlinux_name or a.facts.vmlinux
     kos = {name: opts.show(path) for name, path in a.module_files.items()}
     parts = [_title(a), _intro(a, dump_name, opts), _summary(a, dump_name, vmlinux_name),
-             _panic(a), _fault(a), _registers(a), _other_cpus(a), _kmem(a), _tasks(a),
+             _panic(a), _fault(a, opts), _registers(a), _other_cpus(a), _kmem(a), _tasks(a),
              _modules(a), _log(a), _facts(a, dump_name, vmlinux_name, kos),
              _reproduce(dump_name, vmlinux_name, kos), _errors(a)]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -110,7 +116,7 @@ def _panic(a: Analysis) -> str:
     return f"## Panic backtrace ({_bt_title(a.panic)})\n\n" + _bt_block(a.panic)
 
 
-def _fault(a: Analysis) -> str:
+def _fault(a: Analysis, opts: ReportOptions) -> str:
     f = a.fault
     if f is None:
         return ""
@@ -125,7 +131,7 @@ def _fault(a: Analysis) -> str:
     if ex.kind == "source":
         width = len(str(max((x.number or 0) for x in ex.lines)))
         body = [f"{'>' if x.marked else ' '} {x.number or 0:>{width}}  {x.text}" for x in ex.lines]
-        found = f", found {md.inline(ex.origin)}" if ex.origin else ""
+        found = f", found {md.inline(opts.show_in(ex.origin))}" if ex.origin else ""
         intro = f"Source {md.code(ex.title)}{found} (the faulting line marked `>`):"
     else:
         body = [f"{'>' if x.marked else ' '} {x.text}" for x in ex.lines]
