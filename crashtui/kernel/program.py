@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from crashtui.debuginfo.symbols import Symbol
     from crashtui.debuginfo.vmlinux import Vmlinux
 
+MAX_CPUS = 8192  # x86-64 NR_CPUS at most (MAXSMP)
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
@@ -259,11 +260,12 @@ class Kernel:
         if addr is not None:
             try:
                 n = self.read_u32(addr)
-                if 0 < n <= 8192:
+                if 0 < n <= MAX_CPUS:
                     return n
             except CrashtuiError:
                 pass
-        return self.dump.info.nr_cpus or 1
+        n = self.dump.info.nr_cpus or 1
+        return n if 0 < n <= MAX_CPUS else 1
 
     def cpumask(self, name: str) -> list[int]:
         """The CPUs set in a global cpumask such as __cpu_online_mask."""
