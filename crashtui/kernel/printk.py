@@ -162,6 +162,10 @@ def read_log(kernel: Kernel) -> KernelLog:
     size_bits = kernel.read_u32(data_ring + off("prb_data_ring.size_bits"))
     data = kernel.read_u64(data_ring + off("prb_data_ring.data"))
     check_ring_bits(count_bits, size_bits)
+    if not size_bits - 7 <= count_bits <= size_bits - 3:
+        # kernel/printk/printk.c sizes the descriptor ring from the text ring (PRB_AVGBITS 5)
+        raise KernelReadError(f"inconsistent printk ring sizes (count_bits={count_bits}, "
+                              f"size_bits={size_bits}): ring header damaged?")
     count = 1 << count_bits
     ring = Ring(count_bits, size_bits, tail_id, head_id, kernel.read(descs, count * layout.desc_size),
                 kernel.read(infos, count * layout.info_size), kernel.read(data, 1 << size_bits))
