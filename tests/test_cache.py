@@ -251,7 +251,7 @@ def _rewrite(path: Path, change: Callable[[dict[str, np.ndarray]], None]) -> Non
         arrays = {k: data[k].copy() for k in data.files}
     change(arrays)
     with path.open("wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
+        np.savez(f, **arrays)
 
 
 def _stale(path: Path) -> None:
