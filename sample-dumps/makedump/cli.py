@@ -197,6 +197,7 @@ def make_dump(args: argparse.Namespace) -> None:
                      f" (guest run {seconds:.0f} s)",
     }
     (out / "MANIFEST").write_text("".join(f"{key}={val}\n" for key, val in manifest.items()))
+    disk.unlink()   # 512 MiB sparse; the files are out
     shutil.copy2(console, work / f"console.{dump.name.split('.', 1)[1]}.log")
     log(f"wrote {out}/{dump.name} ({(out / dump.name).stat().st_size:,} bytes), "
         f"{dmesg.name}, MANIFEST; console log in {console}")

@@ -71,7 +71,7 @@ def boot(vmlinuz: Path, initrd: Path, disk: Path, append: str, console_log: Path
     sel.register(proc.stdout, selectors.EVENT_READ)
     buf = b""
     interesting = re.compile(rb"MAKEDUMP:|Kernel panic|BUG:|Oops|watchdog:|INFO: task|"
-                             rb"Starting crashdump kernel|qemu-system")
+                             rb"kernel BUG at|invalid opcode|Starting crashdump kernel|qemu-system")
     try:
         with console_log.open("wb") as logf:
             while True:
