@@ -431,3 +431,24 @@ def test_excluded_stack_page_ends_the_trace_cleanly(sysrq_dump: Path,
         assert bt.frames[3].exception is not None
     finally:
         session.close()
+
+
+def test_start_from_prstatus_registers_when_crash_search_finds_nothing(
+        sysrq_session) -> None:  # type: ignore[no-untyped-def]
+    """Without crash's start words (machine_kexec, crash_nmi_callback) a CPU's trace starts
+    from its NT_PRSTATUS registers: the interrupted context of an NMI'd CPU, the
+    crash_setup_regs() snapshot in __crash_kexec (no ORC there: prologue analysis) for the
+    panic CPU, and only the user registers for a CPU that was in user mode."""
+    from crashtui.analysis.backtraces import BacktraceBuilder
+
+    builder = BacktraceBuilder(sysrq_session.kernel, sysrq_session.tasks.tasks)
+    builder._crash_start = lambda *args: None  # type: ignore[method-assign]
+    idle, user, dd, panic = (builder.for_cpu(cpu) for cpu in range(4))
+    assert idle.start is not None and idle.start.rip_symbol == "native_safe_halt+11"
+    assert [f.function for f in idle.frames][:2] == ["amd_e400_idle", "default_idle_call"]
+    assert user.start is not None and user.start.user_mode and not user.frames
+    assert dd.start is not None and dd.frames[0].function == "read_zero"
+    assert panic.start is not None and panic.start.function == "__crash_kexec"
+    assert [f.function for f in panic.frames][:2] == ["panic", "sysrq_handle_crash"]
+    assert [f.reliable for f in panic.frames][:2] == [False, True]
+    assert all(bt.error is None for bt in (idle, user, dd, panic))

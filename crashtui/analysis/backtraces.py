@@ -14,6 +14,16 @@ Return addresses are named from `pc - 1`: a call to a noreturn function can be t
 instruction of a function, leaving the return address one past its end. crash drops such
 frames; the kernel's own traces and drgn keep them, and so does crashtui. The printed pc stays
 the real return address, with the offset counted from the function containing `pc - 1`.
+Source lines of return addresses are those of `pc - 1` too (the call), not crash's.
+
+Frames are crash's printed frames, in its order, with its bracketed stack addresses, except:
+- after `--- <IRQ stack> ---` crash prints the address of the interrupt's pt_regs, one word
+  above the slot holding the return address; crashtui prints the slot;
+- an NMI that hit an entry point still on the entry (trampoline) stack: crash gives up
+  ("cannot transition from exception stack ..."); crashtui follows ORC's REGS_PARTIAL entry to
+  the iret frame (ExceptionFrame.partial) and stops there if it returns to user mode;
+- an interrupted pc whose pt_regs sits on the same stack is not a Frame (crash prints it as
+  `[exception RIP: ...]`): it is the `function`/`offset`/`source` of that ExceptionFrame.
 """
 
 from __future__ import annotations
