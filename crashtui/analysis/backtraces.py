@@ -440,11 +440,6 @@ def build_backtraces(kernel: Kernel, tasks: Sequence[Task],
     return BacktraceBuilder(kernel, tasks, symbolizers).all_cpus()
 
 
-def unwind_result_frames(result: UnwindResult) -> list[UnwindFrame]:
-    """The frames an unwind found (helper for tests and tools)."""
-    return list(result.frames)
-
-
 def module_hooks(session: Any) -> tuple[list[Symbolizer], list[SourceResolver]]:
     """Namers/line resolvers for module addresses from crashtui.kernel.modules, if present."""
     try:
