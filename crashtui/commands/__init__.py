@@ -41,8 +41,7 @@ def command(name: str, summary: str, usage: str = "") -> Callable[[CommandFn], C
 
 
 def _load_all() -> None:
-    from crashtui.commands import basic, bt, dis, sym  # noqa: F401
-    from crashtui.commands import kmem, mod, ps  # noqa: F401
+    from crashtui.commands import basic, bt, dis, kmem, mod, ps, sym  # noqa: F401
 
 
 def run_command(session: Session, line: str) -> list[str]:
