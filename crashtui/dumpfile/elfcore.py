@@ -125,7 +125,8 @@ class ElfDumpFile(DumpFile):
         """The segment holding `paddr` in the file (or None) and whether any PT_LOAD maps it."""
         hi = bisect.bisect_right(self._seg_starts, paddr)
         mapped = False
-        for seg in reversed(self._segments[:hi]):
+        for i in range(hi - 1, -1, -1):
+            seg = self._segments[i]
             if paddr - seg.paddr >= self._max_memsz:
                 break
             if paddr < seg.paddr + seg.filesz:
