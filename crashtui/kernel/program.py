@@ -14,8 +14,10 @@ from crashtui.kernel.vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
     from crashtui.debuginfo.btf import Btf
-    from crashtui.debuginfo.symbols import Symbol
+    from crashtui.debuginfo.orc import OrcTable
+    from crashtui.debuginfo.symbols import Symbol, SymbolTable
     from crashtui.debuginfo.vmlinux import Vmlinux
+    from crashtui.kernel.debugsources import DebugSources
 
 MAX_CPUS = 8192  # x86-64 NR_CPUS at most (MAXSMP)
 _U64 = struct.Struct("<Q")
@@ -30,6 +32,11 @@ class Kernel:
     def __init__(self, dump: DumpFile, vmlinux: Vmlinux | None) -> None:
         self.dump = dump
         self.vmlinux = vmlinux
+        # where the vmlinux came from (crashtui.kernel.debugsources: given/found/fetched)
+        self.vmlinux_origin = "given" if vmlinux is not None else "memory"
+        self._symtab: SymbolTable | None = None
+        self._symtab_tried = False
+        self.symbols_source = "none"  # what `symbols` was read from, once read
         if dump.vmcoreinfo is None:
             raise DumpFormatError("the dump carries no VMCOREINFO; cannot locate the kernel",
                                   dump.path)
@@ -146,13 +153,58 @@ class Kernel:
 
     def symbol_or_none(self, name: str) -> int | None:
         """Runtime address of a kernel symbol, or None if unknown."""
-        if self.vmlinux is not None:
-            addr = self.vmlinux.symbols.address_of(name)
+        table = self._symbol_table()
+        if table is not None:
+            addr = table.address_of(name)
             if addr is not None:
                 # Per-CPU symbols are offsets into the per-CPU area (.data..percpu links at 0):
                 # only addresses in the kernel image mapping move with KASLR.
                 return addr + self.kaslr_offset if addr >= START_KERNEL_MAP else addr
         return self.vmcoreinfo.symbols.get(name)
+
+    def _symbol_table(self) -> SymbolTable | None:
+        """The kernel's symbols at link-time addresses, loaded once; None if there are none.
+
+        From the vmlinux's .symtab; without one (or stripped), from the kernel's own kallsyms
+        in memory, runtime addresses less the KASLR slide: the same link-time addresses the
+        vmlinux would give, so everything above this layer is the same either way.
+        """
+        if self._symtab_tried:
+            return self._symtab
+        if self.vmlinux is not None:
+            try:
+                self._symtab = self.vmlinux.symbols
+                self._symtab_tried = True
+                self.symbols_source = "vmlinux .symtab"
+                return self._symtab
+            except CrashtuiError:
+                pass
+        if "pagetable" not in self.__dict__:  # too early: memory is not readable yet
+            return None
+        self._symtab_tried = True
+        from crashtui.kernel.kallsyms_image import kernel_kallsyms, symbol_table
+
+        try:
+            decoded = kernel_kallsyms(self)
+        except CrashtuiError:
+            decoded = None
+        if decoded is not None:
+            self._symtab = symbol_table(decoded, self.kaslr_offset)
+            how = decoded.tables.found_by
+            self.symbols_source = ("kallsyms in memory" if how == "VMCOREINFO"
+                                   else "kallsyms in memory (found by structure)")
+        return self._symtab
+
+    @property
+    def symbols(self) -> SymbolTable:
+        """The kernel's symbol table at link-time addresses (vmlinux or in-memory kallsyms)."""
+        table = self._symbol_table()
+        if table is None:
+            raise KernelReadError(
+                f"no kernel symbols: no vmlinux, and the kallsyms tables of kernel "
+                f"{self.release} are neither named in VMCOREINFO (6.0+) nor found in the "
+                "kernel image; give the debug vmlinux (or --fetch)")
+        return table
 
     def symbol(self, name: str) -> int:
         """Runtime address of a kernel symbol; raises KernelReadError if unknown."""
@@ -165,22 +217,126 @@ class Kernel:
         return self.symbol_or_none(name) is not None
 
     def symbolize(self, addr: int) -> tuple[Symbol, int] | None:
-        """The kernel symbol containing a runtime address, with the offset into it."""
-        if self.vmlinux is None:
+        """The kernel symbol containing a runtime address, with the offset into it.
+
+        The Symbol carries its link-time address (add kaslr_offset for the runtime one).
+        """
+        table = self._symbol_table()
+        if table is None:
             return None
-        hit = self.vmlinux.symbols.nearest(addr - self.kaslr_offset)
-        if hit is None:
-            return None
-        return hit
+        return table.nearest(addr - self.kaslr_offset)
 
     # -- types ----------------------------------------------------------------------------
 
     @cached_property
     def btf(self) -> Btf:
-        """The kernel's BTF type information (from the vmlinux)."""
-        if self.vmlinux is None or self.vmlinux.btf is None:
-            raise KernelReadError("no type information: the vmlinux has no .BTF section")
-        return self.vmlinux.btf
+        """The kernel's BTF type information: the vmlinux's .BTF, else the in-memory copy."""
+        if self.vmlinux is not None:
+            try:
+                btf = self.vmlinux.btf
+            except CrashtuiError:
+                btf = None
+            if btf is not None:
+                self.types_source = "vmlinux .BTF"
+                return btf
+        btf = self._memory_btf()
+        if btf is None:
+            raise KernelReadError(
+                "no type information: " + ("the vmlinux has no .BTF section and " if
+                                           self.vmlinux is not None else "") +
+                f"kernel {self.release} has no readable BTF in memory (__start_BTF): it "
+                "needs CONFIG_DEBUG_INFO_BTF, or give a vmlinux with .BTF")
+        self.types_source = "BTF in memory"
+        return btf
+
+    types_source = "none"  # what `btf` was read from, once read
+
+    def _memory_btf(self) -> Btf | None:
+        """The kernel's own .BTF (include/asm-generic/vmlinux.lds.h: __start_BTF..__stop_BTF,
+        read-only data in the image, what /sys/kernel/btf/vmlinux shows), or None."""
+        from crashtui.debuginfo.btf import Btf
+
+        start, stop = self.symbol_or_none("__start_BTF"), self.symbol_or_none("__stop_BTF")
+        if start is None or stop is None or not 0 < stop - start < 1 << 28:
+            return None
+        try:
+            return Btf(self.read(start, stop - start), path="BTF in memory")
+        except CrashtuiError:
+            return None
+
+    @cached_property
+    def orc(self) -> OrcTable | None:
+        """The kernel's ORC unwind table at link-time addresses (like its symbols): the
+        vmlinux's, else the in-memory one; None if the kernel has none."""
+        if self.vmlinux is not None:
+            try:
+                orc = self.vmlinux.orc
+            except CrashtuiError:
+                orc = None
+            if orc is not None:
+                self.unwind_source = "vmlinux ORC"
+                return orc
+        orc = self._memory_orc()
+        if orc is not None:
+            self.unwind_source = "ORC in memory"
+        return orc
+
+    unwind_source = "none"  # what `orc` was read from, once read
+
+    def _memory_orc(self) -> OrcTable | None:
+        """The in-memory ORC tables (include/asm-generic/vmlinux.lds.h ORC_UNWIND_TABLE:
+        __start_orc_unwind_ip..__stop_orc_unwind_ip, s32 each; __start_orc_unwind, 6 bytes
+        each; 6.4+ __start_orc_header, the hash of the entry layout), or None."""
+        from crashtui.debuginfo.orc import (
+            ORC_ENTRY_DTYPE,
+            OrcTable,
+            orc_version_for_header,
+            orc_version_for_release,
+        )
+
+        ip0 = self.symbol_or_none("__start_orc_unwind_ip")
+        ip1 = self.symbol_or_none("__stop_orc_unwind_ip")
+        entries = self.symbol_or_none("__start_orc_unwind")
+        if ip0 is None or ip1 is None or entries is None or not 0 < ip1 - ip0 < 1 << 26:
+            return None
+        count = (ip1 - ip0) // 4
+        version: int | None = None
+        header_known = True
+        h0, h1 = self.symbol_or_none("__start_orc_header"), self.symbol_or_none("__stop_orc_header")
+        try:
+            if h0 is not None and h1 is not None and 0 < h1 - h0 <= 64:
+                version = orc_version_for_header(self.read(h0, h1 - h0))
+                header_known = version is not None
+            table = OrcTable.from_raw(self.read(ip0, 4 * count), ip0 - self.kaslr_offset,
+                                      self.read(entries, count * ORC_ENTRY_DTYPE.itemsize),
+                                      version or orc_version_for_release(self.release))
+        except CrashtuiError:
+            return None
+        table.header_known = header_known
+        return table
+
+    @property
+    def debug_sources(self) -> DebugSources:
+        """Which debug info this kernel model uses (loads symbols, types and ORC if needed)."""
+        from crashtui.kernel.debugsources import DebugSources
+
+        self._symbol_table()
+        for load in (lambda: self.btf, lambda: self.orc):
+            try:
+                load()
+            except CrashtuiError:
+                pass
+        vm = self.vmlinux
+        lines = False
+        if vm is not None:
+            try:
+                lines = ".debug_line" in vm.image.sections
+            except AttributeError:
+                lines = False
+        build_id = self.vmcoreinfo.build_id or (vm.build_id if vm is not None else None)
+        return DebugSources(self.release, build_id, Path(vm.path) if vm is not None else None,
+                            self.vmlinux_origin, self.symbols_source, self.types_source,
+                            self.unwind_source, lines)
 
     def offsetof(self, struct_name: str, member: str) -> int:
         return self.btf.offsetof(struct_name, member)

@@ -1,0 +1,384 @@
+"""The kernel's own compressed kallsyms: where its tables are, and a vectorised decoder.
+
+The tables (scripts/kallsyms.c write_src(), kernel/kallsyms.c) live in the image's .rodata.
+Since 6.0 VMCOREINFO names them (kernel/vmcore_info.c, crash_core.c before 6.9). Older
+kernels do not: `find_tables()` then recognises them by their structure in the image, using
+the order scripts/kallsyms.c wrote them in before 6.4 (all 8-byte aligned by output_label()):
+
+    kallsyms_offsets       s32 per symbol (CONFIG_KALLSYMS_BASE_RELATIVE, 4.6+)
+    kallsyms_relative_base u64
+    kallsyms_num_syms      u32 (u64 in older kernels: the low half reads the same)
+    kallsyms_names         per symbol a length byte (two if the high bit is set, 6.1+), then
+                           that many token indexes
+    kallsyms_markers       u32 (u64 before 5.x) offset in kallsyms_names of every 256th symbol
+    (kallsyms_seqs_of_names, 6.2 .. 6.3, 3 bytes per symbol)
+    kallsyms_token_table   256 NUL-terminated tokens (token c is the character c itself
+                           whenever c occurs in a name: the digits always do)
+    kallsyms_token_index   256 u16 offsets of the tokens in kallsyms_token_table
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from crashtui.errors import CrashtuiError, KernelReadError
+
+if TYPE_CHECKING:
+    from crashtui.debuginfo.symbols import SymbolTable
+    from crashtui.kernel.program import Kernel
+
+MAX_KERNEL_SYMBOLS = 1 << 22
+START_KERNEL_MAP = 0xFFFFFFFF80000000
+PAGE = 0x1000
+# The token table holds the ten digits as one-character tokens, in order (slots 0x30..0x39).
+_DIGITS = b"".join(bytes([c, 0]) for c in range(0x30, 0x3A))
+_SEARCH_LIMIT = 96 << 20  # bytes of kernel image searched for the tables (text + rodata)
+_TABLE_NAMES = ("kallsyms_offsets", "kallsyms_relative_base", "kallsyms_num_syms",
+                "kallsyms_names", "kallsyms_token_table", "kallsyms_token_index")
+
+
+@dataclass(frozen=True)
+class KallsymsTables:
+    """Runtime addresses of the kernel's kallsyms tables and how they were found."""
+
+    offsets: int
+    relative_base: int
+    num_syms: int
+    names: int
+    token_table: int
+    token_index: int
+    found_by: str  # "VMCOREINFO" | "structure"
+
+
+def tables_from_vmcoreinfo(symbols: Mapping[str, int]) -> KallsymsTables | None:
+    """The tables VMCOREINFO names (6.0+), or None."""
+    if not all(n in symbols for n in _TABLE_NAMES):
+        return None
+    return KallsymsTables(symbols["kallsyms_offsets"], symbols["kallsyms_relative_base"],
+                          symbols["kallsyms_num_syms"], symbols["kallsyms_names"],
+                          symbols["kallsyms_token_table"], symbols["kallsyms_token_index"],
+                          "VMCOREINFO")
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+@dataclass
+class DecodedKallsyms:
+    """The decoded tables: parallel arrays in kallsyms order (runtime addresses)."""
+
+    addresses: np.ndarray  # uint64
+    letters: bytes  # the nm-style type letter of each symbol
+    names: list[str]
+    tables: KallsymsTables
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _tokens(kernel: Kernel, tables: KallsymsTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(table bytes + a trailing '\\n', token start offsets, token lengths)."""
+    index = np.frombuffer(kernel.read(tables.token_index, 256 * 2), "<u2").astype(np.int64)
+    if index[0] != 0 or not bool(np.all(index[1:] > index[:-1])):
+        raise KernelReadError("kallsyms_token_index is not increasing", tables.token_index)
+    raw = kernel.read(tables.token_table, int(index[-1]) + 256)
+    end = raw.find(b"\0", int(index[-1]))
+    if end < 0:
+        raise KernelReadError("kallsyms_token_table is not terminated", tables.token_table)
+    table = np.frombuffer(raw[:end + 1] + b"\n", np.uint8)
+    lengths = np.append(index[1:], end + 1) - index - 1
+    if (lengths <= 0).any() or bool((table[index + lengths] != 0).any()):
+        raise KernelReadError("kallsyms_token_table does not match its index",
+                              tables.token_table)
+    return table, index, lengths
+
+
+def _name_starts(kernel: Kernel, addr: int, num: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """(blob, start of each symbol's record, its header length) of kallsyms_names."""
+    blob = bytearray(kernel.read(addr, min(max(num * 12, PAGE), 1 << 26)))
+    starts = np.empty(num, dtype=np.int64)
+    heads = np.ones(num, dtype=np.int64)
+    pos = 0
+    limit = len(blob) - 2
+    for i in range(num):
+        if pos > limit:
+            blob += kernel.read(addr + len(blob), 1 << 20)
+            limit = len(blob) - 2
+        starts[i] = pos
+        length = blob[pos]
+        if length & 0x80:  # big symbol names (6.1+): 2-byte length
+            length = (length & 0x7F) | (blob[pos + 1] << 7)
+            heads[i] = 2
+            pos += 2 + length
+        else:
+            pos += 1 + length
+        if length == 0:
+            raise KernelReadError(f"kallsyms_names: empty record for symbol {i}", addr + pos)
+    while pos > len(blob):
+        blob += kernel.read(addr + len(blob), 1 << 20)
+    return bytes(blob[:pos]), starts, heads
+
+
+def decode_kallsyms(kernel: Kernel, tables: KallsymsTables) -> DecodedKallsyms:
+    """Decode every symbol (KernelReadError if the tables are unreadable or inconsistent).
+
+    Addresses (kernel/kallsyms.c kallsyms_sym_address()): with
+    CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86-64 SMP before 6.15) a non-negative offset is an
+    absolute value (per-CPU symbols) and a negative one means relative_base - 1 - offset;
+    without it relative_base + (u32)offset.
+    """
+    num = kernel.read_u32(tables.num_syms)
+    if not 0 < num <= MAX_KERNEL_SYMBOLS:
+        raise KernelReadError(f"kallsyms_num_syms reads {num}", tables.num_syms)
+    table, tok_start, tok_len = _tokens(kernel, tables)
+    blob, starts, heads = _name_starts(kernel, tables.names, num)
+    codes = np.frombuffer(blob, np.uint8).astype(np.int64)
+    # Expand every byte of the names blob: a record's first header byte becomes '\n', a
+    # second header byte nothing, a token index its token's characters.
+    out_len = tok_len[codes]
+    src = tok_start[codes]
+    out_len[starts] = 1
+    src[starts] = len(table) - 1
+    two = starts[heads == 2] + 1
+    out_len[two] = 0
+    total = int(out_len.sum())
+    first = np.cumsum(out_len) - out_len
+    gather = np.repeat(src - first, out_len) + np.arange(total, dtype=np.int64)
+    text = table[gather].tobytes()
+    records = text.decode("latin-1").split("\n")[1:]
+    if len(records) != num:
+        raise KernelReadError("kallsyms_names does not decode to kallsyms_num_syms names",
+                              tables.names)
+    letters = bytes(table[tok_start[codes[starts + heads]]])
+    names = [r[1:] for r in records]
+    offsets = np.frombuffer(kernel.read(tables.offsets, 4 * num), "<i4").astype(np.int64)
+    base = kernel.read_u64(tables.relative_base)
+    if (offsets < 0).any():  # CONFIG_KALLSYMS_ABSOLUTE_PERCPU
+        addrs = np.where(offsets >= 0, offsets.astype(np.uint64),
+                         np.uint64(base) + (-1 - offsets).astype(np.uint64))
+    else:
+        addrs = np.uint64(base) + offsets.astype(np.uint32).astype(np.uint64)
+    return DecodedKallsyms(addrs.astype(np.uint64), letters, names, tables)
+
+
+_KIND = np.zeros(256, dtype=np.uint8)  # nm letter -> symbols.KIND_* (other 0, object 1, func 2)
+_BIND = np.zeros(256, dtype=np.uint8)  # nm letter -> STB_* (local 0, global 1, weak 2)
+for _c in range(256):
+    _ch = chr(_c)
+    _low = _ch.lower()
+    _KIND[_c] = 2 if _low == "t" else 1 if _low in "dbrgs" and _low else 0
+    _BIND[_c] = 2 if _low in "wv" and _low else 1 if _ch.isupper() else 0
+
+
+def symbol_table(decoded: DecodedKallsyms, slide: int = 0) -> SymbolTable:
+    """A SymbolTable of the decoded symbols, kernel-image addresses less `slide` (link-time).
+
+    kallsyms has no sizes: a symbol extends to the next higher address (0 for the last one
+    of the per-CPU range and of the image), which is what crash assumes too.
+    """
+    from crashtui.debuginfo.symbols import SymbolTable, _ListNames
+
+    addrs = decoded.addresses
+    if slide:
+        image = addrs >= np.uint64(START_KERNEL_MAP)
+        addrs = np.where(image, addrs - np.uint64(slide), addrs)
+    order = np.argsort(addrs, kind="stable")
+    addrs = addrs[order]
+    uniq = np.unique(addrs)
+    nxt_i = np.searchsorted(uniq, addrs, side="right")
+    nxt = np.append(uniq, uniq[-1:])[nxt_i]
+    sizes = nxt - addrs
+    # the per-CPU range (absolute, from 0) does not run into the kernel image
+    sizes[(addrs < np.uint64(START_KERNEL_MAP)) & (nxt >= np.uint64(START_KERNEL_MAP))] = 0
+    letters = np.frombuffer(decoded.letters, np.uint8)[order]
+    names = decoded.names
+    return SymbolTable(addrs, sizes, _KIND[letters], _BIND[letters],
+                       _ListNames([names[i] for i in order.tolist()]))
+
+
+# -- finding the tables by structure (kernels before 6.0) ----------------------------------------
+
+def find_tables(kernel: Kernel) -> KallsymsTables | None:
+    """Locate the tables in the kernel image by structure (layout before 6.4), or None.
+
+    Searches downwards from a .data symbol VMCOREINFO names (init_uts_ns) to the image's
+    start for the token table (the ten digit tokens in a row), then checks every table
+    against the others before trusting it.
+    """
+    vi = kernel.vmcoreinfo.symbols
+    top = vi.get("init_uts_ns") or vi.get("swapper_pg_dir") or vi.get("init_top_pgt")
+    if top is None or top < START_KERNEL_MAP:
+        return None
+    bottom = vi.get("_stext") or (START_KERNEL_MAP + kernel.kaslr_offset + 0x1000000)
+    bottom = max(bottom, top - _SEARCH_LIMIT, START_KERNEL_MAP)
+    chunk = 64 * PAGE
+    hi = top & ~(PAGE - 1)
+    carry = b""
+    while hi > bottom:
+        lo = max(hi - chunk, bottom & ~(PAGE - 1))
+        data = _read_lenient(kernel, lo, hi - lo)
+        window = data + carry
+        pos = window.rfind(_DIGITS)
+        while pos >= 0:
+            found = _tables_at_digits(kernel, lo + pos)
+            if found is not None:
+                return found
+            pos = window.rfind(_DIGITS, 0, pos)
+        carry = data[:len(_DIGITS)]
+        hi = lo
+    return None
+
+
+def _read_lenient(kernel: Kernel, addr: int, size: int) -> bytes:
+    """Read page by page; unreadable pages read as zeros."""
+    try:
+        return kernel.read(addr, size)
+    except CrashtuiError:
+        pass
+    out = bytearray()
+    for page in range(addr, addr + size, PAGE):
+        try:
+            out += kernel.read(page, PAGE)
+        except CrashtuiError:
+            out += bytes(PAGE)
+    return bytes(out)
+
+
+def _tables_at_digits(kernel: Kernel, digits: int) -> KallsymsTables | None:
+    """The tables, given where the token "0" of a candidate token table is."""
+    try:
+        return _tables_at_digits_or_raise(kernel, digits)
+    except CrashtuiError:
+        return None
+
+
+def _tables_at_digits_or_raise(kernel: Kernel, digits: int) -> KallsymsTables | None:
+    # token table start: 0x30 tokens (non-empty, NUL-terminated) precede the "0"
+    back = kernel.read(digits - 0x30 * 160, 0x30 * 160)
+    pos = len(back) - 1  # the NUL ending token 0x2f
+    for _ in range(0x30):
+        prev = back.rfind(b"\0", 0, pos)
+        if prev < 0 or pos - prev < 2:
+            return None
+        pos = prev
+    table_start = digits - len(back) + pos + 1
+    # the table ends after 256 tokens, the index follows it 8-byte aligned
+    fwd = kernel.read(table_start, 256 * 160)
+    offs = [0]
+    p = 0
+    for _ in range(256):
+        end = fwd.find(b"\0", p)
+        if end <= p:
+            return None
+        p = end + 1
+        offs.append(p)
+    index_addr = (table_start + p + 7) & ~7
+    index = np.frombuffer(kernel.read(index_addr, 512), "<u2")
+    if index.tolist() != offs[:256] or index[0x30] != digits - table_start:
+        return None
+    # markers: u32 (u64 in old kernels) offsets in kallsyms_names of every 256th name, right
+    # before the token table, or (6.2+, and backports) before kallsyms_seqs_of_names
+    span = 1 << 20
+    below = np.frombuffer(kernel.read(table_start - span, span), "<u4").astype(np.int64)
+    for width in (1, 2):
+        for markers_addr, markers in _marker_arrays(below, table_start - span, width):
+            end = (markers_addr + 4 * width * len(markers) + 7) & ~7
+            tables = _names_before(kernel, markers_addr, markers, table_start, index_addr)
+            if tables is None:
+                continue
+            num = kernel.read_u32(tables.num_syms)
+            if table_start - end in (0, (3 * num + 7) & ~7):
+                return tables
+    return None
+
+
+def _marker_arrays(words: np.ndarray, base: int, width: int) -> list[tuple[int, list[int]]]:
+    """Candidate kallsyms_markers arrays in `words` (u32 at `base`), nearest the end first:
+    8-aligned, starting with 0, rising by 256 names' worth of bytes per entry."""
+    step = width
+    n = len(words)
+    ok = np.zeros(n, dtype=bool)
+    lo_step, hi_step = 256 * 2, 256 * 2 * 128  # 256 records of 2..257 bytes (roughly)
+    m = n - 3 * step
+    if m <= 0:
+        return []
+    first = words[0:m]
+    d1 = words[step:m + step] - first
+    d2 = words[2 * step:m + 2 * step] - words[step:m + step]
+    ok[:m] = (first == 0) & (d1 >= lo_step) & (d1 <= hi_step) & (d2 >= lo_step) & (d2 <= hi_step)
+    if width == 2:
+        ok[:m] &= (words[1:m + 1] == 0)
+    ok[1::2] = False  # output_label() aligns every table to 8 bytes
+    out = []
+    for i in np.flatnonzero(ok)[::-1].tolist():
+        vals = [0]
+        j = i + step
+        while j < n and lo_step <= words[j] - vals[-1] <= hi_step and \
+                (width == 1 or (j + 1 < n and words[j + 1] == 0)):
+            vals.append(int(words[j]))
+            j += step
+        out.append((base + 4 * i, vals))
+    return out
+
+
+def _names_before(kernel: Kernel, markers_addr: int, markers: list[int], table_start: int,
+                  index_addr: int) -> KallsymsTables | None:
+    """Find kallsyms_names (and num_syms, relative_base, offsets) before the markers."""
+    n_markers = len(markers)
+    last = markers[-1]
+    span = last + 256 * 2 * 128
+    lo = max(markers_addr - span - 64, START_KERNEL_MAP)
+    lo &= ~7
+    region = kernel.read(lo, markers_addr - lo)
+    words = np.frombuffer(region[:len(region) & ~7], "<u4")[::2]  # u32 at 8-aligned slots
+    low, high = 256 * (n_markers - 1) + 1, 256 * n_markers
+    for k in np.flatnonzero((words >= low) & (words <= high))[::-1].tolist():
+        num_addr = lo + 8 * k
+        names = num_addr + 8
+        if names + last >= markers_addr:
+            continue
+        num = int(words[k])
+        if not _walk_matches(region, names - lo, markers[1] if n_markers > 1 else None):
+            continue
+        # before 6.4: offsets, relative_base, num_syms; 6.4+: offsets and relative_base
+        # follow the token index
+        after = (index_addr + 512 + 7) & ~7
+        for base_addr, offsets in ((num_addr - 8, num_addr - 8 - ((4 * num + 7) & ~7)),
+                                   (after + ((4 * num + 7) & ~7), after)):
+            base = kernel.read_u64(base_addr)
+            if START_KERNEL_MAP <= base <= table_start and table_start - base < 1 << 30:
+                return KallsymsTables(offsets, base_addr, num_addr, names, table_start,
+                                      index_addr, "structure")
+    return None
+
+
+def _walk_matches(region: bytes, start: int, second_marker: int | None) -> bool:
+    """True if 256 records from `start` end exactly where the second marker says."""
+    if second_marker is None:
+        return True
+    pos = start
+    for _ in range(256):
+        if pos + 1 >= len(region):
+            return False
+        length = region[pos]
+        if length & 0x80:
+            length = (length & 0x7F) | (region[pos + 1] << 7)
+            pos += 2 + length
+        else:
+            pos += 1 + length
+        if length == 0:
+            return False
+    return pos - start == second_marker
+
+
+def kernel_kallsyms(kernel: Kernel, search: bool = True) -> DecodedKallsyms | None:
+    """The kernel's kallsyms from the VMCOREINFO tables, else (search) found by structure."""
+    tables = tables_from_vmcoreinfo(kernel.vmcoreinfo.symbols)
+    if tables is None and search:
+        tables = find_tables(kernel)
+    if tables is None:
+        return None
+    return decode_kallsyms(kernel, tables)
