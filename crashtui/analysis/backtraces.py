@@ -137,6 +137,7 @@ class BacktraceBuilder:
         self.with_source = with_source
         self.stacks = StackMap(kernel)
         self.unwinder = Unwinder(kernel, self.stacks)
+        self.task_cache: dict[int, Backtrace] = {}  # task address -> its backtrace
 
     # -- facts about the CPUs -----------------------------------------------------------------
 
@@ -169,6 +170,16 @@ class BacktraceBuilder:
     @cached_property
     def _tasks_by_address(self) -> dict[int, Task]:
         return {t.address: t for t in self.tasks}
+
+    def task_at(self, address: int) -> Task:
+        """The task whose task_struct is at `address` (read if not in the task list)."""
+        task = self._tasks_by_address.get(address)
+        if task is not None:
+            return task
+        try:
+            return TaskReader(self.kernel).read(address)
+        except CrashtuiError as exc:
+            raise CrashtuiError(f"no task at {address:#x}: {exc.message}") from None
 
     @cached_property
     def active_tasks(self) -> dict[int, Task]:
@@ -287,15 +298,16 @@ class BacktraceBuilder:
     def _search_ranges(self) -> list[tuple[int, int, str]]:
         """[start, end) of each function crash's start search looks for (runtime addresses;
         end = the next symbol, as crash's closest_symbol() sees it)."""
-        vm = self.kernel.vmlinux
-        if vm is None:
+        try:
+            symbols = self.kernel.symbols  # link-time: the vmlinux's or the in-memory kallsyms
+        except CrashtuiError:
             return []
         out = []
         for name in sorted(_SEARCH_NAMES):
-            sym = vm.symbols.lookup(name)
+            sym = symbols.lookup(name)
             if sym is None or sym.kind != "func":
                 continue
-            nxt = next((s for s in vm.symbols.in_range(sym.address + 1, sym.address + 0x100000)
+            nxt = next((s for s in symbols.in_range(sym.address + 1, sym.address + 0x100000)
                         if s.address > sym.address), None)
             end = nxt.address if nxt is not None else sym.address + max(sym.size, 1)
             out.append((sym.address + self.kernel.kaslr_offset,
@@ -458,21 +470,17 @@ def module_hooks(session: Any) -> tuple[list[Symbolizer], list[SourceResolver]]:
 
 
 def backtrace_of_task(session: Any, task_address: int) -> Backtrace:
-    """Session.backtrace_of: cached per task; a task on a CPU reuses that CPU's trace."""
-    cache: dict[int, Backtrace] = session.__dict__.setdefault("_backtrace_cache", {})
-    if task_address in cache:
-        return cache[task_address]
+    """Session.backtrace_of: a task on a CPU gets that CPU's trace (session.backtraces),
+    any other its saved context's, built once per task."""
     builder: BacktraceBuilder = session.backtrace_builder
-    task = builder._tasks_by_address.get(task_address)
-    if task is None:
-        try:
-            task = TaskReader(session.kernel).read(task_address)
-        except CrashtuiError as exc:
-            raise CrashtuiError(f"no task at {task_address:#x}: {exc.message}") from None
+    cached = builder.task_cache.get(task_address)
+    if cached is not None:
+        return cached
+    task = builder.task_at(task_address)
     cpu = builder.task_cpu_if_active(task)
-    bt = session.backtraces[cpu] if cpu is not None and cpu < len(session.backtraces) \
-        else builder.for_task(task)
-    cache[task_address] = bt
+    backtraces: list[Backtrace] = session.backtraces
+    bt = backtraces[cpu] if cpu is not None and cpu < len(backtraces) else builder.for_task(task)
+    builder.task_cache[task_address] = bt
     return bt
 
 
