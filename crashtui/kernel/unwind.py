@@ -134,11 +134,9 @@ class CodeMap:
 
     @cached_property
     def orc(self) -> OrcTable | None:
-        vm = self.kernel.vmlinux
-        if vm is None:
-            return None
+        """The kernel's ORC table (link-time addresses; the vmlinux's or the in-memory one)."""
         try:
-            return vm.orc
+            return self.kernel.orc
         except CrashtuiError:
             return None
 
@@ -238,7 +236,7 @@ def _module_orc(kernel: Kernel, arch: int) -> OrcTable | None:
                             dtype=ORC_ENTRY_DTYPE)
     rel = np.frombuffer(ip_bytes, dtype="<i4").astype(np.int64).astype(np.uint64)
     ips = np.uint64(ip_addr) + np.arange(num, dtype=np.uint64) * np.uint64(4) + rel
-    version = kernel.vmlinux.orc.version if (kernel.vmlinux and kernel.vmlinux.orc) else 1
+    version = kernel.orc.version if kernel.orc is not None else 1
     return OrcTable(ips, entries, version)
 
 
