@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from crashtui.debuginfo.symbols import Symbol, SymbolTable
     from crashtui.debuginfo.vmlinux import Vmlinux
     from crashtui.kernel.debugsources import DebugSources
+    from crashtui.kernel.kallsyms_image import DecodedKallsyms
 
 MAX_CPUS = 8192  # x86-64 NR_CPUS at most (MAXSMP)
 _U64 = struct.Struct("<Q")
@@ -190,10 +191,29 @@ class Kernel:
             decoded = None
         if decoded is not None:
             self._symtab = symbol_table(decoded, self.kaslr_offset)
+            self._kallsyms = decoded
             how = decoded.tables.found_by
             self.symbols_source = ("kallsyms in memory" if how == "VMCOREINFO"
                                    else "kallsyms in memory (found by structure)")
         return self._symtab
+
+    _kallsyms: DecodedKallsyms | None = None
+    _kallsyms_letters: dict[str, str] | None = None
+
+    def symbol_type(self, name: str) -> str | None:
+        """kallsyms' nm-style type letter of a symbol ('T', 't', 'D', 'b', ...) when the
+        symbols come from memory; None with a vmlinux (its sections tell) or if unknown.
+        Per-CPU variables, which scripts/kallsyms.c retypes 'A' (absolute), read as data."""
+        self._symbol_table()
+        if self._kallsyms is None:
+            return None
+        if self._kallsyms_letters is None:
+            d = self._kallsyms
+            self._kallsyms_letters = {n: chr(c) for n, c in zip(d.names, d.letters, strict=True)}
+        letter = self._kallsyms_letters.get(name)
+        if letter in ("A", "a") and (self.symbol_or_none(name) or 0) < START_KERNEL_MAP:
+            return "D" if letter == "A" else "d"
+        return letter
 
     @property
     def symbols(self) -> SymbolTable:
