@@ -81,8 +81,10 @@ def _resolve(session: Session, text: str) -> tuple[int, tuple[int, int] | None]:
     k = session.kernel
     addr = k.symbol_or_none(text)
     if addr is not None:
-        vm = k.vmlinux
-        sym = vm.symbols.lookup(text) if vm is not None else None
+        try:
+            sym = k.symbols.lookup(text)
+        except CrashtuiError:
+            sym = None
         size = sym.size if sym is not None and sym.size else 1
         return addr, (addr, addr + size)
     found = _module_symbol(session, text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crashtui.commands import CommandError, command
+from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -22,6 +23,9 @@ START_KERNEL_MAP = 0xFFFFFFFF80000000
 def type_letter(session: Session, sym: Symbol) -> str:
     """nm-style type letter of a vmlinux symbol (t/T text, d/D data, b/B bss, r/R rodata,
     W weak)."""
+    known = session.kernel.symbol_type(sym.name)  # kallsyms' own letter (no vmlinux)
+    if known is not None:
+        return known
     if sym.binding == "weak":
         return "W" if sym.kind == "func" else "V"
     if sym.kind == "func":
@@ -49,16 +53,18 @@ def sym_line(session: Session, addr: int, name: str | None = None) -> str:
     """One `sym` output line for a runtime address (CommandError if no symbol covers it);
     `name` is the symbol asked for (an alias at the same address keeps its own name)."""
     k = session.kernel
-    vm = k.vmlinux
     hit = None
-    if vm is not None and addr < START_KERNEL_MAP:  # per-CPU offsets do not move with KASLR
-        hit = vm.symbols.nearest(addr)
+    if addr < START_KERNEL_MAP:  # per-CPU offsets do not move with KASLR
+        try:
+            hit = k.symbols.nearest(addr)
+        except CrashtuiError:
+            hit = None
     elif _in_vmlinux(session, addr):
         hit = k.symbolize(addr)
     if hit is not None:
         sym, off = hit
-        if name is not None and vm is not None and off == 0:
-            sym = vm.symbols.lookup(name) or sym
+        if name is not None and off == 0:
+            sym = k.symbols.lookup(name) or sym
         text = f"{addr:x} ({type_letter(session, sym)}) {sym.name}" + (f"+{off}" if off else "")
         src = session.source_line(addr)
         return text + (f" {src.file}: {src.line}" if src is not None else "")
@@ -75,10 +81,12 @@ def sym_line(session: Session, addr: int, name: str | None = None) -> str:
 
 def _in_vmlinux(session: Session, addr: int) -> bool:
     """True for a runtime address inside the kernel image's sections."""
-    vm = session.kernel.vmlinux
-    if vm is None:
-        return False
-    return vm.image.section_at(addr - session.kernel.kaslr_offset) is not None
+    k = session.kernel
+    vm = k.vmlinux
+    if vm is None:  # in-memory kallsyms: the image runs from _text to _end
+        lo, hi = k.symbol_or_none("_text"), k.symbol_or_none("_end")
+        return lo is not None and hi is not None and lo <= addr < hi
+    return vm.image.section_at(addr - k.kaslr_offset) is not None
 
 
 @command("sym", "translate an address to a symbol and source line, or a symbol to an address",
