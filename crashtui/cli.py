@@ -125,9 +125,10 @@ def _run(args: argparse.Namespace) -> int:
         out.write("\n")
         return 0
     if args.report:
-        from crashtui.report.markdown import write_report
+        from crashtui.report.markdown import ReportOptions, write_report
 
-        write_report(session, args.report)
+        sources = (args.source,) if args.source else ()
+        write_report(session, args.report, ReportOptions(sources=sources))
         return 0
     from crashtui.tui.app import run_app
 
