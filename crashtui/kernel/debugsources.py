@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class DebugSources:
         return self.vmlinux is None
 
     def describe(self) -> str:
-        """One line saying which debug info is used (for stderr and the UI)."""
+        """One line saying which debug info is used and, without source lines, how to get
+        them (for stderr and the UI)."""
         if self.vmlinux is not None:
             how = {FOUND: "found by build-id", FETCHED: "fetched from debuginfod"}.get(
                 self.origin, "given")
@@ -38,9 +40,19 @@ class DebugSources:
             fallbacks = [s for s in (self.symbols, self.types, self.unwind) if "memory" in s]
             if fallbacks:
                 text += "; from memory: " + ", ".join(fallbacks)
-            return text
-        return (f"no debug vmlinux for {self.release}: using the dump's own {self.symbols}, "
-                f"{self.types}, {self.unwind}; no source lines")
+        else:
+            bid = f" (build-id {self.build_id})" if self.build_id else ""
+            parts = (self.symbols, self.types, self.unwind)
+            used = ", ".join(s for s in parts if s != "none")
+            if parts == ("kallsyms in memory", "BTF in memory", "ORC in memory"):
+                used = "the kernel's own kallsyms, BTF and ORC from the dump"
+            missing = [what for what, s in (("symbols", self.symbols), ("types", self.types),
+                                            ("unwind tables", self.unwind)) if s == "none"]
+            text = f"no debug vmlinux for {self.release}{bid}: using {used or 'nothing'}"
+            if missing:
+                text += " (no " + ", no ".join(missing) + ")"
+        hint = self.hint()
+        return f"{text}; {hint}" if hint else text
 
     def hint(self) -> str | None:
         """How to get source lines when they are missing, or None."""
@@ -50,9 +62,9 @@ class DebugSources:
         package = debian_package(self.release)
         if package is not None:
             ways.append(f"apt-get install {package}")
-        ways.append("crashtui --fetch (with DEBUGINFOD_URLS set)")
-        ways.append("or give the debug vmlinux as the second argument")
-        return "for source lines: " + ", ".join(ways)
+        ways.append("--fetch (debuginfod, DEBUGINFOD_URLS)")
+        ways.append("or give the debug vmlinux")
+        return "no source lines: " + ", ".join(ways)
 
 
 def host_distribution() -> set[str]:
@@ -83,3 +95,45 @@ def debian_package(release: str) -> str | None:
     if "debian" in ids:
         return f"linux-image-{release}-dbg"
     return None
+
+
+@dataclass(frozen=True)
+class DebugChoice:
+    """The vmlinux to open for a dump (None: in memory), where it came from, and problems."""
+
+    vmlinux: Path | None
+    origin: str
+    problems: tuple[str, ...] = ()
+
+
+def choose_vmlinux(dump_path: str | os.PathLike[str], fetch: bool = False,
+                   progress: Callable[[int, int | None], None] | None = None) -> DebugChoice:
+    """Find the dump's debug vmlinux by build-id (usual places, the debuginfod cache), else
+    fetch it (fetch=True, $DEBUGINFOD_URLS); else in memory. Raises CrashtuiError only for
+    an unreadable dump."""
+    from crashtui.debuginfo.debuginfod import DebuginfodError, cached_path, fetch_debuginfo
+    from crashtui.debuginfo.locate import locate_vmlinux, valid_build_id
+    from crashtui.dumpfile import open_dump
+    from crashtui.kernel.vmcoreinfo import VmcoreInfo
+
+    dump = open_dump(dump_path)
+    try:
+        info = VmcoreInfo.parse(dump.vmcoreinfo or "")
+        release = info.osrelease or (dump.info.utsname.release if dump.info.utsname else None)
+    finally:
+        dump.close()
+    bid = valid_build_id(info.build_id)
+    extra = [cached_path(bid)] if bid is not None else []
+    found = locate_vmlinux(release, bid, extra=extra)
+    if found is not None:
+        return DebugChoice(found.path, FOUND)
+    if not fetch:
+        return DebugChoice(None, MEMORY)
+    if bid is None:
+        return DebugChoice(None, MEMORY, ("--fetch: the dump's VMCOREINFO has no BUILD-ID "
+                                          "(kernels before 5.9) to ask debuginfod for",))
+    try:
+        got = fetch_debuginfo(bid, progress=progress)
+    except DebuginfodError as exc:
+        return DebugChoice(None, MEMORY, (f"--fetch: {exc.message}",))
+    return DebugChoice(got.path, FETCHED)

@@ -337,26 +337,24 @@ class Kernel:
 
     @property
     def debug_sources(self) -> DebugSources:
-        """Which debug info this kernel model uses (loads symbols, types and ORC if needed)."""
+        """Which debug info this kernel model uses: what it has read from, and for types and
+        unwind tables not read yet, what it would read from (nothing is loaded for this)."""
         from crashtui.kernel.debugsources import DebugSources
 
         self._symbol_table()
-        for load in (lambda: self.btf, lambda: self.orc):
-            try:
-                load()
-            except CrashtuiError:
-                pass
         vm = self.vmlinux
-        lines = False
-        if vm is not None:
-            try:
-                lines = ".debug_line" in vm.image.sections
-            except AttributeError:
-                lines = False
+        sections = vm.image.sections if vm is not None else {}
+        types, unwind = self.types_source, self.unwind_source
+        if "btf" not in self.__dict__:
+            types = ("vmlinux .BTF" if ".BTF" in sections else
+                     "BTF in memory" if self.has_symbol("__start_BTF") else "none")
+        if "orc" not in self.__dict__:
+            unwind = ("vmlinux ORC" if ".orc_unwind_ip" in sections else
+                      "ORC in memory" if self.has_symbol("__start_orc_unwind_ip") else "none")
         build_id = self.vmcoreinfo.build_id or (vm.build_id if vm is not None else None)
         return DebugSources(self.release, build_id, Path(vm.path) if vm is not None else None,
-                            self.vmlinux_origin, self.symbols_source, self.types_source,
-                            self.unwind_source, lines)
+                            self.vmlinux_origin, self.symbols_source, types, unwind,
+                            ".debug_line" in sections)
 
     def offsetof(self, struct_name: str, member: str) -> int:
         return self.btf.offsetof(struct_name, member)
