@@ -14,6 +14,8 @@ examples:
   crashtui dump.202611261023 vmlinux --json > analysis.json
   crashtui dump.202611261023 vmlinux --report report.md
   crashtui dump.202611261053 vmlinux --modules ./test-module -c 'bt'
+  crashtui dump.202611261023 -c 'bt -a'          # no vmlinux: found by build-id, or in memory
+  DEBUGINFOD_URLS=https://debuginfod.debian.net crashtui dump.202611261023 --fetch
 """
 
 
@@ -24,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dump", help="the crash dump, e.g. /var/crash/<date>/dump.<date>")
     p.add_argument("vmlinux", nargs="?", help="the matching debug vmlinux (with DWARF/BTF), e.g. "
-                   "/usr/lib/debug/boot/vmlinux-$(uname -r)")
+                   "/usr/lib/debug/boot/vmlinux-$(uname -r); if omitted, looked for by build-id "
+                   "in /usr/lib/debug, /boot and the debuginfod cache, else the kernel's own "
+                   "kallsyms, BTF and ORC in the dump are used (no source lines)")
     p.add_argument("-c", "--command", action="append", metavar="CMD", default=[],
                    help="run a crash-style command and print its output instead of starting the "
                    "app; repeatable (e.g. -c sys -c 'bt -a')")
@@ -37,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modules", metavar="DIR", action="append", default=[],
                    help="directory searched for .ko files with debug info (like crash's mod -s); "
                    "repeatable")
+    p.add_argument("--fetch", action="store_true",
+                   help="if no VMLINUX is given or installed, download it by build-id from the "
+                   "debuginfod servers in $DEBUGINFOD_URLS (cached in ~/.cache/crashtui)")
     return p
 
 
@@ -96,8 +103,24 @@ def _run(args: argparse.Namespace) -> int:
 
     dump = _check_file(args.dump, "dump file")
     vmlinux = _check_file(args.vmlinux, "vmlinux") if args.vmlinux else None
-    session = Session.open(dump, vmlinux)
-    for problem in (p for d in args.modules for p in session.load_modules_dir(d)):
+    modules = list(args.modules)
+    if vmlinux is None:
+        from crashtui.debuginfo.debuginfod import progress_bar
+        from crashtui.kernel.debugsources import choose_vmlinux
+
+        choice = choose_vmlinux(dump, args.fetch, progress_bar(sys.stderr, "crashtui: fetching"))
+        for problem in choice.problems:
+            _error(f"crashtui: {problem}")
+        session = Session.open(dump, choice.vmlinux)
+        session.kernel.vmlinux_origin = choice.origin
+        _error(f"crashtui: {session.kernel.debug_sources.describe()}")
+        if not modules:
+            from crashtui.debuginfo.locate import module_debug_dirs
+
+            modules = [str(d) for d in module_debug_dirs(session.kernel.release)]
+    else:
+        session = Session.open(dump, vmlinux)
+    for problem in (p for d in modules for p in session.load_modules_dir(d)):
         _error(f"crashtui: {problem}")
     out = sys.stdout
     if args.command:
@@ -132,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from crashtui.tui.app import run_app
 
-    return run_app(session, source=args.source, modules=args.modules)
+    return run_app(session, source=args.source, modules=modules)
 
 
 if __name__ == "__main__":
