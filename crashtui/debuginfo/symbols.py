@@ -16,6 +16,7 @@ OBJECT > NOTYPE, then the lowest address.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -141,8 +142,9 @@ class SymbolTable:
         order = np.argsort(addrs, kind="stable")
         sel = sel[order]
         kinds = np.array([KIND_OTHER, KIND_OBJECT, KIND_FUNC], dtype=np.uint8)[stype[sel]]
-        return cls(addrs[order], syms["size"][sel], kinds, sbind[sel].astype(np.uint8),
-                   _StrtabNames(strtab, syms["name"][sel]))
+        names = _StrtabNames(strtab, syms["name"][sel],
+                             image.build_id if section_base is None else None)
+        return cls(addrs[order], syms["size"][sel], kinds, sbind[sel].astype(np.uint8), names)
 
     @classmethod
     def from_arrays(cls, addresses: Sequence[int] | np.ndarray, sizes: Sequence[int] | np.ndarray,
@@ -202,20 +204,45 @@ class SymbolTable:
             self._by_name = by_name
         return self._by_name
 
+    def _find(self, name: str) -> int | None:
+        """Index of the preferred symbol called `name`: min (rank, index), as _name_index.
+
+        Through a sorted CRC-32 index of the names (cached on disk by build-id) when the
+        names live in a string table, so a lookup does not decode all 100k+ names."""
+        if self._by_name is not None:
+            return self._by_name.get(name)
+        hashed = self._names.hash_index()
+        if hashed is None:
+            return self._name_index().get(name)
+        hashes, order = hashed
+        key = np.uint32(name_crc(name.encode("utf-8", "surrogatepass")))
+        lo = int(np.searchsorted(hashes, key, side="left"))
+        hi = int(np.searchsorted(hashes, key, side="right"))
+        best: int | None = None
+        best_key = (0, 0)
+        for j in range(lo, hi):
+            i = int(order[j])
+            if self._names.get(i) != name:
+                continue
+            k = (int(_BINDING_RANK_ARR[self.bindings[i]]) * 4 + 2 - int(self.kinds[i]), i)
+            if best is None or k < best_key:
+                best, best_key = i, k
+        return best
+
     # -- queries ---------------------------------------------------------------------------------
 
     def lookup(self, name: str) -> Symbol | None:
         """The symbol called `name` (see the module docstring for duplicates)."""
-        i = self._name_index().get(name)
+        i = self._find(name)
         return None if i is None else self.symbol_at(i)
 
     def address_of(self, name: str) -> int | None:
         """Address of `name`, or None."""
-        i = self._name_index().get(name)
+        i = self._find(name)
         return None if i is None else int(self.addresses[i])
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._name_index()
+        return isinstance(name, str) and self._find(name) is not None
 
     def names_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
         """Up to `limit` distinct names starting with `prefix`, sorted (for completion)."""
@@ -294,14 +321,99 @@ class _Names:
     def all(self) -> list[str]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def hash_index(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(sorted CRC-32s of the names, symbol index of each), or None if not offered."""
+        return None
+
+
+def name_crc(raw: bytes) -> int:
+    """The hash of a symbol name in the name index (CRC-32 of its UTF-8 bytes)."""
+    return zlib.crc32(raw)
+
+
+_HASH_CACHE_NAME = "symbol-names"
+_HASH_CACHE_CHECKS = 64  # entries re-hashed to validate a cached index
+
 
 class _StrtabNames(_Names):
     """Names as offsets into an ELF string table, decoded on first use."""
 
-    def __init__(self, strtab: bytes, offsets: np.ndarray) -> None:
+    def __init__(self, strtab: bytes, offsets: np.ndarray, build_id: str | None = None) -> None:
         self._strtab = strtab
         self._offsets = offsets.astype(np.int64)
         self._cache: list[str] | None = None
+        self._build_id = build_id
+        self._hashed: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _ends(self) -> np.ndarray:
+        """End offset (the NUL) of every name."""
+        zeros = np.flatnonzero(np.frombuffer(self._strtab, dtype=np.uint8) == 0)
+        pos = np.searchsorted(zeros, self._offsets, side="left")
+        return np.append(zeros, len(self._strtab))[pos]
+
+    def _crc(self, start: int, end: int) -> int:
+        raw = self._strtab[start:end]
+        if max(raw, default=0) >= 0x80:  # hash what get() returns (invalid UTF-8 replaced)
+            raw = raw.decode("utf-8", "replace").encode("utf-8", "surrogatepass")
+        return name_crc(raw)
+
+    def hash_index(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._hashed is None:
+            fingerprint = (len(self._strtab), zlib.crc32(self._strtab), len(self._offsets),
+                           zlib.crc32(self._offsets.tobytes()))
+            self._hashed = self._load_hashes(fingerprint)
+            if self._hashed is None:
+                self._hashed = self._build_hashes()
+                if self._build_id is not None:
+                    from crashtui.debuginfo import cache
+
+                    cache.save_arrays(self._build_id, _HASH_CACHE_NAME, fingerprint,
+                                      {"hashes": self._hashed[0], "order": self._hashed[1]})
+        return self._hashed
+
+    def _build_hashes(self) -> tuple[np.ndarray, np.ndarray]:
+        st = self._strtab
+        crc = zlib.crc32
+        starts, ends = self._offsets.tolist(), self._ends().tolist()
+        hashes = np.fromiter((crc(st[s:e]) for s, e in zip(starts, ends, strict=True)),
+                             dtype=np.uint32, count=len(starts))
+        high = np.flatnonzero(np.frombuffer(st, dtype=np.uint8) >= 0x80)
+        if len(high):  # names with non-ASCII bytes: hash their decoded form
+            at = np.searchsorted(high, self._offsets, side="left")
+            inside = np.append(high, len(st))[at] < np.asarray(ends)
+            for i in np.flatnonzero(inside).tolist():
+                hashes[i] = self._crc(starts[i], ends[i])
+        order = np.argsort(hashes, kind="stable").astype(np.uint32)
+        return hashes[order], order
+
+    def _load_hashes(self, fingerprint: tuple[int, ...]
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cached index if present and consistent with this string table."""
+        if self._build_id is None:
+            return None
+        from crashtui.debuginfo import cache
+
+        got = cache.load_arrays(self._build_id, _HASH_CACHE_NAME, fingerprint,
+                                ("hashes", "order"))
+        if got is None:
+            return None
+        hashes, order = got["hashes"], got["order"]
+        n = len(self._offsets)
+        ok = (hashes.dtype == np.uint32 and order.dtype == np.uint32 and len(hashes) == n
+              and len(order) == n and (n == 0 or (bool((hashes[1:] >= hashes[:-1]).all())
+                                                  and int(order.max()) < n
+                                                  and bool((np.bincount(order, minlength=n)
+                                                            == 1).all()))))
+        if ok and n:
+            st = self._strtab
+            for j in np.linspace(0, n - 1, min(n, _HASH_CACHE_CHECKS)).astype(np.int64):
+                i = int(order[j])
+                start = int(self._offsets[i])
+                end = st.find(b"\0", start)
+                if self._crc(start, end if end >= 0 else len(st)) != int(hashes[j]):
+                    ok = False
+                    break
+        return (hashes, order) if ok else None
 
     def get(self, i: int) -> str:
         if self._cache is not None:
