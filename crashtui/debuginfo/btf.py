@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -121,7 +122,9 @@ class Btf:
     """A parsed .BTF blob; `base` for split BTF (modules) continues the base's ids/strings."""
 
     def __init__(self, data: bytes | memoryview, base: Btf | None = None,
-                 path: object | None = None) -> None:
+                 path: object | None = None, build_id: str | None = None) -> None:
+        """Parse the header and index the types; a build_id (of a vmlinux's own .BTF) lets
+        the type index come from the on-disk cache."""
         self.base = base
         self.path = path
         self._str_base: int = 0
@@ -143,7 +146,8 @@ class Btf:
         self._str_base = base._str_base + len(base._strings) if base else 0
         self._words = memoryview(bytes(buf[t0:t0 + type_len])).cast("I")
         self.start_id = base.next_id if base else 1
-        self._offsets = self._index()
+        self._offsets = self._cached_index(build_id) if build_id and base is None \
+            else self._index()
         self.next_id = self.start_id + len(self._offsets)
         self._name_offs: np.ndarray | None = None
         self._kinds: np.ndarray | None = None
@@ -155,7 +159,8 @@ class Btf:
         """The .BTF section of a vmlinux (or of a .ko, given the vmlinux BTF as base)."""
         if ".BTF" not in image.sections:
             raise DebugInfoError("no .BTF section", image.path)
-        return cls(image.section_data(".BTF"), base=base, path=image.path)
+        return cls(image.section_data(".BTF"), base=base, path=image.path,
+                   build_id=image.build_id if base is None else None)
 
     # -- index ----------------------------------------------------------------------------------
 
@@ -179,6 +184,35 @@ class Btf:
         if pos != n:
             raise DebugInfoError("BTF type section is truncated", self.path)
         return np.array(offs, dtype=np.uint32)
+
+    def _cached_index(self, build_id: str) -> np.ndarray:
+        """_index through the on-disk cache; a cached index is used only if it checks out."""
+        from crashtui.debuginfo import cache
+
+        # _valid_index proves a loaded index right for these words: sizes suffice here
+        fingerprint = (len(self._words), len(self._strings), zlib.crc32(self._strings[:4096]))
+        got = cache.load_arrays(build_id, "btf-types", fingerprint, ("offsets",))
+        if got is not None and self._valid_index(got["offsets"]):
+            return got["offsets"]
+        offsets = self._index()
+        cache.save_arrays(build_id, "btf-types", fingerprint, {"offsets": offsets})
+        return offsets
+
+    def _valid_index(self, offs: np.ndarray) -> bool:
+        """True if `offs` is exactly the record offsets _index would compute (vectorised)."""
+        n = len(self._words)
+        if offs.dtype != np.uint32 or offs.ndim != 1 or len(offs) == 0 or offs[0] != 0:
+            return False
+        if int(offs[-1]) + 3 > n or not bool((offs[1:] > offs[:-1]).all()):
+            return False
+        info = np.frombuffer(self._words, dtype=np.uint32)[offs.astype(np.int64) + 1]
+        kinds = (info >> 24) & 0x1F
+        if int(kinds.max()) >= len(_EXTRA_FIXED):
+            return False
+        fixed = np.array(_EXTRA_FIXED, dtype=np.int64)[kinds]
+        per = np.array(_EXTRA_PER_VLEN, dtype=np.int64)[kinds]
+        ends = offs.astype(np.int64) + 3 + fixed + per * (info & 0xFFFF)
+        return bool((ends[:-1] == offs[1:]).all()) and int(ends[-1]) == n
 
     def __len__(self) -> int:
         """Number of type ids including those of the base (and void)."""
