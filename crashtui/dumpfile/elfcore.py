@@ -106,8 +106,7 @@ class ElfDumpFile(DumpFile):
         # Several PT_LOADs can map the same RAM (kernel text and the direct map): prefer
         # one that holds the bytes, then the one with the longer file part.
         self._segments = sorted(segments, key=lambda s: (s.paddr, -s.filesz))
-        self._seg_starts = [s.paddr for s in self._segments]
-        self._max_memsz = max(s.memsz for s in self._segments)
+        self._bounds, self._owner, self._mapped = _piece_index(self._segments)
         self.notes = parse_notes(bytes(note_bytes))
         self.vmcoreinfo = vmcoreinfo_from_notes(self.notes)
         page_size = _vmcoreinfo_pagesize(self.vmcoreinfo) or DEFAULT_PAGE_SIZE
@@ -123,17 +122,11 @@ class ElfDumpFile(DumpFile):
 
     def _covering(self, paddr: int) -> tuple[Segment | None, bool]:
         """The segment holding `paddr` in the file (or None) and whether any PT_LOAD maps it."""
-        hi = bisect.bisect_right(self._seg_starts, paddr)
-        mapped = False
-        for i in range(hi - 1, -1, -1):
-            seg = self._segments[i]
-            if paddr - seg.paddr >= self._max_memsz:
-                break
-            if paddr < seg.paddr + seg.filesz:
-                return seg, True
-            if paddr < seg.paddr + seg.memsz:
-                mapped = True
-        return None, mapped
+        k = bisect.bisect_right(self._bounds, paddr) - 1
+        if not 0 <= k < len(self._owner):
+            return None, False
+        owner = self._owner[k]
+        return (self._segments[owner], True) if owner >= 0 else (None, self._mapped[k])
 
     def is_present(self, pfn: int) -> bool:
         """True when the start of page `pfn` is within some PT_LOAD's file part."""
@@ -176,6 +169,46 @@ class ElfDumpFile(DumpFile):
         """Unmap the file."""
         super().close()
         self._src.close()
+
+
+def _piece_index(segments: list[Segment]) -> tuple[list[int], list[int], list[bool]]:
+    """Physical memory cut at every segment edge; for each piece, the segment whose file part
+    holds it (-1: none) and whether any PT_LOAD maps it. Lookups are then one bisect,
+    whatever the number of segments and however they overlap.
+
+    Where file parts overlap, the segment that sorts last (higher paddr, then the shorter
+    file part) wins, as a walk back from the address would find it.
+    """
+    bounds = sorted({edge for seg in segments
+                     for edge in (seg.paddr, seg.paddr + seg.filesz, seg.paddr + seg.memsz)})
+    where = {edge: i for i, edge in enumerate(bounds)}
+    owner = [-1] * (len(bounds) - 1)
+    free = list(range(len(bounds)))  # free[k]: a piece >= k maybe without owner
+
+    def find(k: int) -> int:
+        root = k
+        while free[root] != root:
+            root = free[root]
+        while free[k] != root:
+            free[k], k = root, free[k]
+        return root
+
+    for index in range(len(segments) - 1, -1, -1):
+        seg = segments[index]
+        k, end = find(where[seg.paddr]), where[seg.paddr + seg.filesz]
+        while k < end:
+            owner[k] = index
+            free[k] = k + 1
+            k = find(k + 1)
+    depth = [0] * len(bounds)
+    for seg in segments:
+        depth[where[seg.paddr]] += 1
+        depth[where[seg.paddr + seg.memsz]] -= 1
+    mapped, level = [], 0
+    for d in depth[:-1]:
+        level += d
+        mapped.append(level > 0)
+    return bounds, owner, mapped
 
 
 def _check_file_overlap(segments: list[Segment], path: Path) -> None:
