@@ -3,9 +3,9 @@
 A cache may only ever cost time, never give a wrong answer: every way an entry can be out of
 date (another fingerprint, another format version) or damaged (truncated, garbage, bit flips,
 missing or misshapen arrays, a pickle smuggled in, a directory in its place) must read as a
-miss, drop the bad file, and let the next save write a good one. End to end, DwarfLines over
-the test module's DWARF without .debug_aranges (the index it caches) answers the same after
-each kind of damage and rewrites a valid entry.
+miss, drop the bad file, and let the next save write a good one. End to end, each index
+the cache holds (the DWARF unit index of DWARF without .debug_aranges, the vmlinux's symbol
+names and BTF types) answers the same after each kind of damage and is rewritten valid.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 
 from crashtui.debuginfo import cache
 from crashtui.debuginfo.dwarf import DwarfLines, DwarfSections, SourceLine
+from crashtui.debuginfo.vmlinux import Vmlinux
 
 BUILD_ID = "cd" * 20
 NAME = "guard"
@@ -110,17 +111,22 @@ def _garbage(path: Path) -> None:
     path.write_bytes(b"PK\x03\x04 not a zip at all" * 10)
 
 
-def _flip_array_byte(path: Path) -> None:
-    """Flip one byte inside the stored `units` array (zip CRC-32 must catch it)."""
-    with zipfile.ZipFile(path) as z:
-        info = z.getinfo("units.npy")
-    data = bytearray(path.read_bytes())
-    # local header: 30 bytes + name + extra, then the .npy (its own header, then the data)
-    name_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little")
-    extra_len = int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
-    start = info.header_offset + 30 + name_len + extra_len
-    data[start + info.file_size - 3] ^= 0x40
-    path.write_bytes(bytes(data))
+def _flip_in(member: str) -> Callable[[Path], None]:
+    """Damage: flip one byte inside a stored array (zip's CRC-32 must catch it)."""
+    def flip(path: Path) -> None:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo(member)
+        data = bytearray(path.read_bytes())
+        # local header: 30 bytes + name + extra, then the .npy (its header, then the data)
+        at = info.header_offset
+        name_len = int.from_bytes(data[at + 26:at + 28], "little")
+        extra_len = int.from_bytes(data[at + 28:at + 30], "little")
+        data[at + 30 + name_len + extra_len + info.file_size - 3] ^= 0x40
+        path.write_bytes(bytes(data))
+    return flip
+
+
+_flip_array_byte = _flip_in("units.npy")
 
 
 def _no_meta(path: Path) -> None:
@@ -322,3 +328,120 @@ def test_dwarf_index_is_served_from_the_cache(ko_sections: tuple[DwarfSections, 
     monkeypatch.setattr(again, "_index_from_units", rebuilt)
     assert again.source_line(addr) == want
     assert _dwarf_entry().read_bytes() == good
+
+
+# --- end to end: the vmlinux's symbol-name index and BTF type index ------------------------
+
+def _vmlinux(path: Path) -> Vmlinux:
+    return Vmlinux(path)
+
+
+def _vm_entry(vmlinux_path: Path, name: str) -> Path:
+    from crashtui.debuginfo.elf import ElfImage
+
+    build_id = ElfImage(vmlinux_path).build_id
+    assert build_id is not None
+    path = cache.entry_path(build_id, name)
+    assert path is not None
+    return path
+
+
+def _reverse_order(path: Path) -> None:
+    def rev(a: dict[str, np.ndarray]) -> None:
+        a["order"] = a["order"][::-1].copy()  # still a permutation, every slot wrong
+    _rewrite(path, rev)
+
+
+def _unsorted_hashes(path: Path) -> None:
+    def swap(a: dict[str, np.ndarray]) -> None:
+        a["hashes"][[0, -1]] = a["hashes"][[-1, 0]]
+    _rewrite(path, swap)
+
+
+def _duplicate_slot(path: Path) -> None:
+    def dup(a: dict[str, np.ndarray]) -> None:
+        a["order"][1] = a["order"][0]  # not a permutation any more
+    _rewrite(path, dup)
+
+
+def _stale_symbols(path: Path) -> None:
+    def bump(a: dict[str, np.ndarray]) -> None:
+        a["meta"][2] ^= 1  # the string table's CRC
+    _rewrite(path, bump)
+
+
+SYMBOL_DAMAGE: dict[str, Callable[[Path], None]] = {
+    "stale": _stale_symbols, "truncated": _truncate, "bit-flip-order": _flip_in("order.npy"),
+    "reversed-order": _reverse_order, "unsorted": _unsorted_hashes,
+    "duplicate-slot": _duplicate_slot,
+}
+PROBES = ("linux_banner", "init_task", "__per_cpu_offset", "sysrq_handle_crash", "jiffies_64",
+          "no_such_symbol_at_all")
+
+
+
+
+@pytest.mark.needs_vmlinux
+@pytest.mark.parametrize("damage", sorted(SYMBOL_DAMAGE))
+def test_symbol_index_survives_a_bad_entry(vmlinux_path: Path, damage: str) -> None:
+    first = _vmlinux(vmlinux_path).symbols
+    want = {name: first.address_of(name) for name in PROBES}
+    assert want["linux_banner"] is not None and want["no_such_symbol_at_all"] is None
+    entry = _vm_entry(vmlinux_path, "symbol-names")
+    good = entry.read_bytes()
+    SYMBOL_DAMAGE[damage](entry)
+    again = _vmlinux(vmlinux_path).symbols
+    assert {name: again.address_of(name) for name in PROBES} == want
+    assert entry.read_bytes() == good, "the entry was not rewritten from the rebuilt index"
+
+
+@pytest.mark.needs_vmlinux
+def test_symbol_index_from_the_cache_answers_like_the_name_dict(
+        vmlinux_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crashtui.debuginfo.symbols import _StrtabNames
+
+    _vmlinux(vmlinux_path).symbols.address_of("linux_banner")
+
+    def rebuilt(self: object) -> None:
+        raise AssertionError("the symbol index was rebuilt although a valid entry exists")
+
+    monkeypatch.setattr(_StrtabNames, "_build_hashes", rebuilt)
+    cached = _vmlinux(vmlinux_path).symbols
+    assert cached.address_of("linux_banner") is not None
+    by_name = _vmlinux(vmlinux_path).symbols._name_index()
+    wrong = [n for n, i in by_name.items() if cached._find(n) != i]
+    assert not wrong, f"{len(wrong)} names answered differently, e.g. {wrong[:5]}"
+
+
+def _shift_offsets(path: Path) -> None:
+    def shift(a: dict[str, np.ndarray]) -> None:
+        a["offsets"][1:] += np.uint32(1)  # well formed, sorted, and wrong
+    _rewrite(path, shift)
+
+
+def _drop_last_type(path: Path) -> None:
+    def drop(a: dict[str, np.ndarray]) -> None:
+        a["offsets"] = a["offsets"][:-1].copy()
+    _rewrite(path, drop)
+
+
+BTF_DAMAGE: dict[str, Callable[[Path], None]] = {
+    "truncated": _truncate, "garbage": _garbage, "bit-flip": _flip_in("offsets.npy"),
+    "shifted": _shift_offsets, "one-type-short": _drop_last_type,
+}
+
+
+@pytest.mark.needs_vmlinux
+@pytest.mark.parametrize("damage", sorted(BTF_DAMAGE))
+def test_btf_index_survives_a_bad_entry(vmlinux_path: Path, damage: str) -> None:
+    btf = _vmlinux(vmlinux_path).btf
+    assert btf is not None
+    want = (len(btf), btf.sizeof("task_struct"), btf.offsetof("task_struct", "comm"))
+    entry = _vm_entry(vmlinux_path, "btf-types")
+    good = entry.read_bytes()
+    BTF_DAMAGE[damage](entry)
+    again = _vmlinux(vmlinux_path).btf
+    assert again is not None
+    assert (len(again), again.sizeof("task_struct"),
+            again.offsetof("task_struct", "comm")) == want
+    assert entry.read_bytes() == good, "the entry was not rewritten from the rebuilt index"
