@@ -113,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
             _error(f"crashtui: {problem}")
         session = Session.open(dump, choice.vmlinux)
         session.kernel.vmlinux_origin = choice.origin
+        session.kernel.vmlinux_place = choice.place
         _error(f"crashtui: {session.kernel.debug_sources.describe()}")
         if not modules:
             from crashtui.debuginfo.locate import module_debug_dirs

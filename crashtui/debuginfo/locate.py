@@ -102,7 +102,7 @@ def locate_vmlinux(release: str | None, build_id: str | None,
     its banner names that release.
     """
     bid = valid_build_id(build_id)
-    found = [(p, "debuginfod cache") for p in extra if p.is_file()]
+    found = [(p, "the debuginfod cache") for p in extra if p.is_file()]
     found += list(vmlinux_candidates(release, bid, roots))
     for path, place in found:
         got = elf_build_id(path)

@@ -23,6 +23,7 @@ class DebugSources:
     types: str  # "vmlinux .BTF", "BTF in memory", "none"
     unwind: str  # "vmlinux ORC", "ORC in memory", "none"
     source_lines: bool  # DWARF line tables available
+    place: str | None = None  # where a FOUND vmlinux was, e.g. "/usr/lib/debug/boot/vmlinux-<release>"
 
     @property
     def in_memory(self) -> bool:
@@ -33,8 +34,8 @@ class DebugSources:
         """One line saying which debug info is used and, without source lines, how to get
         them (for stderr and the UI)."""
         if self.vmlinux is not None:
-            how = {FOUND: "found by build-id", FETCHED: "fetched from debuginfod"}.get(
-                self.origin, "given")
+            how = {FOUND: f"found by build-id in {self.place or 'the usual places'}",
+                   FETCHED: "fetched from debuginfod"}.get(self.origin, "given")
             text = f"debug info: {self.vmlinux} ({how}"
             text += f", build-id {self.build_id})" if self.build_id else ")"
             fallbacks = [s for s in (self.symbols, self.types, self.unwind) if "memory" in s]
@@ -104,6 +105,7 @@ class DebugChoice:
     vmlinux: Path | None
     origin: str
     problems: tuple[str, ...] = ()
+    place: str | None = None
 
 
 def choose_vmlinux(dump_path: str | os.PathLike[str], fetch: bool = False,
@@ -126,7 +128,7 @@ def choose_vmlinux(dump_path: str | os.PathLike[str], fetch: bool = False,
     extra = [cached_path(bid)] if bid is not None else []
     found = locate_vmlinux(release, bid, extra=extra)
     if found is not None:
-        return DebugChoice(found.path, FOUND)
+        return DebugChoice(found.path, FOUND, place=found.place)
     if not fetch:
         return DebugChoice(None, MEMORY)
     if bid is None:

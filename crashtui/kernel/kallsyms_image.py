@@ -36,6 +36,7 @@ START_KERNEL_MAP = 0xFFFFFFFF80000000
 PAGE = 0x1000
 # The token table holds the ten digits as one-character tokens, in order (slots 0x30..0x39).
 _DIGITS = b"".join(bytes([c, 0]) for c in range(0x30, 0x3A))
+MAX_TEXT_GAP = 64 << 10  # the longest a function is taken to be without a size (see symbol_table)
 _SEARCH_LIMIT = 96 << 20  # bytes of kernel image searched for the tables (text + rodata)
 _TABLE_NAMES = ("kallsyms_offsets", "kallsyms_relative_base", "kallsyms_num_syms",
                 "kallsyms_names", "kallsyms_token_table", "kallsyms_token_index")
@@ -177,7 +178,10 @@ def symbol_table(decoded: DecodedKallsyms, slide: int = 0) -> SymbolTable:
     """A SymbolTable of the decoded symbols, kernel-image addresses less `slide` (link-time).
 
     kallsyms has no sizes: a symbol extends to the next higher address (0 for the last one
-    of the per-CPU range and of the image), which is what crash assumes too.
+    of the per-CPU range and of the image), which is what crash assumes too, except that a
+    text symbol is taken to end MAX_TEXT_GAP bytes in at most: the image's text has
+    alignment holes of up to 2 MiB (before .entry.text, the SRSO alias area) that belong to
+    no function.
     """
     from crashtui.debuginfo.symbols import SymbolTable, _ListNames
 
@@ -194,8 +198,10 @@ def symbol_table(decoded: DecodedKallsyms, slide: int = 0) -> SymbolTable:
     # the per-CPU range (absolute, from 0) does not run into the kernel image
     sizes[(addrs < np.uint64(START_KERNEL_MAP)) & (nxt >= np.uint64(START_KERNEL_MAP))] = 0
     letters = np.frombuffer(decoded.letters, np.uint8)[order]
+    kinds = _KIND[letters]
+    sizes = np.where(kinds == 2, np.minimum(sizes, np.uint64(MAX_TEXT_GAP)), sizes)
     names = decoded.names
-    return SymbolTable(addrs, sizes, _KIND[letters], _BIND[letters],
+    return SymbolTable(addrs, sizes, kinds, _BIND[letters],
                        _ListNames([names[i] for i in order.tolist()]))
 
 

@@ -35,6 +35,7 @@ class Kernel:
         self.vmlinux = vmlinux
         # where the vmlinux came from (crashtui.kernel.debugsources: given/found/fetched)
         self.vmlinux_origin = "given" if vmlinux is not None else "memory"
+        self.vmlinux_place: str | None = None  # where a "found" vmlinux was found
         self._symtab: SymbolTable | None = None
         self._symtab_tried = False
         self.symbols_source = "none"  # what `symbols` was read from, once read
@@ -354,7 +355,7 @@ class Kernel:
         build_id = self.vmcoreinfo.build_id or (vm.build_id if vm is not None else None)
         return DebugSources(self.release, build_id, Path(vm.path) if vm is not None else None,
                             self.vmlinux_origin, self.symbols_source, types, unwind,
-                            ".debug_line" in sections)
+                            ".debug_line" in sections, self.vmlinux_place)
 
     def offsetof(self, struct_name: str, member: str) -> int:
         return self.btf.offsetof(struct_name, member)
