@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crashtui.errors import CrashtuiError
+from crashtui.errors import CrashtuiError, KernelReadError
 
 if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 _UTS_LEN = 65  # struct new_utsname: six char[__NEW_UTS_LEN + 1] fields
 FSHIFT = 11  # include/linux/sched/loadavg.h
 FIXED_1 = 1 << FSHIFT
+MAX_WALL_CLOCK = 253_402_300_799  # 9999-12-31T23:59:59Z, the last time strftime can show
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,22 @@ def xtime_sec(kernel: Kernel) -> int:
         o = kernel.offsetof("tk_data", "timekeeper.xtime_sec")
     except CrashtuiError:
         o = 8 + kernel.offsetof("timekeeper", "xtime_sec")  # struct { seqcount_raw_spinlock_t seq; struct timekeeper timekeeper; }
-    return kernel.read_s64(base + o)
+    sec = kernel.read_s64(base + o)
+    if not 0 <= sec <= MAX_WALL_CLOCK:
+        raise KernelReadError(f"implausible wall clock: xtime_sec {sec}")
+    return sec
 
 
 def hz(kernel: Kernel) -> int:
     """The kernel's HZ, derived from tick_nsec = (NSEC_PER_SEC + HZ/2) / HZ."""
     try:
         tick = kernel.read_u64(kernel.symbol("tick_nsec"))
-        if tick:
-            return round(1_000_000_000 / tick)
     except CrashtuiError:
-        pass
-    return 250
+        return 250
+    value = round(1_000_000_000 / tick) if tick else 0
+    if not 10 <= value <= 100_000:
+        raise KernelReadError(f"implausible tick_nsec {tick} (HZ {value})")
+    return value
 
 
 def uptime_seconds(kernel: Kernel) -> int:
