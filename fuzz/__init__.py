@@ -1,0 +1,1 @@
+"""crashtui's fuzz harness (see fuzz/README.md)."""
