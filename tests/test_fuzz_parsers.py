@@ -18,10 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from crashtui.errors import CrashtuiError  # noqa: E402
 from fuzz import targets  # noqa: E402
 from fuzz.hypo import apply_edits, damaged  # noqa: E402
-
-from crashtui.errors import CrashtuiError  # noqa: E402
 
 CRASHERS = sorted((ROOT / "fuzz" / "crashers").glob("*.bin"))
 EXAMPLES = {"kdump": 120, "elf": 120, "flattened": 80, "notes": 150, "vmcoreinfo": 150,
