@@ -12,6 +12,7 @@ import functools
 import lzma
 import mmap
 import struct
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,8 @@ def kdump_seed() -> KdumpSeed:
     bitmap_off = bs * (1 + sub_blocks)
     bitmap_len = bs * bitmap_blocks
     desc_off = bitmap_off + bitmap_len
-    with open_kdump(data, [], len(data)) as dump:
+    dump = open_kdump(data, [], len(data))
+    with dump:
         present = tuple(p for p in range(4096) if dump.is_present(p))[:32]
         nr = dump._nr_dumped  # noqa: SLF001 - the seed needs the real layout
         first_data = struct.unpack_from("<q", data, desc_off)[0]
@@ -134,7 +136,7 @@ def _script(d: Draw, regions: tuple[Region, ...], cuts: tuple[int, ...],
     choice = d.int(1)
     size = full if choice < 192 else cuts[choice % len(cuts)] if choice < 240 else \
         d.int(4) % (full + 1)
-    patches = []
+    patches: list[tuple[int, bytes]] = []
     while d.more() and len(patches) < 16:
         region = regions[d.int(1) % len(regions)]
         at = region.start + d.int(3) % max(1, region.length)
@@ -218,7 +220,7 @@ def target_flattened(data: bytes) -> None:
     base = PatchedSource(stream, [], len(stream))
     src = FlattenedSource.__new__(FlattenedSource)
     src.path, src._src, src._mm = FAKE_PATH, base, stream  # type: ignore[assignment]  # noqa: SLF001
-    src._starts, src._ends, src._filepos = [], [], []  # noqa: SLF001
+    src._starts, src._ends, src._filepos = array("q"), array("q"), array("q")  # noqa: SLF001
     try:
         src._index()  # noqa: SLF001
         src.size = src._ends[-1] if src._ends else 0  # noqa: SLF001
