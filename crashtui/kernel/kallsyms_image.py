@@ -135,25 +135,20 @@ def decode_kallsyms(kernel: Kernel, tables: KallsymsTables) -> DecodedKallsyms:
     if not 0 < num <= MAX_KERNEL_SYMBOLS:
         raise KernelReadError(f"kallsyms_num_syms reads {num}", tables.num_syms)
     table, tok_start, tok_len = _tokens(kernel, tables)
+    raw = table.tobytes()
+    tokens = [raw[s:s + n].decode("latin-1") for s, n in zip(tok_start.tolist(),
+                                                                tok_len.tolist(), strict=True)]
+    tokens += ["\n", ""]  # 256: a record's length byte, 257: its second length byte (6.1+)
     blob, starts, heads = _name_starts(kernel, tables.names, num)
-    codes = np.frombuffer(blob, np.uint8).astype(np.int64)
-    # Expand every byte of the names blob: a record's first header byte becomes '\n', a
-    # second header byte nothing, a token index its token's characters.
-    out_len = tok_len[codes]
-    src = tok_start[codes]
-    out_len[starts] = 1
-    src[starts] = len(table) - 1
-    two = starts[heads == 2] + 1
-    out_len[two] = 0
-    total = int(out_len.sum())
-    first = np.cumsum(out_len) - out_len
-    gather = np.repeat(src - first, out_len) + np.arange(total, dtype=np.int64)
-    text = table[gather].tobytes()
-    records = text.decode("latin-1").split("\n")[1:]
-    if len(records) != num:
+    codes = np.frombuffer(blob, np.uint8).astype(np.uint16)
+    codes[starts] = 256
+    codes[starts[heads == 2] + 1] = 257
+    # one join over the whole blob: token indexes expanded, records separated by '\n'
+    records = "".join(map(tokens.__getitem__, codes.data)).split("\n")[1:]
+    if len(records) != num or not all(records):
         raise KernelReadError("kallsyms_names does not decode to kallsyms_num_syms names",
                               tables.names)
-    letters = bytes(table[tok_start[codes[starts + heads]]])
+    letters = "".join([r[0] for r in records]).encode("latin-1", "replace")
     names = [r[1:] for r in records]
     offsets = np.frombuffer(kernel.read(tables.offsets, 4 * num), "<i4").astype(np.int64)
     base = kernel.read_u64(tables.relative_base)
@@ -191,7 +186,7 @@ def symbol_table(decoded: DecodedKallsyms, slide: int = 0) -> SymbolTable:
         addrs = np.where(image, addrs - np.uint64(slide), addrs)
     order = np.argsort(addrs, kind="stable")
     addrs = addrs[order]
-    uniq = np.unique(addrs)
+    uniq = addrs[np.concatenate(([True], addrs[1:] != addrs[:-1]))]
     nxt_i = np.searchsorted(uniq, addrs, side="right")
     nxt = np.append(uniq, uniq[-1:])[nxt_i]
     sizes = nxt - addrs
