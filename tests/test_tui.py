@@ -152,7 +152,7 @@ def test_no_source_shows_disassembly_with_lines_and_hint(sysrq_session: Session,
         assert src.kind == "disassembly"
         assert src.border_title == "sysrq_handle_crash · disassembly"
         # the return address is one past `call panic`: that call is the marked instruction
-        assert re.search(r"<sysrq_handle_crash\+17>:\s+call\s+0x[0-9a-f]+ <panic>",
+        assert re.search(r"(<sysrq_handle_crash\+17>:|\+17)\s+call\s+0x[0-9a-f]+ <panic>",
                          src.marked_text())
         text = [src.line_text(i) for i in range(src.line_count)]
         assert any(t.endswith("drivers/tty/sysrq.c: 155") for t in text)  # crash's dis -l
@@ -321,6 +321,15 @@ def test_keyboard_walk_through_every_pane(sysrq_session: Session, tmp_path: Path
         await asyncio.sleep(0.5)
         await press(app, pilot, "enter")
         assert frames.backtrace is not None and frames.backtrace.cpu == 1
+        # command palette: a symbol's code in the source pane
+        await press(app, pilot, "ctrl+p")
+        await pilot.press(*"sysrq_handle_cr")
+        await asyncio.sleep(0.5)
+        await press(app, pilot, "enter")
+        src = app.query_one(SourceView)
+        assert src.border_title == "sysrq_handle_crash · disassembly"
+        assert any(re.search(r"(<sysrq_handle_crash\+17>|\+17)\s+call", src.line_text(i))
+                   for i in range(src.line_count))
         # export
         await press(app, pilot, "f", "e")
         export_box = app.screen.query_one("#export-path")

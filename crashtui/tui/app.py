@@ -30,7 +30,7 @@ from crashtui.tui.messages import FrameSelected, ShowBacktrace, ShowTask
 from crashtui.tui.modules import ModulesView
 from crashtui.tui.palette import ActionProvider, CpuProvider, SymbolProvider, TaskProvider
 from crashtui.tui.registers import RegistersView
-from crashtui.tui.source import SourceView, disassembly_lines, highlight_source, hint_lines
+from crashtui.tui.source import SourceView, highlight_source, hint_lines
 from crashtui.tui.summary import SummaryBar, SummaryView
 from crashtui.tui.taskpick import TaskPicker
 from crashtui.tui.tasks import TasksTable
@@ -84,7 +84,7 @@ class CrashtuiApp(App[int]):
 
     TITLE = "crashtui"
     CSS_PATH = [STYLES / "crashtui.tcss"]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (180, "-wide")]
     COMMANDS = App.COMMANDS | {CpuProvider, TaskProvider, SymbolProvider, ActionProvider}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -347,7 +347,11 @@ class CrashtuiApp(App[int]):
             shown: list[Path] = []
 
             def progress(frac: float, label: str) -> None:
-                self._ui(view.show_progress, f"{label} {int(frac * 100)}%")
+                # tarball progress is shared: shown even if this frame was left meanwhile
+                try:
+                    self.call_from_thread(view.show_progress, f"{label} {int(frac * 100)}%")
+                except RuntimeError:
+                    pass
 
             def found(rel: str, path: Path) -> None:
                 if rel in wanted and not shown:
@@ -396,10 +400,7 @@ class CrashtuiApp(App[int]):
             self._ui(view.show_message, f"{function} (no source)",
                      [*hint, lit(f"disassembly: {_err(exc)}", "italic")])
             return
-        texts, mark = disassembly_lines(dis, req.target)
-        offset = len(hint)
-        self._ui(view.show_disassembly, f"{function} · disassembly", [*hint, *texts],
-                 None if mark is None else mark + offset,
+        self._ui(view.show_disassembly, f"{function} · disassembly", hint, dis, req.target,
                  "no source: --source DIR or CRASHTUI_SOURCE")
 
     def jump_to_symbol(self, name: str) -> None:

@@ -14,6 +14,8 @@ from crashtui.tui.text import content, lit, safe
 
 _INSN = re.compile(r"^\s*(?:=>\s*)?0x(?P<addr>[0-9a-f]+)\s*<")
 _SRCLINE = re.compile(r"^\S.*: \d+\s*$")
+_COMPACT = re.compile(r"^\s*(?:=>\s*)?0x[0-9a-f]+\s*<[^>+]*(?:\+(?P<off>\d+))?>:\s*(?P<insn>.*)$")
+COMPACT_BELOW = 70  # pane width under which disassembly is shown compactly
 
 
 def highlight_source(text: str, path: str, mark: int | None) -> list[Text]:
@@ -36,8 +38,12 @@ def highlight_source(text: str, path: str, mark: int | None) -> list[Text]:
     return out
 
 
-def disassembly_lines(lines: list[str], target: int | None) -> tuple[list[Text], int | None]:
-    """`dis -l` output styled, and the index of the instruction at target (or just before)."""
+def disassembly_lines(lines: list[str], target: int | None,
+                      compact: bool = False) -> tuple[list[Text], int | None]:
+    """`dis -l` output styled, and the index of the instruction at target (or just before).
+
+    compact (narrow panes): `+17  call …` instead of the address and symbol, and source-line
+    lines as tree-relative paths."""
     out: list[Text] = []
     mark: int | None = None
     best = -1
@@ -47,9 +53,18 @@ def disassembly_lines(lines: list[str], target: int | None) -> tuple[list[Text],
             addr = int(m.group("addr"), 16)
             if target is not None and best < addr <= target:
                 best, mark = addr, len(out)
-            out.append(lit(raw))
+            shown = raw
+            if compact:
+                cm = _COMPACT.match(raw)
+                if cm:
+                    shown = f"{'+' + (cm.group('off') or '0'):>5}  {cm.group('insn').strip()}"
+            out.append(lit(shown))
         elif _SRCLINE.match(raw):
-            out.append(lit(raw, "cyan italic"))
+            shown = raw
+            if compact:
+                file, _, line = raw.rpartition(": ")
+                shown = f"{display_path(file)}: {line.strip()}"
+            out.append(lit(shown, "cyan italic"))
         else:
             out.append(lit(raw, "dim"))
     if mark is not None:
@@ -83,6 +98,8 @@ class SourceView(TextLines):
         self.mark_line: int | None = None
         self.kind = "empty"  # "source" | "disassembly" | "message" | "loading"
         self.file: str | None = None
+        self._dis: tuple[list[Text], list[str], int | None] = ([], [], None)
+        self._compact = False
 
     def show_message(self, title: str, lines: list[Text], subtitle: str = "") -> None:
         self.kind = "message"
@@ -109,15 +126,28 @@ class SourceView(TextLines):
         self.set_lines(lines, marks={line - 1})
         self.call_after_refresh(self.centre, line - 1)
 
-    def show_disassembly(self, title: str, lines: list[Text], mark: int | None,
-                         subtitle: str) -> None:
+    def show_disassembly(self, title: str, head: list[Text], dis: list[str],
+                         target: int | None, subtitle: str) -> None:
+        """`dis -l` lines under a few head lines, the target instruction marked and centred."""
         self.kind = "disassembly"
         self.border_title = content(title)
         self.border_subtitle = content(subtitle)
-        self.mark_line = mark
-        self.set_lines(lines, marks={mark} if mark is not None else set())
-        if mark is not None:
-            self.call_after_refresh(self.centre, mark)
+        self._dis = (head, dis, target)
+        self._render_disassembly()
+
+    def _render_disassembly(self) -> None:
+        head, dis, target = self._dis
+        self._compact = self.size.width < COMPACT_BELOW
+        texts, mark = disassembly_lines(dis, target, self._compact)
+        self.mark_line = None if mark is None else mark + len(head)
+        self.set_lines([*head, *texts], marks={self.mark_line} if self.mark_line is not None
+                       else set())
+        if self.mark_line is not None:
+            self.call_after_refresh(self.centre, self.mark_line)
+
+    def on_resize(self) -> None:
+        if self.kind == "disassembly" and (self.size.width < COMPACT_BELOW) != self._compact:
+            self._render_disassembly()
 
     def action_centre(self) -> None:
         if self.mark_line is not None:

@@ -15,6 +15,12 @@ def _unquote(value: str) -> str:
     return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
 
 
+def _time_only(date: str) -> str:
+    """`Thu Nov 26 10:23:31 UTC 2026` → `10:23:31 UTC`."""
+    parts = date.split()
+    return " ".join(parts[3:5]) if len(parts) == 6 else date
+
+
 def _short_date(date: str) -> str:
     """`Thu Nov 26 10:23:31 UTC 2026` → `Nov 26 10:23:31 UTC`."""
     parts = date.split()
@@ -27,20 +33,22 @@ def summary_text(summary: Any, width: int = 0) -> Text:
     panic_full = _unquote(f.get("PANIC", "").split(" (check log")[0]) or "(none found)"
     panic_short = panic_full.removeprefix("Kernel panic - not syncing: ")
     date = f.get("DATE", "")
-    variants = [(panic_full, date), (panic_short, date), (panic_short, _short_date(date)),
-                (panic_short, "")]
+    variants = [(panic_full, date, True), (panic_short, date, True),
+                (panic_short, _short_date(date), True), (panic_short, _time_only(date), True),
+                (panic_short, _time_only(date), False)]
     text = Text()
-    for panic, when in variants:
-        text = _line(summary, panic, when)
+    for panic, when, label in variants:
+        text = _line(summary, panic, when, label)
         if not width or text.cell_len <= width:
             break
     return text
 
 
-def _line(summary: Any, panic: str, when: str) -> Text:
+def _line(summary: Any, panic: str, when: str, label: bool = True) -> Text:
     f = summary.fields
     text = Text(no_wrap=True, overflow="ellipsis", end="")
-    text.append(" crashtui ", "reverse bold")
+    if label:
+        text.append(" crashtui ", "reverse bold")
     text.append(" ")
     text.append_text(lit(f.get("RELEASE", "?"), "bold"))
     text.append("  PANIC ", "bold red")
