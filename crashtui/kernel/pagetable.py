@@ -63,6 +63,10 @@ class PageTableWalker:
             self._cache.popitem(last=False)
         return paddr
 
+    def walk(self, vaddr: int) -> int:
+        """Translate by the page tables alone (no cache, no direct-map shortcut)."""
+        return self._walk(vaddr & 0xFFFFFFFFFFFFFFFF)
+
     def _walk(self, vaddr: int) -> int:
         table = self.pgd_phys
         shifts = (48, 39, 30, 21, 12) if self.five_level else (39, 30, 21, 12)
