@@ -27,6 +27,12 @@ _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 
 
+def _plausible_page_offset(base: int) -> bool:
+    """page_offset_base can only be a 1 GiB-aligned address in the kernel half (KASLR keeps
+    PUD alignment); anything else is damaged memory, and the page tables are used instead."""
+    return base >= 0xFF00000000000000 and not base & ((1 << 30) - 1)
+
+
 class Kernel:
     """One crashed kernel: memory reads by virtual address, runtime symbols, types, per-CPU data."""
 
@@ -67,9 +73,13 @@ class Kernel:
         base = self.symbol_or_none("page_offset_base")
         if base is not None:
             try:
-                self.pagetable.set_direct_map(self.read_u64(base), (dump.info.max_pfn + 1) << 12)
+                offset_base = self.read_u64(base)
             except CrashtuiError:
-                pass
+                offset_base = 0
+            if _plausible_page_offset(offset_base) and self._direct_map_agrees(offset_base):
+                max_size = 1 << (52 if self.vmcoreinfo.pgtable_l5 else 46)  # MAX_PHYSMEM_BITS
+                self.pagetable.set_direct_map(
+                    offset_base, min((dump.info.max_pfn + 1) << 12, max_size))
 
     @classmethod
     def open(cls, dump_path: str | Path, vmlinux_path: str | Path | None = None) -> Kernel:
@@ -104,6 +114,13 @@ class Kernel:
             f"vmlinux is for kernel {vmlinux.release} (build-id {vmlinux.build_id}), but the "
             f"dump {self.dump.path} is of kernel {self.vmcoreinfo.osrelease} "
             f"(build-id {dump_id})", vmlinux.path)
+
+    def _direct_map_agrees(self, base: int) -> bool:
+        """The page tables map `base` to physical 0 (unverifiable if they cannot be read)."""
+        try:
+            return self.pagetable.walk(base) == 0
+        except CrashtuiError:
+            return True
 
     def _kaslr_offset(self) -> int:
         """KERNELOFFSET, or (damaged/missing) the slide of a VMCOREINFO symbol in the vmlinux."""
