@@ -21,6 +21,7 @@ from test_robustness_support import (
     cli,
     copy_with,
     one_line_error,
+    plant,
     rewrite_pages,
 )
 
@@ -517,3 +518,23 @@ def test_module_of_another_kernel(testmod_dump: Path, testmod_ko: Path, tmp_path
     err = result.err.strip().splitlines()
     assert err == [f"crashtui: {moddir / testmod_ko.name}: was built for kernel "
                    f"5.10.0-99-amd64xxxxx, but the dump is of kernel {RELEASE}"], err
+
+
+# --- kernel memory damaged where the kernel model starts ------------------------------------
+
+@pytest.mark.parametrize("delta", [0x1000, -0x200000, 1 << 30, -(1 << 30) + 0x100000])
+def test_page_offset_base_damaged(sysrq_dump: Path, tmp_path: Path, vmlinux_path: Path,
+                                  reference: CliResult, delta: int) -> None:
+    """A damaged page_offset_base (the real one moved by `delta`) is not trusted as the
+    direct map: the page tables are walked instead and the summary is the real one."""
+    from crashtui.kernel.program import Kernel
+
+    path = copy_with(sysrq_dump, tmp_path / "dump")
+    kernel = Kernel.open(sysrq_dump, vmlinux_path)
+    try:
+        at = kernel.symbol("page_offset_base")
+        plant(path, kernel, at, struct.pack("<Q", kernel.read_u64(at) + delta))
+    finally:
+        kernel.close()
+    result = sys_of(path, vmlinux_path)
+    assert result.out == reference.out.replace(str(sysrq_dump), str(path))
