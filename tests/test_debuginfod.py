@@ -43,10 +43,10 @@ LO_UP = ("import socket, fcntl, struct; s = socket.socket(socket.AF_INET, socket
 class NetnsDebuginfod:
     """debuginfod -F over one directory, alone in a new network namespace."""
 
-    def __init__(self, served: Path, work: Path) -> None:
+    def __init__(self, served: Path, work: Path, scan: str = "-F") -> None:
         self.work = work
         self.log = work / "debuginfod.log"
-        cmd = (f"{sys.executable} -c \"{LO_UP}\" && exec debuginfod -F -L -p {PORT} "
+        cmd = (f"{sys.executable} -c \"{LO_UP}\" && exec debuginfod {scan} -L -p {PORT} "
                f"-d {work / 'db.sqlite'} -t 0 -g 0 --disable-source-scan -v {served}")
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(["unshare", "--net", "sh", "-c", cmd], stdout=log,
@@ -84,7 +84,8 @@ class NetnsDebuginfod:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"debuginfod exited: {self.log.read_text()[-2000:]}")
             m = self.metrics()
-            if m.get("ready") == 1 and m.get('found_debuginfo_total{source="files"}', 0) >= 1:
+            found = sum(v for k, v in m.items() if k.startswith("found_debuginfo_total"))
+            if m.get("ready") == 1 and found >= 1:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"debuginfod did not index in {timeout} s: "
@@ -100,15 +101,20 @@ class NetnsDebuginfod:
                 self.proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def server(vmlinux_path: Path, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[NetnsDebuginfod]:
+def need_debuginfod() -> None:
+    """Skip unless debuginfod can run in a network namespace of its own."""
     if shutil.which("debuginfod") is None:
         pytest.skip("debuginfod is not installed (apt-get install debuginfod)")
     if shutil.which("unshare") is None or shutil.which("nsenter") is None:
         pytest.skip("unshare/nsenter (util-linux) are not installed")
     if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
         pytest.skip("cannot create a network namespace (needs root / CAP_SYS_ADMIN)")
+
+
+@pytest.fixture(scope="module")
+def server(vmlinux_path: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[NetnsDebuginfod]:
+    need_debuginfod()
     served = tmp_path_factory.mktemp("served")
     (served / vmlinux_path.name).symlink_to(vmlinux_path)  # the -dbg package's file, extracted
     srv = NetnsDebuginfod(served, tmp_path_factory.mktemp("debuginfod"))
@@ -181,6 +187,43 @@ def test_fetch_tries_the_next_server(server: NetnsDebuginfod, tmp_path: Path) ->
                      env=cli_env(tmp_path / "cache", f"http://127.0.0.1:1 {server.url}"))
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == [server.url, str(cached_path(BUILD_ID, tmp_path / "cache"))]
+
+
+DEB = "linux-image-6.1.0-56-cloud-amd64-dbg_6.1.192-2_amd64.deb"
+
+
+@pytest.mark.slow
+def test_fetch_from_the_dbg_deb_itself(tmp_path: Path) -> None:
+    """debuginfod indexing the -dbg .deb (-Z .deb=dpkg-deb --fsys-tarfile): ~1 min."""
+    need_debuginfod()
+    deb = Path("/var/cache/crashtui-dl") / DEB
+    if not deb.is_file():
+        from tests.conftest import cache_dir
+
+        deb = cache_dir() / "deb" / DEB
+        if not deb.is_file():
+            deb.parent.mkdir(parents=True, exist_ok=True)
+            got = subprocess.run(["apt-get", "download",
+                                  "linux-image-6.1.0-56-cloud-amd64-dbg=6.1.192-2"],
+                                 cwd=deb.parent, capture_output=True, text=True, timeout=1800)
+            if got.returncode != 0 or not deb.is_file():
+                pytest.skip(f"cannot download {DEB}: {got.stderr.strip()[-300:]}")
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / DEB).symlink_to(deb)
+    work = tmp_path / "work"
+    work.mkdir()
+    srv = NetnsDebuginfod(served, work, scan="-Z '.deb=dpkg-deb --fsys-tarfile'")
+    try:
+        srv.wait_ready(timeout=600)
+        code = ("from crashtui.debuginfo.debuginfod import fetch_debuginfo; "
+                f"print(fetch_debuginfo('{BUILD_ID}').path)")
+        res = srv.run(sys.executable, "-c", code, env=cli_env(tmp_path / "cache", srv.url),
+                      timeout=600)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == str(cached_path(BUILD_ID, tmp_path / "cache"))
+    finally:
+        srv.stop()
 
 
 # -- servers that fail, without debuginfod ----------------------------------------------------
