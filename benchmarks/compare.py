@@ -290,6 +290,9 @@ class Result:
     def rss_mb(self) -> float | None:
         return statistics.median(s.rss_kb for s in self.ok) / 1024 if self.ok else None
 
+    def cpu(self) -> float | None:
+        return statistics.median(s.cpu for s in self.ok) if self.ok else None
+
 
 @dataclass
 class Case:
@@ -499,7 +502,7 @@ def measure_app(env: Env, runs: int, markers: list[str], cold: bool,
 def _app_once(tmux: list[str], cmd: str, markers: list[str], timeout: float = 30.0) -> Sample:
     t0 = time.perf_counter()
     r = subprocess.run([*tmux, "new-window", "-d", "-P", "-F", "#{pane_id} #{pane_pid}",
-                        "-t", "bench", cmd], capture_output=True, text=True, check=True)
+                        "-t", "bench:", cmd], capture_output=True, text=True, check=True)
     pane, pid = r.stdout.split()
     screen = ""
     rc, why = 1, "timed out"
@@ -517,8 +520,18 @@ def _app_once(tmux: list[str], cmd: str, markers: list[str], timeout: float = 30
         time.sleep(0.01)
     wall = time.perf_counter() - t0
     rss = _vm_hwm(int(pid))
+    cpu = _proc_cpu(int(pid))
     subprocess.run([*tmux, "kill-pane", "-t", pane], capture_output=True)
-    return Sample(wall, rss, 0.0, rc, screen, why)
+    return Sample(wall, rss, cpu, rc, screen, why)
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds a live process (all its threads) has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _vm_hwm(pid: int) -> int:
@@ -693,23 +706,24 @@ def case_table(case: Case) -> Iterator[str]:
         yield "(cold: page cache dropped before every run, crashtui with an empty cache dir)"
     yield (f"other processes kept {case.other_cpus:.2f} of {os.cpu_count()} CPUs busy "
            "meanwhile")
-    yield "| tool | runs | wall median (min–max) | peak RSS median | crashtui/this wall | " \
-          "crashtui/this RSS |"
-    yield "|---|---|---|---|---|---|"
+    yield "| tool | runs | wall median (min–max) | CPU median | peak RSS median | " \
+          "crashtui/this wall | crashtui/this CPU | crashtui/this RSS |"
+    yield "|---|---|---|---|---|---|---|---|"
     base = case.results.get("crashtui")
     for tool in TOOLS:
         res = case.results.get(tool)
         if res is None:
             continue
         if not res.ok:
-            yield f"| {tool} | 0 | {res.why or 'every run failed'} | | | |"
+            yield f"| {tool} | 0 | {res.why or 'every run failed'} | | | | | |"
             continue
         walls = [s.wall for s in res.ok]
         spread = f"{fmt_s(min(walls))}–{fmt_s(max(walls))}"
         note = f" ({res.note})" if res.note else ""
         yield (f"| {tool}{note} | {len(res.ok)}/{len(res.samples)} | {fmt_s(res.wall())} "
-               f"({spread}) | {fmt_mb(res.rss_mb())} | "
+               f"({spread}) | {fmt_s(res.cpu())} | {fmt_mb(res.rss_mb())} | "
                f"{fmt_ratio(base.wall() if base else None, res.wall())} | "
+               f"{fmt_ratio(base.cpu() if base else None, res.cpu())} | "
                f"{fmt_ratio(base.rss_mb() if base else None, res.rss_mb())} |")
     yield ""
 
@@ -823,21 +837,24 @@ def main(argv: list[str] | None = None) -> int:
                     app[key] = measure_app(env, args.runs, markers, cold, log)
             lines.append("### app: launch until the summary and the panic backtrace are drawn")
             lines.append(f"(tmux 200x50, polled every ~10 ms for: {', '.join(markers)})")
-            lines.append("| case | runs | wall median (min–max) | peak RSS (VmHWM) at that moment |")
-            lines.append("|---|---|---|---|")
+            lines.append("| case | runs | wall median (min–max) | CPU median | peak RSS (VmHWM) "
+                         "at that moment |")
+            lines.append("|---|---|---|---|---|")
             for key, res in app.items():
                 if not res.ok:
-                    lines.append(f"| {key} | 0 | {res.why or 'every run failed'} | |")
+                    lines.append(f"| {key} | 0 | {res.why or 'every run failed'} | | |")
                     continue
                 walls = [s.wall for s in res.ok]
                 lines.append(f"| {key} | {len(res.ok)}/{len(res.samples)} | {fmt_s(res.wall())} "
-                             f"({fmt_s(min(walls))}–{fmt_s(max(walls))}) | "
+                             f"({fmt_s(min(walls))}–{fmt_s(max(walls))}) | {fmt_s(res.cpu())} | "
                              f"{fmt_mb(res.rss_mb())} |")
             lines.append("")
         if wanted is None or "help" in wanted:
             log("case help ...")
             helpr, bare, heavy = measure_help(env, args.runs)
             lines.append("### help: `crashtui --help` (startup)")
+            lines.append("| command | wall median | peak RSS |")
+            lines.append("|---|---|---|")
             lines.append(f"| `crashtui --help` | {fmt_s(helpr.wall())} | {fmt_mb(helpr.rss_mb())} |")
             lines.append(f"| `python -c pass` | {fmt_s(bare.wall())} | {fmt_mb(bare.rss_mb())} |")
             lines.append(f"heavy modules imported by --help: {', '.join(heavy) or 'none'}")
@@ -895,8 +912,11 @@ def target_lines(cases: list[Case], app: dict[str, Result]) -> list[str]:
     tw = tui.wall() if tui else None
     dw = drgn_bt.wall() if drgn_bt else None
     cw = crash_sb.wall() if crash_sb else None
+    tc = tui.cpu() if tui else None
+    dc = drgn_bt.cpu() if drgn_bt else None
     out.append(f"- `-c sys -c bt` ({fmt_s(tw)}) no slower than drgn's crashed-thread stack "
-               f"trace ({fmt_s(dw)}): {verdict(None if tw is None or dw is None else tw <= dw)}")
+               f"trace ({fmt_s(dw)}): {verdict(None if tw is None or dw is None else tw <= dw)}"
+               f" (CPU time {fmt_s(tc)} vs {fmt_s(dc)})")
     out.append(f"- `-c sys -c bt` at most 1/10 of crash's sys + bt ({fmt_s(cw)}; "
                f"ratio {fmt_ratio(tw, cw)}): "
                f"{verdict(None if tw is None or cw is None else tw <= cw / 10)}")
