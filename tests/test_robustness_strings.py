@@ -168,3 +168,15 @@ def test_markdown_report_to_stdout(hostile_dump: Path, vmlinux_path: Path) -> No
     result = run(hostile_dump, vmlinux_path, "--report", "-")
     assert result.returncode == 0, result.stderr[-2000:]
     assert_no_raw_controls(result.stdout.decode("utf-8", "replace"))
+
+
+def test_dumpfile_tool_output(sysrq_dump: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m crashtui.dumpfile` prints the header's utsname and VMCOREINFO lines."""
+    from crashtui.dumpfile.__main__ import main
+
+    path = copy_with(sysrq_dump, tmp_path / "dump", {12 + 65: NODENAME[:64] + b"\0"})
+    assert main([str(path), "-n", "200"]) == 0
+    out = capsys.readouterr().out
+    assert_no_raw_controls(out)
+    assert "\\x1b]0;pwned" in out

@@ -10,6 +10,12 @@ from datetime import UTC, datetime
 
 from crashtui.dumpfile import open_dump
 from crashtui.errors import CrashtuiError
+from crashtui.textsafe import terminal_safe
+
+
+def _say(text: str) -> None:
+    """Print a line of what the dump says, control characters neutralised."""
+    print(terminal_safe(text))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.dumps:
         try:
             with open_dump(path) as dump:
-                print(f"{dump.path}:")
+                _say(f"{dump.path}:")
                 for field in dataclasses.fields(dump.info):
                     value = getattr(dump.info, field.name)
                     if isinstance(value, frozenset):
@@ -33,16 +39,16 @@ def main(argv: list[str] | None = None) -> int:
                     elif field.name == "timestamp" and value is not None:
                         when = datetime.fromtimestamp(value, UTC)
                         value = f"{value} ({when:%Y-%m-%d %H:%M:%S} UTC)"
-                    print(f"  {field.name:15} {value}")
+                    _say(f"  {field.name:15} {value}")
                 kinds = Counter(f"{n.name}/{n.type}" for n in dump.notes)
-                print(f"  {'notes':15} " + (", ".join(f"{k} x{v}" for k, v in kinds.items())
-                                            or "-"))
+                _say(f"  {'notes':15} " + (", ".join(f"{k} x{v}" for k, v in kinds.items())
+                                           or "-"))
                 lines = (dump.vmcoreinfo or "").splitlines()
                 print(f"  VMCOREINFO ({len(lines)} lines):")
                 for line in lines[:args.lines]:
-                    print(f"    {line}")
+                    _say(f"    {line}")
         except CrashtuiError as exc:
-            print(f"crashtui: {exc}", file=sys.stderr)
+            print(terminal_safe(f"crashtui: {exc}"), file=sys.stderr)
             status = 2
     return status
 
