@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import lzma
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -153,6 +154,9 @@ def make_dump(args: argparse.Namespace) -> None:
     seconds = vm.boot(k.vmlinuz, work / "first.img", disk, append, console, accel,
                       args.cpus, args.memory, args.timeout, args.verbose)
 
+    failed = re.findall(r"MAKEDUMP: FAILED: (.*)", console.read_text(errors="replace"))
+    if failed:
+        raise MakeDumpError(f"guest: {failed[-1].strip()}; see {console}")
     got = vm.copy_out(disk, work / "out")
     for rc_name in ("dump.rc", "dmesg.rc") + (("elf.rc",) if args.elf else ()):
         rc_file = got / rc_name
@@ -198,7 +202,6 @@ def make_dump(args: argparse.Namespace) -> None:
     }
     (out / "MANIFEST").write_text("".join(f"{key}={val}\n" for key, val in manifest.items()))
     disk.unlink()   # 512 MiB sparse; the files are out
-    shutil.copy2(console, work / f"console.{dump.name.split('.', 1)[1]}.log")
     log(f"wrote {out}/{dump.name} ({(out / dump.name).stat().st_size:,} bytes), "
         f"{dmesg.name}, MANIFEST; console log in {console}")
 
