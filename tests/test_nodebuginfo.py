@@ -329,3 +329,19 @@ def test_debug_sources_describe() -> None:
         "kallsyms in memory", "BTF in memory", "ORC in memory")
     hint = without.hint()
     assert hint is not None and "--fetch" in hint
+
+
+def test_cli_finds_module_debug_files(tmp_path: Path) -> None:
+    """Modules' .ko files under /usr/lib/debug/lib/modules/<release> are loaded like mod -s."""
+    ko = SAMPLES / "6.1-test-module" / "test-module" / "test-module.ko"
+    target = tmp_path / "usr/lib/debug/lib/modules/6.1.0-56-cloud-amd64/extra/test-module.ko"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(ko.read_bytes())
+    res = crashtui(str(dump_of("6.1-test-module")), "-c", "sym ffffffffc03c4005", "-c", "mod",
+                   env={"CRASHTUI_DEBUG_ROOT": str(tmp_path),
+                        "CRASHTUI_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr
+    assert "no debug vmlinux" in res.stderr
+    assert res.stdout.startswith("ffffffffc03c4005 (m) test_module_init+5 [test_module] "
+                                 "/usr/src/test-module/test-module.c: 9")
+    assert str(target) in res.stdout
