@@ -84,8 +84,9 @@ def test_make_dump_bookworm_sysrq_end_to_end(tmp_path: Path) -> None:
     check_release_with_crashtui(out / m["dump"], m["kernel_release"])
 
 
-def test_committed_612_sysrq_dump_is_complete() -> None:
-    out = SAMPLES / "6.12-sysrq"
+@pytest.mark.parametrize("dump_dir", ["6.12-sysrq", "6.12-test-module"])
+def test_committed_612_dump_is_complete(dump_dir: str) -> None:
+    out = SAMPLES / dump_dir
     m = check_dump_dir(out)
     assert m["kernel_release"].startswith("6.12.")
     assert "1.7.6" in m["dump_made_by"]
@@ -95,9 +96,14 @@ def test_committed_612_sysrq_dump_is_complete() -> None:
     sys_txt = (out / "crash" / "sys.txt").read_text()
     assert f"RELEASE: {m['kernel_release']}" in sys_txt
     assert "/root" not in sys_txt and "$LAB" in sys_txt
+    if (out / "test-module").exists():
+        assert "init dereferences (int *)1" in m["scenario"]
+        assert "gcc 14" in m["scenario"]
+        assert (out / "test-module" / "test-module.ko").read_bytes()[:4] == b"\x7fELF"
 
 
-@pytest.mark.parametrize("dump_dir", ["6.1-sysrq", "6.1-test-module", "6.12-sysrq"])
+@pytest.mark.parametrize("dump_dir", ["6.1-sysrq", "6.1-test-module", "6.12-sysrq",
+                                      "6.12-test-module"])
 def test_panic_rip_matches_recorded_sym(dump_dir: str) -> None:
     """record-crash-output picks the address the committed sym-rip.txt was made for."""
     crash_dir = SAMPLES / dump_dir / "crash"
