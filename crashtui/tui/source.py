@@ -67,8 +67,8 @@ def disassembly_lines(lines: list[str], target: int | None,
             out.append(lit(shown, "cyan italic"))
         else:
             out.append(lit(raw, "dim"))
-    if mark is not None:
-        out[mark] = Text("▶ ", "bold reverse", end="") + out[mark]
+    for i, t in enumerate(out):
+        out[i] = (Text("▶ ", "bold reverse", end="") if i == mark else Text("  ", end="")) + t
     return out, mark
 
 
