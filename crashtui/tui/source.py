@@ -89,7 +89,7 @@ class SourceView(TextLines):
     """Shows one frame's source or disassembly; the frame's line is marked and centred."""
 
     BINDINGS = [
-        Binding("c", "centre", "Centre", show=False),
+        Binding("full_stop", "centre", "Centre", show=False),
         Binding("escape", "back", "Frames", show=False),
     ]
 
