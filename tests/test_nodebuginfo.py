@@ -197,6 +197,27 @@ def test_kallsyms_found_by_structure(name: str, monkeypatch: pytest.MonkeyPatch)
         k.close()
 
 
+def test_damaged_vmcoreinfo_kallsyms_found_by_structure(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """A VMCOREINFO kallsyms address that does not decode: the image is searched instead."""
+    from crashtui.kernel.vmcoreinfo import VmcoreInfo
+
+    real = VmcoreInfo.parse.__func__  # type: ignore[attr-defined]
+
+    def parse(cls: type[VmcoreInfo], text: str) -> VmcoreInfo:
+        info = real(cls, text)
+        info.symbols["kallsyms_token_index"] += 0x40  # not an increasing index any more
+        return info  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(VmcoreInfo, "parse", classmethod(parse))
+    k = Kernel.open(dump_of(DUMPS[0]), None)
+    try:
+        assert k.symbols_source == "kallsyms in memory (found by structure)"
+        assert k.symbol("panic") == session(DUMPS[0], False).kernel.symbol("panic")
+    finally:
+        k.close()
+
+
 def test_no_kallsyms_says_what_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     from crashtui.errors import KernelReadError
     from crashtui.kernel import kallsyms_image

@@ -376,10 +376,19 @@ def _walk_matches(region: bytes, start: int, second_marker: int | None) -> bool:
 
 
 def kernel_kallsyms(kernel: Kernel, search: bool = True) -> DecodedKallsyms | None:
-    """The kernel's kallsyms from the VMCOREINFO tables, else (search) found by structure."""
+    """The kernel's kallsyms from the VMCOREINFO tables, else (search: also when those do not
+    decode) found by structure. KernelReadError if the only tables found do not decode."""
     tables = tables_from_vmcoreinfo(kernel.vmcoreinfo.symbols)
-    if tables is None and search:
-        tables = find_tables(kernel)
-    if tables is None:
+    if tables is not None:
+        try:
+            return decode_kallsyms(kernel, tables)
+        except CrashtuiError:
+            if not search:
+                raise
+    if not search:
         return None
-    return decode_kallsyms(kernel, tables)
+    found = find_tables(kernel)
+    if found is None or (tables is not None and found.names == tables.names
+                         and found.token_index == tables.token_index):
+        return None
+    return decode_kallsyms(kernel, found)
