@@ -373,3 +373,33 @@ def test_hostile_strings_are_shown_literally(fresh_sysrq: Session, tmp_path: Pat
         assert HOSTILE_SHOWN in screen_text(app)
 
     drive(app, steps)
+
+
+def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko: Path,
+                                           tmp_path: Path) -> None:
+    """Without --modules the fault has no file:line; `l` on test_module loads its .ko."""
+    app = CrashtuiApp(Backend(testmod_session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        src = app.query_one(SourceView)
+        assert src.kind != "source"
+        await press(app, pilot, "5")
+        table = app.query_one(ModulesTable)
+        assert app.focused is table
+        row = next(i for i, r in enumerate(table.rows_data) if r.name == "test_module")
+        table.move_cursor(row=row)
+        assert table.rows_data[row].tainting  # out-of-tree, unsigned: flagged
+        assert "! OE" in screen_text(app)
+        await press(app, pilot, "l")
+        box = app.query_one("#ko-path")
+        assert app.focused is box
+        await pilot.press(*str(testmod_ko))
+        await press(app, pilot, "enter")
+        await app.settle()
+        await pilot.pause()
+        assert src.kind == "source" and src.border_title.endswith("test-module.c:9")
+        assert src.marked_text().strip().endswith('printk("%d\\n", *p);')
+        assert next(r for r in table.rows_data if r.name == "test_module").object_file.endswith(
+            "test-module.ko")
+
+    drive(app, steps)

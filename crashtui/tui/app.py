@@ -88,6 +88,7 @@ class CrashtuiApp(App[int]):
     COMMANDS = App.COMMANDS | {CpuProvider, TaskProvider, SymbolProvider, ActionProvider}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("colon", "command", "Command"),
         Binding("c", "focus('cpus')", "CPUs"),
