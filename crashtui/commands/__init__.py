@@ -41,7 +41,19 @@ def command(name: str, summary: str, usage: str = "") -> Callable[[CommandFn], C
 
 
 def _load_all() -> None:
-    from crashtui.commands import basic, bt, dis, kmem, mod, ps, sym  # noqa: F401
+    from crashtui.commands import (  # noqa: F401
+        basic,
+        bt,
+        dis,
+        kmem,
+        mod,
+        p,
+        ps,
+        rd,
+        struct,
+        sym,
+        triage,
+    )
 
 
 def run_command(session: Session, line: str) -> list[str]:

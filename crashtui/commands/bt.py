@@ -11,6 +11,7 @@ that of its call instruction (return address - 1), not of the return address cra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, Frame, SourceLocation
@@ -77,9 +78,12 @@ def format_frame(frame: Frame) -> str:
 
 
 def format_backtrace(bt: Backtrace, with_lines: bool = False, with_inline: bool = False,
-                     header: bool = True) -> list[str]:
-    """One backtrace in crash's `bt` layout (inline frames only with `with_inline`)."""
+                     header: bool = True,
+                     words: Callable[[Frame, Frame], list[str]] | None = None) -> list[str]:
+    """One backtrace in crash's `bt` layout (inline frames only with `with_inline`; with
+    `words` (bt -f), the stack words between each frame and the next before the next)."""
     out = [format_header(bt)] if header else []
+    prev: Frame | None = None
     if bt.no_stack:
         return [*out, "(no stack)"]
     if bt.start is not None:
@@ -90,6 +94,9 @@ def format_backtrace(bt: Backtrace, with_lines: bool = False, with_inline: bool 
                 where = f"  {_source_text(frame.source)}" if frame.source else ""
                 out.append(f"    [inline] {frame.function or '??'}{where}")
             continue
+        if words is not None and prev is not None:
+            out += words(prev, frame)
+        prev = frame
         if frame.stack_name:
             out.append(f"--- <{frame.stack_name}> ---")
         out.append(format_frame(frame))
@@ -152,10 +159,10 @@ def _tasks_matching(session: Session, arg: str) -> list[Task]:
     return found
 
 
-@command("bt", "backtrace of the panic task, every CPU (-a), a PID/task, with -l source lines",
-         "bt [-a] [-l] [-i] [-c CPU] [PID | TASK ...]")
+@command("bt", "backtrace of the panic task, every CPU (-a), a PID/task, with -l source lines, "
+         "-f stack words", "bt [-a] [-l] [-i] [-f] [-c CPU] [PID | TASK ...]")
 def cmd_bt(session: Session, args: list[str]) -> list[str]:
-    flags, rest, cpu_arg = _parse_flags(args, "alic")
+    flags, rest, cpu_arg = _parse_flags(args, "alicf")
     lines, inline = "l" in flags, "i" in flags
     if "a" in flags:
         bts = session.backtraces
@@ -184,7 +191,13 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
         bts = [fill_missing_sources(session.backtrace_builder, bt) for bt in bts]
     if inline:
         bts = [session.with_inline_frames(bt) for bt in bts]
-    return _join([format_backtrace(bt, lines, inline) for bt in bts])
+    words = None
+    if "f" in flags:
+        from crashtui.commands.btfull import frame_words
+
+        def words(a: Frame, b: Frame) -> list[str]:
+            return frame_words(session, a, b)
+    return _join([format_backtrace(bt, lines, inline, words=words) for bt in bts])
 
 
 @command("foreach", "run a command for every task (supported: foreach bt [-l] [-i])",
