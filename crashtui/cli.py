@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
 
 EPILOG = """\
 examples:
@@ -16,6 +20,7 @@ examples:
   crashtui dump.202611261053 vmlinux --modules ./test-module -c 'bt'
   crashtui dump.202611261023 -c 'bt -a'          # no vmlinux: found by build-id, or in memory
   DEBUGINFOD_URLS=https://debuginfod.debian.net crashtui dump.202611261023 --fetch
+  crashtui --signature --vmlinux vmlinux /var/crash/*/dump.*   # one line per dump
 """
 
 
@@ -44,16 +49,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fetch", action="store_true",
                    help="if no VMLINUX is given or installed, download it by build-id from the "
                    "debuginfod servers in $DEBUGINFOD_URLS (cached in ~/.cache/crashtui)")
+    p.add_argument("--signature", action="store_true",
+                   help="crashtui --signature [--vmlinux PATH ...] [--modules DIR] DUMP...: "
+                   "print each dump's crash signature, kind and culprit, one line per dump")
     return p
+
+
+def build_signature_parser() -> argparse.ArgumentParser:
+    """`crashtui --signature DUMP...`: the triage signature of many dumps."""
+    p = argparse.ArgumentParser(prog="crashtui --signature", description="Print a stable crash "
+                                "signature, the kind of crash and the culprit of each dump "
+                                "(signature, kind, culprit, dump; one line per dump).")
+    p.add_argument("--signature", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("dumps", nargs="+", metavar="DUMP")
+    p.add_argument("--vmlinux", action="append", default=[], metavar="PATH",
+                   help="debug vmlinux to try for each dump (repeatable: the one whose build-id "
+                   "matches is used); else found by build-id or the dump's own symbols")
+    p.add_argument("--modules", metavar="DIR", action="append", default=[],
+                   help="directory searched for .ko files (for the culprit's file:line)")
+    return p
+
+
+def _signatures(argv: list[str]) -> int:
+    """One `signature  kind  culprit  dump` line per dump; status 1 if any dump failed."""
+    from crashtui.analysis.triage import signature_line
+    from crashtui.errors import CrashtuiError, VmlinuxMismatchError
+    from crashtui.textsafe import terminal_safe
+
+    args = build_signature_parser().parse_args(argv)
+    status = 0
+    for dump in args.dumps:
+        try:
+            path = _check_file(dump, "dump file")
+            session = None
+            for v in args.vmlinux:
+                try:
+                    session = _open(path, _check_file(v, "vmlinux"))
+                    break
+                except VmlinuxMismatchError:
+                    continue
+            if session is None:
+                session = _open(path, None)
+            for problem in (p for d in args.modules for p in session.load_modules_dir(d)):
+                _error(f"crashtui: {problem}")
+            sys.stdout.write(terminal_safe(signature_line(session, dump)) + "\n")
+            session.close()
+        except CrashtuiError as exc:
+            _error(f"crashtui: {exc}")
+            status = 1
+    return status
+
+
+def _open(dump: Path, vmlinux: Path | None) -> Session:
+    """A Session on dump (without a vmlinux: found by build-id, else the dump's own symbols)."""
+    from crashtui.analysis.session import Session
+
+    if vmlinux is not None:
+        return Session.open(dump, vmlinux)
+    from crashtui.kernel.debugsources import choose_vmlinux
+
+    choice = choose_vmlinux(dump, False, None)
+    session = Session.open(dump, choice.vmlinux)
+    session.kernel.vmlinux_origin = choice.origin
+    return session
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `crashtui` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = None if "--signature" in argv else build_parser().parse_args(argv)
     from crashtui.errors import CrashtuiError
 
     try:
-        return _run(args)
+        return _signatures(argv) if args is None else _run(args)
     except CrashtuiError as exc:
         _error(f"crashtui: {exc}")
         return 2
