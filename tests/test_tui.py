@@ -403,3 +403,39 @@ def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko:
             "test-module.ko")
 
     drive(app, steps)
+
+
+class _OldSession:
+    """A Session as it was before backtraces, modules and kmem landed."""
+
+    def __init__(self, real: Session) -> None:
+        self.kernel = real.kernel
+        self.dump_path = real.dump_path
+        self.summary = real.summary
+        self.log = real.log
+        self.tasks = real.tasks
+
+
+def test_missing_backend_pieces_say_so(sysrq_session: Session, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import crashtui.tui.backend as backend_mod
+
+    real_has_command = backend_mod.Backend.has_command
+    monkeypatch.setattr(backend_mod.Backend, "has_command",
+                        lambda self, name: name not in ("ps", "kmem", "dis", "mod")
+                        and real_has_command(self, name))
+    app = CrashtuiApp(Backend(_OldSession(sysrq_session), cache_root=tmp_path,
+                              auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        text = screen_text(app)
+        assert "session.backtraces is not available yet" in text
+        cpus = app.query_one(CpuList)
+        assert cpus.backtraces and cpus.backtraces[0].panic and cpus.backtraces[0].cpu == 3
+        assert app.query_one(TasksTable).row_count == 78  # from session.tasks
+        await press(app, pilot, "2")
+        assert "kmem -i is not available yet" in screen_text(app)
+        await press(app, pilot, "s")
+        assert "RELEASE: 6.1.0-56-cloud-amd64" in screen_text(app)
+
+    drive(app, steps)

@@ -83,7 +83,7 @@ class CrashtuiApp(App[int]):
     """Explore one crash dump with the keyboard."""
 
     TITLE = "crashtui"
-    CSS_PATH = [STYLES / "crashtui.tcss"]
+    CSS_PATH = [STYLES / "crashtui.tcss"] if (STYLES / "crashtui.tcss").is_file() else []
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (180, "-wide")]
     COMMANDS = App.COMMANDS | {CpuProvider, TaskProvider, SymbolProvider, ActionProvider}
     BINDINGS = [
@@ -412,7 +412,7 @@ class CrashtuiApp(App[int]):
     def show_symbol(self, name: str) -> None:
         loc = None
         try:
-            addr = self.backend.session.kernel.symbol_or_none(name)
+            addr = self.backend.symbol_address(name)
             if addr is not None and self.backend.has("source_line"):
                 loc = self.backend.call("source_line", addr)
         except Exception:  # noqa: BLE001 - no location: disassembly

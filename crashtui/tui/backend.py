@@ -380,6 +380,14 @@ class Backend:
             except Exception:  # noqa: BLE001 - no symbols: no suggestions
                 return []
 
+    def symbol_address(self, name: str) -> int | None:
+        """Runtime address of a kernel symbol."""
+        with self.lock:
+            try:
+                return self.session.kernel.symbol_or_none(name)  # type: ignore[no-any-return]
+            except Exception:  # noqa: BLE001 - unknown symbol
+                return None
+
     def export(self, path: str) -> str:
         """Write the Markdown report; returns the path written."""
         try:

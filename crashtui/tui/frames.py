@@ -58,6 +58,11 @@ def build_rows(backend: Backend, bt: Backtrace) -> list[FrameRow]:
             rows.append(FrameRow("marker", label=fr.stack_name))
         ref = FrameRef(bt, fr)
         loc = fr.source
+        if loc is None and fr.module:  # a .ko loaded after the backtrace was built
+            try:
+                loc = backend.location(ref)
+            except Exception:  # noqa: BLE001 - a location is decoration
+                loc = None
         rows.append(FrameRow("frame", ref, fr.symbol, short_location(loc) if loc else "",
                              fr.module))
         exc = fr.exception

@@ -1,0 +1,128 @@
+"""The Triage pane: what happened, who is to blame, and the crash's signature.
+
+Self-contained: `TriageView().show(triage)` with a crashtui.analysis.triage.Triage, or
+`TriageView().load(session)` to build it in a worker thread. Every string from the dump
+(function and module names, log lines, paths) is shown as literal rich Text, never markup.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from crashtui.tui.text import lit, safe
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+    from crashtui.analysis.triage import Triage
+
+LABEL_WIDTH = 13
+
+
+def _row(label: str, value: Text | str, style: str = "") -> Text:
+    t = Text(end="")
+    t.append(f"{label:<{LABEL_WIDTH}}", "bold")
+    t.append_text(value if isinstance(value, Text) else lit(value, style))
+    return t
+
+
+def triage_text(t: Triage) -> Text:
+    """The whole triage as one rich Text (literal dump strings, a row per fact)."""
+    rows: list[Text] = [Text(safe(t.title[:1].upper() + t.title[1:]), "bold red"),
+                        Text(safe(t.summary)), Text("")]
+    c = t.culprit
+    if c is not None:
+        where = Text(end="")
+        where.append_text(lit(c.symbol, "bold"))
+        if c.module:
+            where.append(" [")
+            where.append_text(lit(c.module))
+            where.append("]")
+        if c.location:
+            where.append("  ")
+            where.append_text(lit(c.location, "cyan"))
+        rows.append(_row("Culprit", where))
+        if c.module:
+            taint = Text(end="")
+            taint.append_text(lit(c.module))
+            taint.append_text(lit(f"  taints {c.module_taints or 'none'}"))
+            if c.out_of_tree:
+                taint.append("  (out-of-tree)", "yellow")
+            rows.append(_row("Module", taint))
+    else:
+        rows.append(_row("Culprit", "not found", "italic"))
+    if t.page_fault is not None:
+        rows.append(_row("Page fault", t.page_fault.text()))
+    if t.fault_address is not None:
+        rows.append(_row("Address", f"{t.fault_address:#x}"))
+    if t.bug is not None:
+        b = t.bug
+        rows.append(_row("WARN site" if b.warning else "BUG site",
+                         f"{b.file}:{b.line}" if b.file else f"{b.address:#x}"))
+    o = t.origin
+    if o is not None:
+        rows.append(_row("Instruction", f"{o.address:x}: {o.instruction}"))
+        if o.explanation:
+            rows.append(_row("Origin", o.explanation))
+    if t.bad_register is not None:
+        r = t.bad_register
+        rows.append(_row("Bad register", f"{r.name.upper()} = {r.value:#x}", "bold yellow"))
+    elif o is not None and o.absolute:
+        rows.append(_row("Bad register", "none: the address is in the instruction", "dim"))
+    if t.event:
+        rows.append(_row("Log", t.event))
+    if t.panic_message:
+        rows.append(_row("Panic", t.panic_message))
+    if t.pid is not None:
+        rows.append(_row("Task", f"PID {t.pid} ({t.command}) on CPU {t.cpu}"))
+    sig = Text(end="")
+    sig.append(t.signature, "bold")
+    if t.signature_frames:
+        sig.append("  ")
+        sig.append_text(lit(" / ".join(t.signature_frames), "dim"))
+    rows.append(_row("Signature", sig))
+    for note in t.notes:
+        rows.append(_row("Note", note, "italic"))
+    return Text("\n").join(rows)
+
+
+class TriageView(VerticalScroll):
+    """A scrollable pane showing one Triage."""
+
+    DEFAULT_CSS = """
+    TriageView { padding: 0 1; }
+    TriageView > Static { width: 100%; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Triage: working it out…", "dim"), id="triage-body")
+
+    def show(self, triage: Triage) -> None:
+        """Display a built Triage."""
+        self.query_one("#triage-body", Static).update(triage_text(triage))
+
+    def show_error(self, message: str) -> None:
+        """Say why there is no triage."""
+        self.query_one("#triage-body", Static).update(
+            Text.assemble(("Triage unavailable: ", "bold red"), lit(message)))
+
+    @work(thread=True, group="triage", exclusive=True)
+    def load(self, session: Session) -> None:
+        """Build the session's triage in a worker thread, then show it."""
+        from crashtui.commands.triage import session_triage
+        from crashtui.errors import CrashtuiError
+
+        try:
+            t = session_triage(session)
+        except CrashtuiError as exc:
+            self.app.call_from_thread(self.show_error, exc.message)
+            return
+        except Exception as exc:  # noqa: BLE001 - a failing triage must not end the app
+            self.app.call_from_thread(self.show_error, f"{type(exc).__name__}: {exc}")
+            return
+        self.app.call_from_thread(self.show, t)
