@@ -57,7 +57,7 @@ def build_rows(backend: Backend, bt: Backtrace) -> list[FrameRow]:
         if fr.stack_name:
             rows.append(FrameRow("marker", label=fr.stack_name))
         ref = FrameRef(bt, fr)
-        loc = fr.source
+        loc: object = fr.source
         if loc is None and fr.module:  # a .ko loaded after the backtrace was built
             try:
                 loc = backend.location(ref)
