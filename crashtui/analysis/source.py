@@ -460,7 +460,7 @@ class SourceFinder:
         if module is not None:
             mod_dirs += self.extra_module_dirs
         for d in mod_dirs:
-            if base and hit(d / base, f"module dir {d}"):
+            if base and hit(d / base, f"module dir {d.name}/"):
                 return res
         for tree in self.trees:
             for rel in rels:
