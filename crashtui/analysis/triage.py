@@ -81,6 +81,8 @@ VECTORS = {
     "asm_exc_segment_not_present": "segment not present",
     "asm_exc_invalid_tss": "invalid TSS", "asm_exc_spurious_interrupt_bug": "interrupt",
 }
+MEMORY_VECTORS = frozenset(("page fault", "general protection", "stack segment",
+                            "alignment check"))
 FAULT_VECTORS = frozenset(("page fault", "general protection", "invalid opcode", "divide error",
                            "double fault", "machine check", "stack segment", "breakpoint",
                            "control protection", "alignment check", "bounds", "overflow",
@@ -145,6 +147,9 @@ class Culprit:
     out_of_tree: bool | None = None  # the module carries the O taint
     frame: int | None = None  # the bt frame number it was found at
     reason: str = ""  # "exception RIP", "first frame outside the panic path", ...
+    # Functions inlined at the address, innermost first, with their own file:line
+    # (file/line above are then the culprit function's own line, where they were called).
+    inlined: tuple[tuple[str, str | None, int], ...] = ()
 
     @property
     def symbol(self) -> str:
@@ -258,6 +263,8 @@ class Triage:
         if c is not None:
             where = c.symbol + (f" [{c.module}]" if c.module else "")
             out.append(f"CULPRIT: {where}" + (f" at {c.location}" if c.location else ""))
+            for fn, file, line in c.inlined:
+                out.append(f"INLINED: {fn}" + (f" at {file}:{line}" if file else ""))
             if c.module:
                 taint = c.module_taints or "none"
                 out.append(f"MODULE: {c.module} (taints: {taint}"
@@ -484,8 +491,7 @@ def decode_origin(code: bytes, rip: int, registers: dict[str, int],
     if base is None and index is None:
         return Origin(rip, text, operand, ea, None, True, access,
                       f"address {disp & 0xFFFFFFFFFFFFFFFF:#x} is encoded in the instruction "
-                      "itself (an absolute address, e.g. a constant pointer folded in by the "
-                      "compiler); no register held it")
+                      "itself (absolute): no register held it")
     if base in ("rip", "eip"):
         return Origin(rip, text, operand, ea, None, False, access,
                       f"a %rip-relative address ({ea:#x}): a fixed address in the image")
@@ -649,12 +655,44 @@ def _module_facts(session: Session, module: str | None) -> tuple[str | None, boo
     return mod.taint_flags, "O" in mod.taint_flags
 
 
+def _inline_chain(session: Session, addr: int, module: str | None) -> list[Any]:
+    """DWARF inline frames at a runtime address (innermost first), vmlinux or module .ko."""
+    k = session.kernel
+    try:
+        if module is None:
+            vm = k.vmlinux
+            lines = vm.lines if vm is not None else None
+            return list(lines.inline_frames(addr - k.kaslr_offset)) if lines is not None else []
+        di = session.modules.debuginfo.get(module)
+        hit = di.section_at(addr) if di is not None else None
+        return list(di.ko.inline_frames(*hit)) if di is not None and hit is not None else []
+    except (CrashtuiError, AttributeError):
+        return []
+
+
+def _located(session: Session, c: Culprit, lookup: int, comp_dir: str | None) -> Culprit:
+    """c with file:line moved to the culprit function's own line when code was inlined at
+    the address, and the inlined functions listed."""
+    chain = _inline_chain(session, lookup, c.module)
+    if len(chain) < 2 or not chain[-1].file:
+        return c
+    import dataclasses
+
+    outer = chain[-1]
+    inl = tuple((f.function, _short_path(f.file, comp_dir) if f.file else None, f.line)
+                for f in chain[:-1])
+    return dataclasses.replace(c, file=_short_path(outer.file, comp_dir), line=outer.line,
+                               inlined=inl)
+
+
 def _culprit_from_frame(session: Session, fr: Frame, reason: str) -> Culprit:
     src = fr.source
     taints, oot = _module_facts(session, fr.module)
-    return Culprit(fr.function, fr.offset, fr.pc, fr.module,
-                   _short_path(src.file, src.comp_dir) if src else None,
-                   src.line if src else None, taints, oot, fr.index, reason)
+    c = Culprit(fr.function, fr.offset, fr.pc, fr.module,
+                _short_path(src.file, src.comp_dir) if src else None,
+                src.line if src else None, taints, oot, fr.index, reason)
+    return _located(session, c, fr.pc - 1 if fr.return_address else fr.pc,
+                    src.comp_dir if src else None)
 
 
 def _culprit_from_exception(session: Session, fr: Frame) -> Culprit:
@@ -667,9 +705,10 @@ def _culprit_from_exception(session: Session, fr: Frame) -> Culprit:
             function, offset, module = named
     src = ef.source or session.source_line(ef.rip)
     taints, oot = _module_facts(session, module)
-    return Culprit(function, offset, ef.rip, module,
-                   _short_path(src.file, src.comp_dir) if src else None,
-                   src.line if src else None, taints, oot, fr.index, "exception RIP")
+    c = Culprit(function, offset, ef.rip, module,
+                _short_path(src.file, src.comp_dir) if src else None,
+                src.line if src else None, taints, oot, fr.index, "exception RIP")
+    return _located(session, c, ef.rip, src.comp_dir if src else None)
 
 
 def _find_culprit(session: Session, bt: Backtrace, lockup: bool
@@ -761,6 +800,10 @@ def build_triage(session: Session) -> Triage:
     if fault_frame is not None and fault_frame.exception is not None:
         ef = fault_frame.exception
         t.origin = _origin(session, ef.rip, ef.registers, fault_address)
+        if t.origin is not None and vector not in MEMORY_VECTORS:
+            import dataclasses  # not a memory fault: the operands did not cause it
+
+            t.origin = dataclasses.replace(t.origin, register=None, explanation="")
         if t.origin is not None:
             t.bad_register = t.origin.register
         if vector == "invalid opcode":
@@ -877,6 +920,19 @@ def _summary(t: Triage) -> str:
         if c.location:
             where += f" ({c.location})"
     who = f"PID {t.pid} ({t.command}) on CPU {t.cpu}" if t.pid is not None else "the panic CPU"
+    if t.kind == "hung-task":
+        m = re.search(r"INFO: task (.+):(\d+) blocked for more than (\d+) seconds", t.event)
+        if m:
+            return (f"Hung task: {m.group(1)} (PID {m.group(2)}) was blocked for more than "
+                    f"{m.group(3)} seconds" + (f" in {where}" if where else "")
+                    + f"; the hung-task watchdog, {who}, panicked.")
+    if t.kind == "soft-lockup":
+        m = re.search(r"CPU#(\d+) stuck for (\d+)s! \[(.*):(\d+)\]", t.event)
+        if m:
+            return (f"Soft lockup: CPU {m.group(1)} ran {m.group(3)} (PID {m.group(4)}) for "
+                    f"{m.group(2)}s without scheduling" + (f", in {where}" if where else "")
+                    + (f"; module {c.module} is out-of-tree (taints {c.module_taints})"
+                       if c is not None and c.out_of_tree else "") + ".")
     if t.kind == "sysrq":
         return (f"The crash was triggered on purpose with SysRq-c (echo c > "
                 f"/proc/sysrq-trigger) by {who}: {where or 'the SysRq handler'} called panic().")
@@ -917,7 +973,8 @@ def triage_to_json(t: Triage) -> dict[str, Any]:
             "function": c.function, "offset": c.offset, "address": hx(c.address),
             "module": c.module, "file": c.file, "line": c.line,
             "module_taints": c.module_taints, "out_of_tree": c.out_of_tree,
-            "frame": c.frame, "reason": c.reason},
+            "frame": c.frame, "reason": c.reason,
+            "inlined": [{"function": f, "file": fl, "line": ln} for f, fl, ln in c.inlined]},
         "bad_register": None if t.bad_register is None else {
             "name": t.bad_register.name, "value": hx(t.bad_register.value)},
         "fault_address": hx(t.fault_address),
