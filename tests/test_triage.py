@@ -367,3 +367,122 @@ def test_decode_bad_index_register() -> None:
 def test_decode_no_memory_operand() -> None:
     o = decode_origin(bytes.fromhex("31c0") + bytes(14), RIP, {}, None)
     assert o is not None and o.register is None and "no memory operand" in o.explanation
+
+
+# -- more kinds, where the sample dumps for them exist --------------------------------------------
+
+MORE = {  # dump: (kind, culprit function, module, file suffix, line, signature frames)
+    "5.10-sysrq": ("sysrq", "sysrq_handle_crash", None, "drivers/tty/sysrq.c", 154,
+                   ["sysrq_handle_crash", "__handle_sysrq", "write_sysrq_trigger"]),
+    "6.1-bug-kthread": ("bug", "bug_kthread_fn", "bug_kthread", "bug-kthread.c", 13,
+                        ["bug_kthread_fn"]),
+    "6.1-hung-task": ("hung-task", "hung_task_init", "hung_task", "hung-task.c", 13,
+                      ["hung_task_init", "do_one_initcall", "do_init_module"]),
+    "6.1-softlockup": ("soft-lockup", "softlockup_spin_fn", "softlockup", "softlockup.c", 18,
+                       ["softlockup_spin_fn"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE))
+def test_more_kinds_on_real_dumps(name: str, triages: dict[str, Triage]) -> None:
+    from tests.conftest import fetch_vmlinux
+
+    if not (SAMPLES / name / "MANIFEST").is_file():
+        pytest.skip(f"no sample dump {name}")
+    try:
+        vmlinux = fetch_vmlinux(SAMPLES / name / "MANIFEST")
+    except Exception as exc:  # noqa: BLE001 - unavailable means skip, with the reason
+        pytest.skip(f"debug vmlinux of {name} unavailable: {exc}")
+    kind, function, module, suffix, line, frames = MORE[name]
+    s = _open(name, vmlinux)
+    try:
+        t = build_triage(s)
+    finally:
+        s.close()
+    assert t.kind == kind
+    c = t.culprit
+    assert c is not None and (c.function, c.module) == (function, module)
+    assert c.file is not None and c.file.endswith(suffix) and c.line == line
+    assert t.signature_frames == frames
+    if module is not None:
+        assert c.out_of_tree and c.module_taints == "OE"
+    if kind == "sysrq":
+        assert t.signature == triages["6.1-sysrq"].signature  # 5.10, 6.1, 6.12 alike
+    if kind == "bug":
+        assert t.bug is not None and not t.bug.warning
+        assert t.bug.file is not None and t.bug.file.endswith(suffix) and t.bug.line == line
+        assert t.origin is not None and t.origin.instruction == "ud2"
+        assert t.origin.explanation == "" and t.bad_register is None
+    if kind == "hung-task":
+        assert "insmod (PID 121) was blocked" in t.summary and t.command == "khungtaskd"
+    if kind == "soft-lockup":  # the spin loop's cpu_relax() is inlined at the RIP
+        assert [f for f, _, _ in c.inlined] == ["cpu_relax"]
+
+
+# -- views ----------------------------------------------------------------------------------------
+
+def test_triage_in_the_json_document_validates(vmlinux_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from crashtui.report.jsondoc import build_document
+
+    schema = json.loads((SAMPLES.parent / "docs" / "crashtui.schema.json").read_text())
+    s = _open("6.1-test-module", vmlinux_path)
+    try:
+        doc = build_document(s)
+        jsonschema.validate(doc, schema)
+        assert doc["triage"] == triage_to_json(build_triage(s))
+        assert list(doc)[list(doc).index("panic") + 1] == "triage"
+    finally:
+        s.close()
+
+
+def test_report_starts_with_the_triage(vmlinux_path: Path) -> None:
+    from crashtui.report.markdown import build_report
+
+    s = _open("6.1-test-module", vmlinux_path)
+    try:
+        text = build_report(s)
+    finally:
+        s.close()
+    heads = [line for line in text.splitlines() if line.startswith("## ")]
+    assert heads[0] == "## Triage: NULL pointer dereference"
+    assert heads[1].startswith("## Summary")
+    assert "- **Faulting instruction:** `ffffffffc03c4005: mov    0x1,%esi`" in text
+    assert "- **Signature:** `d708b8660f752058`" in text
+
+
+def test_triage_view_shows_dump_strings_literally() -> None:
+    import asyncio
+
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from crashtui.analysis.triage import BadRegister, Culprit
+    from crashtui.tui.triage_view import TriageView, triage_text
+
+    hostile = "[bold red]x[/] \x1b[31m"
+    t = Triage("null-pointer-dereference", KINDS["null-pointer-dereference"], f"in {hostile}",
+               culprit=Culprit(hostile, 5, 0x10, module="m[o]d", file="a.c", line=3,
+                               module_taints="OE", out_of_tree=True),
+               bad_register=BadRegister("rax", 0), signature="0123456789abcdef",
+               signature_frames=[hostile], event=hostile)
+    text = triage_text(t).plain
+    assert "[bold red]x[/]" in text and "\x1b" not in text and "\\x1b" in text
+    assert "RAX = 0x0" in text and "m[o]d" in text and "a.c:3" in text
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TriageView(id="triage")
+
+    async def run() -> str:
+        app = Host()
+        async with app.run_test() as pilot:
+            app.query_one(TriageView).show(t)
+            await pilot.pause()
+            return str(app.query_one("#triage-body", Static).render())
+
+    shown = asyncio.run(run())
+    assert "[bold red]x[/]" in shown and "Signature" in shown

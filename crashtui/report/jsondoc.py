@@ -25,7 +25,22 @@ def hexaddr(value: int | None) -> str | None:
 
 def build_document(session: Session) -> dict[str, Any]:
     """Everything the analysis knows, as plain JSON values."""
-    return document(gather(session, excerpt=False))
+    doc = document(gather(session, excerpt=False))
+    doc["triage"] = triage_json(session, doc["errors"])
+    return doc
+
+
+def triage_json(session: Session, errors: list[str]) -> dict[str, Any] | None:
+    """The `"triage"` object (crashtui.analysis.triage), or None with the reason in errors."""
+    from crashtui.analysis.triage import triage_to_json
+    from crashtui.commands.triage import session_triage
+    from crashtui.errors import CrashtuiError
+
+    try:
+        return triage_to_json(session_triage(session))
+    except CrashtuiError as exc:
+        errors.append(f"triage: {exc.message}")
+        return None
 
 
 def document(a: Analysis) -> dict[str, Any]:

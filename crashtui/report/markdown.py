@@ -20,6 +20,7 @@ from crashtui.report.version import tool_version
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
+    from crashtui.analysis.triage import Triage
 
 REPRODUCE_COMMANDS = ("sys", "bt -a", "kmem -i", "mod", "ps", "log")
 
@@ -61,15 +62,29 @@ def write_report(session: Session, path: str | Path, options: ReportOptions | No
 def build_report(session: Session, options: ReportOptions | None = None) -> str:
     """The whole report as Markdown (CommonMark + GFM tables)."""
     opts = options or ReportOptions()
-    return render(gather(session, sources=opts.sources), opts)
+    a = gather(session, sources=opts.sources)
+    return render(a, opts, _session_triage(session, a))
 
 
-def render(a: Analysis, opts: ReportOptions) -> str:
+def _session_triage(session: Session, a: Analysis) -> Triage | None:
+    """The session's triage (crashtui.analysis.triage), or None with a note."""
+    from crashtui.commands.triage import session_triage
+    from crashtui.errors import CrashtuiError
+
+    try:
+        return session_triage(session)
+    except CrashtuiError as exc:
+        a.errors.append(f"triage: {exc.message}")
+        return None
+
+
+def render(a: Analysis, opts: ReportOptions, triage: Triage | None = None) -> str:
     """Render gathered facts; every string from the dump goes through mdescape."""
     dump_name = opts.show(a.facts.path)
     vmlinux_name = opts.vmlinux_name or a.facts.vmlinux
     kos = {name: opts.show(path) for name, path in a.module_files.items()}
-    parts = [_title(a), _intro(a, dump_name, opts), _summary(a, dump_name, vmlinux_name),
+    parts = [_title(a), _intro(a, dump_name, opts), _triage(triage, opts),
+             _summary(a, dump_name, vmlinux_name),
              _panic(a), _fault(a, opts), _registers(a), _other_cpus(a), _kmem(a), _tasks(a),
              _modules(a), _log(a), _facts(a, dump_name, vmlinux_name, kos),
              _reproduce(dump_name, vmlinux_name, kos), _errors(a)]
@@ -87,6 +102,45 @@ def _intro(a: Analysis, dump_name: str, opts: ReportOptions) -> str:
             f"written by {by}.\n\n"
             "> **Note:** this report contains kernel memory contents (log lines, task names, "
             "register values). Treat it like the dump itself.")
+
+
+def _triage(t: Triage | None, opts: ReportOptions) -> str:
+    """What happened, first: kind, culprit, the faulting instruction, signature."""
+    if t is None:
+        return ""
+    items: list[str] = []
+    c = t.culprit
+    if c is not None:
+        where = md.code(c.symbol) + (f" in module {md.code(c.module)}" if c.module else "")
+        if c.location:
+            where += f" at {md.code(opts.show_in(c.location))}"
+        if c.module:
+            where += (f" (taints {md.code(c.module_taints or '-')}"
+                      + (", out-of-tree" if c.out_of_tree else "") + ")")
+        items.append(f"**Culprit:** {where}")
+    if t.page_fault is not None:
+        items.append(f"**Page fault:** {md.inline(t.page_fault.text())}"
+                     + (f" at address `{t.fault_address:#x}`" if t.fault_address is not None
+                        else ""))
+    elif t.fault_address is not None:
+        items.append(f"**Address:** `{t.fault_address:#x}`")
+    if t.bug is not None and t.bug.file:
+        items.append(f"**{'WARN' if t.bug.warning else 'BUG'} site:** "
+                     + md.code(f"{t.bug.file}:{t.bug.line}"))
+    if t.origin is not None:
+        items.append(f"**Faulting instruction:** {md.code(f'{t.origin.address:x}: {t.origin.instruction}')}"
+                     + (f" — {md.inline(t.origin.explanation)}" if t.origin.explanation else ""))
+    if t.bad_register is not None:
+        r = t.bad_register
+        items.append(f"**Bad register:** `{r.name.upper()} = {r.value:#x}`")
+    if t.event:
+        items.append(f"**Log:** {md.code(t.event)}")
+    frames = " / ".join(t.signature_frames)
+    items.append(f"**Signature:** `{t.signature}`" + (f" ({md.code(frames)})" if frames else ""))
+    items += [f"**Note:** {md.inline(n)}" for n in t.notes]
+    title = md.inline(t.title[:1].upper() + t.title[1:])
+    return (f"## Triage: {title}\n\n{md.inline(t.summary)}\n\n"
+            + "\n".join(f"- {i}" for i in items))
 
 
 def _summary(a: Analysis, dump_name: str, vmlinux_name: str | None) -> str:
