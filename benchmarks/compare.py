@@ -878,14 +878,17 @@ def main(argv: list[str] | None = None) -> int:
 def scaling_table(points: list[ScalePoint]) -> list[str]:
     """Lines of the time-vs-dump-size table."""
     out = ["### scaling: `sys` on ELF vmcores of growing guests (sparse, generated)",
+           "(the sample's 1 GiB guest plus PT_LOADs of zero-filled sparse file data up to the "
+           "guest size; wall median (CPU median))",
            "| guest RAM | layout | PT_LOADs | file size | crashtui | crash | drgn | "
            "crashtui RSS |", "|---|---|---|---|---|---|---|---|"]
     for pt in points:
         cells = []
         for tool in TOOLS:
             res = pt.results.get(tool)
-            cells.append("—" if res is None else (fmt_s(res.wall()) if res.ok else
-                                                  f"failed: {res.why[:60]}"))
+            cells.append("—" if res is None else (
+                f"{fmt_s(res.wall())} ({fmt_s(res.cpu())})" if res.ok
+                else f"failed: {res.why[:60]}"))
         rss = pt.results.get("crashtui")
         out.append(f"| {pt.guest_gib} GiB | {pt.layout} | {pt.phnum} | "
                    f"{pt.path.stat().st_size / GiB:.2f} GiB | {' | '.join(cells)} | "
