@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 MAX_COUNT = 1 << 16
 ASCII_LINE = 60  # characters per line of `rd -a`
-_DEC_WIDTH = {8: 15, 4: 11, 2: 6, 1: 4}  # signed decimal field widths per unit size
-_UDEC_WIDTH = {8: 20, 4: 10, 2: 5, 1: 3}
+# decimal field widths per unit size (crash prints 8- and 16-bit units unsigned even with -d)
+_DEC_WIDTH = {8: 15, 4: 12, 2: 5, 1: 3}
+_UDEC_WIDTH = {8: 20, 4: 12, 2: 5, 1: 3}
 
 
 def value_symbol(session: Session, value: int) -> str | None:
@@ -95,6 +96,8 @@ def memory_lines(read: Callable[[int, int], bytes], addr: int, count: int, unit:
 
 
 def _signed(v: int, unit: int) -> int:
+    if unit < 4:
+        return v
     bits = unit * 8
     return v - (1 << bits) if v >> (bits - 1) else v
 
