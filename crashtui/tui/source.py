@@ -124,7 +124,7 @@ class SourceView(TextLines):
         self.border_subtitle = content(origin)
         self.mark_line = line
         self.set_lines(lines, marks={line - 1})
-        self.call_after_refresh(self.centre, line - 1)
+        self._centre_now(line - 1)
 
     def show_disassembly(self, title: str, head: list[Text], dis: list[str],
                          target: int | None, subtitle: str) -> None:
@@ -143,11 +143,18 @@ class SourceView(TextLines):
         self.set_lines([*head, *texts], marks={self.mark_line} if self.mark_line is not None
                        else set())
         if self.mark_line is not None:
-            self.call_after_refresh(self.centre, self.mark_line)
+            self._centre_now(self.mark_line)
 
     def on_resize(self) -> None:
         if self.kind == "disassembly" and (self.size.width < COMPACT_BELOW) != self._compact:
             self._render_disassembly()
+
+    def _centre_now(self, index: int) -> None:
+        """Centre at once when laid out (deterministic), else after the first layout."""
+        if self.scrollable_content_region.height > 0:
+            self.centre(index)
+        else:
+            self.call_after_refresh(self.centre, index)
 
     def action_centre(self) -> None:
         if self.mark_line is not None:
