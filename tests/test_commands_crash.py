@@ -240,3 +240,52 @@ def test_values_string_and_char_rules() -> None:
     assert gdb_spelling("long unsigned int x") == "unsigned long x"
     assert gdb_spelling("long long int y") == "long long y"
     assert gdb_spelling("short unsigned int z") == "unsigned short z"
+
+
+def test_foreach_bt_f_has_each_tasks_words(sessions: dict[str, Session]) -> None:
+    s = sessions["6.1-sysrq"]
+    plain = run_command(s, "foreach bt")
+    full = run_command(s, "foreach bt -f")
+    assert [x for x in full if not WORD_RE.match(x)] == plain
+    assert sum(1 for x in full if WORD_RE.match(x)) > len(s.tasks.tasks)
+
+
+def test_the_cli_serves_the_same_commands(vmlinux_path: Path) -> None:
+    """`crashtui DUMP VMLINUX -c CMD` prints what the command layer returns."""
+    import subprocess
+    import sys
+
+    name = "6.1-sysrq"
+    where = addresses(name)
+    cmds = [("p-jiffies.txt", "p jiffies"), ("rd-s.txt", f"rd -s {where['SP0']} 8"),
+            ("struct-task-comm-pid.txt", f"struct task_struct.comm,pid {where['TASK']}")]
+    argv = [sys.executable, "-m", "crashtui.cli", str(next((SAMPLES / name).glob("dump.*"))),
+            str(vmlinux_path)]
+    for _, c in cmds:
+        argv += ["-c", c]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    want = [line for f, _ in cmds for line in crash_lines(name, f)]
+    assert history_free(r.stdout.rstrip("\n").split("\n")) == history_free(want)
+    bad = subprocess.run([*argv[:5], "-c", "struct no_such_struct"], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 1
+    assert "invalid data structure reference: no_such_struct" in bad.stderr
+
+
+def test_without_a_vmlinux() -> None:
+    """With the dump's own kallsyms and BTF: struct, rd and per-CPU p work; p of a global
+    needs the vmlinux's DWARF and says so."""
+    name = "6.1-sysrq"
+    where = addresses(name)
+    s = Session.open(next((SAMPLES / name).glob("dump.*")), None)
+    try:
+        assert run_command(s, f"struct task_struct.comm,pid {where['TASK']}") == \
+            crash_lines(name, "struct-task-comm-pid.txt")
+        assert run_command(s, f"rd -s {where['SPF']} 16") == crash_lines(name, "rd-s-fault.txt")
+        assert run_command(s, "struct -o pt_regs") == crash_lines(name, "struct-o-pt-regs.txt")
+        assert run_command(s, "p runqueues") == crash_lines(name, "p-percpu.txt")
+        with pytest.raises(CommandError, match="unknown type"):
+            run_command(s, "p jiffies")
+    finally:
+        s.close()

@@ -200,14 +200,20 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
     return _join([format_backtrace(bt, lines, inline, words=words) for bt in bts])
 
 
-@command("foreach", "run a command for every task (supported: foreach bt [-l] [-i])",
-         "foreach bt [-l] [-i]")
+@command("foreach", "run a command for every task (supported: foreach bt [-l] [-i] [-f])",
+         "foreach bt [-l] [-i] [-f]")
 def cmd_foreach(session: Session, args: list[str]) -> list[str]:
     if not args or args[0] != "bt":
         raise CommandError("foreach: only `foreach bt` is supported")
-    flags, rest, _ = _parse_flags(args[1:], "li")
+    flags, rest, _ = _parse_flags(args[1:], "lif")
     if rest:
         raise CommandError(f"foreach: unsupported argument {rest[0]}")
+    words = None
+    if "f" in flags:
+        from crashtui.commands.btfull import frame_words
+
+        def words(a: Frame, b: Frame) -> list[str]:
+            return frame_words(session, a, b)
     blocks: list[list[str]] = []
     for task in session.tasks.tasks:
         try:
@@ -219,5 +225,5 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
             bt = fill_missing_sources(session.backtrace_builder, bt)
         if "i" in flags:
             bt = session.with_inline_frames(bt)
-        blocks.append(format_backtrace(bt, "l" in flags, "i" in flags))
+        blocks.append(format_backtrace(bt, "l" in flags, "i" in flags, words=words))
     return _join(blocks)
