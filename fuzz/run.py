@@ -62,7 +62,8 @@ class Guard:
             "findings": self.findings}, indent=1) + "\n")
 
 
-def run_atheris(name: str, runs: int, max_len: int, seconds: int) -> None:
+def run_atheris(name: str, runs: int, max_len: int, seconds: int,
+                corpus_dir: str | None = None) -> None:
     import tempfile
 
     import atheris  # type: ignore[import-not-found]
@@ -72,15 +73,18 @@ def run_atheris(name: str, runs: int, max_len: int, seconds: int) -> None:
     with atheris.instrument_imports(include=["crashtui"]):
         from fuzz import targets
     guard = Guard(name, "atheris", targets.TARGETS[name])
-    corpus = Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+    corpus = Path(corpus_dir) if corpus_dir else Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+    corpus.mkdir(parents=True, exist_ok=True)
     for i, seed in enumerate(targets.seeds(name)):
         (corpus / f"seed{i}").write_bytes(seed)
     import atexit
 
     atexit.register(guard.save)
-    atheris.Setup([sys.argv[0], f"-runs={runs}", f"-max_len={max_len}", "-timeout=20",
-                   "-rss_limit_mb=4096", f"-max_total_time={seconds}", str(corpus)],
-                  guard)
+    artifacts = Path(tempfile.gettempdir()) / "crashtui-fuzz-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    atheris.Setup([sys.argv[0], f"-artifact_prefix={artifacts}/{name}-", f"-runs={runs}",
+                   f"-max_len={max_len}", "-timeout=20", "-rss_limit_mb=4096",
+                   f"-max_total_time={seconds}", str(corpus)], guard)
     atheris.Fuzz()
 
 
@@ -112,9 +116,10 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=100_000)
     p.add_argument("--max-len", type=int, default=16384)
     p.add_argument("--seconds", type=int, default=0, help="atheris: stop after this long")
+    p.add_argument("--corpus", help="atheris: corpus directory kept between runs")
     args = p.parse_args()
     if args.engine == "atheris":
-        run_atheris(args.target, args.runs, args.max_len, args.seconds)
+        run_atheris(args.target, args.runs, args.max_len, args.seconds, args.corpus)
     else:
         run_hypothesis(args.target, args.runs)
 
