@@ -4,9 +4,11 @@ Which symbol names an address (`SymbolTable.nearest`), as crash does with kallsy
   1. the closest symbol at or below the address (so an asm label such as
      `entry_SYSCALL_64_after_hwframe` names the code after it, like crash's `bt`);
   2. among several symbols at that same address: not a section/padding marker (`__pfx_*`,
-     `__cfi_*`, `_MODULE_INIT_START_*`, `__UNIQUE_ID_*`, `__initcall*`, `__ksymtab_*`, ...),
-     then FUNC over OBJECT over NOTYPE, then global over weak over local, then sized over
-     zero-sized, then the shortest name;
+     `__cfi_*`, `_MODULE_INIT_START_*`, `__UNIQUE_ID_*`, `__initcall*`, `__ksymtab_*`,
+     `__*_text_start`, `_stext`, ...), then as crash sorts them (by name, strcmp): the first name for
+     the address itself, the last for an address inside (5.10's `asm_call_on_stack`,
+     `asm_call_irq_on_stack` and `asm_call_sysvec_on_stack` name a return address
+     `asm_call_sysvec_on_stack`);
   3. it is accepted only if the address is at most `max_gap` bytes (default 4 KiB) past the
      symbol's end (its start for zero-sized symbols); otherwise nearest() returns None.
 `lookup(name)` for a name defined several times prefers global > weak > local, then FUNC >
@@ -52,7 +54,8 @@ _MARKER_RE = re.compile(
     r"^(?:__pfx_|__cfi_|_MODULE_INIT_START_|_MODULE_INIT_END_|_MODULE_START_|_MODULE_END_|"
     r"__UNIQUE_ID_|__initcall|__ksymtab_|__kstrtab_|__kstrtabns_|__kcrctab_|__export_symbol_|"
     r"__addressable_|__param_|__setup_|__early_param|__tracepoint_|__SCK__|__SCT__|"
-    r"__func_stack_frame_non_standard|__start_|__stop_|\.L)"
+    r"__func_stack_frame_non_standard|__start_|__stop_|\.L|"
+    r"__\w+_text_(?:start|end)$|_s?text$|_etext$|_[se]inittext$)"  # section bounds
 )
 
 DEFAULT_MAX_GAP = 0x1000
@@ -258,20 +261,17 @@ class SymbolTable:
             i += 1
         return out
 
-    def _better(self, i: int) -> tuple[int, int, int, int, int]:
-        """Sort key among aliases at one address (lower is better)."""
-        name = self._names.get(i)
-        return (int(is_marker(name)), 2 - int(self.kinds[i]), _BINDING_RANK[self.bindings[i]],
-                int(self.sizes[i] == 0), len(name))
-
-    def _best_at(self, i: int) -> int:
-        """Index of the preferred alias among the symbols sharing address[i]."""
+    def _best_at(self, i: int, inside: bool = False) -> int:
+        """Index of the alias that names address[i] (`inside`: an address past it), as crash."""
         a = self.addresses[i]
         lo = int(np.searchsorted(self.addresses, a, side="left"))
         hi = int(np.searchsorted(self.addresses, a, side="right"))
         if hi - lo == 1:
             return lo
-        return min(range(lo, hi), key=self._better)
+        names = {j: self._names.get(j) for j in range(lo, hi)}
+        real = [j for j in names if not is_marker(names[j])] or list(names)
+        pick = max if inside else min
+        return pick(real, key=lambda j: names[j].encode("utf-8", "surrogatepass"))
 
     def nearest(self, addr: int, max_gap: int = DEFAULT_MAX_GAP) -> tuple[Symbol, int] | None:
         """(symbol, offset) for `addr`: the closest symbol at or below it (crash-style)."""
@@ -280,9 +280,10 @@ class SymbolTable:
         hi = int(np.searchsorted(self.addresses, np.uint64(addr), side="right"))
         if hi == 0:
             return None
-        best = self._best_at(hi - 1)
+        best = self._best_at(hi - 1, inside=addr != int(self.addresses[hi - 1]))
         start = int(self.addresses[best])
-        if addr - (start + int(self.sizes[best])) > max_gap:
+        lo = int(np.searchsorted(self.addresses, self.addresses[best], side="left"))
+        if addr - (start + int(self.sizes[lo:hi].max())) > max_gap:  # the longest alias
             return None
         return self.symbol_at(best), addr - start
 
