@@ -24,7 +24,12 @@ def codec_names(flags: int) -> frozenset[str]:
 
 
 def _zlib(data: bytes, size: int) -> bytes:
-    return zlib.decompress(data)
+    """Inflate at most one byte more than a page (a zlib bomb stops there)."""
+    inflater = zlib.decompressobj()
+    page = inflater.decompress(data, size + 1)
+    if len(page) == size and not inflater.eof:
+        raise zlib.error("stream does not end after one page (truncated or corrupt)")
+    return page
 
 
 def _lzo(data: bytes, size: int) -> bytes:
