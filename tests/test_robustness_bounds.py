@@ -230,3 +230,25 @@ def test_log_ring_sizes_inconsistent(sysrq_dump: Path, vmlinux_path: Path) -> No
     assert isinstance(result, KernelReadError) and "inconsistent printk ring sizes" in str(result)
     assert elapsed < 1 and peak < MIB
     kernel.close()
+
+
+def test_zlib_bomb_page(sysrq_dump: Path, tmp_path: Path) -> None:
+    """A page whose 4 KiB of zlib data inflate to 4 MiB: refused after one page's worth."""
+    import zlib
+
+    from test_robustness_support import KdumpLayout
+
+    bomb = zlib.compress(bytes(4 << 20), 9)
+    assert len(bomb) < 4096
+    path = copy_with(sysrq_dump, tmp_path / "dump")
+    layout = KdumpLayout.of(path)
+    pfn = next(p for p in range(1, 4096) if layout.bitmap2[p >> 3] >> (p & 7) & 1)
+    with path.open("r+b") as f:
+        end = f.seek(0, 2)
+        f.write(bomb)
+        f.seek(layout.desc_pos(pfn))
+        f.write(struct.pack("<qII", end, len(bomb), 1))
+    with open_dump(path) as dump:
+        elapsed, peak, result = measured(lambda: dump.read_phys(pfn * 4096, 8))
+    assert isinstance(result, CrashtuiError) and "decompressed to 4097 bytes" in str(result)
+    assert peak < MIB
