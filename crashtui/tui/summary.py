@@ -40,8 +40,11 @@ def summary_text(summary: Any, width: int = 0) -> Text:
     for panic, when, label in variants:
         text = _line(summary, panic, when, label)
         if not width or text.cell_len <= width:
-            break
-    return text
+            return text
+    # still too long: shorten the panic message itself, keep CPU, COMMAND and the time
+    over = text.cell_len - width
+    short = panic_short[: max(8, len(panic_short) - over - 1)] + "…"
+    return _line(summary, short, _time_only(date), False)
 
 
 def _line(summary: Any, panic: str, when: str, label: bool = True) -> Text:
