@@ -538,3 +538,34 @@ def test_page_offset_base_damaged(sysrq_dump: Path, tmp_path: Path, vmlinux_path
         kernel.close()
     result = sys_of(path, vmlinux_path)
     assert result.out == reference.out.replace(str(sysrq_dump), str(path))
+
+
+def test_log_record_damaged_in_the_file(sysrq_dump: Path, tmp_path: Path,
+                                        vmlinux_path: Path) -> None:
+    """One printk descriptor's text position is garbage in the file: `log` prints every
+    other record and a marker in its place; `sys` still finds the panic message."""
+    from crashtui.kernel.printk import read_log
+    from crashtui.kernel.program import Kernel
+
+    path = copy_with(sysrq_dump, tmp_path / "dump")
+    kernel = Kernel.open(sysrq_dump, vmlinux_path)
+    try:
+        records = read_log(kernel).records
+        victim = records[200]
+        prb = kernel.read_u64(kernel.vmcoreinfo.symbols["prb"])
+        count_bits, descs = kernel.read_u32(prb), kernel.read_u64(prb + 8)
+        slot = victim.seq & ((1 << count_bits) - 1)
+        plant(path, kernel, descs + slot * 24 + 8, struct.pack("<QQ", 0x100, 0x10))
+    finally:
+        kernel.close()
+    reference = cli(sysrq_dump, vmlinux_path, "-c", "log").lines
+    result = cli(path, vmlinux_path, "-c", "log", "-c", "sys")
+    assert result.status == 0
+    at = reference.index(victim.lines()[0])
+    assert result.lines[:at] == reference[:at]
+    assert result.lines[at] == (f"{victim.timestamp} <damaged log record: text block position "
+                                "0x100..0x10 is invalid>")
+    rest = reference[at + len(victim.lines()):]
+    assert result.lines[at + 1:at + 1 + len(rest)] == rest
+    assert result.field("PANIC") == '"Kernel panic - not syncing: sysrq triggered crash"'
+    assert "log: 1 damaged record(s), marked in place" in result.warnings
