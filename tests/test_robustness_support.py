@@ -227,8 +227,8 @@ def test_layout_matches_crashtui(sysrq_dump: Path) -> None:
 
 def test_rewrite_pages_and_overlay(sysrq_dump: Path, tmp_path: Path) -> None:
     path = copy_with(sysrq_dump, tmp_path / "dump")
-    pfn = 0x1000 if KdumpLayout.of(path).bitmap2[0x200] & 1 else next(
-        p for p in range(1, 4096) if KdumpLayout.of(path).bitmap2[p >> 3] >> (p & 7) & 1)
+    layout = KdumpLayout.of(path)
+    pfn = next(p for p in range(0x1000, 0x2000) if layout.bitmap2[p >> 3] >> (p & 7) & 1)
     rewrite_pages(path, {pfn: b"\xab" * 4096})
     assert page_of(path, pfn) == b"\xab" * 4096
     kernel = Kernel.open(sysrq_dump)
