@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from functools import cached_property
 from pathlib import Path
@@ -97,7 +98,8 @@ class Kernel:
     def _check_arch(self) -> None:
         uts = self.dump.info.utsname
         machine = uts.machine if uts else None
-        if machine and machine != "x86_64":
+        # A damaged header field (not an architecture name) is no reason to refuse the dump.
+        if machine and machine != "x86_64" and re.fullmatch(r"[A-Za-z0-9_]{2,16}", machine):
             raise DumpFormatError(f"the dump is of a {machine} kernel; crashtui supports "
                                   "x86_64 for now", self.dump.path)
 
