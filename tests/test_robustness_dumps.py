@@ -569,3 +569,17 @@ def test_log_record_damaged_in_the_file(sysrq_dump: Path, tmp_path: Path,
     assert result.lines[at + 1:at + 1 + len(rest)] == rest
     assert result.field("PANIC") == '"Kernel panic - not syncing: sysrq triggered crash"'
     assert "log: 1 damaged record(s), marked in place" in result.warnings
+
+
+@pytest.mark.parametrize("machine,refused", [(b"aarch64", True), (b"\xff\x1b[2J\x01", False),
+                                             (b"", False)])
+def test_header_machine(sysrq_dump: Path, tmp_path: Path, vmlinux_path: Path,
+                        reference: CliResult, machine: bytes, refused: bool) -> None:
+    """Another architecture is refused; a damaged machine field in the header is ignored."""
+    path = copy_with(sysrq_dump, tmp_path / "dump", {12 + 4 * 65: machine.ljust(65, b"\0")})
+    result = sys_of(path, vmlinux_path)
+    if refused:
+        assert one_line_error(result).endswith(
+            "the dump is of a aarch64 kernel; crashtui supports x86_64 for now")
+    else:
+        assert result.out == reference.out.replace(str(sysrq_dump), str(path))
