@@ -108,7 +108,8 @@ class CommandView(Vertical):
         self.app.call_from_thread(self._append, line, out)
 
     def _append(self, line: str, out: list[Text]) -> None:
+        start = len(self.output)
         self.output += [Text.assemble(("crash> ", "bold"), lit(line)), *out, Text("")]
         view = self.query_one("#command-output", TextLines)
-        view.set_lines(self.output, cursor=len(self.output) - 1)
-        view.centre(max(0, len(self.output) - len(out) - 2))
+        view.set_lines(self.output, cursor=start)
+        view.scroll_to(0, start, animate=False, force=True)  # the new output from its top
