@@ -486,3 +486,35 @@ def test_triage_view_shows_dump_strings_literally() -> None:
 
     shown = asyncio.run(run())
     assert "[bold red]x[/]" in shown and "Signature" in shown
+
+
+def test_damaged_memory_degrades_gracefully(testmod_dump: Path, vmlinux_path: Path) -> None:
+    """Unreadable code at RIP, an unreadable log: the triage still answers from the rest."""
+    from test_robustness_support import overlay
+
+    rip = 0xFFFFFFFFC03C4005
+    s = Session.open(testmod_dump, vmlinux_path)
+    try:
+        with overlay(s.kernel) as view:
+            view.hole(rip - 0x100, 0x200)
+            t = build_triage(s)
+        assert t.kind == "null-pointer-dereference" and t.origin is None
+        assert t.bad_register is None and t.culprit is not None
+        assert any("could not be read" in n for n in t.notes)
+    finally:
+        s.close()
+    s = Session.open(testmod_dump, vmlinux_path)
+    try:
+        with overlay(s.kernel) as view:
+            for name in ("prb", "printk_rb_static", "printk_rb_dynamic"):
+                addr = s.kernel.symbol_or_none(name)
+                if addr is not None:
+                    view.hole(addr, 64)
+            t = build_triage(s)
+        assert t.kind == "null-pointer-dereference"  # the vector and the operand's address
+        assert t.fault_address == 1 and t.page_fault is None and t.event == ""
+        assert t.vector == "page fault" and t.culprit is not None
+        assert t.culprit.function == "test_module_init"
+        assert t.origin is not None and t.origin.absolute
+    finally:
+        s.close()

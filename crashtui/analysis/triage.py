@@ -806,6 +806,13 @@ def build_triage(session: Session) -> Triage:
             t.origin = dataclasses.replace(t.origin, register=None, explanation="")
         if t.origin is not None:
             t.bad_register = t.origin.register
+            ea = t.origin.effective_address
+            if vector == "page fault" and t.fault_address is None and ea is not None:
+                t.fault_address = ea  # no oops line or CR2: the operand's address
+                if t.kind == "paging-request" and ea < PAGE_SIZE:
+                    t.kind, t.title = "null-pointer-dereference", KINDS["null-pointer-dereference"]
+        else:
+            notes.append(f"the instruction at {ef.rip:#x} could not be read or decoded")
         if vector == "invalid opcode":
             t.bug = bug_site(session, ef.rip)
             if t.bug is not None and t.kind == "invalid-opcode":
