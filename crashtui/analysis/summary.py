@@ -22,10 +22,10 @@ PANIC_MESSAGES = (
     "BUG: unable to handle kernel ", "general protection fault: ", "double fault: ",
     "divide error: ", "stack segment: ", "[Hardware Error]: ", "Bad mode in ", "Oops: ",
 )
-# crash adds "(check log for details)" after messages that only start an oops report.
-_SEE_LOG = ("Kernel BUG at", "kernel BUG at", "Unable to handle", "BUG: unable to handle",
-            "general protection fault", "double fault", "divide error", "stack segment",
-            "Bad mode in ", "Oops: ")
+# crash adds "(check log for details)" after messages that only start an oops report; not
+# after "kernel BUG at FILE:LINE!" (6.1-bug-kthread/crash/sys.txt).
+_SEE_LOG = ("Unable to handle", "BUG: unable to handle", "general protection fault",
+            "double fault", "divide error", "stack segment", "Bad mode in ", "Oops: ")
 
 FIELD_NAMES = ("KERNEL", "DUMPFILE", "CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS",
                "NODENAME", "RELEASE", "VERSION", "MACHINE", "MEMORY", "PANIC",
