@@ -101,10 +101,19 @@ class MmapSource:
             raise ValueError("negative offset or length")
         return self.mm[offset:offset + length]
 
+    def view(self, offset: int, length: int) -> memoryview:
+        """A zero-copy view of [offset, offset + length) (release it before close)."""
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        return memoryview(self.mm)[offset:offset + length]
+
     def close(self) -> None:
-        """Unmap the file."""
+        """Unmap the file (if views are still held, the mapping goes with the last of them)."""
         if self._mm is not None:
-            self._mm.close()
+            try:
+                self._mm.close()
+            except BufferError:
+                pass  # a view is still exported; the mapping is freed with it
             self._mm = None
 
 

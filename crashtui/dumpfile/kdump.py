@@ -49,7 +49,14 @@ _PAGE_DESC_DTYPE = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4"
 _BLOCK_BITS = 512  # bits per cumulative-popcount block of the 2nd bitmap
 _BLOCK_BYTES = _BLOCK_BITS // 8
 _MAX_BLOCK_SIZE = 1 << 20
+_CHUNK = 1 << 20  # bitmap bytes scanned at a time
 _SCAN_DESC_LIMIT = 64 << 20  # scan descriptor flags for codecs when the table is this small
+
+
+def _region(src: ByteSource, offset: int, length: int) -> bytes | memoryview:
+    """A read-only view of [offset, offset + length) of a mapped file, else a copy."""
+    view = getattr(src, "view", None)
+    return view(offset, length) if view is not None else src.read(offset, length)
 
 
 @dataclass(frozen=True)
@@ -173,8 +180,10 @@ class KdumpFile(DumpFile):
         if h.split and not (h.start_pfn <= h.end_pfn <= h.max_mapnr):
             raise DumpFormatError(
                 f"kdump split range {h.start_pfn:#x}..{h.end_pfn:#x} is outside max_mapnr", path)
-        self._bitmap1 = src.read(bitmap_off, half)
-        self._bitmap2 = src.read(bitmap_off + half, half)
+        # Views into the mapped file when it is a plain one (nothing copied); the rank index
+        # costs 8 bytes per 512 pages and is built a chunk at a time.
+        self._bitmap1 = _region(src, bitmap_off, half)
+        self._bitmap2 = _region(src, bitmap_off + half, half)
         self._cum = self._cumulative_popcount(self._bitmap2)
         self._base_index = self._rank(h.start_pfn)
         self._nr_dumped = self._rank(h.end_pfn) - self._base_index
@@ -198,13 +207,20 @@ class KdumpFile(DumpFile):
             signature=h.signature, lost_pages=lost)
 
     @staticmethod
-    def _cumulative_popcount(bitmap: bytes) -> np.ndarray:
+    def _cumulative_popcount(bitmap: bytes | memoryview) -> np.ndarray:
         """Set bits before each 512-bit block of `bitmap` (one extra entry for the total)."""
-        pad = (-len(bitmap)) % _BLOCK_BYTES
-        arr = np.frombuffer(bitmap + b"\0" * pad, dtype=np.uint8)
-        per_block = np.bitwise_count(arr).reshape(-1, _BLOCK_BYTES).sum(axis=1, dtype=np.int64)
-        cum = np.zeros(len(per_block) + 1, dtype=np.int64)
-        np.cumsum(per_block, out=cum[1:])
+        nblocks = (len(bitmap) + _BLOCK_BYTES - 1) // _BLOCK_BYTES
+        cum = np.zeros(nblocks + 1, dtype=np.int64)
+        for lo in range(0, len(bitmap), _CHUNK):
+            chunk = bitmap[lo:lo + _CHUNK]
+            pad = (-len(chunk)) % _BLOCK_BYTES
+            arr = np.frombuffer(bytes(chunk) + b"\0" * pad if pad else chunk, dtype=np.uint8)
+            first = lo // _BLOCK_BYTES
+            per_block = np.bitwise_count(arr).reshape(-1, _BLOCK_BYTES).sum(axis=1,
+                                                                            dtype=np.int64)
+            cum[first + 1:first + 1 + len(per_block)] = per_block
+            del arr
+        np.cumsum(cum, out=cum)
         return cum
 
     def _rank(self, pfn: int) -> int:
@@ -215,16 +231,21 @@ class KdumpFile(DumpFile):
         return int(self._cum[block]) + (word & ((1 << bit) - 1)).bit_count()
 
     @staticmethod
-    def _bit(bitmap: bytes, pfn: int) -> bool:
+    def _bit(bitmap: bytes | memoryview, pfn: int) -> bool:
         return bool(bitmap[pfn >> 3] >> (pfn & 7) & 1)
 
     def _is_partial(self) -> bool:
         """Pages were filtered: a dump level was used or RAM pages are missing from bitmap 2."""
         if self.header.dump_level:
             return True
-        b1 = np.frombuffer(self._bitmap1, dtype=np.uint8)
-        b2 = np.frombuffer(self._bitmap2, dtype=np.uint8)
-        return bool(np.any(b1 & ~b2))
+        for lo in range(0, len(self._bitmap1), _CHUNK):
+            b1 = np.frombuffer(self._bitmap1[lo:lo + _CHUNK], dtype=np.uint8)
+            b2 = np.frombuffer(self._bitmap2[lo:lo + _CHUNK], dtype=np.uint8)
+            found = bool(np.any(b1 & ~b2))
+            del b1, b2
+            if found:
+                return True
+        return False
 
     def _scan_descriptors(self) -> tuple[frozenset[str], int]:
         """Codecs the pages use and how many pages' data the file lacks (modest tables only).
@@ -289,6 +310,9 @@ class KdumpFile(DumpFile):
                                    self.path) from exc
 
     def close(self) -> None:
-        """Close the underlying source."""
+        """Release the bitmap views and close the underlying source."""
         super().close()
+        for view in (self._bitmap1, self._bitmap2):
+            if isinstance(view, memoryview):
+                view.release()
         self._src.close()
