@@ -252,3 +252,24 @@ def test_zlib_bomb_page(sysrq_dump: Path, tmp_path: Path) -> None:
         elapsed, peak, result = measured(lambda: dump.read_phys(pfn * 4096, 8))
     assert isinstance(result, CrashtuiError) and "decompressed to 4097 bytes" in str(result)
     assert peak < MIB
+
+
+def test_bitmaps_read_in_place(sysrq_dump: Path, tmp_path: Path) -> None:
+    """A 64 MiB bitmap (a 1 TiB machine) costs its 4 MiB rank index at open, not copies."""
+    raw = bytearray(sysrq_dump.read_bytes()[:3 * 4096])
+    blocks = 16384
+    mapnr = blocks * 4096 // 2 * 8
+    struct.pack_into("<II", raw, 436, blocks, 0xFFFFFFFF)
+    struct.pack_into("<Q", raw, 4096 + 96, mapnr)
+    path = tmp_path / "dump"
+    path.write_bytes(raw)
+    with path.open("r+b") as f:
+        f.truncate(len(raw) + blocks * 4096 + 4096)  # sparse: the bitmaps read as zeros
+
+    def open_and_close() -> object:
+        with open_dump(path) as dump:
+            assert dump.info.max_pfn == mapnr and not dump.is_present(mapnr - 1)
+        return None
+
+    elapsed, peak, _result = measured(open_and_close)
+    assert elapsed < 5 and peak < 6 * MIB, (elapsed, peak)
