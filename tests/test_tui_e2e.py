@@ -63,7 +63,7 @@ class Tmux:
     def text(self, escapes: bool = False) -> str:
         return self.run("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "e2e")
 
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> str:
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> str:
         """The screen once it shows `pattern` (a regex); fails with the screen otherwise."""
         deadline = time.monotonic() + timeout
         screen = ""
@@ -117,7 +117,7 @@ def walk(tmux: Tmux, with_source: bool) -> None:
         screen = tmux.wait_for(r"▶ ?155 .*panic\(\"sysrq triggered crash", 120)
         assert "drivers/tty/sysrq.c:155" in screen
     else:
-        screen = tmux.wait_for(r"▶ 0xffffffff9fca8a01 <sysrq_handle_crash\+17>", 30)
+        screen = tmux.wait_for(r"▶ 0xffffffff9fca8a01 <sysrq_handle_crash\+17>")
         assert "--source DIR" in screen
     # up to frame #2 and back: the source pane follows the frame
     tmux.keys("Up")
