@@ -117,7 +117,8 @@ def walk(tmux: Tmux, with_source: bool) -> None:
         screen = tmux.wait_for(r"▶ ?155 .*panic\(\"sysrq triggered crash", 120)
         assert "drivers/tty/sysrq.c:155" in screen
     else:
-        screen = tmux.wait_for(r"▶ 0xffffffff9fca8a01 <sysrq_handle_crash\+17>")
+        # crash's dis -l line, or its compact form in a narrow pane
+        screen = tmux.wait_for(r"▶ (0xffffffff9fca8a01 <sysrq_handle_crash\+17>|\s*\+17\s+call)")
         assert "--source DIR" in screen
     # up to frame #2 and back: the source pane follows the frame
     tmux.keys("Up")
