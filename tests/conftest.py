@@ -25,6 +25,42 @@ def fetch_vmlinux(manifest: Path = SAMPLES / "6.1-sysrq" / "MANIFEST") -> Path:
     return fetch_manifest_vmlinux(manifest, cache_dir())
 
 
+_BY_BUILD_ID: dict[str, Path] = {}
+
+
+def manifest_of(dump_dir: Path) -> dict[str, str]:
+    """A sample dump's MANIFEST as a dict."""
+    lines = (dump_dir / "MANIFEST").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def vmlinux_of(dump: str | Path) -> Path:
+    """The debug vmlinux of a sample dump (a name in sample-dumps/ or a directory), by the
+    build-id its MANIFEST names: fetched once per build-id, cached; skips if unavailable."""
+    dump_dir = SAMPLES / dump if isinstance(dump, str) else dump
+    build_id = manifest_of(dump_dir)["vmlinux_build_id"]
+    if build_id not in _BY_BUILD_ID:
+        try:
+            _BY_BUILD_ID[build_id] = fetch_vmlinux(dump_dir / "MANIFEST")
+        except Exception as exc:  # noqa: BLE001 - no vmlinux means skip, with the reason
+            pytest.skip(f"debug vmlinux of {dump_dir.name} ({build_id}) unavailable: {exc}")
+    return _BY_BUILD_ID[build_id]
+
+
+class _Vmlinuxes(dict[str, Path]):
+    """Each sample dump's debug vmlinux by dump name, fetched on first use (skips if not)."""
+
+    def __missing__(self, name: str) -> Path:
+        self[name] = vmlinux_of(name)
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def vmlinux_for() -> dict[str, Path]:
+    """vmlinux_for[name]: the debug vmlinux of sample-dumps/<name> (several kernels)."""
+    return _Vmlinuxes()
+
+
 @pytest.fixture(scope="session")
 def vmlinux_path() -> Path:
     """The debug vmlinux of the sample dumps' kernel; skips only if it cannot be fetched."""

@@ -84,12 +84,17 @@ def test_make_dump_bookworm_sysrq_end_to_end(tmp_path: Path) -> None:
     check_release_with_crashtui(out / m["dump"], m["kernel_release"])
 
 
-@pytest.mark.parametrize("dump_dir", ["6.12-sysrq", "6.12-test-module"])
-def test_committed_612_dump_is_complete(dump_dir: str) -> None:
+MADE_BY_MAKE_DUMP = ["6.12-sysrq", "6.12-test-module", "5.10-sysrq", "6.1-bug-kthread",
+                     "6.1-softlockup", "6.1-hung-task"]
+
+
+@pytest.mark.parametrize("dump_dir", MADE_BY_MAKE_DUMP)
+def test_committed_make_dump_dir_is_complete(dump_dir: str) -> None:
     out = SAMPLES / dump_dir
     m = check_dump_dir(out)
-    assert m["kernel_release"].startswith("6.12.")
-    assert "1.7.6" in m["dump_made_by"]
+    series = dump_dir.split("-")[0]  # 6.12, 6.1, 5.10
+    assert m["kernel_release"].startswith(series + ".")
+    assert ("1.7.6" if series == "6.12" else "1.7.2") in m["dump_made_by"]
     check_release_with_crashtui(out / m["dump"], m["kernel_release"])
     for name in ("sys", "bt", "bt-a", "log", "ps", "kmem-i", "mod", "sym-rip"):
         assert (out / "crash" / f"{name}.txt").stat().st_size > 0, name
@@ -99,11 +104,14 @@ def test_committed_612_dump_is_complete(dump_dir: str) -> None:
     if (out / "test-module").exists():
         assert "init dereferences (int *)1" in m["scenario"]
         assert "gcc 14" in m["scenario"]
-        assert (out / "test-module" / "test-module.ko").read_bytes()[:4] == b"\x7fELF"
+    for ko in out.glob("*/*.ko"):
+        assert ko.read_bytes()[:4] == b"\x7fELF"
+        assert (ko.parent / "Makefile").is_file() and (ko.with_suffix(".c")).is_file()
+        assert (out / "crash" / "mod-s.txt").stat().st_size > 0
+        assert f"insmod {ko.name}" in m["scenario"]
 
 
-@pytest.mark.parametrize("dump_dir", ["6.1-sysrq", "6.1-test-module", "6.12-sysrq",
-                                      "6.12-test-module"])
+@pytest.mark.parametrize("dump_dir", ["6.1-sysrq", "6.1-test-module", *MADE_BY_MAKE_DUMP])
 def test_panic_rip_matches_recorded_sym(dump_dir: str) -> None:
     """record-crash-output picks the address the committed sym-rip.txt was made for."""
     crash_dir = SAMPLES / dump_dir / "crash"

@@ -7,28 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, fetch_vmlinux
+from conftest import SAMPLES
 
 from crashtui.analysis.session import Session
 from crashtui.errors import KernelReadError
 
-DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq"]
-
-
-class _Vmlinuxes(dict[str, Path]):
-    """Each sample dump's debug vmlinux, fetched on first use (skips if unavailable)."""
-
-    def __missing__(self, name: str) -> Path:
-        try:
-            self[name] = fetch_vmlinux(SAMPLES / name / "MANIFEST")
-        except Exception as exc:  # noqa: BLE001 - no vmlinux means skip, with the reason
-            pytest.skip(f"debug vmlinux for {name} unavailable: {exc}")
-        return self[name]
-
-
-@pytest.fixture(scope="session")
-def vmlinux_for() -> dict[str, Path]:
-    return _Vmlinuxes()
+DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq", "6.12-test-module", "5.10-sysrq",
+         "6.1-bug-kthread", "6.1-softlockup", "6.1-hung-task"]
 
 
 def dump_of(name: str) -> Path:
