@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -469,12 +469,13 @@ def measure_app(env: Env, runs: int, markers: list[str], cold: bool,
     if len(markers) < 3:
         res.why = f"cannot tell when the backtrace is drawn (markers found: {markers})"
         return res
-    sock = f"crashtui-bench-{os.getpid()}"
+    sock = f"crashtui-bench-{os.getpid()}-{'cold' if cold else 'warm'}"
     tmux = [env.tmux, "-L", sock, "-f", "/dev/null"]
-    subprocess.run([*tmux, "new-session", "-d", "-s", "bench", "-x", "200", "-y", "50"],
-                   check=True)
-    subprocess.run([*tmux, "set-option", "-g", "remain-on-exit", "on"], check=True)
     try:
+        subprocess.run([*tmux, "new-session", "-d", "-s", "bench", "-x", "200", "-y", "50"],
+                       check=True, capture_output=True)
+        subprocess.run([*tmux, "set-option", "-g", "remain-on-exit", "on"], check=True,
+                       capture_output=True)
         for r in range(runs + 1):
             cache = env.work / "cache-warm"
             if cold and r > 0:
@@ -494,6 +495,8 @@ def measure_app(env: Env, runs: int, markers: list[str], cold: bool,
             res.samples.append(s)
             if s.rc != 0:
                 log(f"    app run {r} failed: {s.err}")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        res.why = f"tmux failed: {exc}"
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
     return res
@@ -775,6 +778,26 @@ def machine_lines(env: Env) -> Iterator[str]:
 
 # --- main ----------------------------------------------------------------------------------
 
+class Stream(list[str]):
+    """Output lines, printed as soon as they are added (a crash later loses nothing)."""
+
+    def __init__(self, first: list[str]) -> None:
+        super().__init__()
+        self.extend(first)
+
+    def append(self, line: str) -> None:
+        print(line, flush=True)
+        super().append(line)
+
+    def extend(self, more: Iterable[str]) -> None:
+        for line in more:
+            self.append(line)
+
+    def __iadd__(self, more: Iterable[str]) -> Stream:  # type: ignore[override,misc]
+        self.extend(more)
+        return self
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, find the tools, run the cases, print the tables and the targets."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -821,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
         env.crashtui_commands = crashtui_command_names(env)
         log(f"crashtui commands: {' '.join(sorted(env.crashtui_commands)) or '(none)'}")
         find_panic_pc(env)
-        lines = ["## Environment", *machine_lines(env), ""]
+        lines = Stream(["## Environment", *machine_lines(env), ""])
         cases = [c for c in build_cases(env) if wanted is None or c.key in wanted]
         for case in cases:
             log(f"case {case.key} ...")
@@ -869,7 +892,6 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"- other processes kept {meter.other_cpus():.2f} of {os.cpu_count()} CPUs "
                      "busy on average during the whole run; load average at the end: "
                      f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        print("\n".join(lines))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
