@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import SAMPLES, cache_dir
 from test_source import SYSRQ_DWARF, linux_source  # noqa: F401 - the tarball fixture
+from textual.widgets import Static, TabbedContent
 
 from crashtui.analysis.session import Session
 from crashtui.analysis.source import SourceFinder
@@ -187,6 +188,46 @@ def test_module_frame_shows_the_modules_own_source(testmod_session: Session,
     drive(app, steps)
 
 
+def static_text(app: CrashtuiApp, selector: str) -> str:
+    """The plain text a Static shows."""
+    return str(getattr(app.query_one(selector, Static).content, "plain",
+                       app.query_one(selector, Static).content))
+
+
+def test_triage_is_what_shows_first(testmod_session: Session, testmod_ko: Path,
+                                    tmp_path: Path) -> None:
+    """What happened, at once: a line under the summary bar and the Triage tab, open."""
+    app = CrashtuiApp(Backend(testmod_session, modules=[str(testmod_ko.parent)],
+                              cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        second = screen_text(app).splitlines()[1]
+        assert second.startswith(" NULL pointer dereference in test_module_init+0x5 "
+                                 "[test_module]  test-module.c:9")
+        assert "out-of-tree module" in second and "sig d708b8660f752058" in second
+        assert app.query_one("#tabs", TabbedContent).active == "tab-triage"
+        body = static_text(app, "#triage-body")
+        assert "Culprit      test_module_init+0x5 [test_module]" in body
+        assert "Signature    d708b8660f752058" in body
+        assert "ffffffffc03c4005: mov    0x1,%esi" in body
+        await press(app, pilot, "2")
+        assert app.query_one("#tabs", TabbedContent).active == "tab-registers"
+        await press(app, pilot, "1")
+        assert app.query_one("#tabs", TabbedContent).active == "tab-triage"
+        assert app.focused is app.query_one("#triage")
+
+    drive(app, steps, size=(160, 48))
+    # at 80 columns the headline keeps the kind, culprit and its line
+    app = CrashtuiApp(Backend(testmod_session, modules=[str(testmod_ko.parent)],
+                              cache_root=tmp_path, auto_source=False))
+
+    async def narrow(pilot: Any) -> None:
+        assert screen_text(app).splitlines()[1].rstrip() == (
+            " NULL pointer dereference in test_module_init+0x5 [test_module]  test-module.c:9")
+
+    drive(app, narrow, size=(80, 24))
+
+
 # -- the other panes show what crash prints ----------------------------------------------------
 
 def test_panes_show_the_values_crash_prints(sysrq_session: Session, tmp_path: Path) -> None:
@@ -269,7 +310,7 @@ def test_keyboard_walk_through_every_pane(sysrq_session: Session, tmp_path: Path
         assert frames.current is not None and frames.current.frame is not None
         assert frames.current.frame.function == "sysrq_handle_crash"
         # Tasks tab: sort, Enter → backtrace
-        await press(app, pilot, "4")
+        await press(app, pilot, "5")
         table = app.query_one(TasksTable)
         assert app.focused is table
         await press(app, pilot, "s")
@@ -277,7 +318,7 @@ def test_keyboard_walk_through_every_pane(sysrq_session: Session, tmp_path: Path
         await press(app, pilot, "enter")
         assert frames.backtrace is not None
         # Log tab: / search, p panic
-        await press(app, pilot, "3")
+        await press(app, pilot, "4")
         log = app.query_one(LogLines)
         assert app.focused is log
         await press(app, pilot, "slash")
@@ -362,9 +403,9 @@ def test_hostile_strings_are_shown_literally(fresh_sysrq: Session, tmp_path: Pat
         main = screen_text(app)
         assert HOSTILE_SHOWN in main  # CPU list, task list, frames title
         assert "\x1b" not in main and "\x07" not in main
-        await press(app, pilot, "3", "G")
+        await press(app, pilot, "4", "G")
         assert f"log {HOSTILE_SHOWN} end" in screen_text(app)
-        await press(app, pilot, "4")
+        await press(app, pilot, "5")
         assert HOSTILE_SHOWN in screen_text(app)
         await press(app, pilot, "ctrl+p")
         await pilot.press(*"CPU 3")
@@ -383,7 +424,8 @@ def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko:
     async def steps(pilot: Any) -> None:
         src = app.query_one(SourceView)
         assert src.kind != "source"
-        await press(app, pilot, "5")
+        assert "test-module.c:9" not in screen_text(app).splitlines()[1]
+        await press(app, pilot, "6")
         table = app.query_one(ModulesTable)
         assert app.focused is table
         row = next(i for i, r in enumerate(table.rows_data) if r.name == "test_module")
@@ -401,6 +443,8 @@ def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko:
         assert src.marked_text().strip().endswith('printk("%d\\n", *p);')
         assert next(r for r in table.rows_data if r.name == "test_module").object_file.endswith(
             "test-module.ko")
+        # the triage's culprit now has its line
+        assert "test-module.c:9" in screen_text(app).splitlines()[1]
 
     drive(app, steps)
 
@@ -433,7 +477,7 @@ def test_missing_backend_pieces_say_so(sysrq_session: Session, tmp_path: Path,
         cpus = app.query_one(CpuList)
         assert cpus.backtraces and cpus.backtraces[0].panic and cpus.backtraces[0].cpu == 3
         assert app.query_one(TasksTable).row_count == 78  # from session.tasks
-        await press(app, pilot, "2")
+        await press(app, pilot, "3")
         assert "kmem -i is not available yet" in screen_text(app)
         await press(app, pilot, "s")
         assert "RELEASE: 6.1.0-56-cloud-amd64" in screen_text(app)

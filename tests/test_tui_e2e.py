@@ -126,7 +126,7 @@ def walk(tmux: Tmux, with_source: bool) -> None:
     tmux.keys("Down")
     tmux.wait_for(r"sysrq\.c:155 ─|sysrq_handle_crash · disassembly")
     # the Log tab, at the panic
-    tmux.keys("3")
+    tmux.keys("4")
     tmux.wait_for(r"\] sysrq: Trigger a crash")
     # the command line
     tmux.keys(":", "kmem -i", "Enter")

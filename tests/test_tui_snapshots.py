@@ -104,7 +104,7 @@ def test_log_at_the_panic(snap_compare: Any, sysrq_dump: Path, vmlinux_path: Pat
                           tmp_path: Path, size: tuple[int, int]) -> None:
     """The Log tab, zoomed, at the oops block."""
     app = _app(sysrq_dump, vmlinux_path, tmp_path)
-    assert snap_compare(app, terminal_size=size, run_before=_keys("3", "p", "z"))
+    assert snap_compare(app, terminal_size=size, run_before=_keys("4", "p", "z"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -112,9 +112,9 @@ def test_tasks_and_memory(snap_compare: Any, sysrq_dump: Path, vmlinux_path: Pat
                           tmp_path: Path, size: tuple[int, int]) -> None:
     """The Tasks tab (the panic CPU's frames above); then Memory with bars."""
     app = _app(sysrq_dump, vmlinux_path, tmp_path)
-    assert snap_compare(app, terminal_size=size, run_before=_keys("4"))
+    assert snap_compare(app, terminal_size=size, run_before=_keys("5"))
     app = _app(sysrq_dump, vmlinux_path, tmp_path)
-    assert snap_compare(app, terminal_size=size, run_before=_keys("2", "z"))
+    assert snap_compare(app, terminal_size=size, run_before=_keys("3", "z"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -35,9 +35,10 @@ from crashtui.tui.summary import SummaryBar, SummaryView
 from crashtui.tui.taskpick import TaskPicker
 from crashtui.tui.tasks import TasksTable
 from crashtui.tui.text import lit
+from crashtui.tui.triage_view import TriageBar, TriageView
 
 STYLES = Path(__file__).resolve().parents[2] / "styles"
-TABS = ("registers", "memory", "log", "tasks", "modules", "summary", "command")
+TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command")
 
 
 @dataclass
@@ -118,13 +119,16 @@ class CrashtuiApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield SummaryBar(id="summary-bar")
+        yield TriageBar(id="triage-bar")
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield CpuList(id="cpus")
                 yield TaskPicker(id="taskpick")
             yield FramesView(id="frames")
             yield SourceView(id="source")
-        with TabbedContent(id="tabs", initial="tab-registers"):
+        with TabbedContent(id="tabs", initial="tab-triage"):
+            with TabPane("Triage", id="tab-triage"):
+                yield TriageView(id="triage")
             with TabPane("Registers", id="tab-registers"):
                 yield RegistersView(id="registers", show_cursor=False)
             with TabPane("Memory", id="tab-memory"):
@@ -187,6 +191,7 @@ class CrashtuiApp(App[int]):
             bts = self._placeholder_backtraces(_err(exc))
         self.backtraces = bts
         self._ui(self.query_one(CpuList).show, bts)
+        self._load_triage()
         try:
             self._ui(self.query_one(LogView).show, be.log_lines())
         except Exception as exc:  # noqa: BLE001
@@ -196,6 +201,16 @@ class CrashtuiApp(App[int]):
         except Exception as exc:  # noqa: BLE001
             self._ui(self._message, "memory", _err(exc))
         self.loaded = True
+
+    def _load_triage(self, refresh: bool = False) -> None:
+        try:
+            t = self.backend.triage(refresh)
+        except Exception as exc:  # noqa: BLE001 - a failing triage must not end the app
+            self._ui(self.query_one(TriageBar).show_error, _err(exc))
+            self._ui(self.query_one(TriageView).show_error, _err(exc))
+            return
+        self._ui(self.query_one(TriageBar).show, t)
+        self._ui(self.query_one(TriageView).show, t)
 
     def _load_modules(self) -> None:
         be = self.backend
@@ -436,6 +451,7 @@ class CrashtuiApp(App[int]):
             return
         self._ui(self.notify, f"loaded {path} for {name}", markup=False)
         self.rows_cache.clear()
+        self._load_triage(refresh=True)
         try:
             self._ui(self.query_one(ModulesView).show, self.backend.modules())
             self.backtraces = self.backend.backtraces()

@@ -186,6 +186,16 @@ class Backend:
     def summary(self) -> Any:
         return self.attr("summary")
 
+    def triage(self, refresh: bool = False) -> Any:
+        """The crash's triage (crashtui.analysis.triage.Triage), built once; refresh=True
+        builds it again (after a .ko was loaded: the culprit gains its file:line)."""
+        from crashtui.commands.triage import session_triage
+
+        with self.lock:
+            if refresh:  # session_triage keeps it on the session under this name
+                self.session.__dict__.pop("_crashtui_triage", None)
+            return session_triage(self.session)
+
     def log_lines(self) -> list[str]:
         log = self.attr("log")
         with self.lock:

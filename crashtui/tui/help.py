@@ -15,7 +15,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Tab  Shift+Tab", "next / previous pane"),
     ("c  t  f  o", "focus CPUs, task filter, frames, source"),
     ("p", "panic: the panic CPU's culprit frame (in the Log tab: the oops)"),
-    ("1 … 7", "tabs: Registers Memory Log Tasks Modules Summary Command"),
+    ("1 … 8", "tabs: Triage Registers Memory Log Tasks Modules Summary Command"),
     ("s", "full summary (crash's sys)"),
     ("/  n  N", "search the log or filter tasks; next / previous match"),
     (":", "command line: sys, bt, log, ps, kmem -i, mod, dis -l, help"),

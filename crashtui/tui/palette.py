@@ -75,6 +75,7 @@ class ActionProvider(Provider):
     """The app's own actions (export, panic, help, tabs)."""
 
     ACTIONS = (
+        ("Show triage", "tab('triage')", "what happened: kind, culprit, bad register"),
         ("Export report (Markdown)", "export", "write crashtui-report-*.md"),
         ("Jump to panic", "panic", "the panic CPU's culprit frame"),
         ("Show full summary (sys)", "tab('summary')", "crash's sys"),

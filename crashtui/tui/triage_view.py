@@ -7,6 +7,7 @@ Self-contained: `TriageView().show(triage)` with a crashtui.analysis.triage.Tria
 
 from __future__ import annotations
 
+import posixpath
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -89,6 +90,64 @@ def triage_text(t: Triage) -> Text:
     for note in t.notes:
         rows.append(_row("Note", note, "italic"))
     return Text("\n").join(rows)
+
+
+def triage_headline(t: Triage, width: int = 0) -> Text:
+    """What happened, in one line fitting `width`: kind and culprit, then as room allows its
+    file:line, the bad register (or address), an out-of-tree module, the signature."""
+    text = Text(no_wrap=True, overflow="ellipsis", end="")
+    text.append(" ")
+    text.append_text(lit(t.title[:1].upper() + t.title[1:], "bold red"))
+    c = t.culprit
+    if c is not None:
+        text.append(" in ")
+        text.append_text(lit(c.symbol, "bold"))
+        if c.module:
+            text.append(" [")
+            text.append_text(lit(c.module))
+            text.append("]")
+    extras: list[Text] = []
+    file, line = (c.file, c.line) if c is not None else (None, None)
+    if not (file and line) and t.bug is not None:
+        file, line = t.bug.file, t.bug.line
+    if file and line:
+        extras.append(lit(f"{posixpath.basename(file)}:{line}", "cyan"))
+    if t.bad_register is not None:
+        r = t.bad_register
+        extras.append(Text.assemble(("bad ", "yellow"),
+                                    (f"{r.name.upper()} = {r.value:#x}", "bold yellow")))
+    elif t.fault_address is not None:
+        extras.append(Text.assemble("address ", (f"{t.fault_address:#x}", "bold")))
+    if c is not None and c.module and c.out_of_tree:
+        extras.append(Text("out-of-tree module", "yellow"))
+    if t.signature:
+        extras.append(Text.assemble(("sig ", "dim"), (t.signature, "dim")))
+    for extra in extras:
+        if width and text.cell_len + 2 + extra.cell_len > width:
+            continue
+        text.append("  ")
+        text.append_text(extra)
+    return text
+
+
+class TriageBar(Static):
+    """The triage's headline under the summary bar (the Triage tab has the rest)."""
+
+    def on_mount(self) -> None:
+        self.update(Text(" triage: working it out…", "dim", no_wrap=True))
+
+    triage: Triage | None = None
+
+    def show(self, triage: Triage) -> None:
+        self.triage = triage
+        self.update(triage_headline(triage, self.size.width))
+
+    def on_resize(self) -> None:
+        if self.triage is not None:
+            self.update(triage_headline(self.triage, self.size.width))
+
+    def show_error(self, message: str) -> None:
+        self.update(Text.assemble((" triage unavailable: ", "italic"), lit(message, "italic")))
 
 
 class TriageView(VerticalScroll):
