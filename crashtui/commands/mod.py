@@ -30,7 +30,9 @@ def module_lines(table: ModuleTable, only: list[str] | None = None) -> list[str]
     for m in mods:
         if only is not None and m.name not in only:
             continue
-        out.append(f"{m.address:016x}  {m.name:<{name_w}}  {m.base:016x}  "
+        # %lx right-justified, as crash: a 6.12 module still in its init (no core text yet)
+        # has TEXT_BASE "               0"
+        out.append(f"{m.address:016x}  {m.name:<{name_w}}  {m.base:>16x}  "
                    f"{m.size:>{size_w}}  {_object(table, m)}")
     out += [f"mod: {e}" for e in table.errors]
     return out
