@@ -335,3 +335,18 @@ def test_kernel_kallsyms_from_vmcoreinfo(name: str, vmlinux_for: dict[str, Path]
         assert table.address_of(sym) == k.symbol(sym), sym
     fn = k.symbol("do_one_initcall")
     assert table.symbolize(fn + 0x59) == "do_one_initcall+0x59"
+
+
+def test_mod_base_zero_is_printed_as_crash_prints_it(testmod: Session) -> None:
+    """A module still in its init on 6.4+ may have no core text: crash's %lx shows `0`."""
+    import dataclasses
+
+    from crashtui.commands.mod import module_lines
+    from crashtui.kernel.modules import ModuleList
+
+    table = testmod.modules
+    table._list = ModuleList([dataclasses.replace(m, base=0) if m.name == "test_module" else m
+                              for m in table.modules])
+    theirs = next(line for line in crash_out(TESTMOD, "mod.txt") if " test_module " in line)
+    mine = next(line for line in module_lines(table) if " test_module " in line)
+    assert mine == theirs.replace("ffffffffc03b9000", " " * 15 + "0")
