@@ -20,7 +20,7 @@ from crashtui.analysis.session import Session
 from crashtui.analysis.source import SourceFinder
 from crashtui.tui.app import CrashtuiApp
 from crashtui.tui.backend import Backend
-from crashtui.tui.command import CommandInput, complete
+from crashtui.tui.command import CommandInput, apply_completion
 from crashtui.tui.cpus import CpuList
 from crashtui.tui.frames import FramesView
 from crashtui.tui.help import HelpScreen
@@ -383,9 +383,52 @@ def test_keyboard_walk_through_every_pane(sysrq_session: Session, tmp_path: Path
 
 
 def test_command_completion() -> None:
-    assert complete("sy", ["sym", "sys"]) == ("sy", ["sym", "sys"])
-    assert complete("sys", ["sym", "sys"]) == ("sys ", ["sys"])
-    assert complete("zz", ["sys"]) == ("zz", [])
+    assert apply_completion("sy", ["sym", "sys"]) == ("sy", ["sym", "sys"])
+    assert apply_completion("sys", ["sys "]) == ("sys ", [])
+    assert apply_completion("zz", []) == ("zz", [])
+    assert apply_completion("dis -l sysrq_handle_c", ["dis -l sysrq_handle_crash",
+                                                      "dis -l sysrq_handle_crashdump"]) == (
+        "dis -l sysrq_handle_crash", ["sysrq_handle_crash", "sysrq_handle_crashdump"])
+
+
+def test_tab_completes_symbols_structs_and_modules(testmod_session: Session,
+                                                   tmp_path: Path) -> None:
+    app = CrashtuiApp(Backend(testmod_session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "colon")
+        box = app.query_one(CommandInput)
+        for typed, completed in (("dis -l test_module_in", "dis -l test_module_init "),
+                                 ("struct task_str", "struct task_struct "),
+                                 ("mod test_m", "mod test_module "),
+                                 ("rd linux_bann", "rd linux_banner "),
+                                 ("he", "help ")):
+            box.value = typed
+            box.cursor_position = len(typed)
+            await press(app, pilot, "tab")
+            assert box.value == completed, typed
+        # several candidates: their common prefix, the rest listed
+        box.value = "dis -l sysrq_handle_cr"
+        box.cursor_position = len(box.value)
+        await press(app, pilot, "tab")
+        assert box.value == "dis -l sysrq_handle_crash "
+        box.value = "dis -l sysrq_ha"
+        box.cursor_position = len(box.value)
+        await press(app, pilot, "tab")
+        assert box.value.startswith("dis -l sysrq_handle") and not box.value.endswith(" ")
+        shown = [n.message for n in app._notifications]
+        assert any("sysrq_handle_crash  " in m and "sysrq_handle_SAK" in m for m in shown)
+        # completed text is kept before what follows the cursor
+        box.value = "dis -l test_module_ini -r"
+        box.cursor_position = len("dis -l test_module_ini")
+        await press(app, pilot, "tab")
+        assert box.value == "dis -l test_module_init  -r"
+        await press(app, pilot, "enter")  # and it runs
+        out = app.query_one("#command-output")
+        assert any("test_module_init" in out.line_text(i)  # type: ignore[attr-defined]
+                   for i in range(out.line_count))  # type: ignore[attr-defined]
+
+    drive(app, steps)
 
 
 # -- text from the dump is text -----------------------------------------------------------------

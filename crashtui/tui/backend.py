@@ -176,6 +176,14 @@ class Backend:
         with self.lock:
             return run_command(self.session, line)
 
+    def complete(self, text: str) -> list[str]:
+        """The lines a command line can become on Tab (command names, kernel and module
+        symbols, struct names, module names: crashtui.commands.complete)."""
+        from crashtui.commands.complete import complete
+
+        with self.lock:
+            return complete(self.session, text)
+
     def command_names(self) -> list[str]:
         from crashtui.commands import command_names
 

@@ -12,22 +12,27 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input
 
+from crashtui.commands.complete import MAX_CANDIDATES
 from crashtui.errors import CrashtuiError
 from crashtui.tui.lines import TextLines
 from crashtui.tui.text import lit
 
 
-def complete(prefix: str, names: list[str]) -> tuple[str, list[str]]:
-    """The completed first word and the candidates it could still be."""
-    cands = [n for n in names if n.startswith(prefix)]
-    if not cands:
-        return prefix, []
-    common = os.path.commonprefix(cands)
-    return (common + " " if len(cands) == 1 else common), cands
+def apply_completion(text: str, lines: list[str]) -> tuple[str, list[str]]:
+    """The input after Tab and the candidates to list, from crashtui.commands.complete's
+    completed lines: a unique line as it is; several, their common prefix and last words."""
+    if not lines:
+        return text, []
+    if len(lines) == 1:
+        return lines[0], []
+    common = os.path.commonprefix(lines)
+    return (common if len(common) > len(text) else text), [
+        line.rpartition(" ")[2] or line for line in lines]
 
 
 class CommandInput(Input):
-    """One command line; ↑/↓ walk the history, Tab completes the command name."""
+    """One command line; ↑/↓ walk the history, Tab completes commands, symbols, structs and
+    modules (crashtui.commands.complete, in a worker)."""
 
     BINDINGS = [
         Binding("up", "history(-1)", "Previous", show=False),
@@ -36,9 +41,9 @@ class CommandInput(Input):
         Binding("escape", "leave", "Back", show=False),
     ]
 
-    def __init__(self, names: Callable[[], list[str]], *, id: str | None = None) -> None:
+    def __init__(self, completer: Callable[[str], list[str]], *, id: str | None = None) -> None:
         super().__init__(placeholder="crash> command (Tab completes, ↑ history, `help`)", id=id)
-        self.names = names
+        self.completer = completer
         self.history: list[str] = []
         self.position = 0
 
@@ -59,13 +64,26 @@ class CommandInput(Input):
         self.app.query_one("#frames").focus()
 
     def action_complete(self) -> None:
-        if " " in self.value.strip():
+        """Complete the text before the cursor (symbols and types may take a moment)."""
+        self._complete(self.value[: self.cursor_position], self.value)
+
+    @work(thread=True, group="complete", exclusive=True)
+    def _complete(self, before: str, value: str) -> None:
+        try:
+            lines = self.completer(before)
+        except Exception:  # noqa: BLE001 - completion is a convenience
+            lines = []
+        self.app.call_from_thread(self._completed, before, value, lines)
+
+    def _completed(self, before: str, value: str, lines: list[str]) -> None:
+        if self.value != value:  # typed on meanwhile
             return
-        done, cands = complete(self.value.strip(), self.names())
-        self.value = done
+        done, cands = apply_completion(before, lines)
+        self.value = done + value[len(before):]
         self.cursor_position = len(done)
-        if len(cands) > 1:
-            self.notify("  ".join(cands), title="commands", markup=False)
+        if cands:
+            more = f" (the first {MAX_CANDIDATES})" if len(cands) >= MAX_CANDIDATES else ""
+            self.notify("  ".join(cands), title=f"{len(cands)} completions{more}", markup=False)
 
 
 class CommandView(Vertical):
@@ -73,7 +91,7 @@ class CommandView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield TextLines(id="command-output")
-        yield CommandInput(self._names, id="command-input")
+        yield CommandInput(self._complete, id="command-input")
 
     def on_mount(self) -> None:
         self.query_one("#command-output", TextLines).set_lines(
@@ -81,11 +99,8 @@ class CommandView(Vertical):
                   "and press Enter.", "dim")])
         self.output: list[Text] = []
 
-    def _names(self) -> list[str]:
-        try:
-            return self.app.backend.command_names()  # type: ignore[attr-defined,no-any-return]
-        except Exception:  # noqa: BLE001 - completion is a convenience
-            return []
+    def _complete(self, text: str) -> list[str]:
+        return self.app.backend.complete(text)  # type: ignore[attr-defined,no-any-return]
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

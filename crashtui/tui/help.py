@@ -19,6 +19,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "full summary (crash's sys)"),
     ("/  n  N", "search the log or filter tasks; next / previous match"),
     (":", "command line: sys, bt, log, ps, kmem -i, mod, dis -l, help"),
+    ("Tab", "command line: complete commands, symbols, structs, modules"),
     ("l", "Modules tab: load the selected module's .ko"),
     ("s  r", "Tasks tab: sort by the next column, reverse"),
     (".", "source pane: centre the marked line again"),
