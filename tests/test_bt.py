@@ -411,6 +411,21 @@ def test_sym_equals_crash(sessions: dict[str, Session]) -> None:
     assert run_command(session, "sym jiffies") == ["ffffffffa10079c0 (D) jiffies"]
 
 
+def test_sym_names_gcc_clones_as_crash(sessions: dict[str, Session]) -> None:
+    """crash drops `.part.N` / `.isra.N` (and what follows) but keeps `.constprop.N`, `.cold`:
+    crash 8.0.6 printed these lines for `sym ADDR` on 6.1-sysrq (as it names 6.12's
+    `synchronize_rcu_normal.part.0` frames `synchronize_rcu_normal`)."""
+    src = "debian/build/build_amd64_none_cloud-amd64/"
+    session = sessions["6.1-sysrq"]
+    for addr, text in (
+            ("ffffffff9ffca60c", f"(t) __x2apic_disable+20 {src}arch/x86/kernel/apic/apic.c: 1799"),
+            ("ffffffff9fbc0a64", "(t) ZSTD_DCtx_refDDict+4 "
+                                 f"{src}lib/zstd/decompress/zstd_decompress.c: 1542"),
+            ("ffffffff9ff15404", f"(t) NF_HOOK.constprop.0+4 {src}include/linux/netfilter.h: 308"),
+            ("ffffffff9fff4ac9", f"(t) __handle_sysrq.cold+68 {src}include/linux/rcupdate.h: 823")):
+        assert run_command(session, f"sym {addr}") == [f"{addr} {text}"]
+
+
 @pytest.mark.parametrize("cmd,file", [("dis -l sysrq_handle_crash", "dis-l.txt"),
                                       ("dis -rl ffffffff9fca8a06", "dis-rl-rip.txt")])
 def test_dis_equals_crash(cmd: str, file: str, sessions: dict[str, Session]) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, Frame, SourceLocation
+from crashtui.debuginfo.symbols import crash_name
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.regs import CpuRegisters, prstatus_registers, user_mode
 from crashtui.kernel.stacks import EXCEPTION, IRQ, Stack, StackMap
@@ -74,7 +75,7 @@ def symbolize(kernel: Kernel, addr: int, extra: Sequence[Symbolizer] = (),
     hit = kernel.symbolize(look)
     if hit is not None and _in_kernel_text(kernel, look):
         sym, off = hit
-        return Symbolized(sym.name, off + (addr - look))
+        return Symbolized(crash_name(sym.name), off + (addr - look))
     for fn in extra:
         try:
             res = fn(look)

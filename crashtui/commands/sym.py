@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crashtui.commands import CommandError, command
+from crashtui.debuginfo.symbols import crash_name
 from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def sym_line(session: Session, addr: int, name: str | None = None) -> str:
         sym, off = hit
         if name is not None and off == 0:
             sym = k.symbols.lookup(name) or sym
-        text = f"{addr:x} ({type_letter(session, sym)}) {sym.name}" + (f"+{off}" if off else "")
+        text = f"{addr:x} ({type_letter(session, sym)}) {crash_name(sym.name)}" + (
+            f"+{off}" if off else "")
         src = session.source_line(addr)
         return text + (f" {src.file}: {src.line}" if src is not None else "")
     named = session.symbolize(addr)

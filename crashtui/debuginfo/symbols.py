@@ -77,6 +77,16 @@ def is_marker(name: str) -> bool:
     return _MARKER_RE.match(name) is not None
 
 
+_CLONE_SUFFIX_RE = re.compile(r"\.(?:part|isra)\.\d.*$")
+
+
+def crash_name(name: str) -> str:
+    """A kernel function's name as crash shows it: gcc's `.part.N` / `.isra.N` clone suffix
+    and what follows dropped (`synchronize_rcu_normal.part.0` -> `synchronize_rcu_normal`,
+    `__x2apic_disable.part.0.cold` -> `__x2apic_disable`); `.cold`, `.constprop.N` kept."""
+    return _CLONE_SUFFIX_RE.sub("", name)
+
+
 def _kallsyms_letter(letter: str) -> tuple[int, int]:
     """(kind, binding) for an nm/kallsyms type letter ('T', 't', 'D', 'W', ...)."""
     low = letter.lower()
