@@ -131,5 +131,45 @@ class Session:
         """file:line of a runtime address (vmlinux DWARF, or a loaded module's .ko)."""
         return self.backtrace_builder.source(runtime_addr)
 
+    def find_symbol(self, name: str) -> int | None:
+        """Runtime address of a kernel symbol (vmlinux or the dump's kallsyms), else of a
+        loaded module's symbol; None if unknown."""
+        from crashtui.errors import CrashtuiError
+
+        try:
+            addr = self.kernel.symbol_or_none(name)
+        except CrashtuiError:
+            addr = None
+        if addr is not None:
+            return addr
+        try:
+            table = self.modules
+            for mod in table.modules:
+                addr = table.symbols(mod).lookup(name)
+                if addr is not None:
+                    return addr
+        except CrashtuiError:
+            pass
+        return None
+
+    def symbol_names(self, prefix: str, limit: int = 50) -> list[str]:
+        """Up to `limit` kernel and module symbol names starting with `prefix`, sorted."""
+        from crashtui.errors import CrashtuiError
+
+        if not prefix:
+            return []
+        out: list[str] = []
+        try:
+            out += self.kernel.symbols.names_with_prefix(prefix, limit)
+        except CrashtuiError:
+            pass
+        try:
+            table = self.modules
+            for mod in table.modules:
+                out += [n for n in table.symbols(mod).names if n.startswith(prefix)]
+        except CrashtuiError:
+            pass
+        return sorted(set(out))[:limit]
+
     def close(self) -> None:
         self.kernel.close()

@@ -30,7 +30,7 @@ from crashtui.tui.messages import FrameSelected, ShowBacktrace, ShowTask
 from crashtui.tui.modules import ModulesView
 from crashtui.tui.palette import ActionProvider, CpuProvider, SymbolProvider, TaskProvider
 from crashtui.tui.registers import RegistersView
-from crashtui.tui.source import SourceView, highlight_source, hint_lines
+from crashtui.tui.source import SourceView, highlight_source, hint_lines, hint_subtitle
 from crashtui.tui.summary import SummaryBar, SummaryView
 from crashtui.tui.taskpick import TaskPicker
 from crashtui.tui.tasks import TasksTable
@@ -174,7 +174,7 @@ class CrashtuiApp(App[int]):
             summary = be.summary()
             self.panic_cpu = summary.panic_cpu
             self._ui(self.query_one(SummaryBar).show, summary)
-            self._ui(self.query_one(SummaryView).show, summary)
+            self._ui(self.query_one(SummaryView).show, summary, self._debug_line())
         except Exception as exc:  # noqa: BLE001 - every fact fails on its own
             self._ui(self.query_one(SummaryBar).show_error, _err(exc))
             self._ui(self._message, "summary", _err(exc))
@@ -201,6 +201,18 @@ class CrashtuiApp(App[int]):
         except Exception as exc:  # noqa: BLE001
             self._ui(self._message, "memory", _err(exc))
         self.loaded = True
+
+    def _debug_line(self) -> str:
+        try:
+            return self.backend.debug_info()[0]
+        except Exception as exc:  # noqa: BLE001 - only a line in the Summary tab
+            return f"debug info: {_err(exc)}"
+
+    def _debug_hint(self) -> str | None:
+        try:
+            return self.backend.debug_info()[1]
+        except Exception:  # noqa: BLE001 - the generic hint then
+            return None
 
     def _load_triage(self, refresh: bool = False) -> None:
         try:
@@ -345,7 +357,7 @@ class CrashtuiApp(App[int]):
         if loc is not None:
             if self._show_file(loc, module):
                 return
-        self._show_disassembly(req, loc, function)
+        self._show_disassembly(req, loc, function, module)
 
     def _show_file(self, loc: Location, module: str | None) -> bool:
         """Show the location's file if it can be found (reading a tarball if need be)."""
@@ -401,11 +413,12 @@ class CrashtuiApp(App[int]):
         return True
 
     def _show_disassembly(self, req: SourceRequest, loc: Location | None,
-                          function: str | None) -> None:
+                          function: str | None, module: str | None = None) -> None:
         view = self.query_one(SourceView)
         file = getattr(loc, "file", None)
         line = getattr(loc, "line", None)
-        hint = hint_lines(file, line)
+        debug_hint = None if file or module else self._debug_hint()
+        hint = hint_lines(file, line, module, debug_hint)
         if not function:
             self._ui(view.show_message, req.title,
                      [*hint, lit("(no function known at this address)", "italic")])
@@ -417,7 +430,7 @@ class CrashtuiApp(App[int]):
                      [*hint, lit(f"disassembly: {_err(exc)}", "italic")])
             return
         self._ui(view.show_disassembly, f"{function} · disassembly", hint, dis, req.target,
-                 "no source: --source DIR or CRASHTUI_SOURCE")
+                 hint_subtitle(file, module, debug_hint))
 
     def jump_to_symbol(self, name: str) -> None:
         """Show a function's source (or disassembly) in the source pane."""

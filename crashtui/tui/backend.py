@@ -143,6 +143,7 @@ class Backend:
         self.finder = SourceFinder([source] if source else [], cache_root=cache_root,
                                    release=release, module_dirs=modules, auto=auto_source)
         self.loaded_modules: dict[str, Path] = {}
+        self._debug: tuple[str, str | None] | None = None
 
     # -- generic ---------------------------------------------------------------------------
 
@@ -203,6 +204,15 @@ class Backend:
             if refresh:  # session_triage keeps it on the session under this name
                 self.session.__dict__.pop("_crashtui_triage", None)
             return session_triage(self.session)
+
+    def debug_info(self) -> tuple[str, str | None]:
+        """The line saying which debug info is used (a vmlinux, or the dump's own kallsyms,
+        BTF and ORC), and how to get source lines when there are none (else None)."""
+        if self._debug is None:
+            with self.lock:
+                ds = self.session.kernel.debug_sources
+                self._debug = (ds.describe(), ds.hint())
+        return self._debug
 
     def log_lines(self) -> list[str]:
         log = self.attr("log")
@@ -389,22 +399,20 @@ class Backend:
         return found
 
     def symbol_names(self, prefix: str, limit: int = 30) -> list[str]:
-        """Kernel symbol names starting with prefix (for the palette)."""
+        """Kernel and module symbol names starting with prefix (for the palette)."""
         if not prefix:
             return []
-        with self.lock:
-            try:
-                return list(self.session.kernel.vmlinux.symbols.names_with_prefix(prefix, limit))
-            except Exception:  # noqa: BLE001 - no symbols: no suggestions
-                return []
+        try:
+            return list(self.call("symbol_names", prefix, limit))
+        except Exception:  # noqa: BLE001 - no symbols: no suggestions
+            return []
 
     def symbol_address(self, name: str) -> int | None:
-        """Runtime address of a kernel symbol."""
-        with self.lock:
-            try:
-                return self.session.kernel.symbol_or_none(name)  # type: ignore[no-any-return]
-            except Exception:  # noqa: BLE001 - unknown symbol
-                return None
+        """Runtime address of a kernel (or module) symbol, None if unknown."""
+        try:
+            return self.call("find_symbol", name)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 - unknown symbol
+            return None
 
     def export(self, path: str) -> str:
         """Write the Markdown report; returns the path written."""

@@ -72,17 +72,45 @@ def disassembly_lines(lines: list[str], target: int | None,
     return out, mark
 
 
-def hint_lines(file: str | None, line: int | None) -> list[Text]:
-    """Where no source was found: say so and how to point crashtui at it (narrow-friendly)."""
-    where = f"{display_path(file)}:{line}" if file else "this frame"
-    return [
-        lit(f"No source for {where}.", "bold yellow"),
-        Text("Point crashtui at the source with", "yellow"),
-        Text("  --source DIR  (kernel tree or", "yellow"),
-        Text("   linux-source-*.tar.xz) or", "yellow"),
-        Text("  CRASHTUI_SOURCE=DIR", "yellow"),
-        Text(""),
-    ]
+def hint_lines(file: str | None, line: int | None, module: str | None = None,
+               debug_hint: str | None = None) -> list[Text]:
+    """Where no source was found: say so and how to get it (narrow-friendly).
+
+    With a file:line, the source tree is missing; without one, the line tables are: a
+    module's .ko, or (debug_hint, DebugSources.hint()) the kernel's debug vmlinux."""
+    if file:
+        return [
+            lit(f"No source for {display_path(file)}:{line}.", "bold yellow"),
+            Text("Point crashtui at the source with", "yellow"),
+            Text("  --source DIR  (kernel tree or", "yellow"),
+            Text("   linux-source-*.tar.xz) or", "yellow"),
+            Text("  CRASHTUI_SOURCE=DIR", "yellow"),
+            Text(""),
+        ]
+    if module:
+        return [
+            lit(f"No source lines for module {module}:", "bold yellow"),
+            Text("load its .ko with --modules DIR", "yellow"),
+            Text("or `l` in the Modules tab.", "yellow"),
+            Text(""),
+        ]
+    if debug_hint:  # "no source lines: apt-get install P, --fetch (a, b), or give ..."
+        _, _, ways = debug_hint.partition(": ")
+        out = [Text("No source lines: the dump alone", "bold yellow"),
+               Text("has none. Get them with", "yellow")]
+        out += [lit(f"  {w.strip()}", "yellow")
+                for w in re.split(r",(?![^()]*\))", ways or debug_hint) if w.strip()]
+        return [*out, Text("")]
+    return [lit("No source line known here.", "bold yellow"), Text("")]
+
+
+def hint_subtitle(file: str | None, module: str | None, debug_hint: str | None) -> str:
+    """The source pane's subtitle when it shows disassembly: what would bring the source."""
+    if file:
+        return "no source: --source DIR or CRASHTUI_SOURCE"
+    if module:
+        return "no .ko: --modules DIR"
+    return "no source lines: no debug vmlinux" if debug_hint else "no source line"
 
 
 class SourceView(TextLines):

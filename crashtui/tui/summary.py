@@ -94,8 +94,14 @@ class SummaryBar(Static):
 class SummaryView(TextLines):
     """crash's start-up banner (`sys` plus the panic task), and what could not be read."""
 
-    def show(self, summary: Any) -> None:
+    def show(self, summary: Any, debug_info: str = "") -> None:
+        """The banner, what could not be read, then which debug info is used (its parts one
+        to a line: the vmlinux or the dump's own tables; how to get source lines)."""
         lines = [lit(line) for line in summary.banner_lines()]
         for err in getattr(summary, "errors", []):
             lines.append(lit(f"  (could not read {err})", "italic"))
+        if debug_info:
+            lines.append(Text(""))
+            for i, part in enumerate(debug_info.split("; ")):
+                lines.append(lit(("  " if i else "") + part, "dim" if i else ""))
         self.set_lines(lines)
