@@ -409,3 +409,18 @@ def test_source_excerpt_from_a_source_tree(sessions: dict[str, Session], tmp_pat
     assert numbers == list(range(145, 166))  # ±10 lines around sysrq.c:155
     assert [x for x in block.splitlines() if x.startswith(">")] == ["> 155  line 155 ```<b>"]
     assert "<b>" not in parse(section).html
+
+
+def test_build_id_without_a_vmlinux() -> None:
+    """The dump's own BUILD-ID (VMCOREINFO) names the kernel when no vmlinux is given."""
+    dump_dir = ROOT / "sample-dumps" / "6.1-sysrq"
+    manifest = dict(line.split("=", 1) for line in (dump_dir / "MANIFEST").read_text()
+                    .splitlines() if "=" in line)
+    session = Session.open(next(dump_dir.glob("dump.*")))
+    try:
+        facts = gather_mod.dump_facts(session)
+        assert facts.vmlinux is None
+        assert facts.build_id == manifest["vmlinux_build_id"]
+        assert f"`{facts.build_id}`" in build_report(session, ReportOptions())
+    finally:
+        session.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, SourceLocation
+from crashtui.errors import CrashtuiError
 from crashtui.report.backend import Missing, Notes, provider, session_attr
 from crashtui.report.logblock import oops_block
 
@@ -176,13 +177,24 @@ def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) 
 def dump_facts(session: Session) -> DumpFacts:
     """The dump's own header facts and the vmlinux's identity."""
     info = session.kernel.dump.info
-    vm = session.kernel.vmlinux
     return DumpFacts(
         path=str(session.dump_path), format=info.format, compression=sorted(info.compression),
         dump_level=info.dump_level, partial=info.partial, incomplete=info.incomplete,
         page_size=info.page_size,
         vmlinux=str(session.vmlinux_path) if session.vmlinux_path else None,
-        build_id=vm.build_id if vm is not None else None)
+        build_id=_build_id(session))
+
+
+def _build_id(session: Session) -> str | None:
+    """The kernel's GNU build-id: the dump's VMCOREINFO BUILD-ID (5.9+, so also without a
+    vmlinux), else the vmlinux's; lower-case hex, None if unknown or not hex."""
+    from crashtui.debuginfo.locate import valid_build_id
+
+    try:
+        return valid_build_id(session.kernel.debug_sources.build_id)
+    except CrashtuiError:
+        vm = session.kernel.vmlinux
+        return valid_build_id(vm.build_id) if vm is not None else None
 
 
 def module_files(session: Session) -> dict[str, str]:
