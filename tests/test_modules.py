@@ -350,3 +350,41 @@ def test_mod_base_zero_is_printed_as_crash_prints_it(testmod: Session) -> None:
     theirs = next(line for line in crash_out(TESTMOD, "mod.txt") if " test_module " in line)
     mine = next(line for line in module_lines(table) if " test_module " in line)
     assert mine == theirs.replace("ffffffffc03b9000", " " * 15 + "0")
+
+
+def test_dis_of_a_module_function_is_that_function(testmod: Session, testmod_ko: Path,
+                                                   vmlinux_for: dict[str, Path]) -> None:
+    """The kernel's size for test_module_init runs to the end of the init text (0x1000, as
+    the oops prints); its own st_size (0x1f, kept in the in-memory symtab) bounds `dis -l`,
+    which lists just the function, as objdump does."""
+    from crashtui.kernel.modules import module_symbol
+
+    hit = module_symbol(testmod, RIP)
+    assert hit is not None and (hit.size, hit.extent) == (0x1000, 0x1F)
+    objdump = (SAMPLES / TESTMOD / "crash" / "objdump-init-text.txt").read_text().splitlines()
+    want = [int(m[1], 16) for line in objdump if (m := re.match(r"\s+([0-9a-f]+):\t", line))]
+    dump, vmlinux = str(dump_of(TESTMOD)), str(vmlinux_for[TESTMOD])
+    for args in ([], ["--modules", str(testmod_ko.parent)]):
+        r = crashtui(dump, vmlinux, *args, "-c", "dis -l test_module_init")
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.splitlines()
+        offsets = [int(m[1] or 0) for line in out
+                   if (m := re.match(r"0x[0-9a-f]+ <test_module_init(?:\+(\d+))?>:", line))]
+        assert len(offsets) == len([line for line in out if line.startswith("0x")])
+        # objdump's instructions; the .ko's `jmp __x86_return_thunk` (0x1a, 5 bytes) runs
+        # in memory as `ret` and int3 padding up to the function's end
+        assert offsets[:len(want)] == want
+        assert offsets[len(want):] == [0x1B, 0x1C, 0x1D, 0x1E]
+        assert out[[i for i, line in enumerate(out) if line.startswith("0x")][5]].endswith(
+            "ret")
+        lines = [line for line in out if not line.startswith("0x")]
+        if args:  # with the .ko: its source lines, where objdump -l puts them
+            assert lines == ["/usr/src/test-module/test-module.c: 7",
+                             "/usr/src/test-module/test-module.c: 9",
+                             # two rows at 0x18: line 10 (a statement, as gdb and crash
+                             # pick) and 11 (not one, which objdump prints)
+                             "/usr/src/test-module/test-module.c: 10"]
+            assert out.index(lines[1]) + 1 == next(
+                i for i, line in enumerate(out) if "<test_module_init+5>" in line)
+        else:
+            assert lines == []

@@ -45,10 +45,16 @@ def _module_symbol(session: Session, name: str) -> tuple[int, int] | None:
             addr = table.symbols(mod).lookup(name)
             if addr is not None:
                 hit = table.symbolize(addr)
-                return addr, int(getattr(hit, "size", 0) or 0)
+                return addr, _extent(hit)
     except CrashtuiError:
         return None
     return None
+
+
+def _extent(hit: Any) -> int:
+    """A module symbol's own length (st_size, else to the next symbol), else the kernel's size
+    (to the end of the region's text)."""
+    return int(getattr(hit, "extent", 0) or getattr(hit, "size", 0) or 0)
 
 
 def _function_bounds(session: Session, addr: int) -> tuple[int, int] | None:
@@ -72,7 +78,7 @@ def _function_bounds(session: Session, addr: int) -> tuple[int, int] | None:
             mhit = None
         if mhit is not None:
             start = addr - int(mhit.offset)
-            return start, start + max(int(getattr(mhit, "size", 0) or 0), int(mhit.offset) + 1)
+            return start, start + max(_extent(mhit), int(mhit.offset) + 1)
     return None
 
 

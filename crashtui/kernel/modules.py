@@ -259,23 +259,26 @@ class ModuleSymbolHit:
     module: str
     kind: str = "t"  # nm-style type letter ('t' text, 'd' data, ...)
     address: int = 0  # start of the symbol
+    extent: int = 0  # its own length: st_size, else up to the next symbol (what dis lists)
 
 
 class ModuleSymbols:
     """A module's symbols sorted by address; aliases resolve like the kernel's
     find_kallsyms_symbol() (kernel/module/kallsyms.c): the earliest symtab entry wins."""
 
-    def __init__(self, module: Module, entries: list[tuple[int, int, str, str]]) -> None:
-        """entries: (address, symtab order, name, type letter), restricted to module memory."""
+    def __init__(self, module: Module, entries: list[tuple[int, int, str, str, int]]) -> None:
+        """entries: (address, symtab order, name, type letter, st_size or 0), restricted to
+        module memory."""
         self.module = module
         entries = sorted(e for e in entries if module.contains(e[0]))
         self.addresses = np.array([e[0] for e in entries], dtype=np.uint64)
         self.names = [e[2] for e in entries]
         self.kinds = [e[3] for e in entries]
+        self.sizes = [e[4] for e in entries]
 
     @classmethod
     def from_kallsyms(cls, module: Module, ks: ModuleKallsyms) -> ModuleSymbols:
-        return cls(module, [(s.address, s.index, s.name, s.kind) for s in ks.named()])
+        return cls(module, [(s.address, s.index, s.name, s.kind, s.size) for s in ks.named()])
 
     @classmethod
     def from_table(cls, module: Module, table: Iterable[KoSymbol]) -> ModuleSymbols:
@@ -288,7 +291,7 @@ class ModuleSymbols:
             letter = {"func": "t", "object": "d"}.get(sym.kind, "?")
             if sym.binding != "local":
                 letter = letter.upper()
-            entries.append((sym.address, i, sym.name, letter))
+            entries.append((sym.address, i, sym.name, letter, sym.size))
         return cls(module, entries)
 
     def __len__(self) -> int:
@@ -317,8 +320,13 @@ class ModuleSymbols:
         end = region.base + (region.text_size if region.in_text(addr) else region.size)
         if nxt and start < nxt < end:
             end = nxt
-        return ModuleSymbolHit(self.names[first], addr - start, max(end - start, 0),
-                               self.module.name, self.kinds[first], start)
+        # The kernel's size (after '/' in an oops) runs to the next symbol or the end of the
+        # region's text; the symbol's own extent is its st_size when the entry has one.
+        size = max(end - start, 0)
+        own = max(self.sizes[first:hi], default=0)
+        extent = min(own, size) if own else size
+        return ModuleSymbolHit(self.names[first], addr - start, size,
+                               self.module.name, self.kinds[first], start, extent)
 
 
 # -- .ko debug info ----------------------------------------------------------------------------
