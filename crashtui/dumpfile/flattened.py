@@ -80,7 +80,7 @@ class FlattenedSource:
         order = np.argsort(starts, kind="stable")
         s_starts = starts[order]
         s_ends = s_starts + np.frombuffer(sizes, dtype=np.int64)[order]
-        if bool(np.all(s_ends[:-1] <= s_starts[1:])):
+        if bool(np.all(np.less_equal(s_ends[:-1], s_starts[1:]))):
             self._starts = array("q", s_starts.tobytes())
             self._ends = array("q", s_ends.tobytes())
             self._filepos = array("q", np.frombuffer(filepos, dtype=np.int64)[order].tobytes())
@@ -116,7 +116,7 @@ class FlattenedSource:
                 free[k] = k + 1
                 k = find(k + 1)
         own = np.frombuffer(owner, dtype=np.int64)  # record index + 1; 0: a hole
-        keep = own > 0
+        keep = np.greater(own, 0)
         piece_starts = bounds[:-1][keep]
         rec = own[keep] - 1
         self._starts = array("q", piece_starts.tobytes())

@@ -260,8 +260,10 @@ class KdumpFile(DumpFile):
             descs = np.frombuffer(self._src.read(self._desc_off, table), dtype=_PAGE_DESC_DTYPE)
             flags = int(np.bitwise_or.reduce(descs["flags"])) & ALL_CODECS
             ends = descs["offset"].astype(np.float64) + descs["size"]  # no int64 overflow
-            unwritten = (descs["offset"] == 0) & (descs["size"] == 0)
-            lost = int(np.count_nonzero((ends > self._src.size) | unwritten))
+            # numpy's functions, not operators: the fuzzer's comparison hooks keep every
+            # array compared with `==`/`>` alive (fuzz/README.md)
+            unwritten = np.equal(descs["offset"], 0) & np.equal(descs["size"], 0)
+            lost = int(np.count_nonzero(np.greater(ends, self._src.size) | unwritten))
         return codec_names(flags), lost
 
     def is_present(self, pfn: int) -> bool:
