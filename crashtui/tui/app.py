@@ -114,6 +114,7 @@ class CrashtuiApp(App[int]):
         self.current_bt: Backtrace | None = None
         self.current_ref: FrameRef | None = None
         self.loaded = False
+        self.tasks_loaded = False
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -168,7 +169,9 @@ class CrashtuiApp(App[int]):
 
     @work(thread=True, group="load")
     def load(self) -> None:
-        """Read the session's facts in the order a person needs them."""
+        """Read the session's facts in the order a person needs them: the summary and the
+        panic CPU's frames first (drawn before anything else is read), then the triage,
+        modules, tasks, log and memory."""
         be = self.backend
         try:
             summary = be.summary()
@@ -178,20 +181,25 @@ class CrashtuiApp(App[int]):
         except Exception as exc:  # noqa: BLE001 - every fact fails on its own
             self._ui(self.query_one(SummaryBar).show_error, _err(exc))
             self._ui(self._message, "summary", _err(exc))
-        self._load_modules()
-        try:
-            self.ps_rows = be.ps()
-            self._ui(self.query_one(TaskPicker).show, self.ps_rows)
-            self._ui(self.query_one(TasksTable).show, self.ps_rows)
-        except Exception as exc:  # noqa: BLE001
-            self._ui(self.notify, f"tasks: {_err(exc)}", severity="warning", markup=False)
+        if be.module_dirs:  # before the backtraces: their module frames get the .ko's lines
+            self._load_module_dirs()
         try:
             bts = be.backtraces()
         except Exception as exc:  # noqa: BLE001
+            self._load_tasks()
             bts = self._placeholder_backtraces(_err(exc))
         self.backtraces = bts
+        first = next((bt for bt in bts if bt.panic), bts[0] if bts else None)
+        if first is not None:  # its rows ready, the CPU list shows them at once
+            try:
+                self.rows_cache[id(first)] = build_rows(be, first)
+            except Exception:  # noqa: BLE001 - built again (and the error shown) on display
+                pass
         self._ui(self.query_one(CpuList).show, bts)
         self._load_triage()
+        self._show_modules()
+        if not self.tasks_loaded:
+            self._load_tasks()
         try:
             self._ui(self.query_one(LogView).show, be.log_lines())
         except Exception as exc:  # noqa: BLE001
@@ -201,6 +209,15 @@ class CrashtuiApp(App[int]):
         except Exception as exc:  # noqa: BLE001
             self._ui(self._message, "memory", _err(exc))
         self.loaded = True
+
+    def _load_tasks(self) -> None:
+        self.tasks_loaded = True
+        try:
+            self.ps_rows = self.backend.ps()
+            self._ui(self.query_one(TaskPicker).show, self.ps_rows)
+            self._ui(self.query_one(TasksTable).show, self.ps_rows)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.notify, f"tasks: {_err(exc)}", severity="warning", markup=False)
 
     def _debug_line(self) -> str:
         try:
@@ -224,17 +241,17 @@ class CrashtuiApp(App[int]):
         self._ui(self.query_one(TriageBar).show, t)
         self._ui(self.query_one(TriageView).show, t)
 
-    def _load_modules(self) -> None:
-        be = self.backend
-        if be.module_dirs:
-            try:
-                for problem in be.load_module_dirs():
-                    self._ui(self.notify, problem, severity="warning", markup=False)
-            except Exception as exc:  # noqa: BLE001
-                self._ui(self.notify, f"--modules: {_err(exc)}", severity="warning",
-                         markup=False)
+    def _load_module_dirs(self) -> None:
+        """The .ko files of --modules that match loaded modules."""
         try:
-            self._ui(self.query_one(ModulesView).show, be.modules())
+            for problem in self.backend.load_module_dirs():
+                self._ui(self.notify, problem, severity="warning", markup=False)
+        except Exception as exc:  # noqa: BLE001
+            self._ui(self.notify, f"--modules: {_err(exc)}", severity="warning", markup=False)
+
+    def _show_modules(self) -> None:
+        try:
+            self._ui(self.query_one(ModulesView).show, self.backend.modules())
         except Exception as exc:  # noqa: BLE001
             self._ui(self.query_one(ModulesView).show_error, _err(exc))
 
