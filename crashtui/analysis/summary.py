@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -97,6 +98,11 @@ def build_summary(kernel: Kernel, log: KernelLog, tasks: TaskList,
         except CrashtuiError as exc:
             f[name] = "(unavailable)"
             errors.append(f"{name}: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - one field's bug must not hide the others
+            if os.environ.get("CRASHTUI_DEBUG"):
+                raise
+            f[name] = "(unavailable)"
+            errors.append(f"{name}: internal error: {type(exc).__name__}: {exc}")
 
     attempt("KERNEL", lambda: kernel_path + ("  [TAINTED]" if system.tainted_mask(kernel) else ""))
     info = kernel.dump.info

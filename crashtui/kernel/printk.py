@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -264,3 +265,7 @@ def try_read_log(kernel: Kernel) -> KernelLog:
         return read_log(kernel)
     except CrashtuiError as exc:
         return KernelLog([], exc.message)
+    except Exception as exc:  # noqa: BLE001 - a bug on strange data must not stop the rest
+        if os.environ.get("CRASHTUI_DEBUG"):
+            raise
+        return KernelLog([], f"internal error: {type(exc).__name__}: {exc}")
