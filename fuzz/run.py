@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -60,6 +61,10 @@ class Guard:
             "target": self.name, "engine": self.engine, "inputs": self.before + self.count,
             "this_run": self.count, "seconds": round(time.time() - self.started),
             "findings": self.findings}, indent=1) + "\n")
+
+
+# Bugs must raise here, not become "(unavailable)" fields (crashtui's CRASHTUI_DEBUG switch).
+os.environ["CRASHTUI_DEBUG"] = "1"
 
 
 def run_atheris(name: str, runs: int, max_len: int, seconds: int,

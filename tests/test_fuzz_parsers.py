@@ -27,6 +27,12 @@ EXAMPLES = {"kdump": 120, "elf": 120, "flattened": 80, "notes": 150, "vmcoreinfo
             "printk": 150, "memory": 40}
 
 
+@pytest.fixture(autouse=True)
+def bugs_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CRASHTUI_DEBUG: a bug raises instead of becoming an `(unavailable)` field."""
+    monkeypatch.setenv("CRASHTUI_DEBUG", "1")
+
+
 def run_target(name: str, data: bytes) -> None:
     try:
         targets.TARGETS[name](data)

@@ -258,3 +258,27 @@ def test_utsname_unreadable(damaged: tuple[Session, Overlay], reference: Session
         assert fields[name] == "(unavailable)"
     assert fields["TASKS"] == reference.summary.fields["TASKS"]
     assert any(w.startswith("utsname: cannot read") for w in warnings(session))
+
+
+def test_a_bug_in_one_field_spares_the_others(damaged: tuple[Session, Overlay],
+                                              reference: Session,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field whose code fails on strange data is `(unavailable)` with the error named;
+    CRASHTUI_DEBUG=1 makes it raise instead (as the fuzz harness sets it)."""
+    from crashtui.kernel import system
+
+    session, _view = damaged
+
+    def broken(kernel: object) -> tuple[str, str, str]:
+        raise TypeError("unexpected data")
+
+    monkeypatch.setattr(system, "load_average", broken)
+    monkeypatch.delenv("CRASHTUI_DEBUG", raising=False)
+    fields = sys_fields(session)
+    assert fields["LOAD AVERAGE"] == "(unavailable)"
+    assert fields["TASKS"] == reference.summary.fields["TASKS"]
+    assert "LOAD AVERAGE: internal error: TypeError: unexpected data" in warnings(session)
+    monkeypatch.setenv("CRASHTUI_DEBUG", "1")
+    del session.summary
+    with pytest.raises(TypeError):
+        run_command(session, "sys")
