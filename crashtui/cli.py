@@ -117,7 +117,12 @@ def _open(dump: Path, vmlinux: Path | None) -> Session:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `crashtui` console script."""
     argv = sys.argv[1:] if argv is None else argv
-    args = None if "--signature" in argv else build_parser().parse_args(argv)
+    args = None
+    if "--signature" not in argv:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if sum((bool(args.command), args.json, args.report is not None)) > 1:
+            parser.error("-c, --json and --report each print the whole output: use one at a time")
     from crashtui.errors import CrashtuiError
 
     try:
@@ -158,6 +163,20 @@ def _check_file(path: str, what: str) -> Path:
     return p
 
 
+def _check_output(path: str, what: str) -> None:
+    """Fail early, in one line, if a file cannot be written at path."""
+    from crashtui.errors import CrashtuiError
+
+    p = Path(path)
+    if p.is_dir():
+        raise CrashtuiError(f"{what} path is a directory", p)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise CrashtuiError(f"cannot write the {what}: directory {parent} does not exist", p)
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise CrashtuiError(f"cannot write the {what}: permission denied", p)
+
+
 def _error(message: str) -> None:
     """Print one error line on stderr, control characters neutralised."""
     from crashtui.textsafe import terminal_safe
@@ -171,6 +190,8 @@ def _run(args: argparse.Namespace) -> int:
 
     dump = _check_file(args.dump, "dump file")
     vmlinux = _check_file(args.vmlinux, "vmlinux") if args.vmlinux else None
+    if args.report is not None and args.report != "-":
+        _check_output(args.report, "report")
     modules = list(args.modules)
     if vmlinux is None:
         from crashtui.debuginfo.debuginfod import progress_bar
@@ -220,7 +241,13 @@ def _run(args: argparse.Namespace) -> int:
         from crashtui.report.markdown import ReportOptions, write_report
 
         sources = (args.source,) if args.source else ()
-        write_report(session, args.report, ReportOptions(sources=sources))
+        try:
+            write_report(session, args.report, ReportOptions(sources=sources))
+        except OSError as exc:
+            from crashtui.errors import CrashtuiError
+
+            raise CrashtuiError(f"cannot write the report: {exc.strerror or exc}",
+                                args.report) from None
         return 0
     from crashtui.tui.app import run_app
 

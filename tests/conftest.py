@@ -105,3 +105,11 @@ def sysrq_elf_vmcore(sysrq_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     with lzma.open(src) as fin, out.open("wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 22)
     return out
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """crash printed the sample dumps' DATE in UTC: run everything (and subprocesses) in UTC."""
+    import time
+
+    os.environ["TZ"] = "UTC"
+    time.tzset()
