@@ -384,6 +384,21 @@ def test_committed_report_is_fresh(sample: Path) -> None:
         f"{committed} is stale: run python -m crashtui.report.regenerate"
 
 
+def test_regenerate_help_writes_nothing() -> None:
+    """`python -m crashtui.report.regenerate --help` prints its usage and rewrites no report;
+    an unknown sample name is an error, not a silent no-op."""
+    reports = {s: (s / REPORT_NAME).stat().st_mtime_ns for s in sample_dirs()}
+    r = subprocess.run([sys.executable, "-m", "crashtui.report.regenerate", "--help"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: python -m crashtui.report.regenerate") and "DUMP_DIR" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "crashtui.report.regenerate", "no-such-dump"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 2 and "no such sample dump: no-such-dump" in r.stderr
+    assert r.stdout == ""
+    assert {s: (s / REPORT_NAME).stat().st_mtime_ns for s in sample_dirs()} == reports
+
+
 def test_cli_report_to_stdout_and_file(tmp_path: Path, vmlinux_path: Path) -> None:
     dump = dump_of("6.1-sysrq")
     run = [sys.executable, "-m", "crashtui.cli", str(dump), str(vmlinux_path), "--report"]

@@ -5,6 +5,7 @@ Each sample's vmlinux is the one its MANIFEST names (downloaded once into the te
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -50,11 +51,29 @@ def default_vmlinux(sample: Path) -> Path:
     return fetch_manifest_vmlinux(sample / "MANIFEST", cache)
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m crashtui.report.regenerate",
+        description="Rewrite sample-dumps/<dump>/report.md for every committed sample dump "
+                    "(or only the named ones), with the vmlinux each MANIFEST names.")
+    parser.add_argument("dumps", nargs="*", metavar="DUMP_DIR",
+                        help="a sample dump directory or its name (e.g. 6.1-sysrq); "
+                             "default: all of them")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write report.md next to every sample dump (or the named ones)."""
-    args = sys.argv[1:] if argv is None else argv
-    for sample in sample_dirs():
-        if args and sample.name not in args:
+    ns = parse_args(sys.argv[1:] if argv is None else argv)
+    samples = sample_dirs()
+    wanted = {Path(d).name for d in ns.dumps}
+    unknown = sorted(wanted - {s.name for s in samples})
+    if unknown:
+        print(f"regenerate: no such sample dump: {', '.join(unknown)} "
+              f"(have: {', '.join(s.name for s in samples)})", file=sys.stderr)
+        return 2
+    for sample in samples:
+        if wanted and sample.name not in wanted:
             continue
         vmlinux = default_vmlinux(sample)
         out = sample / REPORT_NAME
