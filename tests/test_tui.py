@@ -466,6 +466,36 @@ def test_tab_completes_symbols_structs_and_modules(testmod_session: Session,
     drive(app, steps)
 
 
+def test_colon_in_the_command_line_is_not_typed(sysrq_session: Session, tmp_path: Path) -> None:
+    """`:` pressed again once the command line has focus (`::sys`) types nothing at the start of
+    the line; a leading `:` that got in anyway (pasted) is dropped when the line runs."""
+    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "colon")
+        box = app.query_one(CommandInput)
+        assert app.focused is box
+        await press(app, pilot, "colon", "colon")
+        assert box.value == ""
+        await pilot.press(*"sym")
+        await press(app, pilot, "space", "colon")  # not at the start: typed
+        assert box.value == "sym :"
+        box.value = ""
+        await pilot.press(*"sys")
+        await press(app, pilot, "enter")
+        box.value = ":  struct list_head"  # pasted
+        await press(app, pilot, "enter")
+        out = app.query_one("#command-output")
+        text = [out.line_text(i) for i in range(out.line_count)]  # type: ignore[attr-defined]
+        assert "crash> sys" in text and "crash> struct list_head" in text
+        assert "     RELEASE: 6.1.0-56-cloud-amd64" in text
+        assert "struct list_head {" in text
+        assert not any("command not found" in t for t in text), text
+        assert box.history == ["sys", "struct list_head"]
+
+    drive(app, steps)
+
+
 # -- text from the dump is text -----------------------------------------------------------------
 
 def test_hostile_strings_are_shown_literally(fresh_sysrq: Session, tmp_path: Path) -> None:

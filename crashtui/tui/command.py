@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -51,6 +51,14 @@ class CommandInput(Input):
         if line and (not self.history or self.history[-1] != line):
             self.history.append(line)
         self.position = len(self.history)
+
+    def on_key(self, event: events.Key) -> None:
+        """`:` opens the command line; typed again at its start (a habit from vi, or the key
+        pressed twice) it is not part of any command, so it is not inserted."""
+        if (event.character == ":" and self.selection.is_empty
+                and not self.value[: self.cursor_position].strip()):
+            event.stop()
+            event.prevent_default()
 
     def action_history(self, step: int) -> None:
         if not self.history:
@@ -104,7 +112,7 @@ class CommandView(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        line = event.value.strip()
+        line = event.value.strip().lstrip(":").lstrip()  # a pasted ":struct ..." too
         box = self.query_one(CommandInput)
         box.remember(line)
         box.value = ""
