@@ -90,6 +90,31 @@ def test_vmlinux_rejects_other_machine(tmp_path: Path) -> None:
         Vmlinux(p)
 
 
+def test_an_executable_that_is_not_a_kernel(tmp_path: Path, sysrq_dump: Path) -> None:
+    """An x86-64 executable with no kernel banner and no linux_banner symbol (/bin/ls, or this
+    synthetic one) is "not a kernel image", named — not "vmlinux is for kernel None"."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "ls"
+    p.write_bytes(_minimal_elf())
+    vm = Vmlinux(p)  # opening stays cheap: the check is made when it is used for a dump
+    with pytest.raises(DebugInfoError, match=r"is not a kernel image \(no linux_banner symbol\)"):
+        vm.check_is_kernel()
+    vm.close()
+    for exe in (p, Path("/bin/ls")):
+        if not exe.is_file():
+            continue
+        r = subprocess.run([sys.executable, "-m", "crashtui.cli", str(sysrq_dump), str(exe),
+                            "-c", "sys"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr == f"crashtui: {exe}: is not a kernel image (no linux_banner symbol)\n"
+
+
+def test_the_real_vmlinux_is_a_kernel(vm: Vmlinux) -> None:
+    vm.check_is_kernel()
+
+
 def test_parse_notes_tolerates_truncation() -> None:
     note = struct.pack("<III", 4, 8, 1) + b"CORE" + b"\1" * 8
     assert len(parse_notes(note + note[:10])) == 1

@@ -104,6 +104,21 @@ class Vmlinux:
             pos = data.find(_BANNER_PREFIX, pos + 1)
         return None
 
+    def check_is_kernel(self) -> None:
+        """DebugInfoError unless this ELF is a kernel image: its banner (linux_banner, or
+        "Linux version ... (" in .rodata), or at least a linux_banner symbol (a separate debug
+        file whose .rodata holds no bytes). Any other executable (/bin/ls) is refused here, by
+        name, instead of being called "the vmlinux of kernel None"."""
+        if self.banner is not None:
+            return
+        try:
+            has_symbol = (".symtab" in self.image.sections
+                          and self.symbols.lookup("linux_banner") is not None)
+        except DebugInfoError:
+            has_symbol = False
+        if not has_symbol:
+            raise DebugInfoError("is not a kernel image (no linux_banner symbol)", self.path)
+
     @cached_property
     def release(self) -> str | None:
         """The kernel release (uname -r) from linux_banner, e.g. "6.1.0-56-cloud-amd64"."""

@@ -104,6 +104,7 @@ class Kernel:
                                   "x86_64 for now", self.dump.path)
 
     def _check_vmlinux(self, vmlinux: Vmlinux) -> None:
+        vmlinux.check_is_kernel()
         dump_id = self.vmcoreinfo.build_id
         if dump_id and vmlinux.build_id:
             if dump_id.lower() == vmlinux.build_id.lower():
