@@ -446,8 +446,13 @@ class Kernel:
         return [int(v) for v in struct.unpack(f"<{n}Q", raw)]
 
     def per_cpu(self, symbol_addr: int, cpu: int) -> int:
-        """Address of CPU `cpu`'s copy of a per-CPU variable."""
-        return symbol_addr + self.per_cpu_offsets[cpu]
+        """Address of CPU `cpu`'s copy of a per-CPU variable (KernelReadError for a CPU the
+        kernel does not have: a damaged nr_cpu_ids, or a CPU number from damaged memory)."""
+        offsets = self.per_cpu_offsets
+        if not 0 <= cpu < len(offsets):
+            raise KernelReadError(f"CPU {cpu} is not one of the kernel's {len(offsets)} "
+                                  "possible CPUs (nr_cpu_ids)")
+        return symbol_addr + offsets[cpu]
 
     @cached_property
     def nr_cpu_ids(self) -> int:
