@@ -282,3 +282,18 @@ def test_a_bug_in_one_field_spares_the_others(damaged: tuple[Session, Overlay],
     del session.summary
     with pytest.raises(TypeError):
         run_command(session, "sys")
+
+
+def test_nr_cpu_ids_smaller_than_the_cpus_with_registers(damaged: tuple[Session, Overlay],
+                                                         reference: Session) -> None:
+    """nr_cpu_ids damaged to 2 while the dump has registers of 4 CPUs: per-CPU reads of CPUs
+    2 and 3 are read errors, not IndexError (found by the memory fuzz target)."""
+    from crashtui.errors import KernelReadError
+
+    session, view = damaged
+    k = session.kernel
+    view.set(k.symbol("nr_cpu_ids"), struct.pack("<I", 2))
+    with pytest.raises(KernelReadError, match="CPU 3 is not one of the kernel's 2 possible"):
+        k.per_cpu(k.symbol("runqueues"), 3)
+    assert run_command(session, "bt -a")
+    assert sys_fields(session)["TASKS"].split()[0].isdigit()
