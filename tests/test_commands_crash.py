@@ -208,6 +208,48 @@ def test_unreadable_address_says_seek_error(sessions: dict[str, Session]) -> Non
     assert out[0].startswith("struct: seek error: kernel virtual address: ffffffffff000000")
 
 
+# what crash 8.0.6 printed for these on 6.1-sysrq (crash glues an error to the units printed
+# before it on the same line; crashtui gives it its own line)
+RD_EXCLUDED = {
+    "rd -p 3e000000 2": ['rd: page excluded: physical address: 3e000000  type: "64-bit PHYSADDR"'],
+    "rd -32 -p 3e000000 2": [
+        'rd: page excluded: physical address: 3e000000  type: "32-bit PHYSADDR"'],
+    "rd -a -p 3e000000": ['rd: page excluded: physical address: 3e000000  type: "ascii"'],
+    "rd -p 3dfffff8 4": ['rd: seek error: physical address: 3dfffff8  type: "64-bit PHYSADDR"'],
+    "rd ffff8af3fe000000 2": [
+        'rd: page excluded: kernel virtual address: ffff8af3fe000000  type: "64-bit KVADDR"'],
+    "rd -a ffff8af3fe000000": [
+        'rd: page excluded: kernel virtual address: ffff8af3fe000000  type: "ascii"'],
+    "rd ffff8af3fdfffff8 4": [
+        'rd: seek error: kernel virtual address: ffff8af3fdfffff8  type: "64-bit KVADDR"'],
+    "rd -p 1000 4": ["            1000:  0000000000000000 0000000000000000   ................",
+                     "            1010:  0000000000000000 0000000000000000   ................"],
+    "rd -x -p 1000 3": ["            1000:  0000000000000000 0000000000000000 ",
+                        "            1010:  0000000000000000 "],
+    "rd -8 -p 1000 20": [
+        "            1000:  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00   ................",
+        "            1010:  00 00 00 00                                       ...."],
+    "rd -p 22f7ff0 4": [
+        "         22f7ff0:  0000000000000000 0000000000000000   ................",
+        'rd: page excluded: physical address: 22f8000  type: "64-bit PHYSADDR"'],
+    "rd -32 -p 22f7ff8 4": ["         22f7ff8:  00000000 00000000",
+                            'rd: page excluded: physical address: 22f8000  type: "32-bit PHYSADDR"'],
+    "rd ffff8af3c22f7ff8 4": [
+        "ffff8af3c22f7ff8:  0000000000000000",
+        'rd: page excluded: kernel virtual address: ffff8af3c22f8000  type: "64-bit KVADDR"'],
+    "rd -a -p 22b1ffe0 40": ["        22b1ffe0:  Linux version 6.1.0-56-cloud-amd64 (debi"],
+}
+
+
+@pytest.mark.parametrize("line", RD_EXCLUDED)
+def test_rd_excluded_page_and_physical_addresses_as_crash(line: str,
+                                                          sessions: dict[str, Session]) -> None:
+    """A page the dump filtered out is `page excluded` (physical or kernel virtual, at the first
+    unit that cannot be read), memory it does not hold a `seek error`; -p addresses are
+    right-aligned to 16 characters."""
+    assert run_command(sessions["6.1-sysrq"], line) == RD_EXCLUDED[line]
+
+
 def test_struct_count_and_hex(sessions: dict[str, Session]) -> None:
     s = sessions["6.1-sysrq"]
     where = addresses("6.1-sysrq")

@@ -8,9 +8,14 @@
     -a                               ASCII text (up to the first unprintable byte, or COUNT)
     -p                               ADDR is a physical address
 
-Lines hold 16 bytes, `ADDR:  ` first; each hex unit is followed by a space, a short last line
-is padded before the ASCII column, unprintable bytes are `.`. An unreadable address ends the
-output with crash's `rd: seek error: ...` line.
+Lines hold 16 bytes, `ADDR:  ` first (right-aligned to 16 characters, as crash prints the
+short addresses of -p); each hex unit is followed by a space, a short last line is padded
+before the ASCII column, unprintable bytes are `.`. An unreadable unit ends the output with
+crash's line naming it: `rd: page excluded: physical address: 3e000000  type: "64-bit
+PHYSADDR"` for a page the dump filtered out (`kernel virtual address: ...  "64-bit KVADDR"`
+without -p), `rd: seek error: ...` for memory the dump does not hold or an unmapped address.
+The units of the line before it are printed on their own line (crash glues the message to
+them).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from crashtui.commands import CommandError, command
 from crashtui.commands.struct import parse_address
-from crashtui.errors import CrashtuiError
+from crashtui.errors import CrashtuiError, KernelReadError, PageExcludedError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -58,12 +63,27 @@ def value_symbol(session: Session, value: int) -> str | None:
     return f"{name}+{off}" if off else name
 
 
+def read_error(exc: CrashtuiError, at: int, kind: str, physical: bool) -> str:
+    """crash's message for an unreadable address: `page excluded` when the data page itself
+    was filtered out of the dump (not a page table on the way to it), else `seek error`; kind
+    is crash's type ("64-bit", "ascii")."""
+    excluded = isinstance(exc, PageExcludedError) or (
+        isinstance(exc, KernelReadError) and exc.address is not None
+        and isinstance(exc.__cause__, PageExcludedError))
+    what = "page excluded" if excluded else "seek error"
+    space = "physical address" if physical else "kernel virtual address"
+    if kind != "ascii":
+        kind += " PHYSADDR" if physical else " KVADDR"
+    return f'rd: {what}: {space}: {at:x}  type: "{kind}"'
+
+
 def _ascii(raw: bytes) -> str:
     return "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in raw)
 
 
 def memory_lines(read: Callable[[int, int], bytes], addr: int, count: int, unit: int,
-                 mode: str, symbolic: Callable[[int], str | None] | None = None) -> list[str]:
+                 mode: str, symbolic: Callable[[int], str | None] | None = None,
+                 physical: bool = False) -> list[str]:
     """rd's lines for `count` units of `unit` bytes at `addr`; mode: hex (with ASCII),
     hexonly, sym, dec, udec."""
     per_line = 16 // unit
@@ -75,24 +95,37 @@ def memory_lines(read: Callable[[int, int], bytes], addr: int, count: int, unit:
         try:
             raw = read(at, n * unit)
         except CrashtuiError:
-            out.append(f'rd: seek error: kernel virtual address: {at:x}  type: '
-                       f'"{unit * 8}-bit KVADDR"')
-            return out
+            raw = b""
+            for i in range(n):  # the first unit that cannot be read, as crash names it
+                try:
+                    raw += read(at + i * unit, unit)
+                except CrashtuiError as exc:
+                    if raw:
+                        vals = [int.from_bytes(raw[j * unit:(j + 1) * unit], "little")
+                                for j in range(i)]
+                        out.append(f"{at:>16x}:  " + "".join(
+                            _cells(vals, unit, mode, symbolic)).rstrip())
+                    out.append(read_error(exc, at + i * unit, f"{unit * 8}-bit", physical))
+                    return out
         vals = [int.from_bytes(raw[i * unit:(i + 1) * unit], "little") for i in range(n)]
-        if mode == "sym":
-            cells = [f"{(symbolic(v) if symbolic else None) or f'{v:016x}':<16} " for v in vals]
-        elif mode == "dec":
-            cells = [f"{_signed(v, unit):>{_DEC_WIDTH[unit]}} " for v in vals]
-        elif mode == "udec":
-            cells = [f"{v:>{_UDEC_WIDTH[unit]}} " for v in vals]
-        else:
-            cells = [f"{v:0{unit * 2}x} " for v in vals]
-        line = f"{at:x}:  " + "".join(cells)
+        line = f"{at:>16x}:  " + "".join(_cells(vals, unit, mode, symbolic))
         if mode == "hex":
             line += " " * ((unit * 2 + 1) * (per_line - n)) + "  " + _ascii(raw)
         out.append(line)
         done += n
     return out
+
+
+def _cells(vals: list[int], unit: int, mode: str,
+           symbolic: Callable[[int], str | None] | None) -> list[str]:
+    """Each unit as rd prints it, with its trailing space."""
+    if mode == "sym":
+        return [f"{(symbolic(v) if symbolic else None) or f'{v:016x}':<16} " for v in vals]
+    if mode == "dec":
+        return [f"{_signed(v, unit):>{_DEC_WIDTH[unit]}} " for v in vals]
+    if mode == "udec":
+        return [f"{v:>{_UDEC_WIDTH[unit]}} " for v in vals]
+    return [f"{v:0{unit * 2}x} " for v in vals]
 
 
 def _signed(v: int, unit: int) -> int:
@@ -102,7 +135,8 @@ def _signed(v: int, unit: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-def ascii_lines(read: Callable[[int, int], bytes], addr: int, limit: int | None) -> list[str]:
+def ascii_lines(read: Callable[[int, int], bytes], addr: int, limit: int | None,
+                physical: bool = False) -> list[str]:
     """`rd -a`: the string at addr, 60 characters a line, up to a NUL (or `limit` chars)."""
     text = bytearray()
     cap = limit if limit is not None else 4096
@@ -110,10 +144,9 @@ def ascii_lines(read: Callable[[int, int], bytes], addr: int, limit: int | None)
         want = min(64, cap - len(text), 0x1000 - ((addr + len(text)) & 0xFFF))
         try:
             chunk = read(addr + len(text), want)
-        except CrashtuiError:
+        except CrashtuiError as exc:
             if not text:
-                raise CommandError(f'rd: seek error: kernel virtual address: {addr:x}  '
-                                   'type: "ascii"') from None
+                return [read_error(exc, addr, "ascii", physical)]  # as crash: output, not usage
             break
         stop = next((i for i, b in enumerate(chunk) if not 0x20 <= b < 0x7F), -1)
         if stop >= 0:
@@ -123,8 +156,8 @@ def ascii_lines(read: Callable[[int, int], bytes], addr: int, limit: int | None)
     text = text[:cap]
     out = []
     for i in range(0, len(text), ASCII_LINE):
-        out.append(f"{addr + i:x}:  " + _ascii(bytes(text[i:i + ASCII_LINE])))
-    return out or [f"{addr:x}:  "]
+        out.append(f"{addr + i:>16x}:  " + _ascii(bytes(text[i:i + ASCII_LINE])))
+    return out or [f"{addr:>16x}:  "]
 
 
 @command("rd", "read memory: hex words with ASCII, -s symbols, -8/-16/-32, -d decimal, -a text",
@@ -170,6 +203,7 @@ def cmd_rd(session: Session, args: list[str]) -> list[str]:
         unit = 8
     read = session.kernel.dump.read_phys if physical else session.kernel.read
     if mode == "ascii":
-        return ascii_lines(read, addr, count)
+        return ascii_lines(read, addr, count, physical)
     return memory_lines(read, addr, count or 1, unit, mode,
-                        (lambda v: value_symbol(session, v)) if mode == "sym" else None)
+                        (lambda v: value_symbol(session, v)) if mode == "sym" else None,
+                        physical)
