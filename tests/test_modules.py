@@ -296,19 +296,68 @@ def test_module_list_cycle_and_garbage(testmod: Session, monkeypatch: pytest.Mon
     monkeypatch.undo()
 
     real_read = k.read
-    name_at = next(m for m in mods if m.name == "virtio").address + 24
+    virtio = next(m for m in mods if m.name == "virtio").address
+    name_at = virtio + k.offsetof("module", "name")
+    size_at = virtio + k.offsetof("module", "core_layout") + k.offsetof("module_layout", "size")
 
-    def read(addr: int, size: int) -> bytes:
-        data = real_read(addr, size)
-        if addr <= name_at < addr + size:  # a name full of control characters
-            i = name_at - addr
-            data = data[:i] + b"\x01\x02\x1b[2J" + data[i + 8:]
-        return data
+    def patched(patches: dict[int, bytes]) -> None:
+        def read(addr: int, size: int) -> bytes:
+            data = real_read(addr, size)
+            for at, raw in patches.items():
+                if addr <= at < addr + size:
+                    i = at - addr
+                    data = data[:i] + raw + data[i + len(raw):]
+            return data
 
-    monkeypatch.setattr(k, "read", read)
-    testmod.modules._list = None
+        monkeypatch.setattr(k, "read", read)
+        testmod.modules._list = None
+
+    # a name full of control characters is odd, not damage: kept, shown as it is
+    patched({name_at: b"\x01\x02\x1b[2J\0"})
     out = run_command(testmod, "mod")
-    assert out[-1].startswith("mod: module list: entry at") and "looks damaged" in out[-1]
+    assert not any(line.startswith("mod: ") for line in out), out
+    assert len(out) == len(mods) + 1
+    assert [m.name for m in testmod.modules.modules if m.address == virtio] == ["\x01\x02\x1b[2J"]
+    # garbage: a name with no NUL in MODULE_NAME_LEN, an absurd size
+    for patches, problem in (({name_at: b"A" * 56}, "name not NUL-terminated"),
+                             ({size_at: (1 << 31).to_bytes(4, "little")}, "size ")):
+        patched(patches)
+        out = run_command(testmod, "mod")
+        assert out[-1].startswith(f"mod: module list: entry at {virtio:#x} looks damaged "
+                                  f"({problem}"), out[-1]
+
+
+def test_module_name_with_control_characters_is_kept(vmlinux_for: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    """QA's hostile dump: test_module renamed to escape sequences and markup in the dump's own
+    bytes. The module stays (mod lists it, escaped; sym and triage name its function), it is
+    not 'damaged'."""
+    from test_robustness_support import copy_with, plant
+
+    from crashtui.kernel.modules import read_modules
+    from crashtui.kernel.program import Kernel
+    from crashtui.textsafe import terminal_safe
+
+    name = "\x1b[2Jmod[bold]|<b>"
+    src, vmlinux = dump_of(TESTMOD), vmlinux_for[TESTMOD]
+    path = copy_with(src, tmp_path / "dump.hostile")
+    k = Kernel.open(src, vmlinux)
+    try:
+        mod = next(m.address for m in read_modules(k).modules if m.name == "test_module")
+        plant(path, k, mod + k.offsetof("module", "name"), name.encode() + b"\0")
+    finally:
+        k.close()
+    r = crashtui(str(path), str(vmlinux), "-c", "mod", "-c", f"sym {RIP:x}", "-c", "triage")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    shown = terminal_safe(name)
+    assert not any("damaged" in line for line in out), out
+    row = next(line for line in out if line.startswith(f"{mod:016x}  "))
+    assert row.split()[1] == shown
+    assert row.index("ffffffffc03b9000") == out[1].index("ffffffffc03ac000")  # aligned
+    assert f"{RIP:x} (m) test_module_init+5 [{shown}]" in out
+    assert f"CULPRIT: test_module_init+0x5 [{shown}]" in out
+    assert "\x1b" not in r.stdout
 
 
 def test_no_vmlinux_module_types_from_memory(vmlinux_for: dict[str, Path]) -> None:

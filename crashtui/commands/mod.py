@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from crashtui.commands import CommandError, command
+from crashtui.textsafe import terminal_safe
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -22,7 +23,8 @@ def _object(table: ModuleTable, mod: Module) -> str:
 def module_lines(table: ModuleTable, only: list[str] | None = None) -> list[str]:
     """crash's `mod` table: every module sorted by base (or just the ones named in `only`)."""
     mods = table.modules
-    name_w = max([len("NAME")] + [len(m.name) for m in mods])
+    # widths as shown: a name with control characters is printed escaped (terminal_safe)
+    name_w = max([len("NAME")] + [len(terminal_safe(m.name)) for m in mods])
     size_w = max([len("SIZE")] + [len(str(m.size)) for m in mods])
     # 6.4+ (struct module_memory): crash names the column after mem[MOD_TEXT]
     base = "TEXT_BASE" if any(r.kind == "text" for m in mods for r in m.regions) else "BASE"
@@ -32,7 +34,8 @@ def module_lines(table: ModuleTable, only: list[str] | None = None) -> list[str]
             continue
         # %lx right-justified, as crash: a 6.12 module still in its init (no core text yet)
         # has TEXT_BASE "               0"
-        out.append(f"{m.address:016x}  {m.name:<{name_w}}  {m.base:>16x}  "
+        pad = " " * (name_w - len(terminal_safe(m.name)))
+        out.append(f"{m.address:016x}  {m.name}{pad}  {m.base:>16x}  "
                    f"{m.size:>{size_w}}  {_object(table, m)}")
     out += [f"mod: {e}" for e in table.errors]
     return out

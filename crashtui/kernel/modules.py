@@ -87,6 +87,7 @@ class Module:
     num_orcs: int = 0  # module.arch (x86 ORC): entries, and the runtime tables
     orc_unwind_ip: int = 0
     orc_unwind: int = 0
+    name_terminated: bool = True  # a NUL within module.name[MODULE_NAME_LEN]
 
     @property
     def taint_flags(self) -> str:
@@ -162,7 +163,8 @@ class _ModuleReader:
         def u(off: int, size: int = 8) -> int:
             return int.from_bytes(raw[off:off + size], "little")
 
-        name = raw[self.o_name:self.o_name + self.name_len].split(b"\0", 1)[0]
+        field_ = raw[self.o_name:self.o_name + self.name_len]
+        name = field_.split(b"\0", 1)[0]
         regions = self._regions(raw, u)
         core = [r for r in regions if not r.init]
         base = core[0].base if core else 0
@@ -174,7 +176,8 @@ class _ModuleReader:
             taints=u(self.o_taints) if self.o_taints is not None else 0,
             kallsyms=u(self.o_kallsyms) if self.o_kallsyms is not None else 0,
             sect_attrs=u(self.o_sect_attrs) if self.o_sect_attrs is not None else 0,
-            num_orcs=orc[0], orc_unwind_ip=orc[1], orc_unwind=orc[2])
+            num_orcs=orc[0], orc_unwind_ip=orc[1], orc_unwind=orc[2],
+            name_terminated=b"\0" in field_)
 
     def _regions(self, raw: bytes, u: Any) -> list[MemRegion]:
         off = self.k.offsetof
@@ -237,9 +240,14 @@ def read_modules(kernel: Kernel) -> ModuleList:
 
 
 def _implausible(mod: Module) -> str | None:
-    """Why a decoded struct module cannot be real, or None."""
-    if not mod.name or not mod.name.isprintable() or " " in mod.name:
-        return f"name {mod.name!r}"
+    """Why a decoded struct module cannot be real, or None.
+
+    Any non-empty NUL-terminated name fits: the kernel does not restrict module names to
+    printable bytes, and odd bytes in one (escape sequences, markup) are for the views to
+    show safely, not a sign the entry is garbage. An empty name, or one filling
+    MODULE_NAME_LEN with no NUL, is."""
+    if not mod.name or not mod.name_terminated:
+        return "empty name" if not mod.name else "name not NUL-terminated"
     if mod.state not in MODULE_STATES:
         return f"state {mod.state}"
     if mod.size > MAX_MODULE_SIZE or any(r.size > MAX_MODULE_SIZE for r in mod.regions):
