@@ -557,6 +557,43 @@ def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko:
     drive(app, steps)
 
 
+def test_modules_tab_marks_a_damaged_module_list(testmod_session: Session, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged entry ends the module walk: the Modules tab lists what was read and says the
+    list stopped there, instead of looking complete (or empty)."""
+    from crashtui.kernel.modules import read_modules
+
+    k = testmod_session.kernel
+    virtio = next(m.address for m in read_modules(k).modules if m.name == "virtio")
+    name_at = virtio + k.offsetof("module", "name")
+    real_read = k.read
+
+    def read(addr: int, size: int) -> bytes:  # virtio's name: no NUL in MODULE_NAME_LEN
+        data = real_read(addr, size)
+        if addr <= name_at < addr + size:
+            i = name_at - addr
+            data = data[:i] + b"A" * 56 + data[i + 56:]
+        return data
+
+    monkeypatch.setattr(k, "read", read)
+    app = CrashtuiApp(Backend(testmod_session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "6")
+        table = app.query_one(ModulesTable)
+        names = [r.name for r in table.rows_data]
+        assert "test_module" in names and "virtio" not in names
+        assert table.row_count == len(names) + 1
+        marker = str(table.get_row_at(len(names))[0])
+        assert marker.startswith(f"⚠ module list: entry at {virtio:#x} looks damaged")
+        assert marker.endswith("the list may be incomplete")
+        assert "looks damaged" in screen_text(app)
+        table.move_cursor(row=len(names))
+        assert table.current is None  # the marker is no module to load
+
+    drive(app, steps)
+
+
 class _OldSession:
     """A Session as it was before backtraces, modules and kmem landed."""
 

@@ -251,7 +251,8 @@ class CrashtuiApp(App[int]):
 
     def _show_modules(self) -> None:
         try:
-            self._ui(self.query_one(ModulesView).show, self.backend.modules())
+            self._ui(self.query_one(ModulesView).show, self.backend.modules(),
+                     self.backend.module_errors())
         except Exception as exc:  # noqa: BLE001
             self._ui(self.query_one(ModulesView).show_error, _err(exc))
 
@@ -483,7 +484,8 @@ class CrashtuiApp(App[int]):
         self.rows_cache.clear()
         self._load_triage(refresh=True)
         try:
-            self._ui(self.query_one(ModulesView).show, self.backend.modules())
+            self._ui(self.query_one(ModulesView).show, self.backend.modules(),
+                     self.backend.module_errors())
             self.backtraces = self.backend.backtraces()
             self._ui(self.query_one(CpuList).show, self.backtraces)
         except Exception:  # noqa: BLE001 - the old lists stay

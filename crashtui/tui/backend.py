@@ -360,6 +360,15 @@ class Backend:
             return rows
         raise Missing("the module list (session.modules / `mod`) is not available yet")
 
+    def module_errors(self) -> list[str]:
+        """Why the module list may be incomplete (a damaged or unreadable entry ended the
+        walk), as `mod` prints them after the table; [] when it was read to its end."""
+        if not self.has("modules"):
+            return []
+        table = self.attr("modules")
+        with self.lock:
+            return [str(e) for e in getattr(table, "errors", [])]
+
     def load_module(self, name: str, ko: Path) -> None:
         """Load a module's .ko debug info (like crash's mod -s)."""
         self.call("load_module_debuginfo", name, str(ko))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.text import Text
@@ -28,7 +29,8 @@ class ModulesTable(DataTable[Text]):
         for name in ("NAME", "BASE", "SIZE", "FLAGS", "OBJECT FILE"):
             self.add_column(Text(name), key=name)
 
-    def show(self, rows: list[ModuleRow]) -> None:
+    def show(self, rows: list[ModuleRow], errors: Sequence[str] = ()) -> None:
+        """The modules, then one marker line per problem that ended the list early."""
         self.rows_data = rows
         self.clear()
         for r in rows:
@@ -39,6 +41,11 @@ class ModulesTable(DataTable[Text]):
                          Text.assemble(("! " if bad else "  ", "bold red"), lit(r.flags, "red")),
                          lit(r.object_file, "dim" if r.object_file.startswith("(") else ""),
                          key=r.name)
+        for i, error in enumerate(errors):  # not a module: selecting it loads nothing
+            self.add_row(Text.assemble(("⚠ ", "bold yellow"),
+                                       lit(f"{error} — the list may be incomplete",
+                                           "italic yellow")),
+                         Text(""), Text(""), Text(""), Text(""), key=f"\0error{i}")
 
     @property
     def current(self) -> ModuleRow | None:
@@ -72,8 +79,8 @@ class ModulesView(Vertical):
     def on_mount(self) -> None:
         self.query_one("#ko-path", Input).display = False
 
-    def show(self, rows: list[ModuleRow]) -> None:
-        self.query_one(ModulesTable).show(rows)
+    def show(self, rows: list[ModuleRow], errors: Sequence[str] = ()) -> None:
+        self.query_one(ModulesTable).show(rows, errors)
 
     def show_error(self, message: str) -> None:
         table = self.query_one(ModulesTable)
