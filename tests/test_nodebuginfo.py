@@ -221,6 +221,34 @@ def test_damaged_vmcoreinfo_kallsyms_found_by_structure(monkeypatch: pytest.Monk
         k.close()
 
 
+@pytest.mark.parametrize("name", ["6.1-sysrq", "6.12-sysrq"])
+def test_p_without_vmlinux(name: str) -> None:
+    """The in-memory BTF's only DATASEC is .data..percpu: a per-CPU variable prints, any other
+    variable says plainly why it cannot (not 'no DWARF in the vmlinux': there is none)."""
+    from crashtui.commands import CommandError
+
+    s = session(name, False)
+    btf = s.kernel.btf
+    sections = set()
+    for tid in range(1, len(btf)):
+        try:
+            t = btf.type(tid)
+        except Exception:  # noqa: BLE001 - the last id may be out of range
+            continue
+        if t.kind == "datasec":
+            sections.add(t.name)
+    assert sections == {".data..percpu"}
+    for var in ("jiffies", "init_uts_ns", "panic_cpu"):
+        with pytest.raises(CommandError) as err:
+            run_command(s, f"p {var}")
+        assert str(err.value) == (
+            "no type information for this variable without the debug vmlinux (BTF only "
+            f"describes per-CPU variables); try `rd {var}` or give the vmlinux")
+    assert run_command(s, "p runqueues")[:2] == ["PER-CPU DATA TYPE:", "  struct rq runqueues;"]
+    assert run_command(s, "p runqueues:0")[0].startswith("per_cpu(runqueues, 0) = $")
+    assert run_command(s, "rd jiffies")[0].startswith(f"{s.kernel.symbol('jiffies'):x}:  ")
+
+
 def test_no_kallsyms_says_what_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     from crashtui.errors import KernelReadError
     from crashtui.kernel import kallsyms_image

@@ -7,7 +7,8 @@
     p runqueues:1             CPU 1's copy: per_cpu(runqueues, 1) = $3 = {...}
 
 A variable's type is read from the vmlinux's DWARF (crashtui.debuginfo.dwarfvars); per-CPU
-variables' from BTF. Values print as gdb prints them; `$N` counts per session like gdb's value
+variables' from BTF (its only DATASEC is .data..percpu, so without the vmlinux only per-CPU
+variables can be printed; other variables are refused with a pointer to `rd`). Values print as gdb prints them; `$N` counts per session like gdb's value
 history.
 """
 
@@ -121,6 +122,12 @@ def cmd_p(session: Session, args: list[str]) -> list[str]:
         if cpu is not None:
             raise CommandError(f"p: {name} is not a per-CPU variable")
         ct = variable_type(session, types, name)
+        if ct is None and k.vmlinux is None:
+            # The kernel's BTF has one DATASEC, .data..percpu: no other variable has a type
+            # without the vmlinux's DWARF (Debian's 6.1 and 6.12; 5.10's BTF has none at all).
+            raise CommandError(f"no type information for this variable without the debug "
+                               f"vmlinux (BTF only describes per-CPU variables); try "
+                               f"`rd {name}` or give the vmlinux")
         if ct is None:
             raise CommandError(f"p: '{name}' has unknown type (no DWARF for it in the vmlinux); "
                                f"try rd {name}")
