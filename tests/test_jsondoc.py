@@ -142,7 +142,56 @@ def test_backtraces_equal_crash_bt_a(name: str, docs: dict[str, dict[str, Any]])
     assert len(panic) == 1
     want = [m.group(1) for x in crash_file(name, "bt.txt")
             if (m := re.match(r"\s*#\d+ \[[0-9a-f]+\] (\S+) at ", x))]
-    assert [f["function"] for f in panic[0]["frames"]] == want
+    frames = [f for f in panic[0]["frames"] if not f["inline"]]  # inline frames: crashtui's own
+    assert [f["function"] for f in frames] == want
+    assert [f["index"] for f in frames] == list(range(len(want)))
+
+
+def test_inline_frames_where_bt_i_prints_them(vmlinux_path: Path) -> None:
+    """QA: --json had no inline frames although `bt -i` prints `[inline] __run_hrtimer`. Each
+    backtrace holds them, in bt -i's order, with the index, sp and address of the frame they
+    were inlined into; the other frames keep crash's numbering."""
+    sample = ROOT / "sample-dumps" / "6.1-softlockup"
+    args = [sys.executable, "-m", "crashtui.cli", str(dump_of("6.1-softlockup")),
+            str(vmlinux_path), "--modules", str(sample / "softlockup")]
+    r = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert validator().is_valid(doc)
+    r = subprocess.run([*args, "-c", "bt -a -i"], capture_output=True, text=True, timeout=120,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    bt_i: dict[int, list[tuple[str, int | None, str]]] = {}
+    cpu = -1
+    for line in r.stdout.splitlines():
+        if m := re.match(r"PID: .* CPU: (\d+) ", line):
+            cpu = int(m.group(1))
+            bt_i[cpu] = []
+        elif m := re.match(r"\s*#(\d+) \[[0-9a-f]+\] (\S+) at ", line):
+            bt_i[cpu].append(("frame", int(m.group(1)), m.group(2)))
+        elif m := re.match(r"\s+\[inline\] (\S+)", line):
+            bt_i[cpu].append(("inline", None, m.group(1)))
+    total = 0
+    for bt in doc["backtraces"]:
+        frames = bt["frames"]
+        mine = [("inline", None, f["function"]) if f["inline"] else
+                ("frame", f["index"], f["function"]) for f in frames]
+        assert mine == bt_i[bt["cpu"]], bt["cpu"]
+        physical = [f for f in frames if not f["inline"]]
+        assert [f["index"] for f in physical] == list(range(len(physical)))
+        for i, f in enumerate(frames):
+            if f["inline"]:
+                total += 1
+                owner = next(g for g in frames[i + 1:] if not g["inline"])
+                assert (f["index"], f["sp"], f["address"], f["return_address"]) == (
+                    owner["index"], owner["sp"], owner["address"], owner["return_address"])
+                assert f["offset"] == 0 and f["exception"] is None and f["stack"] is None
+                assert f["file"] and f["line"]
+    panic = next(bt for bt in doc["backtraces"] if bt["panic"])
+    pairs = [(f["function"], f["index"], f["inline"]) for f in panic["frames"]]
+    assert pairs.index(("__run_hrtimer", 4, True)) + 1 == pairs.index(
+        ("__hrtimer_run_queues", 4, False))
+    assert total == 20
 
 
 @pytest.mark.parametrize("name", DUMPS)

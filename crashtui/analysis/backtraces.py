@@ -509,7 +509,7 @@ def add_inline_frames(kernel: Kernel, bt: Backtrace) -> Backtrace:
                 src = SourceLocation(inl.file, inl.line, inl.column) if inl.file else None
                 extra.append(Frame(frame.index, frame.sp, frame.pc, inl.function, 0,
                                    frame.module, src, inline=True, reliable=frame.reliable,
-                                   stack=frame.stack))
+                                   stack=frame.stack, return_address=frame.return_address))
         out.frames.extend(extra)
         out.frames.append(frame)
     return out

@@ -25,9 +25,31 @@ def hexaddr(value: int | None) -> str | None:
 
 def build_document(session: Session) -> dict[str, Any]:
     """Everything the analysis knows, as plain JSON values."""
-    doc = document(gather(session, excerpt=False))
+    a = gather(session, excerpt=False)
+    a.backtraces = with_inline_frames(session, a.backtraces, a.errors)
+    doc = document(a)
     doc["triage"] = triage_json(session, doc["errors"])
     return doc
+
+
+def with_inline_frames(session: Session, bts: list[Backtrace] | None,
+                       errors: list[str]) -> list[Backtrace] | None:
+    """The backtraces with their DWARF inline frames (bt -i's `[inline]` lines: inline=True,
+    just before the frame they were inlined into, innermost first, with its index); a trace
+    whose inline frames cannot be read stays as it is, the reason in errors."""
+    from crashtui.errors import CrashtuiError
+
+    add = getattr(session, "with_inline_frames", None)
+    if bts is None or not callable(add):
+        return bts
+    out = []
+    for bt in bts:
+        try:
+            out.append(add(bt))
+        except CrashtuiError as exc:
+            errors.append(f"inline frames: CPU {bt.cpu}: {exc.message}")
+            out.append(bt)
+    return out
 
 
 def triage_json(session: Session, errors: list[str]) -> dict[str, Any] | None:
