@@ -340,6 +340,20 @@ def test_bt_i_adds_inline_frames_only_when_asked(sessions: dict[str, Session]) -
     assert format_backtrace(bt) == plain
 
 
+def test_bt_i_stack_marker_before_the_inline_frames(sessions: dict[str, Session]) -> None:
+    """A frame's inline frames are on its stack: `--- <NMI exception stack> ---` goes before
+    them, not between them and the frame (6.1-softlockup CPU 3: read_zero's inlined
+    signal_pending chain)."""
+    session = sessions["6.1-softlockup"]
+    plain = run_command(session, "bt -c 3")
+    with_inline = run_command(session, "bt -i -c 3")
+    marker = with_inline.index("--- <NMI exception stack> ---")
+    assert with_inline[marker + 1] == "    [inline] constant_test_bit  debian/build/" \
+        "build_amd64_none_cloud-amd64/arch/x86/include/asm/bitops.h: 206"
+    assert with_inline[marker + 8].startswith(" #4 [") and " read_zero at " in with_inline[marker + 8]
+    assert [line for line in with_inline if not line.startswith("    [inline] ")] == plain
+
+
 # -- the Session API other views build on -------------------------------------------------
 
 def test_session_backtraces(sessions: dict[str, Session]) -> None:

@@ -88,16 +88,22 @@ def format_backtrace(bt: Backtrace, with_lines: bool = False, with_inline: bool 
         return [*out, "(no stack)"]
     if bt.start is not None:
         out += format_exception(bt.start, with_lines, user_label=True)
-    for frame in bt.frames:
+    marked: set[int] = set()  # frames whose stack marker went before their inline frames
+    for i, frame in enumerate(bt.frames):
         if frame.inline:
             if with_inline:
+                if i == 0 or not bt.frames[i - 1].inline:  # the group is on the frame's stack
+                    owner = next((f for f in bt.frames[i + 1:] if not f.inline), None)
+                    if owner is not None and owner.stack_name:
+                        out.append(f"--- <{owner.stack_name}> ---")
+                        marked.add(id(owner))
                 where = f"  {_source_text(frame.source)}" if frame.source else ""
                 out.append(f"    [inline] {frame.function or '??'}{where}")
             continue
         if words is not None and prev is not None:
             out += words(prev, frame)
         prev = frame
-        if frame.stack_name:
+        if frame.stack_name and id(frame) not in marked:
             out.append(f"--- <{frame.stack_name}> ---")
         out.append(format_frame(frame))
         if with_lines and frame.source is not None:
