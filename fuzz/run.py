@@ -33,6 +33,7 @@ class Guard:
         self.stats = STATS / f"{name}-{engine}.json"
         previous = json.loads(self.stats.read_text()) if self.stats.exists() else {}
         self.before = int(previous.get("inputs", 0))
+        self.earlier: dict[str, str] = dict(previous.get("findings", {}))  # of earlier runs
 
     def __call__(self, data: bytes) -> None:
         from crashtui.errors import CrashtuiError
@@ -60,7 +61,7 @@ class Guard:
         self.stats.write_text(json.dumps({
             "target": self.name, "engine": self.engine, "inputs": self.before + self.count,
             "this_run": self.count, "seconds": round(time.time() - self.started),
-            "findings": self.findings}, indent=1) + "\n")
+            "findings": {**self.earlier, **self.findings}}, indent=1) + "\n")
 
 
 # Bugs must raise here, not become "(unavailable)" fields (crashtui's CRASHTUI_DEBUG switch).
