@@ -230,14 +230,28 @@ def test_flattened_later_records_win(sysrq_bytes: bytes, tmp_path: Path) -> None
         flat.close()
 
 
-def test_flattened_truncated(sysrq_bytes: bytes, tmp_path: Path) -> None:
+def test_flattened_truncated(sysrq_bytes: bytes, sysrq_dump: Path, tmp_path: Path) -> None:
+    """A stream cut short keeps the records that arrived; the kdump reader judges the rest."""
     path = flatten(sysrq_bytes[:200_000], tmp_path / "flat")
     whole = path.read_bytes()
     cut = tmp_path / "cut"
     cut.write_bytes(whole[:150_000])
-    _open_error(cut, DumpFormatError, "flattened record at .* is truncated")
-    cut.write_bytes(whole[:-16])
-    _open_error(cut, DumpFormatError, "without its end marker")
+    _open_error(cut, DumpFormatError, "kdump page descriptors truncated")
+    in_order = [(o, sysrq_bytes[o:o + (1 << 16)]) for o in range(0, len(sysrq_bytes), 1 << 16)]
+    stream = flatten(b"", tmp_path / "stream", extra=in_order).read_bytes()
+    for keep, lost in ((len(stream) - 16, False), (len(stream) * 9 // 10, True)):
+        cut.write_bytes(stream[:keep])  # the end marker lost, then the last tenth too
+        with open_dump(cut) as dump, open_dump(sysrq_dump) as ref:
+            assert dump.vmcoreinfo == ref.vmcoreinfo and (dump.info.lost_pages > 0) == lost
+            present = [p for p in range(ref.info.max_pfn) if ref.is_present(p)]
+            for pfn in present[:50]:
+                assert dump.read_phys(pfn * 4096, 4096) == ref.read_phys(pfn * 4096, 4096)
+            if lost:
+                with pytest.raises(DumpCorruptError, match="past the end of the file"):
+                    for pfn in present:
+                        dump.read_phys(pfn * 4096, 8)
+    cut.write_bytes(whole[:4096 + 10])
+    _open_error(cut, DumpFormatError, "flattened stream holds no data")
     cut.write_bytes(whole[:1000])
     _open_error(cut, DumpFormatError, "truncated flattened header")
 

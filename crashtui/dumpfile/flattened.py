@@ -34,6 +34,7 @@ class FlattenedSource:
         self._starts = array("q")
         self._ends = array("q")
         self._filepos = array("q")
+        self.cut_at: int | None = None  # where the stream ends without its end marker
         self._index()
         self.size = self._ends[-1] if self._ends else 0
         self.stored = int(np.sum(np.frombuffer(self._ends, dtype=np.int64)
@@ -54,9 +55,10 @@ class FlattenedSource:
         pos = FILE_HEADER_SIZE
         while True:
             if pos + _RECORD.size > total:
-                raise DumpFormatError(
-                    f"flattened stream ends at {pos:#x} without its end marker (truncated?)",
-                    path)
+                # A stream cut short (an interrupted `makedumpfile -F | ssh ...`): keep what
+                # arrived; the kdump reader finds what is missing.
+                self.cut_at = pos
+                break
             offset, size = _RECORD.unpack_from(mm, pos)
             pos += _RECORD.size
             if offset == END_FLAG_FLAT_HEADER:
@@ -66,9 +68,8 @@ class FlattenedSource:
                     f"bad flattened record at {pos - _RECORD.size:#x}: offset {offset}, "
                     f"size {size}", path)
             if pos + size > total:
-                raise DumpFormatError(
-                    f"flattened record at {pos - _RECORD.size:#x} ({size} bytes for offset "
-                    f"{offset:#x}) is truncated", path)
+                self.cut_at = pos - _RECORD.size
+                size = total - pos  # the part of the last record that arrived
             if size:
                 offsets.append(offset)
                 sizes.append(size)
@@ -122,6 +123,31 @@ class FlattenedSource:
         self._starts = array("q", piece_starts.tobytes())
         self._ends = array("q", bounds[1:][keep].tobytes())
         self._filepos = array("q", (filepos[rec] + (piece_starts - starts[rec])).tobytes())
+
+    def holds(self, offset: int, length: int) -> bool:
+        """True when the stream holds every byte of [offset, offset + length)."""
+        end = offset + length
+        i = bisect.bisect_right(self._ends, offset)
+        while offset < end:
+            if i >= len(self._starts) or self._starts[i] > offset:
+                return False
+            offset = self._ends[i]
+            i += 1
+        return True
+
+    def missing(self, offsets: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """For each range [offsets[k], ends[k]), whether some byte of it is not stored."""
+        starts = np.frombuffer(self._starts, dtype=np.int64)
+        stops = np.frombuffer(self._ends, dtype=np.int64)
+        # Runs of adjacent records (a page's data may straddle two of them).
+        breaks = np.flatnonzero(np.not_equal(starts[1:], stops[:-1])) + 1
+        run_starts = starts[np.concatenate(([0], breaks))]
+        run_ends = stops[np.concatenate((breaks - 1, [len(stops) - 1]))]
+        i = np.searchsorted(run_ends, offsets, side="right")
+        inside = np.less(i, len(run_ends))
+        j = np.minimum(i, len(run_ends) - 1)
+        held = inside & np.less_equal(run_starts[j], offsets) & np.less_equal(ends, run_ends[j])
+        return ~held
 
     def read(self, offset: int, length: int) -> bytes:
         """Return up to `length` bytes of the reconstructed file (holes read as zeros)."""

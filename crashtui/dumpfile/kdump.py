@@ -263,7 +263,11 @@ class KdumpFile(DumpFile):
             # numpy's functions, not operators: the fuzzer's comparison hooks keep every
             # array compared with `==`/`>` alive (fuzz/README.md)
             unwritten = np.equal(descs["offset"], 0) & np.equal(descs["size"], 0)
-            lost = int(np.count_nonzero(np.greater(ends, self._src.size) | unwritten))
+            gone = np.greater(ends, self._src.size) | unwritten
+            missing = getattr(self._src, "missing", None)
+            if missing is not None:  # a flattened stream: data in no record is lost too
+                gone |= missing(descs["offset"], descs["offset"] + descs["size"])
+            lost = int(np.count_nonzero(gone))
         return codec_names(flags), lost
 
     def is_present(self, pfn: int) -> bool:
@@ -299,6 +303,11 @@ class KdumpFile(DumpFile):
             raise DumpCorruptError(
                 f"page data of pfn {pfn:#x} at {offset:#x}+{size:#x} lies past the end of the "
                 f"file ({self._src.size} bytes): truncated dump?", self.path)
+        holds = getattr(self._src, "holds", None)
+        if holds is not None and not holds(offset, size):
+            raise DumpCorruptError(
+                f"page data of pfn {pfn:#x} at {offset:#x}+{size:#x} is in no record of the "
+                "flattened stream: the stream was cut short?", self.path)
         data = self._src.read(offset, size)
         if flags == 0:
             if size != bs:
