@@ -583,3 +583,48 @@ def test_header_machine(sysrq_dump: Path, tmp_path: Path, vmlinux_path: Path,
             "the dump is of a aarch64 kernel; crashtui supports x86_64 for now")
     else:
         assert result.out == reference.out.replace(str(sysrq_dump), str(path))
+
+
+# --- flattened streams cut short (an interrupted `makedumpfile -F | ssh ...`) ----------------
+
+def _stream(raw: bytes, path: Path, skip: frozenset[int] = frozenset(),
+            cut: int | None = None) -> Path:
+    """The dump as an in-order flattened stream of 64 KiB records, some left out, cut."""
+    from dumpfile_fixtures import flatten
+
+    chunk = 1 << 16
+    records = [(o, raw[o:o + chunk]) for o in range(0, len(raw), chunk) if o // chunk not in skip]
+    flatten(b"", path, extra=records)
+    if cut is not None:
+        with path.open("r+b") as f:
+            f.truncate(cut)
+    return path
+
+
+def test_flattened_stream_cut_short(sysrq_dump: Path, tmp_path: Path, vmlinux_path: Path,
+                                    reference: CliResult) -> None:
+    raw = sysrq_dump.read_bytes()
+    path = _stream(raw, tmp_path / "flat", cut=int(len(raw) * 0.95))
+    result = sys_of(path, vmlinux_path)
+    assert_partial(result, reference, ("CPUS", "RELEASE", "VERSION", "MACHINE", "PANIC"))
+    assert "dumped pages are not in the file" in result.warnings[0]
+
+
+def test_flattened_stream_with_a_record_missing(sysrq_dump: Path, layout: KdumpLayout,
+                                                tmp_path: Path, vmlinux_path: Path,
+                                                reference: CliResult) -> None:
+    """A record of page data never arrived: its pages are lost (and said so), not zeros."""
+    from crashtui.dumpfile import open_dump
+    from crashtui.errors import DumpCorruptError
+
+    raw = sysrq_dump.read_bytes()
+    offset, size, _flags = layout.descriptor(sysrq_dump, TASK_PFN)
+    path = _stream(raw, tmp_path / "flat", skip=frozenset({offset >> 16}))
+    with open_dump(path) as dump:
+        assert dump.info.lost_pages > 0
+        with pytest.raises(DumpCorruptError, match="in no record of the flattened stream"):
+            dump.read_phys(TASK_PFN * 4096, 8)
+    result = sys_of(path, vmlinux_path)
+    assert result.status == 0
+    assert result.field("TASKS").endswith("[DAMAGED]")
+    assert any("in no record of the flattened stream" in w for w in result.warnings)
