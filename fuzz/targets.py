@@ -221,6 +221,7 @@ def target_flattened(data: bytes) -> None:
     src = FlattenedSource.__new__(FlattenedSource)
     src.path, src._src, src._mm = FAKE_PATH, base, stream  # type: ignore[assignment]  # noqa: SLF001
     src._starts, src._ends, src._filepos = array("q"), array("q"), array("q")  # noqa: SLF001
+    src.cut_at = None
     try:
         src._index()  # noqa: SLF001
         src.size = src._ends[-1] if src._ends else 0  # noqa: SLF001
