@@ -298,14 +298,7 @@ END_TO_END: dict[str, Callable[[Path], None]] = {
 }
 
 
-EMPTIED_XFAIL = pytest.mark.xfail(
-    strict=True, reason="crashtui/debuginfo/dwarf.py DwarfLines._cached_index_from_units accepts "
-    "a well-formed entry with zero ranges (n == 0) although .debug_info has units: the cache "
-    "then hides every file:line")
-
-
-@pytest.mark.parametrize("damage", [pytest.param(d, marks=EMPTIED_XFAIL) if d == "emptied"
-                                    else d for d in sorted(END_TO_END)])
+@pytest.mark.parametrize("damage", sorted(END_TO_END))
 def test_dwarf_index_survives_a_bad_entry(ko_sections: tuple[DwarfSections, int], damage: str
                                           ) -> None:
     want, good = _good_answer(ko_sections)

@@ -287,6 +287,24 @@ def test_404_and_wrong_file(tmp_path: Path, testmod_ko: Path) -> None:
     assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing half-written is kept
 
 
+def test_cached_file_follows_the_umask(tmp_path: Path, testmod_ko: Path) -> None:
+    """The download is written with mode 0o666 & ~umask (not mkstemp's 0600)."""
+    from crashtui.debuginfo.locate import elf_build_id
+
+    bid = elf_build_id(testmod_ko)
+    assert bid is not None
+    httpd, url = serve(testmod_ko.read_bytes())
+    old = os.umask(0o027)
+    try:
+        fetched = fetch_debuginfo(bid, [url], cache=tmp_path, timeout=5)
+    finally:
+        os.umask(old)
+        httpd.shutdown()
+    assert fetched.path.read_bytes() == testmod_ko.read_bytes()
+    assert fetched.path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in fetched.path.parent.iterdir()) == ["debuginfo"]
+
+
 def test_server_that_never_answers(tmp_path: Path) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

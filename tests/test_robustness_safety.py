@@ -185,8 +185,6 @@ def test_report_written_with_the_umask(sysrq_dump: Path, vmlinux_path: Path, tmp
     assert report.stat().st_mode & 0o777 == 0o640
 
 
-@pytest.mark.xfail(strict=True, reason="crashtui/debuginfo/cache.py save_arrays writes through "
-                   "tempfile.mkstemp, always mode 0600, not 0666 & ~umask (owner: DWARF/.ko)")
 def test_array_cache_written_with_the_umask(tmp_path: Path, umask_027: None,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
@@ -199,8 +197,6 @@ def test_array_cache_written_with_the_umask(tmp_path: Path, umask_027: None,
     assert path is not None and path.stat().st_mode & 0o777 == 0o640
 
 
-@pytest.mark.xfail(strict=True, reason="crashtui/analysis/source.py SourceTarball._store writes "
-                   "through tempfile.mkstemp, always mode 0600, not 0666 & ~umask (owner: app)")
 def test_source_cache_written_with_the_umask(tmp_path: Path, umask_027: None) -> None:
     from crashtui.analysis.source import SourceTarball
 

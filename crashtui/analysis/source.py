@@ -19,12 +19,13 @@ import posixpath
 import re
 import struct
 import tarfile
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from crashtui.fileio import atomic_write
 
 Progress = Callable[[float, str], None]
 Found = Callable[[str, Path], None]
@@ -239,9 +240,7 @@ class SourceTarball:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         text = "".join(f"{m.offset} {m.size} {name}\n" for name, m in members.items()
                        if "\n" not in name)
-        tmp = self._index_file.with_suffix(".tmp")
-        tmp.write_text(text, "utf-8")
-        tmp.replace(self._index_file)
+        atomic_write(self._index_file, text.encode("utf-8"))
         self._index = members
         self._index_loaded = True
 
@@ -275,10 +274,7 @@ class SourceTarball:
         if dest is None:
             return None
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
+        atomic_write(dest, data)
         return dest
 
     def extract(self, wanted: Iterable[str], progress: Progress | None = None,

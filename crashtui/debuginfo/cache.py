@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from crashtui.fileio import atomic_write
 
 FORMAT_VERSION = 1
 _BUILD_ID_RE = re.compile(r"^[0-9a-f]{8,128}$")
@@ -70,7 +71,8 @@ def load_arrays(build_id: str | None, name: str, fingerprint: Sequence[int],
 
 def save_arrays(build_id: str | None, name: str, fingerprint: Sequence[int],
                 arrays: Mapping[str, np.ndarray]) -> bool:
-    """Write the arrays atomically (temp file + rename); False if caching is off or fails."""
+    """Write the arrays atomically, mode 0o666 & ~umask (crashtui.fileio.atomic_write); False
+    if caching is off or fails."""
     if build_id is None:
         return False
     path = entry_path(build_id, name)
@@ -79,14 +81,7 @@ def save_arrays(build_id: str | None, name: str, fingerprint: Sequence[int],
     meta = np.array([FORMAT_VERSION, *fingerprint], dtype=np.uint64)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=meta, **arrays)  # type: ignore[arg-type]
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: np.savez(f, meta=meta, **arrays))  # type: ignore[arg-type]
     except OSError:
         return False
     return True

@@ -13,19 +13,18 @@ each connection attempt and each wait for data, as in elfutils' client.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from crashtui.debuginfo.locate import elf_build_id, valid_build_id
 from crashtui.errors import CrashtuiError
+from crashtui.fileio import atomic_write
 
 Progress = Callable[[int, int | None], None]  # (bytes received, total or None)
 CHUNK = 1 << 20
@@ -127,43 +126,40 @@ def _download(url: str, target: Path, bid: str, progress: Progress | None,
         raise DebuginfodError(f"timed out after {timeout:g} s") from None
     except OSError as exc:
         raise DebuginfodError(f"cannot connect: {exc}") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with response, os.fdopen(fd, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            got = 0
+
+    def receive(out: BinaryIO) -> None:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        got = 0
+        if progress is not None:
+            progress(0, total)
+        while True:
+            try:
+                chunk = response.read(CHUNK)
+            except TimeoutError:
+                raise DebuginfodError(f"timed out after {timeout:g} s while receiving "
+                                      f"(got {got} bytes)") from None
+            except OSError as exc:
+                raise DebuginfodError(f"connection lost after {got} bytes: {exc}") from None
+            if not chunk:
+                break
+            out.write(chunk)
+            got += len(chunk)
             if progress is not None:
-                progress(0, total)
-            while True:
-                try:
-                    chunk = response.read(CHUNK)
-                except TimeoutError:
-                    raise DebuginfodError(f"timed out after {timeout:g} s while receiving "
-                                          f"(got {got} bytes)") from None
-                except OSError as exc:
-                    raise DebuginfodError(f"connection lost after {got} bytes: {exc}") from None
-                if not chunk:
-                    break
-                out.write(chunk)
-                got += len(chunk)
-                if progress is not None:
-                    progress(got, total)
-            if total is not None and got != total:
-                raise DebuginfodError(f"truncated download: {got} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())
+                progress(got, total)
+        if total is not None and got != total:
+            raise DebuginfodError(f"truncated download: {got} of {total} bytes")
+
+    def verify(tmp: Path) -> None:
         arrived = elf_build_id(tmp)
         if arrived is None or arrived.lower() != bid:
             raise DebuginfodError(f"the server sent a file with build-id {arrived} "
                                   f"instead of {bid}" if arrived else
                                   "the server sent a file that is not an ELF with a build-id")
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+
+    with response:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, receive, check=verify)  # mode 0o666 & ~umask
 
 
 def progress_bar(out: TextIO, label: str) -> Progress:

@@ -1053,8 +1053,11 @@ class DwarfLines:
             index = UnitIndex(got["starts"].astype(np.uint64), got["ends"].astype(np.uint64),
                               got["units"].astype(np.uint64))
             n = len(index.starts)
+            # An empty index is only right for an empty .debug_info: a well-formed entry
+            # with no ranges for a non-empty one would hide every file:line, so rebuild it.
             if len(index.ends) == n == len(index.units) and (
-                    n == 0 or bool((index.starts[1:] >= index.starts[:-1]).all())):
+                    (n == 0 and len(info) == 0) or
+                    (n > 0 and bool((index.starts[1:] >= index.starts[:-1]).all()))):
                 return index
         index = self._index_from_units()
         cache.save_arrays(self.build_id, "dwarf-units", fingerprint,
