@@ -50,6 +50,8 @@ _BLOCK_BITS = 512  # bits per cumulative-popcount block of the 2nd bitmap
 _BLOCK_BYTES = _BLOCK_BITS // 8
 _MAX_BLOCK_SIZE = 1 << 20
 _CHUNK = 1 << 20  # bitmap bytes scanned at a time
+_MAX_VMCOREINFO = 1 << 20  # the kernel's is one page (VMCOREINFO_BYTES)
+_MAX_NOTES = 64 << 20  # NT_PRSTATUS and friends for 8192 CPUs fit in a few MiB
 _SCAN_DESC_LIMIT = 64 << 20  # scan descriptor flags for codecs when the table is this small
 
 
@@ -138,11 +140,15 @@ def parse_header(src: ByteSource, path: Path) -> KdumpHeader:
         start_pfn, end_pfn, max_mapnr = start64, end64, mapnr64
     if not split:
         start_pfn, end_pfn = 0, max_mapnr
-    for what, off, size in (("VMCOREINFO", off_vmci, size_vmci), ("note", off_note, size_note)):
+    for what, off, size, cap in (("VMCOREINFO", off_vmci, size_vmci, _MAX_VMCOREINFO),
+                                 ("note", off_note, size_note, _MAX_NOTES)):
         if size and (off <= 0 or off + size > src.size):
             raise DumpFormatError(
                 f"kdump {what} area {off:#x}+{size:#x} lies outside the file "
                 f"({src.size} bytes)", path)
+        if size > min(cap, src.stored):  # a sparse flattened file could claim petabytes
+            raise DumpFormatError(f"kdump {what} area of {size} bytes is implausibly large",
+                                  path)
     return KdumpHeader(
         signature=raw[:8].decode("ascii").rstrip(), header_version=version, utsname=uts,
         timestamp=tv_sec + tv_usec / 1e6 if tv_sec or tv_usec else None,
