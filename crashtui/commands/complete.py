@@ -62,18 +62,7 @@ def symbol_names(session: Session, prefix: str, limit: int = MAX_CANDIDATES) -> 
     """Kernel symbols (vmlinux or in-memory kallsyms) and module symbols starting with prefix."""
     if not re.fullmatch(r"[A-Za-z_.$][\w.$]*", prefix or "_") or not prefix:
         return []
-    out: list[str] = []
-    try:
-        out += session.kernel.symbols.names_with_prefix(prefix, limit)
-    except CrashtuiError:
-        pass
-    try:
-        table = session.modules
-        for mod in table.modules:
-            out += [n for n in table.symbols(mod).names if n.startswith(prefix)]
-    except CrashtuiError:
-        pass
-    return sorted(set(out))[:limit]
+    return session.symbol_names(prefix, limit)
 
 
 def type_names(session: Session, prefix: str, kind: str = "struct",
