@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,6 +14,7 @@ import pytest
 from conftest import SAMPLES, cache_dir
 from test_source import SYSRQ_DWARF, linux_source  # noqa: F401 - the tarball fixture
 from textual.widgets import Static, TabbedContent
+from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.analysis.source import SourceFinder
@@ -42,15 +42,8 @@ HOSTILE_SHOWN = "[bold]x[/bold]\\x1b[2J\\x07"
 @pytest.fixture(scope="module", autouse=True)
 def utc() -> Iterator[None]:
     """Dates as crash printed them (UTC), whatever the machine's zone."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with utc_timezone():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -6,14 +6,13 @@ No debug vmlinux is needed (nor fetched): these run everywhere.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLES
+from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.tui.app import CrashtuiApp
@@ -29,15 +28,8 @@ DUMP = SYSRQ / "dump.202611261023"
 
 @pytest.fixture(scope="module", autouse=True)
 def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with utc_timezone():
+        yield
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ and look at the report (snapshot_report.html) before committing the new SVGs.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_textual_snapshot
+from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.tui.app import CrashtuiApp
@@ -40,15 +39,8 @@ def snapshots_dir(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with utc_timezone():
+        yield
 
 
 _SESSIONS: dict[Path, Session] = {}
