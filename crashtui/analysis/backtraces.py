@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 Symbolizer = Callable[[int], "tuple[str, int, str | None] | None"]
 # A SourceLocation-like object (file, line, column) for a runtime address, or None.
 SourceResolver = Callable[[int], Any]
+_R = TypeVar("_R")
 
 # crash's x86_64_get_dumpfile_stack_frame() names, checked per stack word.
 _KEXEC_NAMES = frozenset({"netconsole_netdump", "netpoll_start_netdump", "start_disk_dump",
@@ -76,14 +77,10 @@ def symbolize(kernel: Kernel, addr: int, extra: Sequence[Symbolizer] = (),
     if hit is not None and _in_kernel_text(kernel, look):
         sym, off = hit
         return Symbolized(crash_name(sym.name), off + (addr - look))
-    for fn in extra:
-        try:
-            res = fn(look)
-        except CrashtuiError:
-            res = None
-        if res is not None:
-            name, off, module = res
-            return Symbolized(name, off + (addr - look), module)
+    res = _first_answer(extra, look)
+    if res is not None:
+        name, off, module = res
+        return Symbolized(name, off + (addr - look), module)
     if hit is not None:
         sym, off = hit
         return Symbolized(sym.name, off + (addr - look))
@@ -109,18 +106,27 @@ def source_line(kernel: Kernel, addr: int, extra: Sequence[SourceResolver] = ()
             row = lines.source_line(addr - kernel.kaslr_offset) if lines is not None else None
         except CrashtuiError:
             row = None
-        if row is not None:
-            return SourceLocation(str(row.file), int(row.line), int(getattr(row, "column", 0)),
-                                  getattr(row, "comp_dir", None))
-        return None
-    for fn in extra:
+        return _location(row) if row is not None else None
+    row = _first_answer(extra, addr)
+    return _location(row) if row is not None else None
+
+
+def _location(row: Any) -> SourceLocation:
+    """A SourceLocation from a line-table row (file, line, optional column and comp_dir)."""
+    return SourceLocation(str(row.file), int(row.line), int(getattr(row, "column", 0)),
+                          getattr(row, "comp_dir", None))
+
+
+def _first_answer(resolvers: Sequence[Callable[[int], _R | None]], addr: int) -> _R | None:
+    """The first resolver's answer for addr that is not None; one failing (CrashtuiError)
+    counts as no answer."""
+    for fn in resolvers:
         try:
-            row = fn(addr)
+            res = fn(addr)
         except CrashtuiError:
-            row = None
-        if row is not None:
-            return SourceLocation(str(row.file), int(row.line), int(getattr(row, "column", 0)),
-                                  getattr(row, "comp_dir", None))
+            res = None
+        if res is not None:
+            return res
     return None
 
 
