@@ -1107,6 +1107,16 @@ class DwarfLines:
         rows = self._rows.fetch(u.offset, lambda: decode_line_program(line, h))
         return h, rows
 
+    def _unit_line_rows(self, addr: int) -> tuple[_Unit, LineHeader, LineRows] | None:
+        """The unit covering addr with its line header and rows, or None."""
+        u = self.unit_for(addr)
+        if u is None:
+            return None
+        hr = self._line_rows(u)
+        if hr is None:
+            return None
+        return u, *hr
+
     def _file(self, u: _Unit, h: LineHeader | None, index: int) -> str | None:
         if h is None:
             return None
@@ -1115,13 +1125,10 @@ class DwarfLines:
     @_damage_is_debuginfo_error
     def source_line(self, addr: int) -> SourceLine | None:
         """The line-table row covering addr (as gdb/crash choose it), or None."""
-        u = self.unit_for(addr)
-        if u is None:
+        uhr = self._unit_line_rows(addr)
+        if uhr is None:
             return None
-        hr = self._line_rows(u)
-        if hr is None:
-            return None
-        h, rows = hr
+        u, h, rows = uhr
         k = rows.gdb_row(addr)
         if k is None:
             return None
@@ -1134,13 +1141,10 @@ class DwarfLines:
     def lines_in_range(self, start: int, end: int) -> list[LineRow]:
         """Line rows with start <= address < end (plus the row covering start), in order."""
         out: list[LineRow] = []
-        u = self.unit_for(start)
-        if u is None:
+        uhr = self._unit_line_rows(start)
+        if uhr is None:
             return out
-        hr = self._line_rows(u)
-        if hr is None:
-            return out
-        h, rows = hr
+        u, h, rows = uhr
         first = rows.gdb_row(start)
         a = rows.address
         for j in range(len(rows.seq_first_row)):
