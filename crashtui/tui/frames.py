@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 from crashtui.analysis.backtrace import REGISTER_ORDER, Backtrace
 from crashtui.tui.backend import Backend, FrameRef
 from crashtui.tui.messages import FrameSelected
-from crashtui.tui.text import content, lit
+from crashtui.tui.text import append_module_where, content, lit
 
 # Frames that are the panic/oops machinery itself: the interesting frame comes after them.
 MACHINERY = frozenset({
@@ -128,13 +128,7 @@ def row_prompt(row: FrameRow, width: int) -> Text:
         text.append_text(lit(row.symbol, "bold" if fr.reliable else "italic"))
         if not fr.reliable:
             text.append(" ?", "yellow")
-        if row.module:
-            text.append(" [")
-            text.append_text(lit(row.module))
-            text.append("]")
-        if row.where:
-            text.append("  ")
-            text.append_text(lit(row.where, "cyan"))
+        append_module_where(text, row.module, row.where)
         return text
     head = Text(end="")
     head.append("⚡ ", "bold yellow")

@@ -18,6 +18,17 @@ def lit(value: object, style: str = "") -> Text:
     return Text(safe(value), style=style, no_wrap=True, end="")
 
 
+def append_module_where(text: Text, module: str | None, where: str | None) -> None:
+    """Append ` [module]` and `  where` (cyan), each when present, after a symbol."""
+    if module:
+        text.append(" [")
+        text.append_text(lit(module))
+        text.append("]")
+    if where:
+        text.append("  ")
+        text.append_text(lit(where, "cyan"))
+
+
 def content(value: object) -> Content:
     """Literal Content (for border titles and labels) of a dump string."""
     return Content(safe(value))

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from crashtui.tui.text import lit, safe
+from crashtui.tui.text import append_module_where, lit, safe
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -40,13 +40,7 @@ def triage_text(t: Triage) -> Text:
     if c is not None:
         where = Text(end="")
         where.append_text(lit(c.symbol, "bold"))
-        if c.module:
-            where.append(" [")
-            where.append_text(lit(c.module))
-            where.append("]")
-        if c.location:
-            where.append("  ")
-            where.append_text(lit(c.location, "cyan"))
+        append_module_where(where, c.module, c.location)
         rows.append(_row("Culprit", where))
         if c.module:
             taint = Text(end="")
