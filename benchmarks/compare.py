@@ -458,7 +458,7 @@ def app_markers(env: Env) -> list[str]:
     return marks
 
 
-def measure_app(env: Env, runs: int, markers: list[str], cold: bool,
+def measure_app(env: Env, runs: int, markers: list[str], cold: bool, meter: CpuMeter,
                 log: Callable[[str], None]) -> Result:
     """Launch the app in a private tmux server; time until every marker is on screen."""
     res = Result("crashtui")
@@ -489,6 +489,7 @@ def measure_app(env: Env, runs: int, markers: list[str], cold: bool,
                 f"{k}={shlex.quote(cenv[k])}" for k in keep if k in cenv) + " " + shlex.join(
                 env.crashtui([]))
             s = _app_once(tmux, cmd, markers)
+            meter.ours += s.cpu  # the app is tmux's child, not ours: count it as ours
             if r == 0:  # warm-up / probe
                 if s.rc != 0:
                     res.why = f"failed: {s.err}"
@@ -867,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
                 if wanted is None or key in wanted:
                     log(f"case {key} ... (markers {markers})")
                     t0, snap = time.perf_counter(), _other_snapshot(meter)
-                    app[key] = measure_app(env, args.runs, markers, cold, log)
+                    app[key] = measure_app(env, args.runs, markers, cold, meter, log)
                     app_other[key] = _other_since(meter, t0, snap)
             lines.append("### app: launch until the summary and the panic backtrace are drawn")
             lines.append(f"(tmux 200x50, the screen captured every {APP_POLL * 1000:.0f} ms until "
