@@ -24,6 +24,14 @@ examples:
 """
 
 
+def _quiet_blas_threads() -> None:
+    """One BLAS thread: crashtui does no linear algebra, and OpenBLAS' pool costs ~55 ms CPU."""
+    # numpy's OpenBLAS starts a thread per CPU on import, which spin on the other cores and
+    # compete with us on a small VM; an explicit setting by the user is kept.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="crashtui", description="Explore a Linux kernel crash dump (kdump-compressed, "
@@ -116,6 +124,7 @@ def _open(dump: Path, vmlinux: Path | None) -> Session:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `crashtui` console script."""
+    _quiet_blas_threads()
     argv = sys.argv[1:] if argv is None else argv
     args = None
     if "--signature" not in argv:
