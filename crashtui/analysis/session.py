@@ -103,12 +103,23 @@ class Session:
     @cached_property
     def backtraces(self) -> list[Backtrace]:
         """One backtrace per CPU in CPU order (active=True; panic=True on the panic CPU)."""
-        return self.backtrace_builder.all_cpus()
+        builder = self.backtrace_builder
+        first = self.__dict__.get("panic_backtrace")
+        if first is None:
+            return builder.all_cpus()
+        # the panic CPU's was built alone first (bt, triage): keep that object, add the rest
+        return [first if cpu == first.cpu else builder.for_cpu(cpu)
+                for cpu in range(builder.nr_cpus)]
 
     @cached_property
     def panic_backtrace(self) -> Backtrace | None:
-        """The backtrace of the CPU that panicked, or None if unknown."""
-        return next((bt for bt in self.backtraces if bt.panic), None)
+        """The backtrace of the CPU that panicked, or None if unknown (built alone when the
+        other CPUs' are not needed yet: `bt` unwinds one CPU, not all)."""
+        if "backtraces" in self.__dict__:
+            return next((bt for bt in self.backtraces if bt.panic), None)
+        builder = self.backtrace_builder
+        cpu = builder.panic_cpu
+        return None if cpu is None else builder.for_cpu(cpu)
 
     def backtrace_of(self, task_address: int) -> Backtrace:
         """The backtrace of any task (a running task's is its CPU's)."""
