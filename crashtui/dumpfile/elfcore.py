@@ -24,6 +24,7 @@ from pathlib import Path
 
 from crashtui.dumpfile.base import DumpFile, DumpInfo, MmapSource, read_exact
 from crashtui.dumpfile.notes import NT_PRSTATUS, parse_notes, vmcoreinfo_from_notes
+from crashtui.dumpfile.pieces import last_writers
 from crashtui.errors import (
     DumpCorruptError,
     DumpFormatError,
@@ -182,24 +183,9 @@ def _piece_index(segments: list[Segment]) -> tuple[list[int], list[int], list[bo
     bounds = sorted({edge for seg in segments
                      for edge in (seg.paddr, seg.paddr + seg.filesz, seg.paddr + seg.memsz)})
     where = {edge: i for i, edge in enumerate(bounds)}
-    owner = [-1] * (len(bounds) - 1)
-    free = list(range(len(bounds)))  # free[k]: a piece >= k maybe without owner
-
-    def find(k: int) -> int:
-        root = k
-        while free[root] != root:
-            root = free[root]
-        while free[k] != root:
-            free[k], k = root, free[k]
-        return root
-
-    for index in range(len(segments) - 1, -1, -1):
-        seg = segments[index]
-        k, end = find(where[seg.paddr]), where[seg.paddr + seg.filesz]
-        while k < end:
-            owner[k] = index
-            free[k] = k + 1
-            k = find(k + 1)
+    owner = list(last_writers([where[seg.paddr] for seg in segments],
+                              [where[seg.paddr + seg.filesz] for seg in segments],
+                              len(bounds) - 1))
     depth = [0] * len(bounds)
     for seg in segments:
         depth[where[seg.paddr]] += 1

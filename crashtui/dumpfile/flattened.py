@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from crashtui.dumpfile.base import MmapSource
+from crashtui.dumpfile.pieces import last_writers
 from crashtui.errors import DumpFormatError
 
 # makedumpfile.h: struct makedumpfile_header {char signature[16]; int64_t type;
@@ -99,27 +100,11 @@ class FlattenedSource:
         bounds = np.unique(np.concatenate([starts, ends]))
         first = array("q", np.searchsorted(bounds, starts).astype(np.int64).tobytes())
         last = array("q", np.searchsorted(bounds, ends).astype(np.int64).tobytes())
-        owner = array("q", bytes(8 * (len(bounds) - 1)))
-        free = array("q", range(len(bounds)))  # free[k]: a piece >= k maybe unowned
-
-        def find(k: int) -> int:
-            root = k
-            while free[root] != root:
-                root = free[root]
-            while free[k] != root:
-                free[k], k = root, free[k]
-            return root
-
-        for r in range(len(first) - 1, -1, -1):
-            k = find(first[r])
-            while k < last[r]:
-                owner[k] = r + 1
-                free[k] = k + 1
-                k = find(k + 1)
-        own = np.frombuffer(owner, dtype=np.int64)  # record index + 1; 0: a hole
-        keep = np.greater(own, 0)
+        owner = last_writers(first, last, len(bounds) - 1)
+        own = np.frombuffer(owner, dtype=np.int64)  # record index; -1: a hole
+        keep = np.greater_equal(own, 0)
         piece_starts = bounds[:-1][keep]
-        rec = own[keep] - 1
+        rec = own[keep]
         self._starts = array("q", piece_starts.tobytes())
         self._ends = array("q", bounds[1:][keep].tobytes())
         self._filepos = array("q", (filepos[rec] + (piece_starts - starts[rec])).tobytes())
