@@ -10,6 +10,7 @@ import pytest
 from conftest import SAMPLES
 
 from crashtui.analysis.session import Session
+from crashtui.commands.kmem import kmem_lines
 from crashtui.errors import KernelReadError
 
 DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq", "6.12-test-module", "5.10-sysrq",
@@ -75,7 +76,7 @@ def test_kmem_survives_unreadable_mem_map(vmlinux_for: dict[str, Path],
         return real(addr, size)
 
     monkeypatch.setattr(k, "read", read)
-    lines = session.kmem.lines()
+    lines = kmem_lines(session.kmem)
     assert len(lines) == len((SAMPLES / name / "crash" / "kmem-i.txt").read_text().splitlines())
     assert session.kmem.row("SHARED").pages == 0  # type: ignore[union-attr]
     assert session.kmem.row("FREE").pages == crash_pages(name)["FREE"]  # type: ignore[union-attr]

@@ -5,16 +5,38 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crashtui.commands import CommandError, command
+from crashtui.kernel.system import pages_to_size
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
+    from crashtui.kernel.mm import KmemInfo, KmemRow
+
+KMEM_HEADER = "                 PAGES        TOTAL      PERCENTAGE"
+
+
+def kmem_line(row: KmemRow, page_size: int) -> str:
+    """One row as crash prints it (`----` where no share is computed)."""
+    size = pages_to_size(row.pages, page_size)
+    if row.of is None or row.percent is None:
+        return f"{row.name:>13}  {row.pages:7d}  {size:>11}         ----"
+    return f"{row.name:>13}  {row.pages:7d}  {size:>11}  {row.percent:3d}% of {row.of}"
+
+
+def kmem_lines(info: KmemInfo) -> list[str]:
+    """The table crash's `kmem -i` prints (a blank line between groups)."""
+    out = [KMEM_HEADER]
+    for i, group in enumerate(info.groups):
+        if i:
+            out.append("")
+        out += [kmem_line(r, info.page_size) for r in group]
+    return out
 
 
 def kmem_rows(session: Session) -> dict[str, dict[str, int | None]]:
     """`kmem -i` as plain JSON values: {row name: {pages, bytes, percent}} in crash's order."""
-    from crashtui.kernel.mm import kmem_dict
-
-    return kmem_dict(session.kmem)
+    info = session.kmem
+    return {r.name: {"pages": r.pages, "bytes": r.pages * info.page_size, "percent": r.percent}
+            for r in info.rows}
 
 
 @command("kmem", "kernel memory: -i shows memory usage like crash's kmem -i", "kmem -i")
@@ -22,4 +44,4 @@ def cmd_kmem(session: Session, args: list[str]) -> list[str]:
     if args != ["-i"]:
         raise CommandError("kmem: only -i is supported (memory usage summary)")
     info = session.kmem
-    return info.lines() + [f"kmem: {e}" for e in info.errors]
+    return kmem_lines(info) + [f"kmem: {e}" for e in info.errors]

@@ -8,14 +8,41 @@ from crashtui.commands import CommandError, command
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
-    from crashtui.kernel.ps import PsRow
+    from crashtui.kernel.ps import PsRow, PsTable
+
+PS_HEADER = "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM"
+
+
+def ps_line(row: PsRow, page_size: int) -> str:
+    """The line crash prints (`>` marks a running task; kernel threads in brackets)."""
+    t = row.task
+    pct = f"{row.memory.percent:.1f}"
+    if len(pct) == 3:
+        pct = " " + pct
+    state = t.state_code
+    pad = " " if len(state) > 3 else "  "
+    comm = f"[{t.comm}]" if row.kernel_thread else t.comm
+    return (f"{'>' if row.active else ' '} {t.pid:7d} {row.ppid:7d} {t.cpu:>3}  "
+            f"{t.address:016x} {state:>3}{pad}{pct} "
+            f"{row.memory.total_vm * page_size // 1024:8d} "
+            f"{row.memory.rss * page_size // 1024:8d}  {comm}")
+
+
+def ps_dict(table: PsTable) -> list[dict[str, Any]]:
+    """The rows as plain JSON values (pid, ppid, cpu, task, state, comm, vsz_kb, rss_kb,
+    mem_percent, active, kernel_thread), in crash's order."""
+    ps = table.page_size
+    return [{"pid": r.task.pid, "ppid": r.ppid, "cpu": r.task.cpu,
+             "task": f"{r.task.address:016x}", "state": r.task.state_code,
+             "comm": r.task.comm, "vsz_kb": r.memory.total_vm * ps // 1024,
+             "rss_kb": r.memory.rss * ps // 1024,
+             "mem_percent": float(f"{r.memory.percent:.1f}"), "active": r.active,
+             "kernel_thread": r.kernel_thread}
+            for r in table.rows]
 
 
 def ps_rows(session: Session) -> list[dict[str, Any]]:
-    """The tasks as plain JSON values (pid, ppid, cpu, task, state, comm, vsz_kb, rss_kb,
-    mem_percent, active, kernel_thread), in crash's order."""
-    from crashtui.kernel.ps import ps_dict
-
+    """The tasks of session.ps as plain JSON values."""
     return ps_dict(session.ps)
 
 
@@ -54,7 +81,5 @@ def cmd_ps(session: Session, args: list[str]) -> list[str]:
             and (not wanted or _matches(r, wanted))]
     if wanted and not rows:
         raise CommandError(f"ps: no task matches {' '.join(wanted)}")
-    from crashtui.kernel.ps import PS_HEADER
-
-    lines = [PS_HEADER] + [r.line(table.page_size) for r in rows]
+    lines = [PS_HEADER] + [ps_line(r, table.page_size) for r in rows]
     return lines + [f"ps: {e}" for e in table.errors]

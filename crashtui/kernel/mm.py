@@ -27,13 +27,12 @@ import numpy as np
 
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.lists import list_for_each
-from crashtui.kernel.system import online_nodes, pages_to_size
+from crashtui.kernel.system import online_nodes
 
 if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
 
 SWP_USED = 1  # include/linux/swap.h
-KMEM_HEADER = "                 PAGES        TOTAL      PERCENTAGE"
 
 
 @dataclass(frozen=True)
@@ -60,21 +59,6 @@ class KmemInfo:
 
     def row(self, name: str) -> KmemRow | None:
         return next((r for r in self.rows if r.name == name), None)
-
-    def lines(self) -> list[str]:
-        """The text crash prints."""
-        out = [KMEM_HEADER]
-        for i, group in enumerate(self.groups):
-            if i:
-                out.append("")
-            out += [self._line(r) for r in group]
-        return out
-
-    def _line(self, r: KmemRow) -> str:
-        size = pages_to_size(r.pages, self.page_size)
-        if r.of is None or r.percent is None:
-            return f"{r.name:>13}  {r.pages:7d}  {size:>11}         ----"
-        return f"{r.name:>13}  {r.pages:7d}  {size:>11}  {r.percent:3d}% of {r.of}"
 
 
 def _pct(part: int, whole: int) -> int | None:
@@ -383,10 +367,3 @@ def read_kmem_info(kernel: Kernel) -> KmemInfo:
         except CrashtuiError as exc:
             m.errors.append(f"COMMIT LIMIT: {exc.message}")
     return KmemInfo(groups, k.vmcoreinfo.page_size, m.errors)
-
-
-def kmem_dict(info: KmemInfo) -> dict[str, dict[str, int | None]]:
-    """The rows as plain JSON values: {row name: {pages, bytes, percent}}."""
-    return {r.name: {"pages": r.pages, "bytes": r.pages * info.page_size,
-                     "percent": r.percent}
-            for r in info.rows}

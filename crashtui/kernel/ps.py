@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
 
 PF_EXITING = 0x00000004  # include/linux/sched.h
-PS_HEADER = "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +58,6 @@ class PsRow:
             return True
         return not t.mm and not (t.exit_state & EXIT_ZOMBIE or t.flags & PF_EXITING)
 
-    def line(self, page_size: int = 4096) -> str:
-        """The line crash prints (`>` marks a running task; kernel threads in brackets)."""
-        t = self.task
-        pct = f"{self.memory.percent:.1f}"
-        if len(pct) == 3:
-            pct = " " + pct
-        state = t.state_code
-        pad = " " if len(state) > 3 else "  "
-        comm = f"[{t.comm}]" if self.kernel_thread else t.comm
-        return (f"{'>' if self.active else ' '} {t.pid:7d} {self.ppid:7d} {t.cpu:>3}  "
-                f"{t.address:016x} {state:>3}{pad}{pct} "
-                f"{self.memory.total_vm * page_size // 1024:8d} "
-                f"{self.memory.rss * page_size // 1024:8d}  {comm}")
-
 
 @dataclass
 class PsTable:
@@ -82,8 +67,6 @@ class PsTable:
     page_size: int = 4096
     errors: list[str] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
-        return [PS_HEADER] + [r.line(self.page_size) for r in self.rows]
 
 
 class _MemoryReader:
@@ -206,14 +189,3 @@ def read_ps(kernel: Kernel, tasks: TaskList) -> PsTable:
         rows.append(PsRow(t, t.address in active, mem))
     return PsTable(rows, kernel.vmcoreinfo.page_size, errors)
 
-
-def ps_dict(table: PsTable) -> list[dict[str, object]]:
-    """The rows as plain JSON values."""
-    ps = table.page_size
-    return [{"pid": r.task.pid, "ppid": r.ppid, "cpu": r.task.cpu,
-             "task": f"{r.task.address:016x}", "state": r.task.state_code,
-             "comm": r.task.comm, "vsz_kb": r.memory.total_vm * ps // 1024,
-             "rss_kb": r.memory.rss * ps // 1024,
-             "mem_percent": float(f"{r.memory.percent:.1f}"), "active": r.active,
-             "kernel_thread": r.kernel_thread}
-            for r in table.rows]
