@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, SourceLocation
 from crashtui.errors import CrashtuiError
-from crashtui.report.backend import Missing, Notes, provider, session_attr
 from crashtui.report.logblock import oops_block
+from crashtui.report.notes import Notes
+from crashtui.report.tables import ModuleRow, TaskRow, kmem_table, module_table, task_rows
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -95,35 +96,6 @@ class Excerpt:
     origin: str = ""  # where the source file was found ("tree DIR", "next to MOD.ko", ...)
 
 
-@dataclass(frozen=True)
-class TaskRow:
-    """One task as `ps` shows it (vsz/rss/mem None when they could not be read)."""
-
-    pid: int
-    ppid: int
-    cpu: int
-    task: int
-    state: str
-    comm: str
-    kthread: bool
-    active: bool = False  # running on its CPU (crash's `>` mark)
-    vsz: int | None = None  # KiB
-    rss: int | None = None  # KiB
-    mem_percent: float | None = None
-
-
-@dataclass(frozen=True)
-class ModuleRow:
-    """One loaded module and the taint letters it carries."""
-
-    name: str
-    address: int | None
-    base: int | None
-    size: int | None
-    taint: str
-    object_file: str | None = None
-
-
 @dataclass
 class Analysis:
     """Everything an export shows; a section is None when the backend could not provide it."""
@@ -152,18 +124,18 @@ def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) 
     summary = session.summary
     for err in summary.errors:
         notes.errors.append(f"summary: {err}")
-    bts = notes.attempt("backtraces", lambda: list(session_attr(session, "backtraces")))
+    bts = notes.attempt("backtraces", lambda: list(session.backtraces))
     panic = notes.attempt("panic backtrace", lambda: _panic_backtrace(session, bts, summary))
     fault = notes.attempt("faulting frame", lambda: find_fault(session, panic)) if panic else None
     log = session.log
     lines = log.lines()
     if log.error:
         notes.add("log", log.error)
-    tasks = notes.attempt("tasks", lambda: task_rows(session, notes))
+    tasks = notes.attempt("tasks", lambda: task_rows(session, notes.adder("tasks")))
     analysis = Analysis(
         summary=summary, facts=dump_facts(session), backtraces=bts, panic=panic, fault=fault,
-        kmem=notes.attempt("kmem", lambda: kmem_table(session)),
-        modules=notes.attempt("modules", lambda: module_table(session)),
+        kmem=notes.attempt("kmem", lambda: kmem_table(session, notes.adder("kmem"))),
+        modules=notes.attempt("modules", lambda: module_table(session, notes.adder("modules"))),
         tasks=tasks, taint_mask=notes.attempt("taint", lambda: _taint_mask(session)),
         log=lines, log_block=oops_block(log.records, summary.panic_message),
         log_tail=lines[-LOG_TAIL:], errors=notes.errors, module_files=module_files(session))
@@ -208,11 +180,8 @@ def module_files(session: Session) -> dict[str, str]:
 
 def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
                      summary: Summary) -> Backtrace | None:
-    try:
-        bt = session_attr(session, "panic_backtrace")
-    except Missing:
-        bt = None
-    if isinstance(bt, Backtrace):
+    bt = session.panic_backtrace
+    if bt is not None:
         return bt
     for b in bts or []:
         if b.panic:
@@ -221,7 +190,7 @@ def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
         if summary.panic_cpu is not None and b.cpu == summary.panic_cpu:
             return b
     if bts is None:
-        raise Missing("no backtraces to take it from")
+        raise LookupError("no backtraces to take it from")
     raise LookupError("no backtrace is marked as the panic CPU's")
 
 
@@ -285,108 +254,3 @@ def _taint_mask(session: Session) -> int:
 
     return system.tainted_mask(session.kernel)
 
-
-def _get(row: Any, *names: str) -> Any:
-    """The first of names that row (a dataclass, object or mapping) has and is not None."""
-    for n in names:
-        value = row.get(n) if isinstance(row, Mapping) else getattr(row, n, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value), 16) if isinstance(value, str) else int(value)
-    except ValueError:
-        return None
-
-
-def _backend_rows(session: Session, function: str, attr: str) -> Any:
-    """function(session) from the backend, else session.<attr>, else Missing."""
-    try:
-        return provider(function)(session)
-    except Missing:
-        return session_attr(session, attr)
-
-
-def kmem_table(session: Session) -> dict[str, dict[str, int | float | None]]:
-    """`kmem -i` rows: {"TOTAL MEM": {"pages": .., "bytes": .., "percent": ..}, ...}."""
-    from crashtui.kernel.mm import KmemInfo, kmem_dict
-
-    rows = _backend_rows(session, "kmem_rows", "kmem")
-    if isinstance(rows, KmemInfo):
-        rows = kmem_dict(rows)
-    page_size = session.kernel.dump.info.page_size
-    out: dict[str, dict[str, int | float | None]] = {}
-    items = rows.items() if isinstance(rows, Mapping) else \
-        ((_get(r, "name", "label", "row"), r) for r in rows)
-    for name, row in items:
-        pages = _int(_get(row, "pages"))
-        pct = _get(row, "percent", "percentage")
-        size = _int(_get(row, "bytes"))
-        out[str(name)] = {"pages": pages,
-                          "bytes": size if size is not None or pages is None
-                          else pages * page_size,
-                          "percent": pct if isinstance(pct, int | float) else None}
-    return out
-
-
-def module_table(session: Session) -> list[ModuleRow]:
-    """The loaded modules with their taint letters (O out-of-tree, E unsigned, P proprietary)."""
-    rows = _backend_rows(session, "module_rows", "modules")
-    if not isinstance(rows, list | tuple):  # a ModuleTable / ModuleList
-        rows = rows.modules
-    out = []
-    for row in rows:
-        taint = _get(row, "taint_flags", "taint", "taints", "flags")
-        if isinstance(taint, list | tuple | set | frozenset):
-            taint = "".join(sorted(str(t) for t in taint))
-        elif not isinstance(taint, str):
-            taint = ""
-        obj = _get(row, "object_file", "ko_path", "object")
-        out.append(ModuleRow(
-            name=str(_get(row, "name") or "?"),
-            address=_int(_get(row, "address", "struct_module", "module")),
-            base=_int(_get(row, "base")), size=_int(_get(row, "size")),
-            taint=taint.strip("-").replace(" ", ""), object_file=str(obj) if obj else None))
-    return out
-
-
-def task_rows(session: Session, notes: Notes | None = None) -> list[TaskRow]:
-    """Every task as `ps` lists it."""
-    from crashtui.kernel.ps import PsRow, PsTable
-
-    rows = _backend_rows(session, "ps_rows", "ps")
-    if isinstance(rows, PsTable):
-        for err in rows.errors:
-            if notes is not None:
-                notes.add("tasks", err)
-        rows = rows.rows
-    page_kb = session.kernel.dump.info.page_size // 1024
-    out = []
-    for row in rows:
-        if isinstance(row, PsRow):
-            t, m = row.task, row.memory
-            out.append(TaskRow(t.pid, row.ppid, t.cpu, t.address, t.state_code, t.comm,
-                               row.kernel_thread, row.active, m.total_vm * page_kb,
-                               m.rss * page_kb, round(m.percent, 1)))
-        else:
-            mem = _get(row, "mem_percent")
-            out.append(TaskRow(
-                int(_get(row, "pid") or 0), int(_get(row, "ppid") or 0),
-                int(_get(row, "cpu") or 0), _int(_get(row, "task", "address")) or 0,
-                str(_get(row, "state") or "??"), str(_get(row, "comm", "command") or ""),
-                bool(_get(row, "kernel_thread", "kthread")), bool(_get(row, "active")),
-                _int(_dec(_get(row, "vsz_kb", "vsz"))), _int(_dec(_get(row, "rss_kb", "rss"))),
-                float(mem) if isinstance(mem, int | float) else None))
-    return out
-
-
-def _dec(value: Any) -> Any:
-    """ps prints VSZ/RSS in decimal: a digit string becomes an int, not hex."""
-    return int(value) if isinstance(value, str) and value.isdigit() else value

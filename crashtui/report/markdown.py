@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import Backtrace
 from crashtui.analysis.summary import FIELD_NAMES
+from crashtui.commands.bt import format_backtrace, format_registers
 from crashtui.kernel.system import pages_to_size
 from crashtui.report import mdescape as md
-from crashtui.report.backend import Missing
-from crashtui.report.crashlayout import backtrace_lines, register_lines
 from crashtui.report.gather import Analysis, gather
 from crashtui.report.taint import module_taint_meaning, taint_letters, taint_meanings
 from crashtui.report.version import tool_version
@@ -158,10 +157,7 @@ def _bt_title(bt: Backtrace) -> str:
 
 
 def _bt_block(bt: Backtrace) -> str:
-    try:
-        return md.fence(backtrace_lines(bt), "text")
-    except Missing as exc:
-        return f"*Not available: {md.inline(exc)}.*"
+    return md.fence(format_backtrace(bt), "text")
 
 
 def _panic(a: Analysis) -> str:
@@ -208,7 +204,7 @@ def _registers(a: Analysis) -> str:
         rip = f", RIP in {md.code(exc.rip_symbol)}" if exc.function else ""
         out.append(f"Saved at {where} ({md.inline(kind)}, {mode}{rip}), "
                    f"pt_regs at `{exc.address:#x}`:")
-        out.append(md.fence(register_lines(exc), "text"))
+        out.append(md.fence(format_registers(exc), "text"))
     if not saved:
         out.append("*The panic CPU's stack holds no exception frame.*")
     return "\n\n".join(out)
