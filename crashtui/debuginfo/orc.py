@@ -9,8 +9,14 @@ as drgn does (libdrgn/orc_info.c):
                                                                 CALL 2, REGS 3, REGS_PARTIAL 4)
 Entries are normalised to version 3 types: before 6.4, sp_reg == ORC_REG_UNDEFINED means
 UNDEFINED (or END_OF_STACK when `end` is set), and version 1 has no signal bit (REGS and
-REGS_PARTIAL imply it). Register numbers are those of 4.14 .. 7.0; a renumbering reported for
-later kernels is not handled (an unknown .orc_header hash is reported via `header_known`).
+REGS_PARTIAL imply it).
+
+Register numbers: 4.14 .. 7.0 number them UNDEFINED PREV_SP DX DI BP SP R10 R13 BP_INDIRECT
+SP_INDIRECT (0-9); 7.1 added AX and renumbered them all (UNDEFINED AX DX SP BP DI R10 R13
+PREV_SP SP_INDIRECT BP_INDIRECT, 0-10). Entries are decoded to the classic numbers, with AX
+as 10. Which layout and numbering a table uses is read from the table itself
+(`detect_layout`): almost every entry is a CALL frame based on SP, so the most common type
+value and sp_reg name them, whatever the kernel's version (distributions backport).
 """
 
 from __future__ import annotations
@@ -35,13 +41,25 @@ ORC_REG_R10 = 6
 ORC_REG_R13 = 7
 ORC_REG_BP_INDIRECT = 8
 ORC_REG_SP_INDIRECT = 9
+ORC_REG_AX = 10  # not a classic number: 7.1's ORC_REG_AX (1) decodes to this
 ORC_REG_NAMES = {0: "UNDEFINED", 1: "PREV_SP", 2: "DX", 3: "DI", 4: "BP", 5: "SP", 6: "R10",
-                 7: "R13", 8: "BP_INDIRECT", 9: "SP_INDIRECT"}
+                 7: "R13", 8: "BP_INDIRECT", 9: "SP_INDIRECT", 10: "AX"}
+
+# Raw register number -> classic number, for each numbering (index: the 4-bit raw value).
+_CLASSIC_REGS = np.arange(16, dtype=np.uint8)
+# 7.1+: 0 UNDEFINED, 1 AX, 2 DX, 3 SP, 4 BP, 5 DI, 6 R10, 7 R13, 8 PREV_SP, 9 SP_INDIRECT,
+# 10 BP_INDIRECT (arch/x86/include/asm/orc_types.h)
+_AX_REGS = np.array([ORC_REG_UNDEFINED, ORC_REG_AX, ORC_REG_DX, ORC_REG_SP, ORC_REG_BP,
+                     ORC_REG_DI, ORC_REG_R10, ORC_REG_R13, ORC_REG_PREV_SP, ORC_REG_SP_INDIRECT,
+                     ORC_REG_BP_INDIRECT, 11, 12, 13, 14, 15], dtype=np.uint8)
+REG_NUMBERINGS = {"classic": _CLASSIC_REGS, "ax": _AX_REGS}
 
 # .orc_header (6.4+, backported to 6.3.10): sha1 of the orc_types.h definitions
 # (scripts/orc_hash.sh); the known values are those drgn recognises.
 _ORC_HASH_6_4 = bytes.fromhex("fe5d32bf581bd63b2ca9a5c65ba5a625eab3fe24")
 _ORC_HASH_6_3 = bytes.fromhex("db84aed4103b31dd51e017f8f79783ca985c2c51")
+_ORC_HASH_7_1 = bytes.fromhex("137c36ad7627c4dd55932176bb0ecdbd5041fc82")  # AX renumbering
+_MIN_ENTRIES_TO_DETECT = 64
 
 # struct orc_entry { s16 sp_offset; s16 bp_offset; u16 bits; } __packed
 ORC_ENTRY_DTYPE = np.dtype([("sp_offset", "<i2"), ("bp_offset", "<i2"), ("bits", "<u2")])
@@ -104,16 +122,37 @@ def orc_version_for_release(release: str | None) -> int:
 def orc_version_for_header(header: bytes | memoryview) -> int | None:
     """ORC layout version from a .orc_header hash, None if unknown."""
     h = bytes(header)
-    if h == _ORC_HASH_6_4:
+    if h in (_ORC_HASH_6_4, _ORC_HASH_7_1):
         return 3
     if h == _ORC_HASH_6_3:
         return 2
     return None
 
 
-def decode_bits(bits: int, version: int) -> tuple[int, int, OrcType, bool, bool]:
-    """(sp_reg, bp_reg, type, signal, end) from orc_entry's u16 bitfield word."""
-    sp_reg, bp_reg = bits & 0xF, (bits >> 4) & 0xF
+def detect_layout(bits: np.ndarray) -> tuple[int | None, str | None]:
+    """(version 3 or 1, register numbering) read off a table's entries; None where unclear.
+
+    The most common entry is a CALL frame with sp_reg SP: CALL is type 2 in version 3 (type in
+    bits 8-10) and 0 before (bits 8-9, the end bit above); SP is 5 classically, 3 from 7.1.
+    Version 1 and 2 (6.3 only) cannot be told apart this way: the caller decides between them.
+    """
+    defined = bits[(bits & 0xF) != ORC_REG_UNDEFINED]
+    if len(defined) < _MIN_ENTRIES_TO_DETECT:
+        return None, None
+    types = np.bincount((defined >> 8) & 0x3, minlength=4)
+    version = 3 if types[2] > len(defined) // 2 else 1 if types[0] > len(defined) // 2 else None
+    regs = np.bincount(defined & 0xF, minlength=16)
+    top = int(np.argmax(regs))
+    numbering = ("classic" if top == ORC_REG_SP else "ax" if top == _AX_REGS.tolist().index(
+        ORC_REG_SP) else None) if regs[top] > len(defined) // 2 else None
+    return version, numbering
+
+
+def decode_bits(bits: int, version: int, regs: np.ndarray = _CLASSIC_REGS,
+                ) -> tuple[int, int, OrcType, bool, bool]:
+    """(sp_reg, bp_reg, type, signal, end) from orc_entry's u16 bitfield word, registers in
+    the classic numbering."""
+    sp_reg, bp_reg = int(regs[bits & 0xF]), int(regs[(bits >> 4) & 0xF])
     if version >= 3:
         raw = (bits >> 8) & 0x7
         typ = OrcType(raw) if raw <= 4 else OrcType.UNDEFINED
@@ -135,7 +174,7 @@ class OrcTable:
     """Sorted ORC ips (uint64) with their raw entries; lookup(addr) bisects."""
 
     def __init__(self, ips: np.ndarray, entries: np.ndarray, version: int,
-                 header_known: bool = True) -> None:
+                 header_known: bool = True, numbering: str = "classic") -> None:
         """Take ips and ORC_ENTRY_DTYPE entries of the same length (sorted here if needed)."""
         if len(ips) != len(entries):
             raise DebugInfoError(f"ORC tables disagree: {len(ips)} ips, {len(entries)} entries")
@@ -151,6 +190,18 @@ class OrcTable:
         self.bits = entries["bits"]
         self.version = version
         self.header_known = header_known
+        self.numbering = numbering
+        self._regs = REG_NUMBERINGS[numbering]
+
+    @classmethod
+    def detected(cls, ips: np.ndarray, entries: np.ndarray, fallback_version: int,
+                 fallback_numbering: str = "classic") -> OrcTable:
+        """A table whose layout is read off its own entries (`detect_layout`), the fallbacks
+        used only where the entries do not tell (few entries; version 1 vs 2)."""
+        version, numbering = detect_layout(np.asarray(entries["bits"]))
+        if version is None or (version == 1 and fallback_version in (1, 2)):
+            version = fallback_version
+        return cls(ips, entries, version, numbering=numbering or fallback_numbering)
 
     @classmethod
     def from_raw(cls, ip_bytes: bytes | memoryview, ip_section_addr: int,
@@ -164,7 +215,7 @@ class OrcTable:
         slot = np.uint64(ip_section_addr) + np.arange(nip, dtype=np.uint64) * np.uint64(4)
         ips = slot + rel  # wraps modulo 2**64 like the kernel's pointer arithmetic
         entries = np.frombuffer(unwind_bytes, dtype=ORC_ENTRY_DTYPE)
-        return cls(ips, entries, version)
+        return cls.detected(ips, entries, version)
 
     @classmethod
     def from_elf(cls, image: ElfImage, release: str | None = None,
@@ -200,7 +251,8 @@ class OrcTable:
 
     def entry_at(self, i: int) -> OrcEntry:
         """Decode the i-th entry."""
-        sp_reg, bp_reg, typ, signal, end = decode_bits(int(self.bits[i]), self.version)
+        sp_reg, bp_reg, typ, signal, end = decode_bits(int(self.bits[i]), self.version,
+                                                       self._regs)
         return OrcEntry(int(self.ips[i]), sp_reg, bp_reg, int(self.sp_offsets[i]),
                         int(self.bp_offsets[i]), typ, signal, end)
 
@@ -210,4 +262,5 @@ class OrcTable:
         return None if i is None else self.entry_at(i)
 
     def __repr__(self) -> str:
-        return f"OrcTable({len(self)} entries, version {self.version})"
+        return (f"OrcTable({len(self)} entries, version {self.version}, "
+                f"{self.numbering} registers)")

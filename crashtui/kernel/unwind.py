@@ -27,6 +27,7 @@ import numpy as np
 
 from crashtui.debuginfo.orc import (
     ORC_ENTRY_DTYPE,
+    ORC_REG_AX,
     ORC_REG_BP,
     ORC_REG_BP_INDIRECT,
     ORC_REG_DI,
@@ -54,7 +55,8 @@ MAX_SCAN_WORDS = 2048  # stack-scan fallback: how far to look for the next retur
 MAX_PROLOGUE_BYTES = 4096
 
 # Registers ORC may name as the base of the previous frame's stack (orc_types.h).
-_ORC_REG_NAMES = {ORC_REG_R10: "r10", ORC_REG_R13: "r13", ORC_REG_DI: "rdi", ORC_REG_DX: "rdx"}
+_ORC_REG_NAMES = {ORC_REG_R10: "r10", ORC_REG_R13: "r13", ORC_REG_DI: "rdi", ORC_REG_DX: "rdx",
+                  ORC_REG_AX: "rax"}
 
 # struct inactive_task_frame (arch/x86/include/asm/switch_to.h, x86-64): r15 r14 r13 r12 bx bp
 # ret_addr (plus `flags` first on some 4.x kernels); offsets come from BTF when present.
@@ -236,8 +238,9 @@ def _module_orc(kernel: Kernel, arch: int) -> OrcTable | None:
                             dtype=ORC_ENTRY_DTYPE)
     rel = np.frombuffer(ip_bytes, dtype="<i4").astype(np.int64).astype(np.uint64)
     ips = np.uint64(ip_addr) + np.arange(num, dtype=np.uint64) * np.uint64(4) + rel
-    version = kernel.orc.version if kernel.orc is not None else 1
-    return OrcTable(ips, entries, version)
+    if kernel.orc is None:
+        return OrcTable.detected(ips, entries, 1)
+    return OrcTable.detected(ips, entries, kernel.orc.version, kernel.orc.numbering)
 
 
 def prologue_depth(code: bytes, start: int, ip: int) -> tuple[int, int | None] | None:
