@@ -131,15 +131,13 @@ def read_kernel_kallsyms(kernel: Kernel) -> SymbolTable | None:
     Layout (scripts/kallsyms.c): kallsyms_names holds, per symbol, a length byte (two bytes
     when the high bit is set, 6.1+) then that many token indexes; kallsyms_token_index[t] is
     where token t starts in kallsyms_token_table; the first decoded character is the type.
-    Addresses (kallsyms_sym_address()): with CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86-64 SMP) a
-    non-negative offset is an absolute value (per-CPU symbols) and a negative one means
-    kallsyms_relative_base - 1 - offset; without it, relative_base + (u32)offset.
+    Addresses (kallsyms_sym_address()) are encoded one of three ways, see `_addresses`.
     """
     from crashtui.debuginfo.symbols import SymbolTable
 
     syms = kernel.vmcoreinfo.symbols
     need = ("kallsyms_names", "kallsyms_num_syms", "kallsyms_token_table",
-            "kallsyms_token_index", "kallsyms_offsets", "kallsyms_relative_base")
+            "kallsyms_token_index", "kallsyms_offsets")
     if not all(n in syms for n in need):
         return None
     try:
@@ -153,7 +151,8 @@ def read_kernel_kallsyms(kernel: Kernel) -> SymbolTable | None:
             end = table.find(b"\0", t)
             tokens.append(table[t:end].decode("latin-1"))
         offsets = np.frombuffer(kernel.read(syms["kallsyms_offsets"], 4 * num), "<i4")
-        base = kernel.read_u64(syms["kallsyms_relative_base"])
+        base = (kernel.read_u64(syms["kallsyms_relative_base"])
+                if "kallsyms_relative_base" in syms else None)
         names_addr = syms["kallsyms_names"]
         blob = kernel.read(names_addr, min(num * 32, 1 << 26))
         names: list[str] = []
@@ -175,12 +174,10 @@ def read_kernel_kallsyms(kernel: Kernel) -> SymbolTable | None:
             names.append(text[1:])
     except CrashtuiError:
         return None
-    offs = offsets.astype(np.int64)
-    if (offs < 0).any():  # CONFIG_KALLSYMS_ABSOLUTE_PERCPU
-        addrs = np.where(offs >= 0, offs.astype(np.uint64),
-                         np.uint64(base) + (-1 - offs).astype(np.uint64))
-    else:
-        addrs = np.uint64(base) + offsets.astype(np.uint32).astype(np.uint64)
+    stext = syms.get("_stext")
+    addrs = _addresses(offsets, syms["kallsyms_offsets"], base,
+                       names.index("_stext") if stext is not None and "_stext" in names else None,
+                       stext)
     sizes = np.zeros(num, dtype=np.uint64)
     order = np.argsort(addrs, kind="stable")
     sorted_addrs = addrs[order]
@@ -188,3 +185,33 @@ def read_kernel_kallsyms(kernel: Kernel) -> SymbolTable | None:
     sizes[order] = gaps
     return SymbolTable.from_arrays(addrs, sizes, [k if len(k) == 1 else "?" for k in kinds],
                                    names)
+
+
+def _addresses(offsets: np.ndarray, offsets_addr: int, base: int | None,
+               stext_index: int | None, stext: int | None) -> np.ndarray:
+    """Symbol addresses from kallsyms_offsets (s32 each), in the encoding that puts `_stext`
+    where VMCOREINFO says it is (drgn does the same), else the likeliest one.
+
+    - base-relative with absolute per-CPU symbols (x86-64 SMP up to 6.14): a non-negative
+      offset is the address itself (per-CPU symbols link at 0), a negative one means
+      kallsyms_relative_base - 1 - offset;
+    - base-relative (6.15+, and other architectures): kallsyms_relative_base + (u32)offset;
+    - place-relative (7.0+, no kallsyms_relative_base): the offset's own address + offset
+      (kernel/kallsyms.c kallsyms_sym_address: offset_to_ptr).
+    """
+    offs = offsets.astype(np.int64)
+    place = (np.uint64(offsets_addr) + np.arange(len(offs), dtype=np.uint64) * np.uint64(4)
+             + offs.astype(np.uint64))  # wraps modulo 2**64 like pointer arithmetic
+    candidates = [place]
+    if base is not None:
+        absolute_percpu = np.where(offs >= 0, offs.astype(np.uint64),
+                                   np.uint64(base) + (-1 - offs).astype(np.uint64))
+        relative = np.uint64(base) + offsets.astype(np.uint32).astype(np.uint64)
+        likeliest = [absolute_percpu, relative] if (offs < 0).any() else [relative,
+                                                                           absolute_percpu]
+        candidates = likeliest + candidates
+    if stext_index is not None and stext is not None:
+        for addrs in candidates:
+            if int(addrs[stext_index]) == stext:
+                return addrs
+    return candidates[0]
