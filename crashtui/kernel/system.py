@@ -41,7 +41,7 @@ def read_utsname(kernel: Kernel) -> Utsname:
 
 def xtime_sec(kernel: Kernel) -> int:
     """Wall-clock seconds at the crash (tk_core.timekeeper.xtime_sec)."""
-    base = kernel.symbol("tk_core")
+    base = _tk_core(kernel)
     try:
         o = kernel.offsetof("tk_data", "timekeeper.xtime_sec")
     except CrashtuiError:
@@ -50,6 +50,23 @@ def xtime_sec(kernel: Kernel) -> int:
     if not 0 <= sec <= MAX_WALL_CLOCK:
         raise KernelReadError(f"implausible wall clock: xtime_sec {sec}")
     return sec
+
+
+def _tk_core(kernel: Kernel) -> int:
+    """Address of the core timekeeper's struct tk_data: the variable `tk_core` up to 6.16,
+    then `timekeeper_data[TIMEKEEPER_CORE]` (kernel/time/timekeeping.c: `#define tk_core`)."""
+    base = kernel.symbol_or_none("tk_core")
+    if base is not None:
+        return base
+    array = kernel.symbol_or_none("timekeeper_data")
+    if array is None:
+        raise KernelReadError("neither tk_core nor timekeeper_data is in the symbol table")
+    index = 0  # TIMEKEEPER_CORE, the first of enum timekeeper_ids
+    try:
+        index = kernel.btf.enum("timekeeper_ids").get("TIMEKEEPER_CORE", 0)
+    except CrashtuiError:
+        pass
+    return array + index * kernel.sizeof("struct tk_data")
 
 
 def hz(kernel: Kernel) -> int:
