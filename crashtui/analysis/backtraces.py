@@ -145,6 +145,7 @@ class BacktraceBuilder:
         self.stacks = StackMap(kernel)
         self.unwinder = Unwinder(kernel, self.stacks)
         self.task_cache: dict[int, Backtrace] = {}  # task address -> its backtrace
+        self._active_task_errors: dict[int, str] = {}  # cpu -> why its task is unknown
 
     # -- facts about the CPUs -----------------------------------------------------------------
 
@@ -196,15 +197,13 @@ class BacktraceBuilder:
         for cpu in range(self.nr_cpus):
             try:
                 addr = current_task(self.kernel, cpu)
-            except CrashtuiError:
-                continue
-            task = self._tasks_by_address.get(addr)
-            if task is None:
-                try:
+                task = self._tasks_by_address.get(addr)
+                if task is None:
                     reader = reader or TaskReader(self.kernel)
                     task = reader.read(addr)
-                except CrashtuiError:
-                    continue
+            except CrashtuiError as exc:
+                self._active_task_errors[cpu] = exc.message
+                continue
             out[cpu] = task
         return out
 
@@ -233,7 +232,8 @@ class BacktraceBuilder:
         if task is None:
             pid = regs.pid if regs else -1
             bt = Backtrace(pid, "?", 0, cpu, active=True, panic=cpu == self.panic_cpu)
-            bt.error = f"cannot read the task running on CPU {cpu}"
+            why = self._active_task_errors.get(cpu)
+            bt.error = f"cannot read the task running on CPU {cpu}" + (f": {why}" if why else "")
             return bt
         return self._active(task, cpu, regs)
 

@@ -116,8 +116,16 @@ class TaskReader:
         self.o_stack = off("task_struct", "stack")
         self.o_exit_state = off("task_struct", "exit_state")
         self.o_signal = off("task_struct", "signal")
-        self.o_thread_node = off("task_struct", "thread_node")
-        self.o_thread_head = off("signal_struct", "thread_head")
+        # The thread list (signal->thread_head, task->thread_node: 3.14+) is optional: a
+        # kernel that keeps threads elsewhere still shows its group leaders.
+        self.thread_list_error = ""
+        try:
+            self.o_thread_node: int | None = off("task_struct", "thread_node")
+            self.o_thread_head = off("signal_struct", "thread_head")
+        except CrashtuiError as exc:
+            self.o_thread_node, self.o_thread_head = None, 0
+            self.thread_list_error = (f"unknown kernel layout: {exc.message}; "
+                                      "only thread-group leaders are listed")
         try:
             self.o_state = off("task_struct", "__state")
         except (CrashtuiError, KeyError, ValueError):
@@ -130,8 +138,8 @@ class TaskReader:
     def read(self, addr: int, idle: bool = False) -> Task:
         """Decode one task_struct (raises KernelReadError if unreadable)."""
         k = self.k
-        raw = k.read(addr, max(self.o_comm + 16, self.o_signal + 8, self.o_thread_node + 8,
-                               self.o_cpu + 4, self.o_stack + 8, self.o_mm + 8))
+        raw = k.read(addr, max(self.o_comm + 16, self.o_signal + 8, self.o_cpu + 4,
+                               self.o_stack + 8, self.o_mm + 8))
 
         def u(off: int, size: int = 8) -> int:
             return int.from_bytes(raw[off:off + size], "little")
@@ -156,6 +164,8 @@ class TaskReader:
         A damaged thread list yields the threads still reachable; why it broke goes to
         `errors` (ListWalkError when no list is given).
         """
+        if self.o_thread_node is None:
+            return [leader]
         signal = self.k.read_u64(leader + self.o_signal)
         if not signal:
             return [leader]
@@ -164,7 +174,8 @@ class TaskReader:
             if errors is None:
                 raise ListWalkError(walk.error)
             errors.append(f"threads of task {leader:#x}: {walk.error}")
-        return [node - self.o_thread_node for node in walk.nodes] or [leader]
+        o_node = self.o_thread_node
+        return [node - o_node for node in walk.nodes] or [leader]
 
 
 @dataclass
@@ -176,9 +187,15 @@ class TaskList:
 
 
 def read_tasks(kernel: Kernel) -> TaskList:
-    """All tasks: each CPU's idle task, then every thread of every process, sorted like `ps`."""
-    reader = TaskReader(kernel)
-    errors: list[str] = []
+    """All tasks: each CPU's idle task, then every thread of every process, sorted like `ps`.
+
+    A kernel whose task_struct lacks a member this needs gives no tasks and one error that
+    names the member."""
+    try:
+        reader = TaskReader(kernel)
+    except CrashtuiError as exc:
+        return TaskList([], [f"unknown kernel layout: {exc.message}"])
+    errors: list[str] = [reader.thread_list_error] if reader.thread_list_error else []
     tasks: dict[int, Task] = {}
     init_task = kernel.symbol("init_task")
     for cpu, idle in enumerate(idle_tasks(kernel)):
