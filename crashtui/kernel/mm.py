@@ -227,7 +227,9 @@ class _Kmem:
         """Pages in the swap cache: nrpages of every swapper_spaces[type][bank] mapping."""
         k = self.k
         if not k.has_symbol("swapper_spaces"):
-            return 0
+            # 6.18+ keeps no address_space per swap device: total_swapcache_pages() is the
+            # NR_SWAPCACHE node counter (include/linux/swap.h)
+            return self.vm_stat("NR_SWAPCACHE") or 0
         as_size = k.sizeof("struct address_space")
         o_nrpages = k.offsetof("address_space", "nrpages")
         if k.has_symbol("nr_swapper_spaces"):
