@@ -17,11 +17,15 @@ def cmd_sys(session: Session, args: list[str]) -> list[str]:
     return session.summary.sys_lines()
 
 
-@command("log", "the kernel message buffer, like dmesg", "log")
+@command("log", "the kernel message buffer, like dmesg (-c caller id, -t no timestamp)",
+         "log [-ct]")
 def cmd_log(session: Session, args: list[str]) -> list[str]:
-    if args:
-        raise CommandError(f"log: unsupported argument {args[0]}")
-    return session.log.lines()
+    flags = set()
+    for arg in args:
+        if not arg.startswith("-") or len(arg) < 2 or set(arg[1:]) - {"c", "t"}:
+            raise CommandError(f"log: unsupported argument {arg}")
+        flags |= set(arg[1:])
+    return session.log.lines(caller="c" in flags, timestamp="t" not in flags)
 
 
 @command("help", "list the commands, or describe one", "help [COMMAND]")

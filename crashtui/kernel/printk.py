@@ -40,9 +40,18 @@ class LogRecord:
         secs, nsec = divmod(self.timestamp_ns, 1_000_000_000)
         return f"[{secs:5d}.{nsec // 1000:06d}]"
 
-    def lines(self) -> list[str]:
-        """The record as crash's `log` prints it: continuation lines indented under the text."""
-        prefix = self.timestamp + " "
+    @property
+    def caller(self) -> str:
+        """The caller id as the kernel prints it (print_caller): T<pid>, or C<cpu> outside a
+        task (the top bit of printk_info.caller_id set), right-aligned to 6."""
+        kind = "C" if self.caller_id & 0x80000000 else "T"
+        return f"[{kind + str(self.caller_id & 0x7FFFFFFF):>6}]"
+
+    def lines(self, caller: bool = False, timestamp: bool = True) -> list[str]:
+        """The record as crash's `log` prints it (`-c`: with the caller id, `-t`: without the
+        timestamp): continuation lines indented under the text."""
+        prefix = ((self.timestamp + " ") if timestamp else "") + (self.caller + " " if caller
+                                                                  else "")
         if self.damage is not None:
             return [f"{prefix}<damaged log record: {self.damage}>"]
         parts = self.text.split("\n")
@@ -63,8 +72,8 @@ class KernelLog:
         """How many records are damaged (shown as markers in place)."""
         return sum(1 for r in self.records if r.damage is not None)
 
-    def lines(self) -> list[str]:
-        out = [line for rec in self.records for line in rec.lines()]
+    def lines(self, caller: bool = False, timestamp: bool = True) -> list[str]:
+        out = [line for rec in self.records for line in rec.lines(caller, timestamp)]
         if self.error:
             out.append(f"<log incomplete: {self.error}>")
         return out
