@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_robustness_support import CliResult, cli, copy_with, plant
+from test_robustness_support import CliResult, KdumpLayout, cli, copy_with, plant
 
 from crashtui.kernel.program import Kernel
 
@@ -92,3 +92,162 @@ def test_log_regexes_linear_on_a_64k_record(bug_stack_dump: Path, vmlinux_path: 
     assert any(line.startswith("[") and "BUG: stack BUG: stack" in line
                for line in result.lines)
     assert re.search(r"^KIND: ", result.out, re.M), result.out[-3000:]
+
+
+# --- VMCOREINFO values out of range -----------------------------------------------------------
+
+# Lines crashtui never reads: dropped when a patched VMCOREINFO needs more room.
+SPARE_LINES = ("SYMBOL(printk_rb_static)", "SYMBOL(vmap_area_list)",
+               "OFFSET(vmap_area.va_start)", "OFFSET(vmap_area.list)", "SIZE(free_area)")
+
+
+def with_vmcoreinfo(source: Path, target: Path, changes: dict[str, str | None]) -> Path:
+    """Copy a kdump file with VMCOREINFO lines changed (`KEY: value`), added, or removed
+    (`KEY: None`), in place: the text keeps its length (padded with newlines, or spare lines
+    dropped)."""
+    layout = KdumpLayout.of(source)
+    raw = source.read_bytes()[:layout.bitmap_off]
+    at = raw.index(b"OSRELEASE=")
+    assert layout.note_off < at < layout.note_off + layout.note_size
+    old = raw[at:at + layout.vmcoreinfo_size].rstrip(b"\0")
+    lines = old.decode().split("\n")
+    keys = [line.partition("=")[0] for line in lines]
+    for key, value in changes.items():
+        if key in keys:
+            i = keys.index(key)
+            if value is None:
+                del lines[i], keys[i]
+            else:
+                lines[i] = f"{key}={value}"
+        elif value is not None:
+            lines.insert(-1, f"{key}={value}")
+            keys.insert(-1, key)
+    spare = [k for k in SPARE_LINES if k in keys]
+    while len("\n".join(lines)) > len(old):
+        i = keys.index(spare.pop())
+        del lines[i], keys[i]
+    text = "\n".join(lines).encode()
+    return copy_with(source, target, {at: text + b"\n" * (len(old) - len(text))})
+
+
+def test_with_vmcoreinfo(sysrq_dump: Path, tmp_path: Path) -> None:
+    from crashtui.dumpfile import open_dump
+
+    path = with_vmcoreinfo(sysrq_dump, tmp_path / "dump",
+                           {"NUMBER(phys_base)": str(-(1 << 63)), "SIZE(page)": None,
+                            "NUMBER(NEW)": "1"})
+    with open_dump(path) as dump:
+        text = dump.vmcoreinfo
+    assert f"NUMBER(phys_base)={-(1 << 63)}\n" in text and "NUMBER(NEW)=1\n" in text
+    assert "SIZE(page)=" not in text and "SIZE(free_area)" not in text
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"NUMBER(SECTION_SIZE_BITS)": "11"}, "NUMBER(SECTION_SIZE_BITS)=11 is implausible"),
+    ({"NUMBER(SECTION_SIZE_BITS)": "37"}, "NUMBER(SECTION_SIZE_BITS)=37 is implausible"),
+    ({"SIZE(mem_section)": "8192", "LENGTH(mem_section)": None}, None),
+    ({"LENGTH(mem_section)": "0", "NUMBER(MAX_PHYSMEM_BITS)": "4000"},
+     "NUMBER(MAX_PHYSMEM_BITS)=4000 is implausible"),
+    ({"NUMBER(phys_base)": str(-(1 << 63))}, None),
+    ({"NUMBER(phys_base)": str((1 << 63) - 1)}, None),
+], ids=["section-bits-11", "section-bits-37", "mem-section-size", "max-physmem-bits",
+        "phys-base-min", "phys-base-max"])
+def test_vmcoreinfo_numbers_bounded(sysrq_dump: Path, vmlinux_path: Path, tmp_path: Path,
+                                    kmem_reference: CliResult,
+                                    changes: dict[str, str | None], message: str | None) -> None:
+    """An implausible VMCOREINFO number is not used: what needs it says so in one line, the
+    rest (and, where crashtui has the value from elsewhere, everything) is right."""
+    path = with_vmcoreinfo(sysrq_dump, tmp_path / "dump", changes)
+    elapsed, result = timed_cli(path, vmlinux_path, "-c", "sys", "-c", "kmem -i", "-c", "ps")
+    assert_sane(result)
+    assert result.status == 0 and elapsed < BUDGET
+    assert result.field("RELEASE") == "6.1.0-56-cloud-amd64"
+    assert result.field("TASKS") == kmem_reference.field("TASKS")
+    if message is None:
+        assert result.lines[-len(kmem_reference.lines):] == kmem_reference.lines[
+            -len(kmem_reference.lines):] or result.out.count("\n") == kmem_reference.out.count(
+            "\n")
+        assert "SHARED" in result.out and "kmem: " not in result.out
+    else:
+        assert f"kmem: SHARED: mem_map scan failed: VMCOREINFO {message} (damaged dump?)" \
+            in result.lines
+    assert cli(path, vmlinux_path, "--json").status == 0
+
+
+@pytest.fixture(scope="module")
+def kmem_reference(sysrq_dump: Path, vmlinux_path: Path) -> CliResult:
+    return cli(sysrq_dump, vmlinux_path, "-c", "sys", "-c", "kmem -i", "-c", "ps")
+
+
+def test_vmcoreinfo_phys_base_in_a_signature_batch(sysrq_dump: Path, vmlinux_path: Path,
+                                                   tmp_path: Path) -> None:
+    """A damaged phys_base does not abort a --signature batch: the dump still gets its own."""
+    path = with_vmcoreinfo(sysrq_dump, tmp_path / "dump", {"NUMBER(phys_base)": str(-(1 << 63))})
+    result = cli("--signature", path, sysrq_dump, "--vmlinux", vmlinux_path)
+    assert_sane(result)
+    assert result.status == 0, result.err
+    (bad, good) = result.lines
+    assert bad.split()[:2] == good.split()[:2] and "sysrq_handle_crash" in bad
+
+
+# --- kernel memory: mem_section roots, hstates ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def aliased_roots_dump(sysrq_dump: Path, vmlinux_path: Path,
+                       tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every mem_section root points at the first root's page."""
+    path = copy_with(sysrq_dump, tmp_path_factory.mktemp("roots") / "dump")
+    kernel = Kernel.open(sysrq_dump, vmlinux_path)
+    try:
+        roots = kernel.vmcoreinfo.symbols["mem_section"]
+        count = kernel.vmcoreinfo.lengths["mem_section"]
+        first = kernel.read_u64(roots)
+        assert first and count >= 1024
+        plant(path, kernel, roots + 8, struct.pack("<Q", first) * (count - 1))
+    finally:
+        kernel.close()
+    return path
+
+
+def test_mem_section_roots_aliasing_one_page(aliased_roots_dump: Path, vmlinux_path: Path,
+                                             kmem_reference: CliResult) -> None:
+    """kmem -i walks each root page once: the same answer as on the real dump, in seconds."""
+    elapsed, result = timed_cli(aliased_roots_dump, vmlinux_path, "-c", "sys", "-c", "kmem -i",
+                                "-c", "ps")
+    assert_sane(result)
+    assert elapsed < 20, elapsed
+    assert [line for line in result.lines if "DUMPFILE" not in line] == [
+        line for line in kmem_reference.lines if "DUMPFILE" not in line]
+
+
+@pytest.fixture(scope="module")
+def huge_order_dump(sysrq_dump: Path, vmlinux_path: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """hstates[0].order = 0xffffffff."""
+    path = copy_with(sysrq_dump, tmp_path_factory.mktemp("hstate") / "dump")
+    kernel = Kernel.open(sysrq_dump, vmlinux_path)
+    try:
+        at = kernel.symbol("hstates") + kernel.offsetof("hstate", "order")
+        assert kernel.read_u32(at) == 18  # 1 GiB pages (hstates[1] holds the 2 MiB ones)
+        plant(path, kernel, at, struct.pack("<I", 0xFFFFFFFF))
+    finally:
+        kernel.close()
+    return path
+
+
+def test_hstates_order_huge(huge_order_dump: Path, vmlinux_path: Path,
+                            kmem_reference: CliResult) -> None:
+    """The huge-page rows say why they are missing; the other rows and --json are right."""
+    import json
+
+    elapsed, result = timed_cli(huge_order_dump, vmlinux_path, "-c", "kmem -i")
+    assert_sane(result)
+    assert result.status == 0 and elapsed < BUDGET
+    assert "kmem: TOTAL HUGE: hstates[0].order 4294967295 is implausible" in result.lines
+    assert not any(line.lstrip().startswith(("TOTAL HUGE", "HUGE FREE"))
+                   for line in result.lines)
+    assert [line for line in result.lines if line.lstrip().startswith(("TOTAL MEM", "SHARED"))] \
+        == [line for line in kmem_reference.lines
+            if line.lstrip().startswith(("TOTAL MEM", "SHARED"))]
+    doc = cli(huge_order_dump, vmlinux_path, "--json")
+    assert doc.status == 0 and "TOTAL HUGE" not in json.loads(doc.out)["kmem"]

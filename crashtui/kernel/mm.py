@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crashtui.errors import CrashtuiError
+from crashtui.errors import CrashtuiError, KernelReadError
 from crashtui.kernel.lists import list_for_each
 from crashtui.kernel.system import online_nodes
 
@@ -147,9 +147,11 @@ class _Kmem:
             pg_slab: int | None = btf.enumerator("PG_slab")
         except CrashtuiError:  # 6.8+: slab is a page type, not a flag
             pg_slab = None
-        section_bits = info.numbers.get("SECTION_SIZE_BITS", 27)
+        section_bits = info.number("SECTION_SIZE_BITS", 27)
         per_section = 1 << (section_bits - 12)
         ms_size = info.sizes.get("mem_section") or k.sizeof("struct mem_section")
+        if not 8 <= ms_size <= 256:
+            raise KernelReadError(f"implausible struct mem_section size {ms_size}")
         if "mem_section" in info.symbols:
             roots_addr = info.symbols["mem_section"]  # VMCOREINFO exports the array itself
         else:
@@ -157,17 +159,22 @@ class _Kmem:
         nroots = info.lengths.get("mem_section", 0)
         per_root = 4096 // ms_size
         if not nroots:
-            max_bits = info.numbers.get("MAX_PHYSMEM_BITS", 52 if info.pgtable_l5 else 46)
-            nroots = max(1, (1 << (max_bits - section_bits)) // per_root)
+            max_bits = info.number("MAX_PHYSMEM_BITS", 52 if info.pgtable_l5 else 46)
+            nroots = max(1, (1 << max(0, max_bits - section_bits)) // per_root)
+        # No section lies past the dump's last page frame: that bounds the walk however the
+        # roots were damaged (roots aliasing one page repeat its sections under new numbers).
+        nroots = min(nroots, k.dump.info.max_pfn // (per_section * per_root) + 1)
         try:
             last_bit = btf.enumerator("SECTION_MAP_LAST_BIT")
         except CrashtuiError:
             last_bit = 5
         roots = np.frombuffer(k.read(roots_addr, 8 * nroots), "<u8")
         shared = slab = 0
+        seen: set[int] = set()
         for r, root in enumerate(roots.tolist()):
-            if not root:
+            if not root or root in seen:
                 continue
+            seen.add(root)
             secs = np.frombuffer(k.read(root, ms_size * per_root), "<u8")
             for i in range(per_root):
                 coded = int(secs[i * ms_size // 8])
@@ -266,6 +273,8 @@ class _Kmem:
                 order = k.read_u32(h + o_order)
                 if not order:
                     continue
+                if order > 30:  # 1 GiB pages are order 18; 16 GiB (arm64, ppc) order 22
+                    raise KernelReadError(f"hstates[{i}].order {order} is implausible")
                 total += k.read_u64(h + o_nr) << order
                 free += k.read_u64(h + o_free) << order
             return total, free

@@ -5,9 +5,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from crashtui.errors import KernelReadError
+
 _KEYED = re.compile(r"^(SYMBOL|SIZE|OFFSET|LENGTH|NUMBER)\((.+)\)$")
 _U64_END = 1 << 64
 _FIELD_END = 1 << 32  # sizes, offsets and lengths of kernel structs and arrays
+# Values a kernel can publish, by key (both ends included); a value outside is not used but
+# kept in `rejected`, so a damaged dump cannot make a reader shift, divide or allocate by it.
+PLAUSIBLE: dict[str, tuple[int, int]] = {
+    "NUMBER(SECTION_SIZE_BITS)": (16, 31),
+    "NUMBER(MAX_PHYSMEM_BITS)": (32, 52),
+    "NUMBER(phys_base)": (-(1 << 47), (1 << 52) - 1),  # negative with KASLR
+    "NUMBER(pgtable_l5_enabled)": (0, 1),
+    "NUMBER(KERNEL_IMAGE_SIZE)": (1 << 20, 1 << 32),
+    "SIZE(mem_section)": (8, 256),
+    "LENGTH(mem_section)": (1, 1 << 20),
+    "SIZE(page)": (32, 256),
+    "LENGTH(node_data)": (1, 1 << 16),
+    "LENGTH(zone.free_area)": (1, 64),
+    "LENGTH(free_area.free_list)": (1, 64),
+    "SIZE(pglist_data)": (1, 1 << 24),
+    "SIZE(zone)": (1, 1 << 20),
+}
 
 
 @dataclass
@@ -20,6 +39,7 @@ class VmcoreInfo:
     offsets: dict[str, int] = field(default_factory=dict)
     lengths: dict[str, int] = field(default_factory=dict)
     numbers: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)  # key -> implausible value
 
     @classmethod
     def parse(cls, text: str) -> VmcoreInfo:
@@ -45,6 +65,10 @@ class VmcoreInfo:
                     continue
                 number = int(value, 0) if value.startswith("0x") else int(value)
             except ValueError:
+                continue
+            low, high = PLAUSIBLE.get(key, (-_U64_END, _U64_END))
+            if not low <= number <= high:
+                info.rejected[key] = number
                 continue
             if kind == "NUMBER" and -_U64_END < number < _U64_END:
                 info.numbers[name] = number
@@ -81,6 +105,14 @@ class VmcoreInfo:
     @property
     def phys_base(self) -> int | None:
         return self.numbers.get("phys_base")
+
+    def number(self, name: str, default: int) -> int:
+        """NUMBER(name), or `default` when absent; KernelReadError when it was implausible."""
+        key = f"NUMBER({name})"
+        if key in self.rejected:
+            raise KernelReadError(f"VMCOREINFO {key}={self.rejected[key]} is implausible "
+                                  "(damaged dump?)")
+        return self.numbers.get(name, default)
 
     @property
     def crashtime(self) -> int | None:
