@@ -373,12 +373,14 @@ def test_no_vmlinux_module_types_from_memory(vmlinux_for: dict[str, Path]) -> No
 
 @pytest.mark.parametrize("name", ["6.1-sysrq", "6.1-test-module", "6.12-sysrq"])  # 6.0 and up
 def test_kernel_kallsyms_from_vmcoreinfo(name: str, vmlinux_for: dict[str, Path]) -> None:
-    from crashtui.kernel.kallsyms import read_kernel_kallsyms
+    from crashtui.kernel.kallsyms_image import kernel_kallsyms, symbol_table
 
     session = Session.open(dump_of(name), vmlinux_for[name])
     k = session.kernel
-    table = read_kernel_kallsyms(k)
-    assert table is not None and len(table) > 50_000
+    decoded = kernel_kallsyms(k, search=False)
+    assert decoded is not None and decoded.tables.found_by == "VMCOREINFO"
+    table = symbol_table(decoded)  # runtime addresses, like k.symbol()
+    assert len(table) > 50_000
     for sym in ("do_one_initcall", "_printk", "init_task", "jiffies_64", "runqueues",
                 "sysrq_handle_crash", "panic"):
         assert table.address_of(sym) == k.symbol(sym), sym

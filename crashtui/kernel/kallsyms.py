@@ -7,8 +7,7 @@ nm-style type letter of each symbol (kernel/module/kallsyms.c add_kallsyms). Whi
 is still in its init function, `mod->kallsyms` is the full copy (every symbol, init ones too);
 afterwards it points at `mod->core_kallsyms`, the subset in the module's core memory.
 
-Since 6.0 VMCOREINFO also exports the kernel's own compressed kallsyms
-(kernel/kallsyms.c, scripts/kallsyms.c): symbol names without a vmlinux.
+The kernel's own compressed kallsyms are decoded in kallsyms_image.py.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import numpy as np
 from crashtui.errors import CrashtuiError, KernelReadError
 
 if TYPE_CHECKING:
-    from crashtui.debuginfo.symbols import SymbolTable
     from crashtui.kernel.program import Kernel
 
 # Elf64_Sym (include/uapi/linux/elf.h)
@@ -32,7 +30,6 @@ SHN_LORESERVE = 0xFF00
 STT_SECTION = 3
 STT_FILE = 4
 MAX_MODULE_SYMBOLS = 1 << 20  # a sanity bound on num_symtab read from a dump
-MAX_KERNEL_SYMBOLS = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,97 +118,3 @@ def _letter(info: int, shndx: int) -> str:
     bind, typ = info >> 4, info & 0xF
     letter = "t" if typ == 2 else "d" if typ == 1 else "?"
     return letter.upper() if bind == 1 else letter
-
-
-# -- the kernel's own compressed kallsyms (VMCOREINFO, 6.0+) -----------------------------------
-
-def read_kernel_kallsyms(kernel: Kernel) -> SymbolTable | None:
-    """The kernel's kallsyms as a SymbolTable (runtime addresses), or None if not exported.
-
-    Layout (scripts/kallsyms.c): kallsyms_names holds, per symbol, a length byte (two bytes
-    when the high bit is set, 6.1+) then that many token indexes; kallsyms_token_index[t] is
-    where token t starts in kallsyms_token_table; the first decoded character is the type.
-    Addresses (kallsyms_sym_address()) are encoded one of three ways, see `_addresses`.
-    """
-    from crashtui.debuginfo.symbols import SymbolTable
-
-    syms = kernel.vmcoreinfo.symbols
-    need = ("kallsyms_names", "kallsyms_num_syms", "kallsyms_token_table",
-            "kallsyms_token_index", "kallsyms_offsets")
-    if not all(n in syms for n in need):
-        return None
-    try:
-        num = kernel.read_u32(syms["kallsyms_num_syms"])
-        if not 0 < num <= MAX_KERNEL_SYMBOLS:
-            return None
-        index = np.frombuffer(kernel.read(syms["kallsyms_token_index"], 256 * 2), "<u2")
-        table = kernel.read(syms["kallsyms_token_table"], int(index[-1]) + 256)
-        tokens = []
-        for t in index.tolist():
-            end = table.find(b"\0", t)
-            tokens.append(table[t:end].decode("latin-1"))
-        offsets = np.frombuffer(kernel.read(syms["kallsyms_offsets"], 4 * num), "<i4")
-        base = (kernel.read_u64(syms["kallsyms_relative_base"])
-                if "kallsyms_relative_base" in syms else None)
-        names_addr = syms["kallsyms_names"]
-        blob = kernel.read(names_addr, min(num * 32, 1 << 26))
-        names: list[str] = []
-        kinds: list[str] = []
-        pos = 0
-        for _ in range(num):
-            while pos + 2 > len(blob):
-                blob += kernel.read(names_addr + len(blob), 1 << 20)
-            length = blob[pos]
-            pos += 1
-            if length & 0x80:  # big symbol names (6.1): 2-byte length
-                length = (length & 0x7F) | (blob[pos] << 7)
-                pos += 1
-            while pos + length > len(blob):
-                blob += kernel.read(names_addr + len(blob), 1 << 20)
-            text = "".join(tokens[b] for b in blob[pos:pos + length])
-            pos += length
-            kinds.append(text[:1] or "?")
-            names.append(text[1:])
-    except CrashtuiError:
-        return None
-    stext = syms.get("_stext")
-    addrs = _addresses(offsets, syms["kallsyms_offsets"], base,
-                       names.index("_stext") if stext is not None and "_stext" in names else None,
-                       stext)
-    sizes = np.zeros(num, dtype=np.uint64)
-    order = np.argsort(addrs, kind="stable")
-    sorted_addrs = addrs[order]
-    gaps = np.diff(sorted_addrs, append=sorted_addrs[-1:])
-    sizes[order] = gaps
-    return SymbolTable.from_arrays(addrs, sizes, [k if len(k) == 1 else "?" for k in kinds],
-                                   names)
-
-
-def _addresses(offsets: np.ndarray, offsets_addr: int, base: int | None,
-               stext_index: int | None, stext: int | None) -> np.ndarray:
-    """Symbol addresses from kallsyms_offsets (s32 each), in the encoding that puts `_stext`
-    where VMCOREINFO says it is (drgn does the same), else the likeliest one.
-
-    - base-relative with absolute per-CPU symbols (x86-64 SMP up to 6.14): a non-negative
-      offset is the address itself (per-CPU symbols link at 0), a negative one means
-      kallsyms_relative_base - 1 - offset;
-    - base-relative (6.15+, and other architectures): kallsyms_relative_base + (u32)offset;
-    - place-relative (7.0+, no kallsyms_relative_base): the offset's own address + offset
-      (kernel/kallsyms.c kallsyms_sym_address: offset_to_ptr).
-    """
-    offs = offsets.astype(np.int64)
-    place = (np.uint64(offsets_addr) + np.arange(len(offs), dtype=np.uint64) * np.uint64(4)
-             + offs.astype(np.uint64))  # wraps modulo 2**64 like pointer arithmetic
-    candidates = [place]
-    if base is not None:
-        absolute_percpu = np.where(offs >= 0, offs.astype(np.uint64),
-                                   np.uint64(base) + (-1 - offs).astype(np.uint64))
-        relative = np.uint64(base) + offsets.astype(np.uint32).astype(np.uint64)
-        likeliest = [absolute_percpu, relative] if (offs < 0).any() else [relative,
-                                                                           absolute_percpu]
-        candidates = likeliest + candidates
-    if stext_index is not None and stext is not None:
-        for addrs in candidates:
-            if int(addrs[stext_index]) == stext:
-                return addrs
-    return candidates[0]

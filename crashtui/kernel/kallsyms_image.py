@@ -38,8 +38,8 @@ PAGE = 0x1000
 _DIGITS = b"".join(bytes([c, 0]) for c in range(0x30, 0x3A))
 MAX_TEXT_GAP = 64 << 10  # the longest a function is taken to be without a size (see symbol_table)
 _SEARCH_LIMIT = 96 << 20  # bytes of kernel image searched for the tables (text + rodata)
-_TABLE_NAMES = ("kallsyms_offsets", "kallsyms_relative_base", "kallsyms_num_syms",
-                "kallsyms_names", "kallsyms_token_table", "kallsyms_token_index")
+_TABLE_NAMES = ("kallsyms_offsets", "kallsyms_num_syms", "kallsyms_names",
+                "kallsyms_token_table", "kallsyms_token_index")  # + relative_base before 7.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class KallsymsTables:
     """Runtime addresses of the kernel's kallsyms tables and how they were found."""
 
     offsets: int
-    relative_base: int
+    relative_base: int | None  # None: place-relative offsets (7.0+)
     num_syms: int
     names: int
     token_table: int
@@ -59,7 +59,7 @@ def tables_from_vmcoreinfo(symbols: Mapping[str, int]) -> KallsymsTables | None:
     """The tables VMCOREINFO names (6.0+), or None."""
     if not all(n in symbols for n in _TABLE_NAMES):
         return None
-    return KallsymsTables(symbols["kallsyms_offsets"], symbols["kallsyms_relative_base"],
+    return KallsymsTables(symbols["kallsyms_offsets"], symbols.get("kallsyms_relative_base"),
                           symbols["kallsyms_num_syms"], symbols["kallsyms_names"],
                           symbols["kallsyms_token_table"], symbols["kallsyms_token_index"],
                           "VMCOREINFO")
@@ -124,13 +124,8 @@ def _name_starts(kernel: Kernel, addr: int, num: int) -> tuple[bytes, np.ndarray
 
 
 def decode_kallsyms(kernel: Kernel, tables: KallsymsTables) -> DecodedKallsyms:
-    """Decode every symbol (KernelReadError if the tables are unreadable or inconsistent).
-
-    Addresses (kernel/kallsyms.c kallsyms_sym_address()): with
-    CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86-64 SMP before 6.15) a non-negative offset is an
-    absolute value (per-CPU symbols) and a negative one means relative_base - 1 - offset;
-    without it relative_base + (u32)offset.
-    """
+    """Decode every symbol (KernelReadError if the tables are unreadable or inconsistent);
+    addresses as `_addresses` reads them."""
     num = kernel.read_u32(tables.num_syms)
     if not 0 < num <= MAX_KERNEL_SYMBOLS:
         raise KernelReadError(f"kallsyms_num_syms reads {num}", tables.num_syms)
@@ -151,13 +146,41 @@ def decode_kallsyms(kernel: Kernel, tables: KallsymsTables) -> DecodedKallsyms:
     letters = "".join([r[0] for r in records]).encode("latin-1", "replace")
     names = [r[1:] for r in records]
     offsets = np.frombuffer(kernel.read(tables.offsets, 4 * num), "<i4").astype(np.int64)
-    base = kernel.read_u64(tables.relative_base)
-    if (offsets < 0).any():  # CONFIG_KALLSYMS_ABSOLUTE_PERCPU
-        addrs = np.where(offsets >= 0, offsets.astype(np.uint64),
-                         np.uint64(base) + (-1 - offsets).astype(np.uint64))
-    else:
-        addrs = np.uint64(base) + offsets.astype(np.uint32).astype(np.uint64)
+    base = None if tables.relative_base is None else kernel.read_u64(tables.relative_base)
+    stext = kernel.vmcoreinfo.symbols.get("_stext")
+    stext_index = names.index("_stext") if stext is not None and "_stext" in names else None
+    addrs = _addresses(offsets, tables.offsets, base, stext_index, stext)
     return DecodedKallsyms(addrs.astype(np.uint64), letters, names, tables)
+
+
+def _addresses(offs: np.ndarray, offsets_addr: int, base: int | None,
+               stext_index: int | None, stext: int | None) -> np.ndarray:
+    """Symbol addresses from kallsyms_offsets (s32 each, as int64) in the encoding that puts
+    `_stext` where VMCOREINFO says it is (as drgn chooses), else the likeliest one.
+
+    kernel/kallsyms.c kallsyms_sym_address(), by kernel:
+    - base-relative with absolute per-CPU symbols (x86-64 SMP up to 6.14): a non-negative
+      offset is the address itself (per-CPU symbols link at 0), a negative one means
+      kallsyms_relative_base - 1 - offset;
+    - base-relative (6.15+, other architectures): kallsyms_relative_base + (u32)offset;
+    - place-relative (7.0+, no kallsyms_relative_base): the offset's own address + offset
+      (offset_to_ptr).
+    """
+    place = (np.uint64(offsets_addr) + np.arange(len(offs), dtype=np.uint64) * np.uint64(4)
+             + offs.astype(np.uint64))  # wraps modulo 2**64 like pointer arithmetic
+    candidates = [place]
+    if base is not None:
+        absolute_percpu = np.where(offs >= 0, offs.astype(np.uint64),
+                                   np.uint64(base) + (-1 - offs).astype(np.uint64))
+        relative = np.uint64(base) + offs.astype(np.uint32).astype(np.uint64)
+        likeliest = [absolute_percpu, relative] if (offs < 0).any() else [relative,
+                                                                           absolute_percpu]
+        candidates = likeliest + candidates
+    if stext_index is not None and stext is not None:
+        for addrs in candidates:
+            if int(addrs[stext_index]) == stext:
+                return addrs
+    return candidates[0]
 
 
 _KIND = np.zeros(256, dtype=np.uint8)  # nm letter -> symbols.KIND_* (other 0, object 1, func 2)
