@@ -54,21 +54,39 @@ class ListWalk:
     recovered: int = 0  # nodes found walking back from the head after the forward walk broke
 
 
-def walk_list(kernel: Kernel, head: int, limit: int = MAX_LIST_ENTRIES) -> ListWalk:
+def walk_list(kernel: Kernel, head: int, limit: int = MAX_LIST_ENTRIES,
+              member: int | None = None) -> ListWalk:
     """All nodes after `head`, checking each link both ways (next->prev == node).
 
     When a pointer is unreadable, does not point back, cycles or the list is too long, the
     walk goes on backwards from head->prev to recover the nodes after the break; the
-    result says what broke. Never raises; at most `limit` nodes in all.
+    result says what broke. `member`, a node known to be on the list, is walked from both
+    ways when the head itself cannot be read (its page missing from the dump): the head's
+    address is enough to know where the list ends. Never raises; at most `limit` nodes.
     """
     seen: set[int] = set()
     nodes: list[int] = []
+    if member is not None and member != head and not _readable(kernel, head):
+        seen.add(member)
+        before: list[int] = []
+        error = _follow(kernel, head, member, _PREV, before, seen, limit - 1)
+        if error is None:
+            error = _follow(kernel, head, member, 0, nodes, seen, limit - 1 - len(before))
+        return ListWalk(before[::-1] + [member] + nodes, error)
     error = _follow(kernel, head, head, 0, nodes, seen, limit)
     if error is None:
         return ListWalk(nodes)
     back: list[int] = []
     _follow(kernel, head, head, _PREV, back, seen, limit - len(nodes))
     return ListWalk(nodes + back[::-1], error, len(back))
+
+
+def _readable(kernel: Kernel, addr: int) -> bool:
+    try:
+        kernel.read_u64(addr)
+    except CrashtuiError:
+        return False
+    return True
 
 
 def _follow(kernel: Kernel, head: int, start: int, link: int, out: list[int], seen: set[int],

@@ -169,12 +169,14 @@ class TaskReader:
         signal = self.k.read_u64(leader + self.o_signal)
         if not signal:
             return [leader]
-        walk = walk_list(self.k, signal + self.o_thread_head)
+        o_node = self.o_thread_node
+        # The leader is on its own thread list: walked from there when the signal_struct's
+        # page is missing from the dump (makedumpfile may drop slab pages it misjudges).
+        walk = walk_list(self.k, signal + self.o_thread_head, member=leader + o_node)
         if walk.error:
             if errors is None:
                 raise ListWalkError(walk.error)
             errors.append(f"threads of task {leader:#x}: {walk.error}")
-        o_node = self.o_thread_node
         return [node - o_node for node in walk.nodes] or [leader]
 
 
