@@ -219,8 +219,9 @@ def _run(args: argparse.Namespace) -> int:
             modules = [str(d) for d in module_debug_dirs(session.kernel.release)]
     else:
         session = Session.open(dump, vmlinux)
-    for problem in (p for d in modules for p in session.load_modules_dir(d)):
-        _error(f"crashtui: {problem}")
+    if args.command or args.json or args.report:  # the app loads them itself, in a worker
+        for problem in (p for d in modules for p in session.load_modules_dir(d)):
+            _error(f"crashtui: {problem}")
     out = sys.stdout
     if args.command:
         from crashtui.commands import run_command

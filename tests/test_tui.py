@@ -19,9 +19,9 @@ from tui_helpers import utc_timezone
 from crashtui.analysis.session import Session
 from crashtui.analysis.source import SourceFinder
 from crashtui.tui.app import CrashtuiApp
-from crashtui.tui.backend import Backend
 from crashtui.tui.command import CommandInput, apply_completion
 from crashtui.tui.cpus import CpuList
+from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frames import FramesView
 from crashtui.tui.help import HelpScreen
 from crashtui.tui.logview import LogLines
@@ -113,7 +113,7 @@ def crash_lines(dump: str, name: str) -> list[str]:
 
 def test_panic_frame_shows_sysrq_source_from_the_tarball(
         sysrq_session: Session, linux_source: Path, source_cache: Path) -> None:  # noqa: F811
-    app = CrashtuiApp(Backend(sysrq_session, source=str(linux_source), cache_root=source_cache,
+    app = CrashtuiApp(SessionFacade(sysrq_session, source=str(linux_source), cache_root=source_cache,
                               auto_source=False))
 
     async def steps(pilot: Any) -> None:
@@ -139,7 +139,7 @@ def test_panic_frame_shows_sysrq_source_from_the_tarball(
 
 def test_no_source_shows_disassembly_with_lines_and_hint(sysrq_session: Session,
                                                          tmp_path: Path) -> None:
-    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(sysrq_session, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         src = app.query_one(SourceView)
@@ -158,7 +158,7 @@ def test_no_source_shows_disassembly_with_lines_and_hint(sysrq_session: Session,
 
 def test_module_frame_shows_the_modules_own_source(testmod_session: Session,
                                                    testmod_ko: Path, tmp_path: Path) -> None:
-    app = CrashtuiApp(Backend(testmod_session, modules=[str(testmod_ko.parent)],
+    app = CrashtuiApp(SessionFacade(testmod_session, modules=[str(testmod_ko.parent)],
                               cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
@@ -176,7 +176,8 @@ def test_module_frame_shows_the_modules_own_source(testmod_session: Session,
         assert shown[2:9] == expected  # the exception frame's registers, as crash prints them
         table = app.query_one(ModulesTable)
         mod = next(r for r in table.rows_data if r.name == "test_module")
-        assert mod.tainting and "O" in mod.flags and mod.object_file.endswith("test-module.ko")
+        assert mod.taints and "O" in mod.taint_flags
+        assert table.object_file(mod).endswith("test-module.ko")
 
     drive(app, steps)
 
@@ -190,7 +191,7 @@ def static_text(app: CrashtuiApp, selector: str) -> str:
 def test_triage_is_what_shows_first(testmod_session: Session, testmod_ko: Path,
                                     tmp_path: Path) -> None:
     """What happened, at once: a line under the summary bar and the Triage tab, open."""
-    app = CrashtuiApp(Backend(testmod_session, modules=[str(testmod_ko.parent)],
+    app = CrashtuiApp(SessionFacade(testmod_session, modules=[str(testmod_ko.parent)],
                               cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
@@ -211,7 +212,7 @@ def test_triage_is_what_shows_first(testmod_session: Session, testmod_ko: Path,
 
     drive(app, steps, size=(160, 48))
     # at 80 columns the headline keeps the kind, culprit and its line
-    app = CrashtuiApp(Backend(testmod_session, modules=[str(testmod_ko.parent)],
+    app = CrashtuiApp(SessionFacade(testmod_session, modules=[str(testmod_ko.parent)],
                               cache_root=tmp_path, auto_source=False))
 
     async def narrow(pilot: Any) -> None:
@@ -227,14 +228,14 @@ def test_the_panic_backtrace_is_drawn_before_the_rest_is_read(
     the log or kmem (each made slow here); the launch-to-backtrace time is reported."""
     slow = ("ps", "modules", "log_lines", "kmem")
     for name in slow:
-        real = getattr(Backend, name)
+        real = getattr(SessionFacade, name)
 
-        def slowed(self: Backend, real: Any = real) -> Any:
+        def slowed(self: SessionFacade, real: Any = real) -> Any:
             time.sleep(1.0)
             return real(self)
 
-        monkeypatch.setattr(Backend, name, slowed)
-    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+        monkeypatch.setattr(SessionFacade, name, slowed)
+    app = CrashtuiApp(SessionFacade(sysrq_session, cache_root=tmp_path, auto_source=False))
 
     async def main() -> float:
         start = time.perf_counter()
@@ -259,7 +260,7 @@ def test_the_panic_backtrace_is_drawn_before_the_rest_is_read(
 # -- the other panes show what crash prints ----------------------------------------------------
 
 def test_panes_show_the_values_crash_prints(sysrq_session: Session, tmp_path: Path) -> None:
-    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(sysrq_session, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         cpus = app.query_one(CpuList)
@@ -298,7 +299,7 @@ def test_panes_show_the_values_crash_prints(sysrq_session: Session, tmp_path: Pa
         ps = [line for line in crash_lines("sysrq", "ps.txt")[1:] if line.strip()]
         assert table.row_count == len(ps)
         crash_pids = sorted(int(line[1:].split()[0]) for line in ps)
-        assert sorted(r.pid for r in table.rows_data) == crash_pids
+        assert sorted(r.task.pid for r in table.rows_data) == crash_pids
         assert sum(r.active for r in table.rows_data) == sum(line.startswith(">") for line in ps)
         # modules: crash's mod
         mods = app.query_one(ModulesTable)
@@ -317,7 +318,7 @@ def test_panes_show_the_values_crash_prints(sysrq_session: Session, tmp_path: Pa
 
 def test_keyboard_walk_through_every_pane(sysrq_session: Session, tmp_path: Path) -> None:
     report = tmp_path / "report.md"
-    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(sysrq_session, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         frames = app.query_one(FramesView)
@@ -326,7 +327,7 @@ def test_keyboard_walk_through_every_pane(sysrq_session: Session, tmp_path: Path
         assert app.focused is not None and app.focused.id == "task-filter"
         await pilot.press(*"kthreadd")
         await press(app, pilot, "enter")
-        assert app.query_one(TaskPicker).shown[0].comm == "kthreadd"
+        assert app.query_one(TaskPicker).shown[0].task.comm == "kthreadd"
         await press(app, pilot, "enter")
         assert frames.backtrace is not None and frames.backtrace.pid == 2
         assert "PID 2" in str(frames.border_title) and app.focused is frames
@@ -421,7 +422,7 @@ def test_command_completion() -> None:
 
 def test_tab_completes_symbols_structs_and_modules(testmod_session: Session,
                                                    tmp_path: Path) -> None:
-    app = CrashtuiApp(Backend(testmod_session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(testmod_session, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         await press(app, pilot, "colon")
@@ -462,7 +463,7 @@ def test_tab_completes_symbols_structs_and_modules(testmod_session: Session,
 def test_colon_in_the_command_line_is_not_typed(sysrq_session: Session, tmp_path: Path) -> None:
     """`:` pressed again once the command line has focus (`::sys`) types nothing at the start of
     the line; a leading `:` that got in anyway (pasted) is dropped when the line runs."""
-    app = CrashtuiApp(Backend(sysrq_session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(sysrq_session, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         await press(app, pilot, "colon")
@@ -498,7 +499,7 @@ def test_hostile_strings_are_shown_literally(fresh_sysrq: Session, tmp_path: Pat
     tasks[i] = dataclasses.replace(tasks[i], comm=HOSTILE)
     recs = s.log.records
     recs[-1] = dataclasses.replace(recs[-1], text=f"log {HOSTILE} end")
-    app = CrashtuiApp(Backend(s, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         main = screen_text(app)
@@ -520,7 +521,7 @@ def test_hostile_strings_are_shown_literally(fresh_sysrq: Session, tmp_path: Pat
 def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko: Path,
                                            tmp_path: Path) -> None:
     """Without --modules the fault has no file:line; `l` on test_module loads its .ko."""
-    app = CrashtuiApp(Backend(testmod_session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(testmod_session, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         src = app.query_one(SourceView)
@@ -531,7 +532,7 @@ def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko:
         assert app.focused is table
         row = next(i for i, r in enumerate(table.rows_data) if r.name == "test_module")
         table.move_cursor(row=row)
-        assert table.rows_data[row].tainting  # out-of-tree, unsigned: flagged
+        assert table.rows_data[row].taints  # out-of-tree, unsigned: flagged
         assert "! OE" in screen_text(app)
         await press(app, pilot, "l")
         box = app.query_one("#ko-path")
@@ -542,8 +543,8 @@ def test_loading_a_ko_from_the_modules_tab(testmod_session: Session, testmod_ko:
         await pilot.pause()
         assert src.kind == "source" and src.border_title.endswith("test-module.c:9")
         assert src.marked_text().strip().endswith('printk("%d\\n", *p);')
-        assert next(r for r in table.rows_data if r.name == "test_module").object_file.endswith(
-            "test-module.ko")
+        assert table.object_file(next(r for r in table.rows_data if r.name == "test_module")
+                                 ).endswith("test-module.ko")
         # the triage's culprit now has its line
         assert "test-module.c:9" in screen_text(app).splitlines()[1]
 
@@ -569,7 +570,7 @@ def test_modules_tab_marks_a_damaged_module_list(testmod_session: Session, tmp_p
         return data
 
     monkeypatch.setattr(k, "read", read)
-    app = CrashtuiApp(Backend(testmod_session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(testmod_session, cache_root=tmp_path, auto_source=False))
 
     async def steps(pilot: Any) -> None:
         await press(app, pilot, "6")
@@ -583,41 +584,5 @@ def test_modules_tab_marks_a_damaged_module_list(testmod_session: Session, tmp_p
         assert "looks damaged" in screen_text(app)
         table.move_cursor(row=len(names))
         assert table.current is None  # the marker is no module to load
-
-    drive(app, steps)
-
-
-class _OldSession:
-    """A Session as it was before backtraces, modules and kmem landed."""
-
-    def __init__(self, real: Session) -> None:
-        self.kernel = real.kernel
-        self.dump_path = real.dump_path
-        self.summary = real.summary
-        self.log = real.log
-        self.tasks = real.tasks
-
-
-def test_missing_backend_pieces_say_so(sysrq_session: Session, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import crashtui.tui.backend as backend_mod
-
-    real_has_command = backend_mod.Backend.has_command
-    monkeypatch.setattr(backend_mod.Backend, "has_command",
-                        lambda self, name: name not in ("ps", "kmem", "dis", "mod")
-                        and real_has_command(self, name))
-    app = CrashtuiApp(Backend(_OldSession(sysrq_session), cache_root=tmp_path,
-                              auto_source=False))
-
-    async def steps(pilot: Any) -> None:
-        text = screen_text(app)
-        assert "session.backtraces is not available yet" in text
-        cpus = app.query_one(CpuList)
-        assert cpus.backtraces and cpus.backtraces[0].panic and cpus.backtraces[0].cpu == 3
-        assert app.query_one(TasksTable).row_count == 78  # from session.tasks
-        await press(app, pilot, "3")
-        assert "kmem -i is not available yet" in screen_text(app)
-        await press(app, pilot, "s")
-        assert "RELEASE: 6.1.0-56-cloud-amd64" in screen_text(app)
 
     drive(app, steps)

@@ -16,8 +16,8 @@ from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.tui.app import CrashtuiApp
-from crashtui.tui.backend import Backend
 from crashtui.tui.cpus import CpuList
+from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frames import FramesView
 from crashtui.tui.source import SourceView
 from crashtui.tui.summary import SummaryView
@@ -54,7 +54,7 @@ def crash_lines(name: str) -> list[str]:
 
 def test_app_on_the_dump_alone(session: Session, tmp_path: Path) -> None:
     assert session.kernel.vmlinux is None
-    app = CrashtuiApp(Backend(session, cache_root=tmp_path, auto_source=False))
+    app = CrashtuiApp(SessionFacade(session, cache_root=tmp_path, auto_source=False))
 
     async def main() -> None:
         async with app.run_test(size=(160, 48)) as pilot:
@@ -95,7 +95,7 @@ def test_app_on_the_dump_alone(session: Session, tmp_path: Path) -> None:
             assert not any("--source DIR" in t for t in shown)  # a tree would not help
             assert str(src.border_subtitle) == "no source lines: no debug vmlinux"
             # symbols from kallsyms for the palette and the command line
-            be = app.backend
+            be = app.facade
             assert "sysrq_handle_crash" in be.symbol_names("sysrq_handle_cr")
             assert be.symbol_address("sysrq_handle_crash") == session.find_symbol(
                 "sysrq_handle_crash")

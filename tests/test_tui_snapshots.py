@@ -16,7 +16,7 @@ from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.tui.app import CrashtuiApp
-from crashtui.tui.backend import Backend
+from crashtui.tui.facade import SessionFacade
 
 pytestmark = pytest.mark.needs_vmlinux
 SIZES = [(80, 24), (160, 48)]
@@ -58,7 +58,7 @@ def _app(dump: Path, vmlinux: Path, tmp: Path, modules: list[str] | None = None)
     """An app on the dump's session (opened once per module: the facts are cached)."""
     if dump not in _SESSIONS:
         _SESSIONS[dump] = Session.open(dump, vmlinux)
-    return CrashtuiApp(Backend(_SESSIONS[dump], modules=modules or [], cache_root=tmp,
+    return CrashtuiApp(SessionFacade(_SESSIONS[dump], modules=modules or [], cache_root=tmp,
                                auto_source=False))
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -16,12 +16,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from crashtui.analysis.backtrace import Backtrace
+from crashtui.analysis.backtrace import Backtrace, SourceLocation
 from crashtui.analysis.source import display_path, read_source, tree_relative_candidates
 from crashtui.errors import CrashtuiError
-from crashtui.tui.backend import Backend, FrameRef, Location, Missing, PsRow
+from crashtui.kernel.ps import PsRow
 from crashtui.tui.command import CommandInput, CommandView
 from crashtui.tui.cpus import CpuList
+from crashtui.tui.facade import SessionFacade
+from crashtui.tui.frameref import FrameRef
 from crashtui.tui.frames import FrameRow, FramesView, build_rows
 from crashtui.tui.help import HelpScreen
 from crashtui.tui.logview import LogLines, LogView
@@ -37,6 +39,9 @@ from crashtui.tui.tasks import TasksTable
 from crashtui.tui.text import lit
 from crashtui.tui.triage_view import TriageBar, TriageView
 
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+
 STYLES = Path(__file__).resolve().parents[2] / "styles"
 TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command")
 
@@ -46,7 +51,7 @@ class SourceRequest:
     """What the source pane should show: a location, else the function's disassembly."""
 
     title: str
-    loc: Location | None
+    loc: SourceLocation | None
     module: str | None
     function: str | None
     target: int | None  # the instruction to mark
@@ -54,7 +59,7 @@ class SourceRequest:
 
 
 def _err(exc: BaseException) -> str:
-    if isinstance(exc, Missing | CrashtuiError):
+    if isinstance(exc, CrashtuiError):
         return str(exc)
     return f"internal error: {type(exc).__name__}: {exc}"
 
@@ -104,9 +109,9 @@ class CrashtuiApp(App[int]):
           for i, name in enumerate(TABS)),
     ]
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, facade: SessionFacade) -> None:
         super().__init__()
-        self.backend = backend
+        self.facade = facade
         self.backtraces: list[Backtrace] = []
         self.rows_cache: dict[int, list[FrameRow]] = {}
         self.ps_rows: list[PsRow] = []
@@ -172,7 +177,7 @@ class CrashtuiApp(App[int]):
         """Read the session's facts in the order a person needs them: the summary and the
         panic CPU's frames first (drawn before anything else is read), then the triage,
         modules, tasks, log and memory."""
-        be = self.backend
+        be = self.facade
         try:
             summary = be.summary()
             self.panic_cpu = summary.panic_cpu
@@ -213,27 +218,28 @@ class CrashtuiApp(App[int]):
     def _load_tasks(self) -> None:
         self.tasks_loaded = True
         try:
-            self.ps_rows = self.backend.ps()
+            table = self.facade.ps()
+            self.ps_rows = table.rows
             self._ui(self.query_one(TaskPicker).show, self.ps_rows)
-            self._ui(self.query_one(TasksTable).show, self.ps_rows)
+            self._ui(self.query_one(TasksTable).show, table)
         except Exception as exc:  # noqa: BLE001
             self._ui(self.notify, f"tasks: {_err(exc)}", severity="warning", markup=False)
 
     def _debug_line(self) -> str:
         try:
-            return self.backend.debug_info()[0]
+            return self.facade.debug_info()[0]
         except Exception as exc:  # noqa: BLE001 - only a line in the Summary tab
             return f"debug info: {_err(exc)}"
 
     def _debug_hint(self) -> str | None:
         try:
-            return self.backend.debug_info()[1]
+            return self.facade.debug_info()[1]
         except Exception:  # noqa: BLE001 - the generic hint then
             return None
 
     def _load_triage(self, refresh: bool = False) -> None:
         try:
-            t = self.backend.triage(refresh)
+            t = self.facade.triage(refresh)
         except Exception as exc:  # noqa: BLE001 - a failing triage must not end the app
             self._ui(self.query_one(TriageBar).show_error, _err(exc))
             self._ui(self.query_one(TriageView).show_error, _err(exc))
@@ -244,15 +250,14 @@ class CrashtuiApp(App[int]):
     def _load_module_dirs(self) -> None:
         """The .ko files of --modules that match loaded modules."""
         try:
-            for problem in self.backend.load_module_dirs():
+            for problem in self.facade.load_module_dirs():
                 self._ui(self.notify, problem, severity="warning", markup=False)
         except Exception as exc:  # noqa: BLE001
             self._ui(self.notify, f"--modules: {_err(exc)}", severity="warning", markup=False)
 
     def _show_modules(self) -> None:
         try:
-            self._ui(self.query_one(ModulesView).show, self.backend.modules(),
-                     self.backend.module_errors())
+            self._ui(self.query_one(ModulesView).show, self.facade.modules())
         except Exception as exc:  # noqa: BLE001
             self._ui(self.query_one(ModulesView).show_error, _err(exc))
 
@@ -261,8 +266,9 @@ class CrashtuiApp(App[int]):
         out = []
         for r in self.ps_rows:
             if r.active:
-                out.append(Backtrace(r.pid, r.comm, r.task, r.cpu, [], error=reason,
-                                     active=True, panic=r.cpu == self.panic_cpu))
+                t = r.task
+                out.append(Backtrace(t.pid, t.comm, t.address, t.cpu, [], error=reason,
+                                     active=True, panic=t.cpu == self.panic_cpu))
         if not out and self.panic_cpu is not None:
             out.append(Backtrace(0, "?", 0, self.panic_cpu, [], error=reason, panic=True))
         return out
@@ -288,7 +294,7 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="rows", exclusive=True)
     def build_rows(self, bt: Backtrace, focus: bool) -> None:
         try:
-            rows = build_rows(self.backend, bt)
+            rows = build_rows(self.facade, bt)
         except Exception as exc:  # noqa: BLE001
             self._ui(self.query_one(FramesView).show_message, _err(exc))
             return
@@ -324,8 +330,8 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="rows", exclusive=True)
     def load_task(self, task: int, pid: int, comm: str) -> None:
         try:
-            bt = self.backend.backtrace_of(task)
-            rows = build_rows(self.backend, bt)
+            bt = self.facade.backtrace_of(task)
+            rows = build_rows(self.facade, bt)
         except Exception as exc:  # noqa: BLE001
             self._ui(self.query_one(FramesView).show_message, f"PID {pid} {comm}: {_err(exc)}")
             return
@@ -357,7 +363,7 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="source", exclusive=True)
     def show_source(self, req: SourceRequest, ref: FrameRef | None = None) -> None:
         """Find and show a location's source; else the disassembly with a hint."""
-        be = self.backend
+        be = self.facade
         view = self.query_one(SourceView)
         if req.user_mode:
             self._ui(view.show_message, "user space", [
@@ -377,11 +383,11 @@ class CrashtuiApp(App[int]):
                 return
         self._show_disassembly(req, loc, function, module)
 
-    def _show_file(self, loc: Location, module: str | None) -> bool:
+    def _show_file(self, loc: SourceLocation, module: str | None) -> bool:
         """Show the location's file if it can be found (reading a tarball if need be)."""
-        be = self.backend
+        be = self.facade
         view = self.query_one(SourceView)
-        comp_dir = getattr(loc, "comp_dir", None)
+        comp_dir = loc.comp_dir
         name = display_path(loc.file, comp_dir)
         res = be.find_source(loc, module, fetch=False)
         if res.path is None and res.pending:
@@ -430,11 +436,11 @@ class CrashtuiApp(App[int]):
         self._ui(self.query_one(SourceView).show_source, name, lines, line, origin)
         return True
 
-    def _show_disassembly(self, req: SourceRequest, loc: Location | None,
+    def _show_disassembly(self, req: SourceRequest, loc: SourceLocation | None,
                           function: str | None, module: str | None = None) -> None:
         view = self.query_one(SourceView)
-        file = getattr(loc, "file", None)
-        line = getattr(loc, "line", None)
+        file = loc.file if loc is not None else None
+        line = loc.line if loc is not None else None
         debug_hint = None if file or module else self._debug_hint()
         hint = hint_lines(file, line, module, debug_hint)
         if not function:
@@ -442,7 +448,7 @@ class CrashtuiApp(App[int]):
                      [*hint, lit("(no function known at this address)", "italic")])
             return
         try:
-            dis = self.backend.disassembly(function)
+            dis = self.facade.disassembly(function)
         except Exception as exc:  # noqa: BLE001
             self._ui(view.show_message, f"{function} (no source)",
                      [*hint, lit(f"disassembly: {_err(exc)}", "italic")])
@@ -458,9 +464,9 @@ class CrashtuiApp(App[int]):
     def show_symbol(self, name: str) -> None:
         loc = None
         try:
-            addr = self.backend.symbol_address(name)
-            if addr is not None and self.backend.has("source_line"):
-                loc = self.backend.call("source_line", addr)
+            addr = self.facade.symbol_address(name)
+            if addr is not None:
+                loc = self.facade.source_line(addr)
         except Exception:  # noqa: BLE001 - no location: disassembly
             loc = None
         if loc is not None and self._show_file(loc, None):
@@ -476,7 +482,7 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="modules")
     def load_module(self, name: str, path: Path) -> None:
         try:
-            self.backend.load_module(name, path)
+            self.facade.load_module(name, path)
         except Exception as exc:  # noqa: BLE001
             self._ui(self.notify, f"{path}: {_err(exc)}", severity="error", markup=False)
             return
@@ -484,9 +490,8 @@ class CrashtuiApp(App[int]):
         self.rows_cache.clear()
         self._load_triage(refresh=True)
         try:
-            self._ui(self.query_one(ModulesView).show, self.backend.modules(),
-                     self.backend.module_errors())
-            self.backtraces = self.backend.backtraces()
+            self._ui(self.query_one(ModulesView).show, self.facade.modules())
+            self.backtraces = self.facade.backtraces()
             self._ui(self.query_one(CpuList).show, self.backtraces)
         except Exception:  # noqa: BLE001 - the old lists stay
             pass
@@ -528,7 +533,7 @@ class CrashtuiApp(App[int]):
             self.screen.maximize(self.focused)
 
     def action_export(self) -> None:
-        name = f"crashtui-report-{Path(str(self.backend.session.dump_path)).name}.md"
+        name = f"crashtui-report-{Path(str(self.facade.session.dump_path)).name}.md"
 
         def done(path: str | None) -> None:
             if path:
@@ -539,7 +544,7 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="export")
     def export(self, path: str) -> None:
         try:
-            written = self.backend.export(path)
+            written = self.facade.export(path)
         except Exception as exc:  # noqa: BLE001
             self._ui(self.notify, f"export: {_err(exc)}", severity="warning", markup=False)
             return
@@ -554,10 +559,13 @@ class CrashtuiApp(App[int]):
                 break
 
 
-def run_app(session: Any, source: str | None = None, modules: list[str] | None = None) -> int:
+def make_app(session: Session, source: str | None = None,
+             modules: Sequence[str] = ()) -> CrashtuiApp:
+    """The app on an open Session (it loads the .ko files of `modules` itself, in a worker)."""
+    return CrashtuiApp(SessionFacade(session, source=source, modules=modules))
+
+
+def run_app(session: Session, source: str | None = None, modules: Sequence[str] = ()) -> int:
     """Start the app on an open Session; returns the exit status."""
-    backend = Backend(session, source=source,
-                      modules=modules or [])
-    app = CrashtuiApp(backend)
-    result = app.run()
+    result = make_app(session, source, modules).run()
     return result if isinstance(result, int) else 0

@@ -108,7 +108,7 @@ class CommandView(Vertical):
         self.output: list[Text] = []
 
     def _complete(self, text: str) -> list[str]:
-        return self.app.backend.complete(text)  # type: ignore[attr-defined,no-any-return]
+        return self.app.facade.complete(text)  # type: ignore[attr-defined,no-any-return]
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -123,7 +123,7 @@ class CommandView(Vertical):
     def run_line(self, line: str) -> None:
         """Run one command in a worker and append its output."""
         try:
-            out = [lit(s) for s in self.app.backend.run(line)]  # type: ignore[attr-defined]
+            out = [lit(s) for s in self.app.facade.run(line)]  # type: ignore[attr-defined]
         except CrashtuiError as exc:
             out = [lit(f"{line.split()[0]}: {exc}", "red")]
         except Exception as exc:  # noqa: BLE001 - a failing command must not end the app

@@ -11,7 +11,8 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from crashtui.analysis.backtrace import REGISTER_ORDER, Backtrace
-from crashtui.tui.backend import Backend, FrameRef
+from crashtui.tui.facade import SessionFacade
+from crashtui.tui.frameref import FrameRef
 from crashtui.tui.messages import FrameSelected
 from crashtui.tui.text import append_module_where, content, lit
 
@@ -50,7 +51,7 @@ def short_location(loc: object) -> str:
     return f"{posixpath.basename(file)}:{line}" if file else ""
 
 
-def build_rows(backend: Backend, bt: Backtrace) -> list[FrameRow]:
+def build_rows(backend: SessionFacade, bt: Backtrace) -> list[FrameRow]:
     """The rows of a backtrace, with exception RIPs symbolized and located (slow: a worker)."""
     rows: list[FrameRow] = []
     for fr in bt.frames:

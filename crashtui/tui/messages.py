@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from crashtui.analysis.backtrace import Backtrace
-from crashtui.tui.backend import FrameRef
+from crashtui.tui.frameref import FrameRef
 
 
 class ShowBacktrace(Message):

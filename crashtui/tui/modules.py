@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.text import Text
@@ -12,7 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from crashtui.tui.backend import ModuleRow
+from crashtui.kernel.modules import Module, ModuleTable
 from crashtui.tui.text import lit
 
 
@@ -23,32 +22,38 @@ class ModulesTable(DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
-        self.rows_data: list[ModuleRow] = []
+        self.rows_data: list[Module] = []
+        self.objects: dict[str, str] = {}  # module name -> the .ko whose debug info is loaded
 
     def on_mount(self) -> None:
         for name in ("NAME", "BASE", "SIZE", "FLAGS", "OBJECT FILE"):
             self.add_column(Text(name), key=name)
 
-    def show(self, rows: list[ModuleRow], errors: Sequence[str] = ()) -> None:
+    def object_file(self, module: Module) -> str:
+        """The .ko in use for a module, or "(not loaded)"."""
+        return self.objects.get(module.name, "(not loaded)")
+
+    def show(self, table: ModuleTable) -> None:
         """The modules, then one marker line per problem that ended the list early."""
-        self.rows_data = rows
+        self.rows_data = list(table.modules)
+        self.objects = {name: str(di.path) for name, di in table.debuginfo.items()}
         self.clear()
-        for r in rows:
-            bad = r.tainting
-            self.add_row(lit(r.name, "bold red" if bad else ""),
-                         Text(f"{r.base:016x}" if r.base is not None else "?"),
-                         Text(f"{r.size:>7}" if r.size is not None else "?"),
-                         Text.assemble(("! " if bad else "  ", "bold red"), lit(r.flags, "red")),
-                         lit(r.object_file, "dim" if r.object_file.startswith("(") else ""),
-                         key=r.name)
-        for i, error in enumerate(errors):  # not a module: selecting it loads nothing
+        for m in self.rows_data:
+            bad = bool(m.taints)
+            obj = self.object_file(m)
+            self.add_row(lit(m.name, "bold red" if bad else ""), Text(f"{m.base:016x}"),
+                         Text(f"{m.size:>7}"),
+                         Text.assemble(("! " if bad else "  ", "bold red"),
+                                       lit(m.taint_flags, "red")),
+                         lit(obj, "dim" if obj.startswith("(") else ""), key=m.name)
+        for i, error in enumerate(table.errors):  # not a module: selecting it loads nothing
             self.add_row(Text.assemble(("⚠ ", "bold yellow"),
                                        lit(f"{error} — the list may be incomplete",
                                            "italic yellow")),
                          Text(""), Text(""), Text(""), Text(""), key=f"\0error{i}")
 
     @property
-    def current(self) -> ModuleRow | None:
+    def current(self) -> Module | None:
         if not self.rows_data or self.cursor_row >= len(self.rows_data):
             return None
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
@@ -79,8 +84,8 @@ class ModulesView(Vertical):
     def on_mount(self) -> None:
         self.query_one("#ko-path", Input).display = False
 
-    def show(self, rows: list[ModuleRow], errors: Sequence[str] = ()) -> None:
-        self.query_one(ModulesTable).show(rows, errors)
+    def show(self, table: ModuleTable) -> None:
+        self.query_one(ModulesTable).show(table)
 
     def show_error(self, message: str) -> None:
         table = self.query_one(ModulesTable)

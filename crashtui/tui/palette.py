@@ -48,11 +48,12 @@ class TaskProvider(Provider):
         app = _app(self)
         matcher = self.matcher(query)
         for row in app.ps_rows[:5000]:
-            label = f"task {row.pid} {safe(row.comm)}"
+            t = row.task
+            label = f"task {t.pid} {safe(t.comm)}"
             score = matcher.match(label)
             if score > 0:
                 yield Hit(score, Content(label),
-                          partial(app.jump_to_task, row.task, row.pid, row.comm), text=label,
+                          partial(app.jump_to_task, t.address, t.pid, t.comm), text=label,
                           help="show this task's backtrace")
 
 
@@ -65,7 +66,7 @@ class SymbolProvider(Provider):
         if len(word) < 3:
             return
         matcher = self.matcher(word)
-        for name in app.backend.symbol_names(word, 20):
+        for name in app.facade.symbol_names(word, 20):
             label = f"symbol {name}"
             yield Hit(max(matcher.match(name), 0.5), Content(label), partial(app.jump_to_symbol, name),
                       text=label, help="show the function's source / disassembly")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from crashtui.analysis.backtrace import Backtrace
-from crashtui.tui.backend import FrameRef
+from crashtui.tui.frameref import FrameRef
 from crashtui.tui.lines import TextLines
 from crashtui.tui.text import lit
 
@@ -45,9 +45,8 @@ def registers_for(bt: Backtrace, ref: FrameRef | None) -> tuple[str, dict[str, i
         where = "user-mode entry" if exc.user_mode else "exception frame"
         return f"{where} at {exc.address:016x}" + (f" ({exc.kind})" if exc.kind else ""), \
             exc.registers
-    cpu_regs = getattr(bt, "registers", None)
-    if isinstance(cpu_regs, dict) and cpu_regs:
-        return f"CPU {bt.cpu}", cpu_regs
+    if bt.start is not None and bt.start.registers:
+        return f"CPU {bt.cpu}: its registers when it stopped (NT_PRSTATUS)", bt.start.registers
     for fr in bt.frames:
         if fr.exception is not None:
             exc = fr.exception

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
-from crashtui.tui.backend import PsRow
+from crashtui.kernel.ps import PsRow
 from crashtui.tui.messages import ShowTask
 from crashtui.tui.text import content, lit
 
@@ -17,10 +17,11 @@ from crashtui.tui.text import content, lit
 def task_prompt(row: PsRow) -> Text:
     """`> 125 init` (kernel threads in brackets, like crash's ps)."""
     text = Text(no_wrap=True, overflow="ellipsis", end="")
+    t = row.task
     text.append(">" if row.active else " ", "bold")
-    text.append(f"{row.pid:>5} ", "bold" if row.active else "")
-    name = f"[{row.comm}]" if row.kthread else row.comm
-    text.append_text(lit(name, "dim" if row.kthread else ""))
+    text.append(f"{t.pid:>5} ", "bold" if row.active else "")
+    name = f"[{t.comm}]" if row.kernel_thread else t.comm
+    text.append_text(lit(name, "dim" if row.kernel_thread else ""))
     return text
 
 
@@ -55,8 +56,8 @@ class TaskPicker(Vertical):
     def _apply(self, term: str) -> None:
         term = term.strip().lower()
         self.shown = [r for r in self.rows
-                      if not term or term in r.comm.lower() or term == str(r.pid)
-                      or str(r.pid).startswith(term)]
+                      if not term or term in r.task.comm.lower()
+                      or str(r.task.pid).startswith(term)]
         options = self.query_one(TaskOptions)
         options.clear_options()
         options.add_options(Option(task_prompt(r), id=f"task-{i}")
@@ -80,7 +81,7 @@ class TaskPicker(Vertical):
         event.stop()
         if event.option_index < len(self.shown):
             row = self.shown[event.option_index]
-            self.post_message(ShowTask(row.task, row.pid, row.comm))
+            self.post_message(ShowTask(row.task.address, row.task.pid, row.task.comm))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()

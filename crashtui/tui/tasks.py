@@ -8,19 +8,19 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from crashtui.tui.backend import PsRow
+from crashtui.kernel.ps import PsRow, PsTable
 from crashtui.tui.messages import ShowTask
 from crashtui.tui.text import lit
 
 COLUMNS = ("PID", "PPID", "CPU", "TASK", "ST", "%MEM", "VSZ", "RSS", "COMM")
 SORTS: dict[str, Any] = {
-    "PID": lambda r: (r.pid, r.task),
-    "PPID": lambda r: (r.ppid, r.pid),
-    "CPU": lambda r: (r.cpu, r.pid),
-    "ST": lambda r: (r.state, r.pid),
-    "%MEM": lambda r: (float(r.mem or 0), r.pid),
-    "RSS": lambda r: (int(r.rss or 0), r.pid),
-    "COMM": lambda r: (r.comm, r.pid),
+    "PID": lambda r: (r.task.pid, r.task.address),
+    "PPID": lambda r: (r.ppid, r.task.pid),
+    "CPU": lambda r: (r.task.cpu, r.task.pid),
+    "ST": lambda r: (r.task.state_code, r.task.pid),
+    "%MEM": lambda r: (r.memory.percent, r.task.pid),
+    "RSS": lambda r: (r.memory.rss, r.task.pid),
+    "COMM": lambda r: (r.task.comm, r.task.pid),
 }
 
 
@@ -36,6 +36,7 @@ class TasksTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.rows_data: list[PsRow] = []
+        self.page_size = 4096
         self.sort_column = "PID"
         self.sort_reverse = False
 
@@ -44,21 +45,24 @@ class TasksTable(DataTable[Text]):
             self.add_column(Text(name, justify="right" if name not in ("TASK", "ST", "COMM")
                                  else "left"), key=name)
 
-    def show(self, rows: list[PsRow]) -> None:
-        self.rows_data = rows
+    def show(self, table: PsTable) -> None:
+        self.rows_data = table.rows
+        self.page_size = table.page_size
         self._fill()
 
     def _fill(self) -> None:
         self.clear()
         rows = sorted(self.rows_data, key=SORTS[self.sort_column], reverse=self.sort_reverse)
+        kib = self.page_size // 1024
         for r in rows:
+            t, m = r.task, r.memory
             style = "bold" if r.active else ""
-            name = f"[{r.comm}]" if r.kthread else r.comm
-            self.add_row(Text(f"{'>' if r.active else ' '}{r.pid:>6}", style),
-                         Text(f"{r.ppid:>6}"), Text(f"{r.cpu:>3}"), Text(f"{r.task:016x}"),
-                         Text(r.state, "red" if r.state in ("UN", "ZO") else ""),
-                         Text(f"{r.mem:>5}"), Text(f"{r.vsz:>8}"), Text(f"{r.rss:>8}"),
-                         lit(name, style), key=f"{r.task:x}")
+            name = f"[{t.comm}]" if r.kernel_thread else t.comm
+            self.add_row(Text(f"{'>' if r.active else ' '}{t.pid:>6}", style),
+                         Text(f"{r.ppid:>6}"), Text(f"{t.cpu:>3}"), Text(f"{t.address:016x}"),
+                         Text(t.state_code, "red" if t.state_code in ("UN", "ZO") else ""),
+                         Text(f"{m.percent:>5.1f}"), Text(f"{m.total_vm * kib:>8}"),
+                         Text(f"{m.rss * kib:>8}"), lit(name, style), key=f"{t.address:x}")
         arrow = "▼" if self.sort_reverse else "▲"
         self.border_subtitle = Text(f"sorted by {self.sort_column} {arrow}")  # type: ignore[assignment]
 
@@ -75,6 +79,6 @@ class TasksTable(DataTable[Text]):
         event.stop()
         key = event.row_key.value
         for r in self.rows_data:
-            if f"{r.task:x}" == key:
-                self.post_message(ShowTask(r.task, r.pid, r.comm))
+            if f"{r.task.address:x}" == key:
+                self.post_message(ShowTask(r.task.address, r.task.pid, r.task.comm))
                 return

@@ -1,0 +1,209 @@
+"""The app's one door to the analysis: a thread-safe facade over one Session.
+
+Every call may be slow and runs in a worker; one lock serialises access to the Session. The
+facade returns the model's own dataclasses (Backtrace, PsTable, KmemInfo, ModuleTable, ...)
+and owns the app's SourceFinder (--source, the tarballs, the .ko directories).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crashtui.analysis.backtrace import Backtrace, SourceLocation
+from crashtui.analysis.source import Progress, SourceFinder, SourceResult
+from crashtui.commands import command_names, run_command
+from crashtui.tui.frameref import FrameRef
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+    from crashtui.analysis.summary import Summary
+    from crashtui.analysis.triage import Triage
+    from crashtui.kernel.mm import KmemInfo
+    from crashtui.kernel.modules import ModuleTable
+    from crashtui.kernel.ps import PsTable
+
+
+class SessionFacade:
+    """Thread-safe access to one Session for the app's workers."""
+
+    def __init__(self, session: Session, source: str | None = None,
+                 modules: Sequence[str] = (), cache_root: Path | None = None,
+                 auto_source: bool = True) -> None:
+        self.session = session
+        self.lock = threading.RLock()
+        self.sources = (source,) if source else ()
+        self.module_dirs = [Path(m) for m in modules]
+        self.finder = SourceFinder(list(self.sources), cache_root=cache_root,
+                                   release=session.kernel.release, module_dirs=modules,
+                                   auto=auto_source)
+        self._debug: tuple[str, str | None] | None = None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def run(self, line: str) -> list[str]:
+        """Output lines of a crash-style command (raises CommandError / CrashtuiError)."""
+        with self.lock:
+            return run_command(self.session, line)
+
+    def complete(self, text: str) -> list[str]:
+        """The lines a command line can become on Tab (crashtui.commands.complete)."""
+        from crashtui.commands.complete import complete
+
+        with self.lock:
+            return complete(self.session, text)
+
+    def command_names(self) -> list[str]:
+        return command_names()
+
+    # -- facts ------------------------------------------------------------------------------
+
+    def summary(self) -> Summary:
+        with self.lock:
+            return self.session.summary
+
+    def triage(self, refresh: bool = False) -> Triage:
+        """The crash's triage, built once; refresh=True builds it again (after a .ko was
+        loaded: the culprit gains its file:line)."""
+        from crashtui.commands.triage import session_triage
+
+        with self.lock:
+            if refresh:  # session_triage keeps it on the session under this name
+                self.session.__dict__.pop("_crashtui_triage", None)
+            return session_triage(self.session)
+
+    def debug_info(self) -> tuple[str, str | None]:
+        """The line saying which debug info is used (a vmlinux, or the dump's own kallsyms,
+        BTF and ORC), and how to get source lines when there are none (else None)."""
+        if self._debug is None:
+            with self.lock:
+                ds = self.session.kernel.debug_sources
+                self._debug = (ds.describe(), ds.hint())
+        return self._debug
+
+    def log_lines(self) -> list[str]:
+        with self.lock:
+            return self.session.log.lines()
+
+    def ps(self) -> PsTable:
+        """crash's `ps`: every task, its memory use and running mark, and what was unreadable."""
+        with self.lock:
+            return self.session.ps
+
+    def kmem(self) -> KmemInfo:
+        """crash's `kmem -i` rows."""
+        with self.lock:
+            return self.session.kmem
+
+    def modules(self) -> ModuleTable:
+        """The loaded modules, their .ko debug info and why the list may be incomplete."""
+        with self.lock:
+            table = self.session.modules
+            table.modules  # noqa: B018 - read the list here, in the worker, under the lock
+            return table
+
+    def backtraces(self) -> list[Backtrace]:
+        with self.lock:
+            return list(self.session.backtraces)
+
+    def backtrace_of(self, task: int) -> Backtrace:
+        with self.lock:
+            return self.session.backtrace_of(task)
+
+    # -- addresses --------------------------------------------------------------------------
+
+    def symbolize(self, addr: int) -> str | None:
+        """`function+0xoff [module]` of an address, or None."""
+        with self.lock:
+            hit = self.session.symbolize(addr)
+        if hit is None:
+            return None
+        function, offset, module = hit
+        text = f"{function}+{offset:#x}" if offset else function
+        return f"{text} [{module}]" if module else text
+
+    def source_line(self, addr: int) -> SourceLocation | None:
+        with self.lock:
+            return self.session.source_line(addr)
+
+    def location(self, ref: FrameRef) -> SourceLocation | None:
+        """The source location of a row (return addresses looked up at pc - 1)."""
+        if ref.exception is None and ref.frame is not None and ref.frame.source is not None:
+            return ref.frame.source
+        if ref.exception is not None and ref.exception.source is not None:
+            return ref.exception.source
+        return self.source_line(ref.lookup)
+
+    def function_of(self, ref: FrameRef) -> str | None:
+        """The function name of a row (exception RIPs symbolized)."""
+        if ref.exception is not None:
+            if ref.exception.function:
+                return ref.exception.function
+            with self.lock:
+                hit = self.session.symbolize(ref.exception.rip)
+            return hit[0] if hit else None
+        return ref.frame.function if ref.frame is not None else None
+
+    def module_of(self, ref: FrameRef) -> str | None:
+        if ref.exception is None:
+            return ref.frame.module if ref.frame is not None else None
+        if ref.exception.module:
+            return ref.exception.module
+        with self.lock:
+            hit = self.session.symbolize(ref.pc)
+        return hit[2] if hit else None
+
+    def symbol_names(self, prefix: str, limit: int = 30) -> list[str]:
+        """Kernel and module symbol names starting with prefix (for the palette)."""
+        with self.lock:
+            return self.session.symbol_names(prefix, limit)
+
+    def symbol_address(self, name: str) -> int | None:
+        """Runtime address of a kernel (or module) symbol, None if unknown."""
+        with self.lock:
+            return self.session.find_symbol(name)
+
+    def disassembly(self, function: str) -> list[str]:
+        """crash's `dis -l FUNCTION` output."""
+        return self.run(f"dis -l {function}")
+
+    # -- source files -----------------------------------------------------------------------
+
+    def find_source(self, loc: SourceLocation, module: str | None,
+                    progress: Progress | None = None, fetch: bool = True) -> SourceResult:
+        """Where the file of a location is (reads tarballs when fetch=True: slow)."""
+        return self.finder.find(loc.file, loc.comp_dir, module, progress=progress, fetch=fetch)
+
+    # -- modules ----------------------------------------------------------------------------
+
+    def load_module(self, name: str, ko: Path) -> None:
+        """Load a module's .ko debug info (like crash's mod -s)."""
+        with self.lock:
+            self.session.load_module_debuginfo(name, ko)
+        self.finder.add_module(name, ko)
+
+    def load_module_dirs(self) -> list[str]:
+        """Load the .ko files of the --modules dirs that match loaded modules (once: the
+        app's, not also the command line's); returns the problems."""
+        problems: list[str] = []
+        for d in self.module_dirs:
+            with self.lock:
+                problems += self.session.load_modules_dir(d)
+        with self.lock:
+            loaded = dict(self.session.modules.debuginfo)
+        for name, di in loaded.items():
+            self.finder.add_module(name, di.path)
+        return problems
+
+    # -- export -----------------------------------------------------------------------------
+
+    def export(self, path: str) -> str:
+        """Write the Markdown report (its source excerpt found with --source, like the
+        app's); returns the path written."""
+        from crashtui.report.markdown import ReportOptions, write_report
+
+        with self.lock:
+            write_report(self.session, path, ReportOptions(sources=self.sources))
+        return path
