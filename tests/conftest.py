@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample-dumps"
+
+# What the machine has in /usr/src (linux-source-X.Y) and /usr/lib/debug is not the tests':
+# crashtui looks there (rightly), so the tests point both at an empty directory, and drop a
+# CRASHTUI_SOURCE of the user's. A test that wants such files puts them in a directory of its
+# own and sets the variable itself (subprocesses inherit these).
+MACHINE_FREE = Path(tempfile.mkdtemp(prefix="crashtui-tests-empty-"))
+os.environ["CRASHTUI_SRC_ROOT"] = str(MACHINE_FREE)
+os.environ["CRASHTUI_DEBUG_ROOT"] = str(MACHINE_FREE)
+os.environ.pop("CRASHTUI_SOURCE", None)
+atexit.register(shutil.rmtree, MACHINE_FREE, True)
 
 
 def cache_dir() -> Path:

@@ -207,13 +207,40 @@ def test_log_block_and_tail(name: str, reports: dict[str, str]) -> None:
     assert tail
 
 
+def oops_block(report: str) -> str:
+    """The fence under the report's "The oops/panic report" heading."""
+    section = report.split("### The oops/panic report", 1)[1].split("\n### ", 1)[0]
+    return parse(section).fences[0][1]
+
+
 def test_oops_block_starts_at_the_report(reports: dict[str, str]) -> None:
-    block = next(c for _, c in parse(reports["6.1-test-module"]).fences if "Oops: 0000" in c)
+    block = oops_block(reports["6.1-test-module"])
     assert "BUG: kernel NULL pointer dereference, address: 0000000000000001" in \
         block.splitlines()[0]
-    assert "Modules linked in: test_module(OE+)" in block
-    block = next(c for _, c in parse(reports["6.1-sysrq"]).fences if "sysrq triggered" in c)
+    assert "Oops: 0000" in block and "Modules linked in: test_module(OE+)" in block
+    block = oops_block(reports["6.1-sysrq"])
     assert block.splitlines()[0].endswith("sysrq: Trigger a crash")
+    assert "sysrq triggered crash" in block
+
+
+def test_report_with_linux_source_installed(sessions: dict[str, Session], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Debian's linux-source-6.1 where crashtui looks (/usr/src, here CRASHTUI_SRC_ROOT)
+    the faulting frame's excerpt quotes sysrq.c, panic string included; the oops block is
+    still the log's."""
+    tree = tmp_path / "linux-source-6.1"
+    (tree / "drivers" / "tty").mkdir(parents=True)
+    lines = [f"/* line {n} */" for n in range(1, 200)]
+    lines[154] = '\tpanic("sysrq triggered crash\\n");'
+    (tree / "drivers" / "tty" / "sysrq.c").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("CRASHTUI_SRC_ROOT", str(tmp_path))
+    report = build_report(sessions["6.1-sysrq"])
+    fault = report.split("## Faulting frame", 1)[1].split("\n## ", 1)[0]
+    info, excerpt = parse(fault).fences[0]
+    marked = [x for x in excerpt.splitlines() if x.startswith(">")]
+    assert info == "c" and len(marked) == 1
+    assert marked[0].split()[1] == "155" and "sysrq triggered crash" in marked[0]
+    assert oops_block(report).splitlines()[0].endswith("sysrq: Trigger a crash")
 
 
 @pytest.mark.parametrize("name", DUMPS)

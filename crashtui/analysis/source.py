@@ -32,6 +32,7 @@ Found = Callable[[str, Path], None]
 
 ENV_SOURCE = "CRASHTUI_SOURCE"
 ENV_CACHE = "CRASHTUI_CACHE"
+ENV_SRC_ROOT = "CRASHTUI_SRC_ROOT"  # where linux-source-X.Y is looked for; default /usr/src
 HINT = ("no source found: run crashtui with --source DIR (a kernel tree or a source tarball "
         "such as /usr/src/linux-source-6.1.tar.xz) or set CRASHTUI_SOURCE=DIR")
 MAX_MEMBER_SIZE = 32 << 20  # larger "source files" are not extracted
@@ -414,7 +415,7 @@ class SourceFinder:
             if m:
                 for name in (f"linux-source-{m.group(1)}", f"linux-source-{m.group(1)}.tar.xz",
                              f"linux-source-{m.group(1)}.tar.bz2"):
-                    roots.append(Path("/usr/src") / name)
+                    roots.append(Path(environ.get(ENV_SRC_ROOT) or "/usr/src") / name)
         self.trees: list[Path] = []
         self.tarballs: list[SourceTarball] = []
         self.cache_root = cache_root
