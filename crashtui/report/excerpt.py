@@ -42,9 +42,7 @@ def read_source(session: Session, loc: SourceLocation, module: str | None = None
     from crashtui.analysis.source import SourceFinder
     from crashtui.analysis.source import read_source as read_text
 
-    finder = getattr(session, "source_finder", None)
-    if not isinstance(finder, SourceFinder) or sources:
-        finder = SourceFinder(list(sources), release=session.kernel.release)
+    finder = SourceFinder(list(sources), release=session.kernel.release)
     for name, path in module_files(session).items():
         finder.add_module(name, path)
     found = finder.find(loc.file, loc.comp_dir, module=module, fetch=True)
