@@ -251,3 +251,79 @@ def test_hstates_order_huge(huge_order_dump: Path, vmlinux_path: Path,
             if line.lstrip().startswith(("TOTAL MEM", "SHARED"))]
     doc = cli(huge_order_dump, vmlinux_path, "--json")
     assert doc.status == 0 and "TOTAL HUGE" not in json.loads(doc.out)["kmem"]
+
+
+# --- the kernel's BTF read from memory (no vmlinux) -------------------------------------------
+
+def btf_word_address(kernel: Kernel, pos: int) -> int:
+    """Kernel address of word `pos` of the in-memory BTF's type section."""
+    start = kernel.symbol("__start_BTF")
+    hdr_len, type_off = struct.unpack("<II", kernel.read(start + 4, 8))
+    return start + hdr_len + type_off + 4 * pos
+
+
+def struct_ids(btf: object, count: int, skip: set[int]) -> list[int]:
+    """`count` named struct ids with at least 2 members, none of which crashtui reads."""
+    from crashtui.debuginfo.btf import KIND_STRUCT
+
+    out = []
+    for tid in range(len(btf) - 1, 0, -1):  # type: ignore[arg-type]
+        _, _, name_off, kind, vlen, _ = btf._raw(tid)  # type: ignore[attr-defined]
+        name = btf.string(name_off)  # type: ignore[attr-defined]
+        if kind == KIND_STRUCT and vlen & 0xFFFF >= 2 and name.startswith("acpi_") \
+                and tid not in skip:
+            out.append(tid)
+            if len(out) == count:
+                return out
+    raise AssertionError("not enough structs")
+
+
+@pytest.fixture(scope="module")
+def btf_dumps(sysrq_dump: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Copies of the sysrq dump whose in-memory BTF is damaged: `self` — task_struct's first
+    member made an anonymous member of type task_struct; `blowup` — task_struct's first member
+    anonymous of type A1, and A1..A25 each with two anonymous members of the next (2^25 copies
+    of A26's members when flattened)."""
+    base = tmp_path_factory.mktemp("btf")
+    kernel = Kernel.open(sysrq_dump)
+    try:
+        btf = kernel.btf
+        task = btf._struct_id("task_struct")
+        pos = btf._raw(task)[1]
+        out = {}
+        path = out["self"] = copy_with(sysrq_dump, base / "dump.self")
+        plant(path, kernel, btf_word_address(kernel, pos + 3), struct.pack("<II", 0, task))
+        path = out["blowup"] = copy_with(sysrq_dump, base / "dump.blowup")
+        chain = struct_ids(btf, 26, {task})
+        patch = {btf_word_address(kernel, pos + 3): struct.pack("<II", 0, chain[0])}
+        for here, nxt in zip(chain, chain[1:], strict=False):
+            p = btf._raw(here)[1]
+            for m in (0, 1):
+                patch[btf_word_address(kernel, p + 3 + 3 * m)] = struct.pack("<II", 0, nxt)
+        for at, raw in patch.items():
+            plant(path, kernel, at, raw)
+    finally:
+        kernel.close()
+    return out
+
+
+@pytest.mark.parametrize("case,message", [
+    ("self", "BTF struct task_struct (type 192) contains itself"),
+    ("blowup", "BTF struct task_struct (type 192) has more than 65536 members (anonymous "
+               "members flattened)"),
+])
+def test_memory_btf_anonymous_members_bounded(btf_dumps: dict[str, Path], case: str,
+                                              message: str) -> None:
+    """ps, bt and --json on the dump alone: task_struct's layout is refused in one line (no
+    RecursionError, no MemoryError), in seconds."""
+    path = btf_dumps[case]
+    elapsed, result = timed_cli(path, "-c", "sys", "-c", "ps", "-c", "bt")
+    assert_sane(result)
+    assert elapsed < BUDGET, elapsed
+    assert result.field("RELEASE") == "6.1.0-56-cloud-amd64"
+    assert f"ps: unknown kernel layout: {message}" in result.lines
+    assert f"bt: cannot read the task running on CPU 3: {message}" in result.lines
+    started = time.monotonic()
+    doc = cli(path, "--json")
+    assert_sane(doc)
+    assert doc.status == 0 and time.monotonic() - started < BUDGET

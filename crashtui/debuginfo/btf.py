@@ -45,6 +45,10 @@ _C_SIZES = {"char": 1, "short": 2, "int": 4, "long": 8, "long long": 8, "_Bool":
             "float": 4, "double": 8, "long double": 16, "void": 1}
 
 
+MAX_DEPTH = 32  # nesting of anonymous members, arrays, modifiers: the kernel's is under 10
+MAX_MEMBERS = 1 << 16  # members of one struct with its anonymous members flattened in
+
+
 class TypeNotFoundError(DebugInfoError, LookupError):
     """A type, member or enumerator is not in the BTF."""
 
@@ -153,6 +157,7 @@ class Btf:
         self._kinds: np.ndarray | None = None
         self._by_name: dict[str, list[int]] = {}
         self._enumerators: dict[str, int] | None = None
+        self._structs: dict[int, StructType | DebugInfoError] = {}
 
     @classmethod
     def from_elf(cls, image: ElfImage, base: Btf | None = None) -> Btf:
@@ -360,8 +365,11 @@ class Btf:
             tid = st
         raise DebugInfoError(f"BTF typedef loop at type {tid}", self.path)
 
-    def sizeof_id(self, tid: int) -> int | None:
+    def sizeof_id(self, tid: int, depth: int = 0) -> int | None:
         """Size in bytes of a type id (None for void/function/forward declarations)."""
+        if depth > MAX_DEPTH:
+            raise DebugInfoError(f"BTF types nest deeper than {MAX_DEPTH} at type {tid}",
+                                 self.path)
         for _ in range(64):
             if tid == 0:
                 return None
@@ -373,7 +381,7 @@ class Btf:
                 return 8
             if kind == KIND_ARRAY:
                 w = btf._words
-                esize = self.sizeof_id(w[pos + 3])
+                esize = self.sizeof_id(w[pos + 3], depth + 1)
                 return None if esize is None else esize * w[pos + 5]
             if kind in _QUALIFIERS or kind == KIND_VAR:
                 tid = st
@@ -398,23 +406,51 @@ class Btf:
             else:
                 yield self.string(name_off), off, 0, mtype
 
-    def _flat_members(self, tid: int, base_bits: int, out: list[Member]) -> None:
+    def _flat_members(self, tid: int, base_bits: int, out: list[Member],
+                      outer: tuple[int, ...]) -> None:
+        """Append tid's members, anonymous struct/union members' own members in their place;
+        bounded (a damaged BTF can nest anonymous members in themselves or blow them up)."""
+        if len(outer) > MAX_DEPTH:
+            raise DebugInfoError(f"BTF anonymous members nest deeper than {MAX_DEPTH} in "
+                                 f"{self._label(outer[0])}", self.path)
         for name, off, bsize, mtype in self._raw_members(tid):
             if not name:
                 inner = self.resolve_id(mtype)
                 if self.kind_of(inner) in (KIND_STRUCT, KIND_UNION):
-                    self._flat_members(inner, base_bits + off, out)
+                    if inner in outer or inner == tid:
+                        raise DebugInfoError(f"BTF {self._label(inner)} contains itself",
+                                             self.path)
+                    self._flat_members(inner, base_bits + off, out, (*outer, tid))
                     continue
+            if len(out) >= MAX_MEMBERS:
+                raise DebugInfoError(f"BTF {self._label(outer[0] if outer else tid)} has more "
+                                     f"than {MAX_MEMBERS} members (anonymous members "
+                                     "flattened)", self.path)
             out.append(Member(name, base_bits + off, bsize, mtype))
 
+    def _label(self, tid: int) -> str:
+        """"struct name (type N)" for messages."""
+        _, _, name_off, kind, _, _ = self._raw(tid)
+        tag = "union" if kind == KIND_UNION else "struct"
+        return f"{tag} {self.string(name_off) or '{...}'} (type {tid})"
+
     def struct_by_id(self, tid: int) -> StructType:
-        """Layout of a struct/union type id (anonymous members flattened)."""
+        """Layout of a struct/union type id (anonymous members flattened; cached)."""
         tid = self.resolve_id(tid)
-        _, _, name_off, kind, _, size = self._raw(tid)
-        members: list[Member] = []
-        self._flat_members(tid, 0, members)
-        return StructType(self.string(name_off), size, members,
-                          "union" if kind == KIND_UNION else "struct", tid)
+        got = self._structs.get(tid)
+        if got is None:
+            _, _, name_off, kind, _, size = self._raw(tid)
+            members: list[Member] = []
+            try:
+                self._flat_members(tid, 0, members, ())
+                got = StructType(self.string(name_off), size, members,
+                                 "union" if kind == KIND_UNION else "struct", tid)
+            except DebugInfoError as exc:
+                got = exc
+            self._structs[tid] = got
+        if isinstance(got, DebugInfoError):
+            raise got
+        return got
 
     def struct(self, name: str) -> StructType:
         """Layout of "task_struct", "struct task_struct", "union foo" or a typedef to one."""
@@ -660,8 +696,11 @@ class Btf:
         """C spelling of a type id ("struct list_head *", "char [16]", "u64")."""
         return self.declaration(tid, "").strip()
 
-    def declaration(self, tid: int, inner: str) -> str:
+    def declaration(self, tid: int, inner: str, depth: int = 0) -> str:
         """C declaration of `inner` (a name, possibly empty) with type id `tid`."""
+        if depth > MAX_DEPTH:
+            raise DebugInfoError(f"BTF types nest deeper than {MAX_DEPTH} at type {tid}",
+                                 self.path)
         for _ in range(64):
             if tid == 0:
                 return _join("void", inner)
@@ -674,7 +713,7 @@ class Btf:
                 inner = f"{inner}[{btf._words[pos + 5]}]"
                 tid = btf._words[pos + 3]
             elif kind == KIND_FUNC_PROTO:
-                inner = f"{inner}({self._params(btf, pos, vlen & 0xFFFF)})"
+                inner = f"{inner}({self._params(btf, pos, vlen & 0xFFFF, depth + 1)})"
                 tid = st
             elif kind in _MODIFIERS:
                 word = KIND_NAMES[kind] if kind != KIND_TYPE_TAG else ""
@@ -682,18 +721,18 @@ class Btf:
                     inner = f"{word} {inner}" if inner else word
                     tid = st
                 else:
-                    return _join(f"{word} {self.declaration(st, '')}".strip(), inner)
+                    return _join(f"{word} {self.declaration(st, '', depth + 1)}".strip(), inner)
             else:
                 return _join(self._base_name(kind, self.string(name_off)), inner)
         raise DebugInfoError(f"BTF type loop at {tid}", self.path)
 
-    def _params(self, btf: Btf, pos: int, n: int) -> str:
+    def _params(self, btf: Btf, pos: int, n: int, depth: int) -> str:
         w = btf._words
         params = []
         for i in range(n):
             name_off, ptype = w[pos + 3 + 2 * i], w[pos + 4 + 2 * i]
             params.append("..." if ptype == 0 and i == n - 1 else
-                          self.declaration(ptype, self.string(name_off)).strip())
+                          self.declaration(ptype, self.string(name_off), depth).strip())
         return ", ".join(params) if params else "void"
 
     @staticmethod
@@ -713,6 +752,8 @@ class Btf:
         width = len(str(size)) + 2
         lines = [f"{tag} {self.string(name_off)} {{"]
         self._format_members(tid, 0, 1, width, lines)
+        if len(lines) > MAX_MEMBERS:
+            raise DebugInfoError(f"BTF type {tid} has more than {MAX_MEMBERS} members", self.path)
         lines.append("}")
         lines.append(f"SIZE: {size}")
         return "\n".join(lines)
@@ -720,6 +761,9 @@ class Btf:
     def _format_members(self, tid: int, base_bits: int, depth: int, width: int,
                         lines: list[str]) -> None:
         indent = "    " * (depth - 1)
+        if depth > MAX_DEPTH or len(lines) > MAX_MEMBERS:
+            raise DebugInfoError(f"BTF anonymous members nest deeper than {MAX_DEPTH} or "
+                                 f"expand past {MAX_MEMBERS} lines", self.path)
         for name, off, bsize, mtype in self._raw_members(tid):
             bits = base_bits + off
             inner = self.resolve_id(mtype)
