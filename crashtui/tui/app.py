@@ -42,7 +42,18 @@ from crashtui.tui.triage_view import TriageBar, TriageView
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
 
-STYLES = Path(__file__).resolve().parents[2] / "styles"
+
+def stylesheet() -> Path | None:
+    """crashtui.tcss: in the installed package (crashtui/styles/, pyproject maps styles/ there),
+    else in the source tree's top-level styles/ (an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    for styles in (package / "styles", package.parent / "styles"):
+        if (styles / "crashtui.tcss").is_file():
+            return styles / "crashtui.tcss"
+    return None
+
+
+STYLESHEET = stylesheet()
 TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command")
 
 
@@ -89,7 +100,7 @@ class CrashtuiApp(App[int]):
     """Explore one crash dump with the keyboard."""
 
     TITLE = "crashtui"
-    CSS_PATH = [STYLES / "crashtui.tcss"] if (STYLES / "crashtui.tcss").is_file() else []
+    CSS_PATH = [STYLESHEET] if STYLESHEET is not None else []
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (180, "-wide")]
     COMMANDS = App.COMMANDS | {CpuProvider, TaskProvider, SymbolProvider, ActionProvider}
     BINDINGS = [
