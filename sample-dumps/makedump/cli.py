@@ -40,9 +40,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kernel-version", help="package version, e.g. 6.1.192-2 "
                    "(default: the newest in the suite)")
     p.add_argument("--kernel-release", help="kernel release, e.g. 6.1.0-56-cloud-amd64")
-    p.add_argument("--makedumpfile", choices=("auto", "host", "trixie"), default="auto",
+    p.add_argument("--makedumpfile", choices=("auto", "host", "trixie", "sid"), default="auto",
                    help="which makedumpfile the capture kernel runs: the host's (bookworm "
-                        "1.7.2) or trixie's 1.7.6; auto takes trixie's for kernels after 6.1")
+                        "1.7.2), trixie's 1.7.6 or sid's 1.7.8 (with sid's libraries in the "
+                        "capture initramfs); auto takes the host's up to 6.1, trixie's for "
+                        "6.2-6.x and sid's for 7.x")
+    p.add_argument("--compress", choices=("zlib", "zstd"), default="zlib",
+                   help="makedumpfile's codec: zlib (-c, default: the smaller file; 7.3 sysrq "
+                        "21.6 MB vs 21.7 MB) or zstd (-z)")
+    p.add_argument("--check-level", type=int, metavar="N",
+                   help="also save makedumpfile -c -d N as check-dN.* in the work directory "
+                        "(not in --out), to see what -d 31 excluded")
     p.add_argument("--elf", action="store_true",
                    help="also save makedumpfile -E -d 31 (ELF vmcore, written .xz)")
     p.add_argument("--init-on-free", choices=("auto", "on", "off"), default="auto",
@@ -74,22 +82,57 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _makedumpfile(choice: str, k: kernel.Kernel) -> tuple[Path, str]:
-    """The makedumpfile binary for the capture initramfs and its upstream version."""
-    if choice == "auto":
-        choice = "trixie" if k.major_minor > (6, 1) else "host"
+# sid's makedumpfile needs glibc 2.38: these sid packages go into the capture initramfs with it.
+SID_MAKEDUMPFILE_LIBS = ("libc6", "libdw1t64", "libelf1t64", "liblzo2-2", "libzstd1", "zlib1g",
+                         "liblzma5", "libbz2-1.0")
+
+
+def makedumpfile_choice(choice: str, k: kernel.Kernel) -> str:
+    if choice != "auto":
+        return choice
+    if k.major_minor >= (7, 0):
+        return "sid"
+    return "trixie" if k.major_minor > (6, 1) else "host"
+
+
+def _makedumpfile(choice: str, k: kernel.Kernel) -> tuple[Path, str, Path | None]:
+    """The makedumpfile binary for the capture initramfs, its upstream version and the root
+    of the libraries it needs (None: the host's)."""
+    choice = makedumpfile_choice(choice, k)
     if choice == "host":
         return Path("/usr/bin/makedumpfile"), \
-            debian.upstream_version(debian.installed_version("makedumpfile") or "?")
-    # bookworm's 1.7.2 drops in-use pages of 6.12 kernels (crash then sees too few tasks).
-    deb, version = debian.download_from_suite("makedumpfile", "trixie")
+            debian.upstream_version(debian.installed_version("makedumpfile") or "?"), None
+    # bookworm's 1.7.2 drops in-use pages of 6.12 kernels (crash then sees too few tasks);
+    # 1.7.6 finds no free pages on 6.12+ (no page-type values before 1.7.7) and keeps them.
+    if debian.ensure_suite_sources(choice):     # sid: only when a kernel needs it
+        debian.apt_update()
+    deb, version = debian.download_from_suite("makedumpfile", choice)
     dest = cache_root() / "tools" / f"makedumpfile_{version.replace(':', '_')}"
     binary = dest / "usr/bin/makedumpfile"
     if not binary.exists():
         debian.extract(deb, dest)
-    # Trixie's build runs on bookworm's libraries (checked: ldd resolves, -v works).
-    run([binary, "-v"], capture=True, quiet=True)
-    return binary, debian.upstream_version(version) + " (trixie's package)"
+    lib_root = None
+    if choice == "sid":
+        lib_root = dest / "libs"
+        stamp = lib_root / ".ready"
+        if not stamp.exists():
+            shutil.rmtree(lib_root, ignore_errors=True)
+            for lib in SID_MAKEDUMPFILE_LIBS:
+                lib_deb, _ = debian.download_from_suite(lib, "sid")
+                debian.extract(lib_deb, lib_root)
+            stamp.touch()
+        run(initramfs.ldso_command(lib_root) + [binary, "-v"], capture=True, quiet=True)
+    else:
+        # Trixie's build runs on bookworm's libraries (checked: ldd resolves, -v works).
+        run([binary, "-v"], capture=True, quiet=True)
+    return binary, debian.upstream_version(version) + f" ({choice}'s package)", lib_root
+
+
+def _compound_fix(console_text: str) -> str:
+    """The -i the capture kernel added for 7.1+'s page.compound_info (see initramfs.INIT)."""
+    m = re.search(r"VMCOREINFO has OFFSET\(page.compound_info\)=(\d+)", console_text)
+    return (f" -i <OFFSET(page.compound_head)={m.group(1)}, the VMCOREINFO's "
+            "page.compound_info>") if m else ""
 
 
 def make_dump(args: argparse.Namespace) -> None:
@@ -112,7 +155,7 @@ def make_dump(args: argparse.Namespace) -> None:
 
     k = kernel.prepare(args.suite, args.kernel_version, args.kernel_release)
     log(f"kernel {k.release} {k.version} ({k.suite}); vmlinux build-id {k.vmlinux_build_id}")
-    mdf, mdf_version = _makedumpfile(args.makedumpfile, k)
+    mdf, mdf_version, mdf_libs = _makedumpfile(args.makedumpfile, k)
     kexec_version = run(["kexec", "--version"], capture=True, quiet=True).stdout.split()[-1]
 
     scenario_text = sc.description
@@ -127,12 +170,12 @@ def make_dump(args: argparse.Namespace) -> None:
     work.mkdir(parents=True)
     mods = kernel.module_load_order(k)
     log("guest modules: " + " ".join(m.name for m in mods))
-    opts = "-c -d 31"
-    conf = initramfs.config_text(sc.name, sc.shell, opts, args.elf)
+    opts = {"zlib": "-c", "zstd": "-z"}[args.compress] + " -d 31"
+    conf = initramfs.config_text(sc.name, sc.shell, opts, args.elf, check_level=args.check_level)
     busybox = Path("/bin/busybox")
 
     capture = initramfs.base_image(busybox, initramfs.INIT, conf, mods, k.root)
-    capture.binary("usr/bin/makedumpfile", mdf)
+    capture.binary("usr/bin/makedumpfile", mdf, mdf_libs)
     (work / "capture.img").write_bytes(capture.gzip())
 
     first = initramfs.base_image(busybox, initramfs.INIT, conf, mods, k.root)
@@ -154,11 +197,13 @@ def make_dump(args: argparse.Namespace) -> None:
     seconds = vm.boot(k.vmlinuz, work / "first.img", disk, append, console, accel,
                       args.cpus, args.memory, args.timeout, args.verbose)
 
-    failed = re.findall(r"MAKEDUMP: FAILED: (.*)", console.read_text(errors="replace"))
+    console_text = console.read_text(errors="replace")
+    failed = re.findall(r"MAKEDUMP: FAILED: (.*)", console_text)
     if failed:
         raise MakeDumpError(f"guest: {failed[-1].strip()}; see {console}")
     got = vm.copy_out(disk, work / "out")
-    for rc_name in ("dump.rc", "dmesg.rc") + (("elf.rc",) if args.elf else ()):
+    for rc_name in (("dump.rc", "dmesg.rc") + (("elf.rc",) if args.elf else ())
+                    + (("check.rc",) if args.check_level is not None else ())):
         rc_file = got / rc_name
         rc = rc_file.read_text().strip() if rc_file.exists() else "missing"
         if rc != "0":
@@ -189,8 +234,8 @@ def make_dump(args: argparse.Namespace) -> None:
         "source_package": k.source_package,
         "dump": dump.name,
         "dump_sha256": sha256_file(out / dump.name),
-        "dump_made_by": f"makedumpfile {mdf_version} {opts} in a kdump capture kernel "
-                        f"(kexec-tools {kexec_version})",
+        "dump_made_by": f"makedumpfile {mdf_version} {opts}{_compound_fix(console_text)} in a "
+                        f"kdump capture kernel (kexec-tools {kexec_version})",
         "machine": f"QEMU {vm.qemu_version()} q35, {accel_name}, {args.cpus} vCPUs, "
                    f"{args.memory} MiB, crashkernel={args.crashkernel}",
         "scenario": scenario_text,

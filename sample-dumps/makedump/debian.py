@@ -13,7 +13,9 @@ from .util import MakeDumpError, cache_root, log, run
 
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
-SUITES = ("bullseye", "bookworm", "trixie")
+SUITES = ("bullseye", "bookworm", "trixie", "trixie-backports", "sid")
+# A backports suite is added on top of its base suite; sid has no -updates/-security.
+BASE_SUITE = {"trixie-backports": "trixie"}
 # Other suites are added with this pin: below 100, so that nothing already installed is ever
 # upgraded from them (not even packages whose installed version came from backports); a
 # package is taken from them only when asked for by version or with pkg/suite.
@@ -30,30 +32,41 @@ def host_codename() -> str:
     return m.group(1) if m else ""
 
 
+def _own_suites(suite: str) -> tuple[str, ...]:
+    """The archive suites (n=) that make up `suite` as make-dump adds it."""
+    if suite in BASE_SUITE or suite == "sid":
+        return (suite,)
+    return (suite, f"{suite}-updates", f"{suite}-security")
+
+
 def _apt_knows_suite(suite: str) -> bool:
     policy = run(["apt-cache", "policy"], capture=True, quiet=True).stdout
-    return f"n={suite}," in policy and f"n={suite}-security," in policy
+    return all(f"n={s}," in policy for s in (suite,) + _own_suites(suite)[2:])
 
 
 def ensure_suite_sources(suite: str) -> bool:
-    """Make apt know `suite` (+ -updates, -security), pinned low. True if a file was added."""
+    """Make apt know `suite` (+ -updates, -security; a backports suite with its base suite),
+    pinned low. True if a file was added."""
     if suite not in SUITES:
         raise MakeDumpError(f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
+    added = ensure_suite_sources(BASE_SUITE[suite]) if suite in BASE_SUITE else False
     if suite == host_codename() or _apt_knows_suite(suite):
-        return False
+        return added
     src = Path(f"/etc/apt/sources.list.d/crashtui-makedump-{suite}.sources")
     pref = Path(f"/etc/apt/preferences.d/crashtui-makedump-{suite}")
     log(f"adding apt sources for {suite} in {src}, pinned to {PIN_PRIORITY} in {pref}")
-    src.write_text(
-        f"# Added by crashtui sample-dumps/make-dump; pinned low in {pref}\n"
-        f"Types: deb\nURIs: {MIRROR}\nSuites: {suite} {suite}-updates\nComponents: main\n"
-        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
-        f"Types: deb\nURIs: {SECURITY_MIRROR}\nSuites: {suite}-security\nComponents: main\n"
-        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    own = _own_suites(suite)
+    text = (f"# Added by crashtui sample-dumps/make-dump; pinned low in {pref}\n"
+            f"Types: deb\nURIs: {MIRROR}\nSuites: {' '.join(own[:2])}\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    if len(own) > 2:
+        text += (f"\nTypes: deb\nURIs: {SECURITY_MIRROR}\nSuites: {own[2]}\n"
+                 "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    src.write_text(text)
     pref.write_text(
         "# Added by crashtui sample-dumps/make-dump: never upgrade anything from this suite\n"
         + "\n".join(f"Package: *\nPin: release n={s}\nPin-Priority: {PIN_PRIORITY}\n"
-                    for s in (suite, f"{suite}-updates", f"{suite}-security")))
+                    for s in own))
     return True
 
 
@@ -86,7 +99,8 @@ def compare_versions(a: str, b: str) -> int:
 
 
 def madison(package: str, suite: str) -> list[str]:
-    """Versions of `package` in `suite` (main, -updates, -security), newest first."""
+    """Versions of `package` in `suite` (main, -updates, -security; not -backports),
+    newest first."""
     r = run(["apt-cache", "madison", package], capture=True, check=False, quiet=True)
     versions = []
     for line in r.stdout.splitlines():
@@ -95,7 +109,7 @@ def madison(package: str, suite: str) -> list[str]:
             continue
         src = parts[2].split()
         dist = src[1].split("/")[0] if len(src) > 1 else ""
-        if (dist == suite or dist.startswith(suite + "-")) and parts[1] not in versions:
+        if dist in _own_suites(suite) and parts[1] not in versions:
             versions.append(parts[1])
     return sorted(versions, key=functools.cmp_to_key(compare_versions), reverse=True)
 
@@ -188,8 +202,10 @@ def parse_depends(text: str) -> list[list[tuple[str, str | None]]]:
 # --- build chroots ----------------------------------------------------------------------------
 
 def ensure_chroot(suite: str) -> Path:
-    """A minimal chroot of `suite` (debootstrap, cached) with apt sources incl. security."""
+    """A minimal chroot of `suite` (debootstrap, cached) with apt sources incl. security;
+    for a backports suite, its base suite with the backports added."""
     root = cache_root() / "chroots" / suite
+    base = BASE_SUITE.get(suite, suite)
     stamp = root / ".crashtui-makedump-ready"
     if stamp.exists() and (root / "usr/bin/env").exists():
         return root
@@ -197,11 +213,13 @@ def ensure_chroot(suite: str) -> Path:
         log(f"removing incomplete chroot {root}")
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    log(f"debootstrap {suite} into {root} (a few minutes, once)")
-    run(["debootstrap", "--variant=minbase", suite, root, MIRROR])
-    sources = (f"deb {MIRROR} {suite} main\n"
-               f"deb {MIRROR} {suite}-updates main\n"
-               f"deb {SECURITY_MIRROR} {suite}-security main\n")
+    log(f"debootstrap {base} into {root} (a few minutes, once)")
+    run(["debootstrap", "--variant=minbase", base, root, MIRROR])
+    sources = (f"deb {MIRROR} {base} main\n"
+               f"deb {MIRROR} {base}-updates main\n"
+               f"deb {SECURITY_MIRROR} {base}-security main\n")
+    if base != suite:
+        sources += f"deb {MIRROR} {suite} main\n"
     (root / "etc/apt/sources.list").write_text(sources)
     chroot_run(root, ["apt-get", "update", "-q"])
     stamp.touch()

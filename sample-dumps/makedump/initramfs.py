@@ -68,23 +68,49 @@ class Cpio:
             name = name[: -len(".zst")]
         self.file(name, data, mode if mode is not None else (src.stat().st_mode & 0o777))
 
-    def binary(self, name: str, src: Path) -> None:
-        """Copy an executable and every library `ldd` lists for it (at the same paths)."""
+    def binary(self, name: str, src: Path, lib_root: Path | None = None) -> None:
+        """Copy an executable and every library `ldd` lists for it (at the same paths).
+
+        With lib_root (an unpacked set of another suite's libraries, for a binary that needs
+        a newer glibc than the host's), the libraries come from there, resolved by its own
+        ld.so, and go to /lib/x86_64-linux-gnu and /lib64 of the image.
+        """
         self.host_file(name, src, 0o755)
-        r = subprocess.run(["ldd", str(src)], capture_output=True, text=True)
+        cmd = ["ldd", str(src)] if lib_root is None else ldso_command(lib_root) + ["--list",
+                                                                                  str(src)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 or "not found" in r.stdout:
             raise MakeDumpError(f"ldd {src} failed:\n{r.stdout}{r.stderr}")
         for line in r.stdout.splitlines():
             m = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
-            if m:
-                lib = Path(m.group(1))
+            if not m:
+                continue
+            lib = Path(m.group(1))
+            if lib_root is None:
                 self.host_file(str(lib), lib.resolve(), 0o755)
+            elif not lib.resolve().is_relative_to(lib_root.resolve()):
+                raise MakeDumpError(f"{src}: {lib} resolved outside {lib_root}")
+            elif lib.name.startswith("ld-linux"):   # the program's interpreter (PT_INTERP)
+                self.host_file(f"lib64/{lib.name}", lib.resolve(), 0o755)
+            else:
+                self.host_file(f"lib/x86_64-linux-gnu/{lib.name}", lib.resolve(), 0o755)
 
     def image(self) -> bytes:
         return b"".join(self._chunks) + _trailer()
 
     def gzip(self) -> bytes:
         return gzip.compress(self.image(), compresslevel=6, mtime=0)
+
+
+def ldso_command(lib_root: Path) -> list[str]:
+    """Start programs with the ld.so and libraries unpacked under lib_root."""
+    libdirs = [d for d in (lib_root / "usr/lib/x86_64-linux-gnu", lib_root / "lib/x86_64-linux-gnu")
+               if d.is_dir()]
+    ldso = next((d / "ld-linux-x86-64.so.2" for d in libdirs
+                 if (d / "ld-linux-x86-64.so.2").exists()), None)
+    if ldso is None:
+        raise MakeDumpError(f"no ld-linux-x86-64.so.2 under {lib_root}")
+    return [str(ldso), "--library-path", ":".join(str(d) for d in libdirs)]
 
 
 def _trailer() -> bytes:
@@ -146,12 +172,30 @@ capture() {
     out=/mnt/crash
     mkdir -p $out
     makedumpfile -v > $out/makedumpfile.version 2>&1
+    # Linux 7.1 renamed page.compound_head (VMCOREINFO too) to compound_info; makedumpfile
+    # up to 1.7.9 knows the old name only and then judges compound tail pages as pages of
+    # their own, dropping in-use ones (slab). -i gives it the offset under the old name;
+    # everything else still comes from the dump's own VMCOREINFO.
+    ci=$(head -c 1048576 /proc/vmcore | grep -a -o 'OFFSET(page.compound_info)=[0-9]*' | head -n 1)
+    if [ -n "$ci" ]; then
+        printf 'OSRELEASE=%s\nPAGESIZE=4096\nOFFSET(page.compound_head)=%s\n' "$(uname -r)" \
+            "${ci#*=}" > /tmp/vmcoreinfo.compound
+        MAKEDUMPFILE_OPTS="$MAKEDUMPFILE_OPTS -i /tmp/vmcoreinfo.compound"
+        CHECK_OPTS="-i /tmp/vmcoreinfo.compound"
+        say "VMCOREINFO has $ci: makedumpfile gets it as OFFSET(page.compound_head) with -i"
+    fi
     say "makedumpfile $MAKEDUMPFILE_OPTS /proc/vmcore dump.$ts"
     makedumpfile --message-level 23 $MAKEDUMPFILE_OPTS /proc/vmcore $out/dump.$ts
     echo $? > $out/dump.rc
     say "makedumpfile --dump-dmesg /proc/vmcore dmesg.$ts"
     makedumpfile --dump-dmesg /proc/vmcore $out/dmesg.$ts
     echo $? > $out/dmesg.rc
+    if [ -n "$CHECK_LEVEL" ]; then
+        say "makedumpfile -c -d $CHECK_LEVEL /proc/vmcore check-d$CHECK_LEVEL.$ts"
+        makedumpfile --message-level 23 -c -d $CHECK_LEVEL $CHECK_OPTS /proc/vmcore \
+            $out/check-d$CHECK_LEVEL.$ts
+        echo $? > $out/check.rc
+    fi
     if [ "$ELF" = 1 ]; then
         say "makedumpfile -E -d 31 /proc/vmcore vmcore-d31.elf.$ts"
         makedumpfile -E -d 31 /proc/vmcore $out/vmcore-d31.elf.$ts
@@ -182,6 +226,7 @@ first() {
     (while :; do :; done) &
     dd if=/dev/zero of=/dev/null 2>/dev/null &
     sleep 3600 &
+    say "threads before the crash: $(ls -d /proc/[0-9]*/task/[0-9]* | wc -l) (+1 idle task per CPU)"
     sleep $SETTLE
     say "crashing: $SCENARIO"
     scenario
@@ -194,10 +239,12 @@ if [ -e /proc/vmcore ]; then capture; else first; fi
 
 
 def config_text(scenario_name: str, scenario_shell: str, makedumpfile_opts: str, elf: bool,
-                settle: int = 5, crash_timeout: int = 150) -> str:
+                settle: int = 5, crash_timeout: int = 150, check_level: int | None = None,
+                ) -> str:
     return (f"SCENARIO='{scenario_name}'\n"
             f"MAKEDUMPFILE_OPTS='{makedumpfile_opts}'\n"
             f"ELF={1 if elf else 0}\n"
+            f"CHECK_LEVEL={'' if check_level is None else check_level}\n"
             f"SETTLE={settle}\n"
             f"CRASH_TIMEOUT={crash_timeout}\n"
             f"scenario() {{\n{scenario_shell}\n}}\n")

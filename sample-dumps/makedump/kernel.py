@@ -38,7 +38,12 @@ class Kernel:
 
     @property
     def vmlinux_member(self) -> str:
-        return f"usr/lib/debug/boot/vmlinux-{self.release}"
+        """The vmlinux file in the -dbg package (7.x: boot/vmlinux-* is a symlink to it)."""
+        name = f"usr/lib/debug/boot/vmlinux-{self.release}"
+        link = self.dbg_root / name
+        if link.is_symlink():
+            return str(link.resolve().relative_to(self.dbg_root.resolve()))
+        return name
 
     @property
     def vmlinux(self) -> Path:
@@ -46,7 +51,9 @@ class Kernel:
 
     @property
     def vmlinuz(self) -> Path:
-        return self.root / "boot" / f"vmlinuz-{self.release}"
+        """/boot/vmlinuz-<release> up to 6.x; 7.x's linux-binary-* has it in the modules dir."""
+        boot = self.root / "boot" / f"vmlinuz-{self.release}"
+        return boot if boot.exists() else self.root / "usr/lib/modules" / self.release / "vmlinuz"
 
     @property
     def major_minor(self) -> tuple[int, int]:
@@ -98,26 +105,40 @@ def prepare(suite: str, kernel_version: str | None, kernel_release: str | None) 
     for release, version in candidates(suite, kernel_version, kernel_release):
         k = Kernel(suite=suite, release=release, version=version)
         try:
-            image = debian.download(k.image_package, version)
+            images = image_debs(k)
             dbg = debian.download(k.dbg_package, version)
         except MakeDumpError as exc:
             # Seen on bullseye: the newest -dbg may be missing from the mirror.
             log(f"{release} {version} unusable, trying an older one: {exc}")
             errors.append(str(exc))
             continue
-        _extract_kernel(k, image, dbg)
+        _extract_kernel(k, images, dbg)
         return k
     raise MakeDumpError("no kernel of " + suite + " could be downloaded:\n" + "\n".join(errors))
 
 
-def _extract_kernel(k: Kernel, image: Path, dbg: Path) -> None:
+def image_debs(k: Kernel) -> list[Path]:
+    """The image package, and on 7.x the packages it was split into: linux-image-<release> is
+    then a small package depending on linux-binary-<release> (vmlinuz),
+    linux-modules-<release> and linux-base-<release> (modules.builtin, System.map)."""
+    image = debian.download(k.image_package, k.version)
+    debs = [image]
+    for alts in debian.parse_depends(debian.deb_field(image, "Depends")):
+        name, ver = alts[0]
+        if name.startswith("linux-") and name.endswith("-" + k.release) and ver == k.version:
+            debs.append(debian.download(name, ver))
+    return debs
+
+
+def _extract_kernel(k: Kernel, images: list[Path], dbg: Path) -> None:
     base = cache_root() / "kernels" / f"{k.release}_{k.version}"
     k.root = base / "image"
     k.dbg_root = base / "dbg"
     if not (base / "image.done").exists():
         shutil.rmtree(k.root, ignore_errors=True)
-        log(f"extracting {image.name}")
-        debian.extract(image, k.root)
+        for image in images:
+            log(f"extracting {image.name}")
+            debian.extract(image, k.root)
         # Trixie ships usr/lib/modules only: let depmod/modprobe -d find lib/modules.
         if not (k.root / "lib").exists() and (k.root / "usr/lib").exists():
             os.symlink("usr/lib", k.root / "lib")
