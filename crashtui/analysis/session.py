@@ -14,6 +14,8 @@ from crashtui.kernel.tasks import TaskList, read_tasks
 if TYPE_CHECKING:
     from crashtui.analysis.backtrace import Backtrace, SourceLocation
     from crashtui.analysis.backtraces import BacktraceBuilder
+    from crashtui.analysis.hang import HangReport
+    from crashtui.analysis.triage import Triage
     from crashtui.kernel.mm import KmemInfo
     from crashtui.kernel.modules import ModuleDebugInfo, ModuleTable
     from crashtui.kernel.ps import PsTable
@@ -70,6 +72,21 @@ class Session:
         from crashtui.kernel.ps import read_ps
 
         return read_ps(self.kernel, self.tasks)
+
+    @cached_property
+    def triage(self) -> Triage:
+        """What happened: kind, the culprit every view shows, signature (drop it from
+        __dict__ to build it again, e.g. after a .ko gave the culprit its source line)."""
+        from crashtui.analysis.triage import build_triage
+
+        return build_triage(self)
+
+    @cached_property
+    def hang(self) -> HangReport:
+        """The blocked tasks, the locks they wait on and the owners, lock cycles."""
+        from crashtui.analysis.hang import analyse
+
+        return analyse(self)
 
     def load_module_debuginfo(self, name: str, ko_path: str | Path) -> ModuleDebugInfo:
         """Use a .ko's DWARF for the loaded module `name` (crash's `mod -s NAME FILE`)."""

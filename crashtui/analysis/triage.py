@@ -27,24 +27,38 @@ source), done from the kernel log and the panic CPU's backtrace:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from crashtui.analysis.culprit import Culprit, culprit_at, locate
+from crashtui.analysis.logfacts import (
+    LogFacts,
+    first_event,
+    hex_or_none,
+    log_texts,
+    read_log,
+)
+from crashtui.analysis.machinery import GENERIC, base_name, is_machinery, is_wait
+from crashtui.analysis.x86origin import BadRegister, Origin, PageFault, decode_origin
 from crashtui.errors import CrashtuiError
+from crashtui.kernel.bugtable import BugSite, bug_site
 
 if TYPE_CHECKING:
     from crashtui.analysis.backtrace import Backtrace, Frame
+    from crashtui.analysis.hang import BlockedTask, HangReport, WaitEdge
     from crashtui.analysis.session import Session
+
+__all__ = ["BadRegister", "BugSite", "Culprit", "Origin", "PageFault", "Triage",
+           "build_triage", "classify_log", "decode_origin", "triage_to_json"]
 
 SIGNATURE_FRAMES = 3
 PAGE_SIZE = 4096
-REPORT_WINDOW = 400  # log lines searched before the panic line for the report's headers
-HEADER_GAP = 6  # headers this close together belong to one report
+HUNG_TASK_TIMEOUT = 120  # s: the kernel's default hung_task_timeout_secs
+# Kinds whose culprit is a blocked task, not the panicking CPU's code.
+HANG_KINDS = ("hung-task", "deadlock", "system-hung")
 
 # Kinds: a stable id, and how people say it.
 KINDS = {
@@ -57,6 +71,9 @@ KINDS = {
     "soft-lockup": "soft lockup",
     "hard-lockup": "hard lockup",
     "hung-task": "hung task",
+    "deadlock": "deadlock (lock cycle)",
+    "system-hung": "system hung (tasks blocked)",
+    "rcu-stall": "RCU stall",
     "out-of-memory": "out of memory panic",
     "stack-overflow": "kernel stack overflow",
     "double-fault": "double fault",
@@ -88,149 +105,6 @@ FAULT_VECTORS = frozenset(("page fault", "general protection", "invalid opcode",
                            "control protection", "alignment check", "bounds", "overflow",
                            "x87 error", "SIMD error", "segment not present", "invalid TSS"))
 
-# Frames that only carry the panic, oops, exception, NMI and watchdog machinery.
-MACHINERY = frozenset("""
-machine_kexec __crash_kexec crash_kexec panic vpanic nmi_panic oops_end die die_addr __die
-__die_body do_trap do_error_trap do_int3 crash_nmi_callback nmi_handle default_do_nmi
-end_repeat_nmi repeat_nmi nmi_restore nmi dump_stack dump_stack_lvl show_stack __warn
-report_bug handle_bug page_fault_oops kernelmode_fixup_or_oops no_context
-__bad_area_nosemaphore bad_area_nosemaphore bad_area bad_area_access_error do_user_addr_fault
-do_kern_addr_fault handle_page_fault crash_setup_regs crash_save_cpu
-native_machine_crash_shutdown kdump_nmi_callback nmi_shootdown_cpus crash_smp_send_stop
-smp_send_stop check_panic_on_warn warn_slowpath_fmt __warn_printk _printk printk vprintk
-vprintk_emit vprintk_default fixup_exception handle_stack_overflow
-watchdog_timer_fn __hrtimer_run_queues hrtimer_interrupt watchdog_overflow_callback
-watchdog_hardlockup_check __perf_event_overflow perf_event_overflow handle_pmi_common
-intel_pmu_handle_irq amd_pmu_handle_irq x86_pmu_handle_irq perf_event_nmi_handler
-__irq_exit_rcu irq_exit_rcu __sysvec_apic_timer_interrupt
-mce_panic do_machine_check mce_timed_out mce_reign
-out_of_memory check_panic_on_oom dump_header oom_kill_process __alloc_pages_may_oom
-__alloc_pages_slowpath __alloc_pages __alloc_pages_noprof alloc_pages_mpol
-alloc_pages_mpol_noprof __folio_alloc __folio_alloc_noprof alloc_pages alloc_pages_noprof
-folio_alloc vma_alloc_folio vma_alloc_folio_noprof __get_free_pages get_zeroed_page
-___slab_alloc __slab_alloc allocate_slab new_slab kmalloc_large __kmalloc
-__kmalloc_noprof kmalloc_trace __kmalloc_node __kmalloc_node_track_caller
-kmem_cache_alloc kmem_cache_alloc_noprof kmem_cache_alloc_lru __kmem_cache_alloc_node
-alloc_pages_bulk_noprof __alloc_pages_bulk
-""".split())
-MACHINERY_PREFIXES = ("asm_exc_", "exc_", "asm_sysvec_", "sysvec_", "__sysvec_", "asm_common_",
-                      "common_interrupt", "__pfx_")
-# Frames that are everyone's caller: not part of a signature.
-GENERIC = frozenset("""
-do_syscall_64 entry_SYSCALL_64 entry_SYSCALL_64_after_hwframe ret_from_fork ret_from_fork_asm
-kthread worker_thread process_one_work start_kernel x86_64_start_kernel
-x86_64_start_reservations secondary_startup_64 secondary_startup_64_no_verify
-cpu_startup_entry do_idle rest_init kernel_init
-""".split())
-# A blocked task's waits: its culprit is the first frame past them.
-WAIT_PREFIXES = ("__schedule", "schedule", "preempt_schedule", "wait_for_", "__wait_",
-                 "do_wait_for", "wait_on_", "mutex_lock", "__mutex_lock", "rwsem_down",
-                 "down_", "__down", "io_schedule", "msleep", "usleep", "bit_wait",
-                 "out_of_line_wait", "folio_wait", "__folio_lock", "__lock_page",
-                 "rt_mutex", "__rt_mutex", "percpu_down", "__percpu_down", "synchronize_rcu",
-                 "__synchronize", "wait_rcu_gp", "__wait_rcu_gp", "rcu_barrier",
-                 "__flush_work", "flush_work", "context_switch", "__switch_to", "finish_task_switch",
-                 "do_nanosleep", "hrtimer_nanosleep", "__refrigerator", "read_events")
-
-
-@dataclass(frozen=True)
-class Culprit:
-    """The code to blame: a function (and where in it), its module and source line."""
-
-    function: str | None
-    offset: int
-    address: int
-    module: str | None = None
-    file: str | None = None  # relative to the kernel source tree where that is known
-    line: int | None = None
-    module_taints: str | None = None  # the module's taint letters, e.g. "OE"
-    out_of_tree: bool | None = None  # the module carries the O taint
-    frame: int | None = None  # the bt frame number it was found at
-    reason: str = ""  # "exception RIP", "first frame outside the panic path", ...
-    # Functions inlined at the address, innermost first, with their own file:line
-    # (file/line above are then the culprit function's own line, where they were called).
-    inlined: tuple[tuple[str, str | None, int], ...] = ()
-
-    @property
-    def symbol(self) -> str:
-        """`function+0x5`, or the raw address."""
-        if self.function is None:
-            return f"{self.address:#x}"
-        return f"{self.function}+{self.offset:#x}" if self.offset else self.function
-
-    @property
-    def location(self) -> str | None:
-        """`file:line`, or None."""
-        return f"{self.file}:{self.line}" if self.file and self.line else None
-
-
-@dataclass(frozen=True)
-class BadRegister:
-    """A register and the value in it that formed the faulting address."""
-
-    name: str
-    value: int
-
-
-@dataclass(frozen=True)
-class PageFault:
-    """The x86 page-fault error code, decoded (arch/x86/include/asm/trap_pf.h)."""
-
-    error_code: int
-    address: int | None  # the faulting address (CR2 / the oops line)
-
-    @property
-    def access(self) -> str:
-        """"instruction fetch", "write" or "read"."""
-        if self.error_code & 0x10:
-            return "instruction fetch"
-        return "write" if self.error_code & 0x2 else "read"
-
-    @property
-    def mode(self) -> str:
-        """"user" or "kernel": the privilege level of the access."""
-        return "user" if self.error_code & 0x4 else "kernel"
-
-    @property
-    def cause(self) -> str:
-        """Why the access faulted."""
-        if self.error_code & 0x8:
-            return "reserved bit set in a page table entry"
-        if self.error_code & 0x20:
-            return "protection-key violation"
-        if self.error_code & 0x40:
-            return "shadow-stack access"
-        return "protection violation" if self.error_code & 0x1 else "not-present page"
-
-    def text(self) -> str:
-        """`read access in kernel mode, not-present page (error code 0x0000)`."""
-        return (f"{self.access} access in {self.mode} mode, {self.cause} "
-                f"(error code {self.error_code:#06x})")
-
-
-@dataclass(frozen=True)
-class Origin:
-    """What the faulting instruction says about the bad address."""
-
-    address: int  # of the instruction
-    instruction: str  # GNU syntax, as crash's dis prints it: "mov    0x1,%esi"
-    operand: str | None = None  # the memory operand, e.g. "0x8(%rax)"
-    effective_address: int | None = None  # the operand's address from the saved registers
-    register: BadRegister | None = None
-    absolute: bool = False  # the address is a constant in the instruction (no register)
-    access: str | None = None  # "read" | "write" | "read/write" per the instruction
-    explanation: str = ""
-
-
-@dataclass(frozen=True)
-class BugSite:
-    """A BUG()/WARN() site from __bug_table."""
-
-    address: int
-    file: str | None
-    line: int | None
-    warning: bool  # BUGFLAG_WARNING: a WARN(), not a BUG()
-
 
 @dataclass
 class Triage:
@@ -255,6 +129,13 @@ class Triage:
     command: str | None = None
     cpu: int | None = None
     notes: list[str] = field(default_factory=list)  # what could not be determined, and why
+    # Hangs: how many tasks are blocked, the one the culprit is in, who waits on whom.
+    blocked: int | None = None
+    hung_pid: int | None = None
+    hung_command: str | None = None
+    hung_since: int | None = None  # ns since the hung task last ran
+    waits: list[str] = field(default_factory=list)  # "PID 1 (a) waits for mutex X held by ..."
+    cycle: list[str] = field(default_factory=list)  # the lock cycle of a deadlock, in order
 
     def lines(self) -> list[str]:
         """The triage as plain text lines (the `triage` command and the app's pane)."""
@@ -285,6 +166,14 @@ class Triage:
         if self.bad_register is not None:
             r = self.bad_register
             out.append(f"BAD REGISTER: {r.name.upper()} = {r.value:#x}")
+        if self.hung_pid is not None:
+            out.append(f"BLOCKED TASK: PID {self.hung_pid} ({self.hung_command})"
+                       + (f", not run for {self.hung_since / 1e9:.1f} s"
+                          if self.hung_since is not None else ""))
+        out += [f"CYCLE: {w}" for w in self.cycle]
+        out += [f"WAITS: {w}" for w in self.waits if w not in self.cycle]
+        if self.blocked:
+            out.append(f"BLOCKED TASKS: {self.blocked} (see `ps -m`, `foreach UN bt`, `hang`)")
         if self.event:
             out.append(f"EVENT: {self.event}")
         if self.panic_message:
@@ -294,333 +183,8 @@ class Triage:
         return out
 
 
-def base_name(function: str) -> str:
-    """`panic` for `panic.cold`, `foo` for `foo.isra.0` / `foo.constprop.3`."""
-    return function.split(".", 1)[0]
-
-
-def is_machinery(function: str | None) -> bool:
-    """True for frames of the panic/oops/exception/watchdog/allocation machinery."""
-    if function is None:
-        return False
-    name = base_name(function)
-    return name in MACHINERY or name.startswith(MACHINERY_PREFIXES)
-
-
-def is_wait(function: str | None) -> bool:
-    """True for the scheduler's and locks' waiting functions."""
-    return function is not None and base_name(function).startswith(WAIT_PREFIXES)
-
-
-# -- the log -------------------------------------------------------------------------------------
-
-_PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
-_EVENT_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("sysrq", re.compile(r"sysrq: (?:SysRq : )?Trigger a crash|SysRq : Trigger a crash|"
-                         r"SysRq : Crash")),
-    ("null-pointer-dereference", re.compile(
-        r"BUG: kernel NULL pointer dereference, address: ([0-9a-fx]+)|"
-        r"BUG: unable to handle kernel NULL pointer dereference at ([0-9a-fx]+)")),
-    ("paging-request", re.compile(
-        r"BUG: unable to handle page fault for address: ([0-9a-fx]+)|"
-        r"BUG: unable to handle kernel paging request at ([0-9a-fx]+)")),
-    ("instruction-fetch", re.compile(r"kernel tried to execute NX-protected page|"
-                                     r"unable to execute userspace code")),
-    ("stack-overflow", re.compile(r"BUG: stack guard page was hit at ([0-9a-fx]+)|"
-                                  r"kernel stack overflow|corrupted stack end detected|"
-                                  r"BUG: .*stack.*overflow")),
-    ("general-protection-fault", re.compile(
-        r"general protection fault(?:, probably for non-canonical address ([0-9a-fx]+))?")),
-    ("bug", re.compile(r"[Kk]ernel BUG at ([^\s:]+):(\d+)!?")),
-    ("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+ at ([^\s:]+):(\d+) (\S+)|"
-                        r"WARNING: at ([^\s:]+):(\d+) (\S+)")),
-    ("soft-lockup", re.compile(r"BUG: soft lockup - CPU#(\d+) stuck for (\d+)s! \[(.*):(\d+)\]")),
-    ("hard-lockup", re.compile(r"[Ww]atchdog detected hard LOCKUP on cpu (\d+)")),
-    ("hung-task", re.compile(r"INFO: task (.+):(\d+) blocked for more than (\d+) seconds")),
-    ("out-of-memory", re.compile(r"Out of memory|invoked oom-killer|System is deadlocked on "
-                                 r"memory")),
-    ("double-fault", re.compile(r"double fault: [0-9a-f]+|Oops: double fault")),
-    ("divide-error", re.compile(r"divide error: [0-9a-f]+|Oops: divide error")),
-    ("invalid-opcode", re.compile(r"invalid opcode: [0-9a-f]+|Oops: invalid opcode")),
-    ("stack-segment", re.compile(r"stack segment: [0-9a-f]+|Oops: stack segment")),
-    ("machine-check", re.compile(r"Machine check|\[Hardware Error\]|mce: ")),
-)
-_PF_RE = re.compile(r"#PF: error_code\((0x[0-9a-f]+)\)")
-_PF_ACCESS_RE = re.compile(r"#PF: (supervisor|user) (read|write|instruction fetch) access in "
-                           r"(kernel|user) mode")
-_CR2_RE = re.compile(r"\bCR2: ([0-9a-f]{8,16})\b")
-_ANY_HEADER = re.compile(r"BUG: |[Kk]ernel BUG at|general protection fault|WARNING: |Oops: |"
-                         r"INFO: task .* blocked|watchdog: |Watchdog detected|Out of memory|"
-                         r"double fault|divide error|invalid opcode|stack segment|"
-                         r"Machine check|\[Hardware Error\]|Trigger a crash|SysRq : Crash")
-
-
-@dataclass
-class _LogFacts:
-    panic_message: str = ""
-    panic_index: int | None = None
-    events: list[tuple[str, re.Match[str], str]] = field(default_factory=list)
-    error_code: int | None = None
-    cr2: int | None = None
-    block: list[str] = field(default_factory=list)
-
-
-def _log_lines(session: Session) -> list[str]:
-    try:
-        log = session.log
-    except CrashtuiError:
-        return []
-    out: list[str] = []
-    for rec in log.records:
-        if rec.damage is None:
-            out += rec.text.split("\n")
-    return out
-
-
-def _read_log(lines: list[str]) -> _LogFacts:
-    """The panic line, the event block before it, and the facts in that block."""
-    facts = _LogFacts()
-    for i in range(len(lines) - 1, -1, -1):
-        m = _PANIC_RE.search(lines[i])
-        if m:
-            facts.panic_message = lines[i][m.start():].strip()
-            facts.panic_index = i
-            break
-    end = facts.panic_index if facts.panic_index is not None else len(lines) - 1
-    # The report: the last group of headers before the panic (headers within a few lines of
-    # each other belong together: "BUG: ..." then "Oops: ...", "kernel BUG at" then
-    # "invalid opcode").
-    heads = [i for i in range(max(0, end - REPORT_WINDOW), end + 1)
-             if _ANY_HEADER.search(lines[i]) and not _PANIC_RE.search(lines[i])]
-    start = end
-    if heads:
-        start = heads[-1]
-        for i in reversed(heads[:-1]):
-            if i < start - HEADER_GAP:
-                break
-            start = i
-    facts.block = lines[start:end + 1] if lines else []
-    for line in facts.block:
-        for kind, rx in _EVENT_RES:
-            m = rx.search(line)
-            if m:
-                facts.events.append((kind, m, line.strip()))
-        m2 = _PF_RE.search(line)
-        if m2 and facts.error_code is None:
-            facts.error_code = int(m2.group(1), 16)
-    # The last CR2 of the block is the fault's (the first can be a nested fault while
-    # the oops tried to print the code bytes).
-    for line in reversed(lines[start:min(len(lines), end + 60)]):
-        m3 = _CR2_RE.search(line)
-        if m3:
-            facts.cr2 = int(m3.group(1), 16)
-            break
-    return facts
-
-
-def _first(facts: _LogFacts, kind: str) -> tuple[re.Match[str], str] | None:
-    for k, m, line in facts.events:
-        if k == kind:
-            return m, line
-    return None
-
-
-def _hex(text: str | None) -> int | None:
-    if not text:
-        return None
-    try:
-        return int(text, 16)
-    except ValueError:
-        return None
-
-
-# -- the exception frame and the instruction ------------------------------------------------------
-
-_REG64 = {}
-for _r in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp"):
-    _REG64.update({f"r{_r}": f"r{_r}", f"e{_r}": f"r{_r}", _r: f"r{_r}"})
-for _r in ("a", "b", "c", "d"):
-    _REG64.update({f"{_r}l": f"r{_r}x", f"{_r}h": f"r{_r}x"})
-_REG64.update({"sil": "rsi", "dil": "rdi", "bpl": "rbp", "spl": "rsp", "rip": "rip",
-               "eip": "rip"})
-for _n in range(8, 16):
-    _REG64.update({f"r{_n}": f"r{_n}", f"r{_n}d": f"r{_n}", f"r{_n}w": f"r{_n}",
-                   f"r{_n}b": f"r{_n}"})
-
-
-def decode_origin(code: bytes, rip: int, registers: dict[str, int],
-                  fault_address: int | None) -> Origin | None:
-    """Which operand of the instruction at `rip` made the faulting address, from capstone's
-    detail and the saved registers (None if the bytes do not decode)."""
-    import capstone
-    from capstone import x86
-
-    from crashtui.debuginfo.disasm import disassemble
-
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    md.detail = True
-    ci = next(md.disasm(code, rip, 1), None)
-    if ci is None:
-        return None
-    gnu = disassemble(bytes(ci.bytes), rip, 1)
-    text = gnu[0].text if gnu else f"{ci.mnemonic} {ci.op_str}"
-    mem = [op for op in ci.operands if op.type == x86.X86_OP_MEM]
-    if not mem:
-        return Origin(rip, text, explanation="the instruction has no memory operand")
-    op = mem[0]
-    access = {1: "read", 2: "write", 3: "read/write"}.get(getattr(op, "access", 0) or 0)
-    base = ci.reg_name(op.mem.base) if op.mem.base else None
-    index = ci.reg_name(op.mem.index) if op.mem.index else None
-    seg = ci.reg_name(op.mem.segment) if op.mem.segment else None
-    disp, scale = op.mem.disp, op.mem.scale
-    operand = _operand_text(text)
-
-    def value(reg: str) -> int | None:
-        if reg in ("rip", "eip"):
-            return rip + ci.size
-        return registers.get(_REG64.get(reg, reg))
-
-    bval = value(base) if base else None
-    ival = value(index) if index else None
-    ea: int | None = None
-    if (base is None or bval is not None) and (index is None or ival is not None):
-        ea = ((bval or 0) + (ival or 0) * scale + disp) & 0xFFFFFFFFFFFFFFFF
-    if seg in ("gs", "fs"):
-        return Origin(rip, text, operand, None, None, False, access,
-                      f"the address is {operand} relative to the %{seg} base (per-CPU data)")
-    if base is None and index is None:
-        return Origin(rip, text, operand, ea, None, True, access,
-                      f"address {disp & 0xFFFFFFFFFFFFFFFF:#x} is encoded in the instruction "
-                      "itself (absolute): no register held it")
-    if base in ("rip", "eip"):
-        return Origin(rip, text, operand, ea, None, False, access,
-                      f"a %rip-relative address ({ea:#x}): a fixed address in the image")
-    chosen = _pick_register(base, bval, index, ival, fault_address)
-    reg = BadRegister(_REG64.get(chosen[0], chosen[0]), chosen[1]) if chosen else None
-    explanation = ""
-    if reg is not None:
-        what = _describe_value(reg.value)
-        explanation = (f"{reg.name.upper()} = {reg.value:#x}{what} formed the address"
-                       + (f" {ea:#x}" if ea is not None else "") + f" ({operand})")
-    return Origin(rip, text, operand, ea, reg, False, access, explanation)
-
-
-def _operand_text(text: str) -> str | None:
-    """The memory operand of a GNU-syntax instruction text."""
-    m = re.search(r"(%\w+:)?-?(0x[0-9a-f]+)?\([^)]*\)|(?<![$\w%])(%\w+:)?-?0x[0-9a-f]+(?=,|$)",
-                  text.split(None, 1)[1] if " " in text else "")
-    return m.group(0) if m else None
-
-
-def _pick_register(base: str | None, bval: int | None, index: str | None, ival: int | None,
-                   fault: int | None) -> tuple[str, int] | None:
-    """The register whose value made the address bad: the one that looks like a bad pointer
-    (NULL-ish, non-canonical, near the fault address), else the base."""
-    cands = [(r, v) for r, v in ((base, bval), (index, ival)) if r is not None and v is not None]
-    if not cands:
-        return None
-
-    def bad(v: int) -> bool:
-        return v < PAGE_SIZE or not _canonical(v) or (fault is not None and abs(v - fault) < PAGE_SIZE)
-
-    for r, v in cands:
-        if bad(v):
-            return r, v
-    return cands[0]
-
-
-def _canonical(v: int) -> bool:
-    top = v >> 47
-    return top == 0 or top == 0x1FFFF
-
-
-def _describe_value(v: int) -> str:
-    if v == 0:
-        return " (NULL)"
-    if v < PAGE_SIZE:
-        return " (a small offset from NULL)"
-    if not _canonical(v):
-        if (v >> 32) in (0xDEAD0000, 0xDEAD):
-            return " (a list poison value: use after list_del)"
-        if v & 0xFFFFFFFFFFFF0000 in (0x6B6B6B6B6B6B0000,):
-            return " (slab poison 0x6b: use after free)"
-        return " (not a canonical address)"
-    return ""
-
-
-def bug_site(session: Session, address: int) -> BugSite | None:
-    """The __bug_table entry for a BUG()/WARN() at `address` (vmlinux, else its module)."""
-    k = session.kernel
-    tables: list[tuple[int, int]] = []
-    start, stop = k.symbol_or_none("__start___bug_table"), k.symbol_or_none("__stop___bug_table")
-    if start is not None and stop is not None and 0 < stop - start < 1 << 24:
-        tables.append((start, stop - start))
-    try:
-        mod = session.modules.module_at(address)
-    except CrashtuiError:
-        mod = None
-    if mod is not None:
-        try:
-            table = k.pointer(mod.address, "module", "bug_table")
-            num = k.member(mod.address, "module", "num_bugs", 4)
-            if table and 0 < num < 1 << 20:
-                tables.append((table, num * _bug_entry_size(session)))
-        except CrashtuiError:
-            pass
-    for base, size in tables:
-        try:
-            raw = k.read(base, size)
-        except CrashtuiError:
-            continue
-        hit = _search_bug_table(session, raw, base, address)
-        if hit is not None:
-            return hit
-    return None
-
-
-def _bug_entry_size(session: Session) -> int:
-    try:
-        return session.kernel.sizeof("struct bug_entry")
-    except CrashtuiError:
-        return 12
-
-
-def _search_bug_table(session: Session, raw: bytes, base: int, address: int) -> BugSite | None:
-    """Entries are {s32 bug_addr_disp; s32 file_disp; u16 line; u16 flags} (relative
-    pointers, CONFIG_GENERIC_BUG_RELATIVE_POINTERS)."""
-    k = session.kernel
-    size = _bug_entry_size(session)
-    try:
-        off_line = k.offsetof("bug_entry", "line")
-        off_flags = k.offsetof("bug_entry", "flags")
-        off_file = k.offsetof("bug_entry", "file_disp")
-    except CrashtuiError:
-        off_line, off_flags, off_file = 8, 10, 4
-    n = len(raw) // size
-    if n == 0 or size % 4 or not -(1 << 40) < address - base < 1 << 40:
-        return None
-    disps = np.frombuffer(raw[:n * size], dtype="<i4").reshape(n, size // 4)[:, 0]
-    offsets = np.arange(n, dtype=np.int64) * size  # of each entry from the table's start
-    hits = np.flatnonzero(offsets + disps.astype(np.int64) == address - base)
-    for i in hits.tolist():
-        pos = i * size
-        (fdisp,) = struct.unpack_from("<i", raw, pos + off_file)
-        line, flags = struct.unpack_from("<H", raw, pos + off_line)[0], \
-            struct.unpack_from("<H", raw, pos + off_flags)[0]
-        file: str | None = None
-        try:
-            file = k.read_cstr(base + pos + off_file + fdisp, 256) or None
-        except CrashtuiError:
-            pass
-        return BugSite(address, file, line or None, bool(flags & 1))
-    return None
-
 
 # -- building ------------------------------------------------------------------------------------
-
-def _frames(bt: Backtrace) -> list[Frame]:
-    return [f for f in bt.frames if not f.inline]
-
 
 def _vector(frame: Frame) -> str | None:
     if frame.exception is None or frame.exception.user_mode:
@@ -631,98 +195,6 @@ def _vector(frame: Frame) -> str | None:
     if name.startswith(("asm_sysvec_", "asm_common_interrupt", "common_interrupt")):
         return "interrupt"
     return frame.exception.kind or "exception"
-
-
-def _short_path(file: str, comp_dir: str | None) -> str:
-    """A DWARF path relative to the kernel source tree where its build prefix is known."""
-    if comp_dir and file.startswith(comp_dir.rstrip("/") + "/"):
-        return file[len(comp_dir.rstrip("/")) + 1:]
-    m = re.match(r".*/linux-[0-9][^/]*/(.*)", file)
-    if m and not file.startswith("/usr/src/"):
-        return m.group(1)
-    return file
-
-
-def _module_facts(session: Session, module: str | None) -> tuple[str | None, bool | None]:
-    if module is None:
-        return None, None
-    try:
-        mod = session.modules.find(module)
-    except CrashtuiError:
-        return None, None
-    if mod is None:
-        return None, None
-    return mod.taint_flags, "O" in mod.taint_flags
-
-
-def _inline_chain(session: Session, addr: int, module: str | None) -> list[Any]:
-    """DWARF inline frames at a runtime address (innermost first), vmlinux or module .ko."""
-    k = session.kernel
-    try:
-        if module is None:
-            vm = k.vmlinux
-            lines = vm.lines if vm is not None else None
-            return list(lines.inline_frames(addr - k.kaslr_offset)) if lines is not None else []
-        di = session.modules.debuginfo.get(module)
-        hit = di.section_at(addr) if di is not None else None
-        return list(di.ko.inline_frames(*hit)) if di is not None and hit is not None else []
-    except (CrashtuiError, AttributeError):
-        return []
-
-
-def _located(session: Session, c: Culprit, lookup: int, comp_dir: str | None) -> Culprit:
-    """c with file:line moved to the culprit function's own line when code was inlined at
-    the address, and the inlined functions listed."""
-    chain = _inline_chain(session, lookup, c.module)
-    if len(chain) < 2 or not chain[-1].file:
-        return c
-    import dataclasses
-
-    outer = chain[-1]
-    inl = tuple((f.function, _short_path(f.file, comp_dir) if f.file else None, f.line)
-                for f in chain[:-1])
-    return dataclasses.replace(c, file=_short_path(outer.file, comp_dir), line=outer.line,
-                               inlined=inl)
-
-
-def _culprit_from_frame(session: Session, fr: Frame, reason: str) -> Culprit:
-    src = fr.source
-    taints, oot = _module_facts(session, fr.module)
-    c = Culprit(fr.function, fr.offset, fr.pc, fr.module,
-                _short_path(src.file, src.comp_dir) if src else None,
-                src.line if src else None, taints, oot, fr.index, reason)
-    return _located(session, c, fr.pc - 1 if fr.return_address else fr.pc,
-                    src.comp_dir if src else None)
-
-
-def _culprit_from_exception(session: Session, fr: Frame) -> Culprit:
-    ef = fr.exception
-    assert ef is not None
-    function, offset, module = ef.function, ef.offset, ef.module
-    if function is None:
-        named = session.symbolize(ef.rip)
-        if named is not None:
-            function, offset, module = named
-    src = ef.source or session.source_line(ef.rip)
-    taints, oot = _module_facts(session, module)
-    c = Culprit(function, offset, ef.rip, module,
-                _short_path(src.file, src.comp_dir) if src else None,
-                src.line if src else None, taints, oot, fr.index, "exception RIP")
-    return _located(session, c, ef.rip, src.comp_dir if src else None)
-
-
-def _find_culprit(session: Session, bt: Backtrace, lockup: bool
-                  ) -> tuple[Culprit | None, Frame | None, list[Frame]]:
-    """(culprit, the frame carrying the fault's pt_regs if any, the frames after it)."""
-    frames = _frames(bt)
-    for i, fr in enumerate(frames):
-        vec = _vector(fr)
-        if vec is not None and (vec in FAULT_VECTORS or lockup):
-            return _culprit_from_exception(session, fr), fr, frames[i + 1:]
-        if fr.function is not None and not is_machinery(fr.function):
-            return _culprit_from_frame(session, fr, "first frame outside the panic path"), \
-                None, frames[i + 1:]
-    return None, None, []
 
 
 def _signature(kind: str, culprit: Culprit | None, rest: list[Frame]) -> tuple[str, list[str]]:
@@ -743,53 +215,70 @@ def _signature(kind: str, culprit: Culprit | None, rest: list[Frame]) -> tuple[s
     return hashlib.sha1(key.encode()).hexdigest()[:16], names
 
 
-def _hung_task_culprit(session: Session, pid: int) -> tuple[Culprit | None, list[Frame]]:
-    for task in session.tasks.tasks:
-        if task.pid != pid:
-            continue
-        try:
-            bt = session.backtrace_of(task.address)
-        except CrashtuiError:
-            return None, []
-        frames = _frames(bt)
-        for i, fr in enumerate(frames):
-            if fr.function and not is_wait(fr.function) and not is_machinery(fr.function):
-                return _culprit_from_frame(session, fr, f"blocked task {pid}'s first frame "
-                                                        "outside the scheduler's waits"), \
-                    frames[i + 1:]
-        return None, []
-    return None, []
+def _log_lines(session: Session) -> list[str]:
+    try:
+        return log_texts(session.log)
+    except CrashtuiError:
+        return []
+
+
+def _cpu_backtrace(session: Session, cpu: int) -> Backtrace | None:
+    """CPU `cpu`'s backtrace (the panic CPU's without unwinding the others)."""
+    panic = session.panic_backtrace
+    if panic is not None and panic.cpu == cpu:
+        return panic
+    return next((bt for bt in session.backtraces if bt.cpu == cpu), None)
+
+
+def _stuck_cpu(kind: str, facts: LogFacts) -> int | None:
+    """The CPU a lockup report names (a buddy or remote detector reports another CPU's)."""
+    m = first_event(facts, kind)
+    if m is None:
+        return None
+    try:
+        return int(m[0].group(1))
+    except (IndexError, TypeError, ValueError):
+        return None
 
 
 def build_triage(session: Session) -> Triage:
-    """Diagnose the crash: kind, summary, culprit, bad register, signature."""
+    """Diagnose the crash: kind, summary, culprit, bad register, signature (use
+    Session.triage: built once)."""
     notes: list[str] = []
-    facts = _read_log(_log_lines(session))
+    facts = read_log(_log_lines(session))
     panic_message = facts.panic_message or session.summary.panic_message
     try:
         bt = session.panic_backtrace
     except CrashtuiError as exc:
         bt = None
         notes.append(f"no panic backtrace: {exc.message}")
-    events = {k for k, _, _ in facts.events}
-    lockup = bool(events & {"soft-lockup", "hard-lockup"})
-    culprit, fault_frame, rest = (_find_culprit(session, bt, lockup) if bt is not None
-                                  else (None, None, []))
+    at = locate(bt) if bt is not None else None
+    fault_frame = at.frame if at is not None and at.exception else None
     vector = _vector(fault_frame) if fault_frame is not None else None
     kind, event, evidence, fault_address = _classify(facts, vector, panic_message)
 
     t = Triage(kind, KINDS.get(kind, kind), "", panic_message=panic_message, event=event,
                evidence=evidence, vector=vector, notes=notes, fault_address=fault_address)
+    culprit_bt, rest = bt, at.rest if at is not None else []
     if bt is not None:
         t.pid, t.command, t.cpu = bt.pid, bt.command, bt.cpu
-    if kind == "hung-task":
-        m = _first(facts, "hung-task")
-        if m is not None:
-            hung, hung_rest = _hung_task_culprit(session, int(m[0].group(2)))
-            if hung is not None:
-                culprit, rest = hung, hung_rest
+    if kind in ("soft-lockup", "hard-lockup", "rcu-stall"):
+        cpu = _stuck_cpu(kind, facts)
+        if cpu is not None and bt is not None and cpu != bt.cpu:
+            try:
+                other = _cpu_backtrace(session, cpu)
+            except CrashtuiError as exc:
+                other = None
+                notes.append(f"CPU {cpu}'s backtrace: {exc.message}")
+            found = locate(other) if other is not None else None
+            if other is not None and found is not None:
+                culprit_bt, at, rest = other, found, found.rest
+    culprit = culprit_at(session, culprit_bt, at, "first frame outside the panic path") \
+        if culprit_bt is not None and at is not None else None
+    if kind in HANG_KINDS or kind == "sysrq":
+        culprit, rest = _hang(session, t, facts, culprit, rest)
     t.culprit = culprit
-    if culprit is None:
+    if t.culprit is None:
         notes.append("no frame outside the panic machinery was found")
 
     if vector == "page fault" or facts.error_code is not None:
@@ -797,33 +286,141 @@ def build_triage(session: Session) -> Triage:
             t.page_fault = PageFault(facts.error_code, fault_address)
         elif vector == "page fault":
             notes.append("no #PF error_code line in the log: the access type is unknown")
-    if fault_frame is not None and fault_frame.exception is not None:
-        ef = fault_frame.exception
-        t.origin = _origin(session, ef.rip, ef.registers, fault_address)
-        if t.origin is not None and vector not in MEMORY_VECTORS:
-            import dataclasses  # not a memory fault: the operands did not cause it
-
-            t.origin = dataclasses.replace(t.origin, register=None, explanation="")
-        if t.origin is not None:
-            t.bad_register = t.origin.register
-            ea = t.origin.effective_address
-            if vector == "page fault" and t.fault_address is None and ea is not None:
-                t.fault_address = ea  # no oops line or CR2: the operand's address
-                if t.kind == "paging-request" and ea < PAGE_SIZE:
-                    t.kind, t.title = "null-pointer-dereference", KINDS["null-pointer-dereference"]
-        else:
-            notes.append(f"the instruction at {ef.rip:#x} could not be read or decoded")
-        if vector == "invalid opcode":
-            t.bug = bug_site(session, ef.rip)
-            if t.bug is not None and t.kind == "invalid-opcode":
-                t.kind = "warn-panic" if t.bug.warning else "bug"
-                t.title = KINDS[t.kind]
+    if fault_frame is not None and fault_frame.exception is not None and \
+            t.kind not in HANG_KINDS:
+        _fault_facts(session, t, fault_frame, vector)
     if t.page_fault is not None and t.page_fault.access == "instruction fetch" and \
             fault_frame is not None and culprit is not None and culprit.function is None:
         notes.append("the CPU jumped to a bad address: the caller is the frame after it")
     t.signature, t.signature_frames = _signature(t.kind, t.culprit, rest)
     t.summary = _summary(t)
     return t
+
+
+def _fault_facts(session: Session, t: Triage, fault_frame: Frame, vector: str | None) -> None:
+    """The faulting instruction, the register that made the address, the BUG site."""
+    ef = fault_frame.exception
+    assert ef is not None
+    t.origin = _origin(session, ef.rip, ef.registers, t.fault_address)
+    if t.origin is not None and vector not in MEMORY_VECTORS:
+        # not a memory fault: the operands did not cause it
+        t.origin = dataclasses.replace(t.origin, register=None, explanation="")
+    if t.origin is not None:
+        t.bad_register = t.origin.register
+        ea = t.origin.effective_address
+        if vector == "page fault" and t.fault_address is None and ea is not None:
+            t.fault_address = ea  # no oops line or CR2: the operand's address
+            if t.kind == "paging-request" and ea < PAGE_SIZE:
+                t.kind, t.title = "null-pointer-dereference", KINDS["null-pointer-dereference"]
+    else:
+        t.notes.append(f"the instruction at {ef.rip:#x} could not be read or decoded")
+    if vector == "invalid opcode":
+        t.bug = _bug_site(session, ef.rip)
+        if t.bug is not None and t.kind == "invalid-opcode":
+            t.kind = "warn-panic" if t.bug.warning else "bug"
+            t.title = KINDS[t.kind]
+
+
+def _bug_site(session: Session, address: int) -> BugSite | None:
+    try:
+        mod = session.modules.module_at(address)
+    except CrashtuiError:
+        mod = None
+    return bug_site(session.kernel, address, mod.address if mod is not None else None)
+
+
+def _hang(session: Session, t: Triage, facts: LogFacts, culprit: Culprit | None,
+          rest: list[Frame]) -> tuple[Culprit | None, list[Frame]]:
+    """Hung task, deadlock and a system hung under SysRq/NMI: the blocked tasks, their
+    locks and owners; the culprit is the blocked task the log names (or the first task of a
+    lock cycle), at its first frame outside the waits."""
+    if t.kind == "sysrq":
+        if not _long_blocked(session):
+            return culprit, rest
+    try:
+        hang = session.hang
+    except CrashtuiError as exc:
+        t.notes.append(f"blocked tasks: {exc.message}")
+        return culprit, rest
+    t.notes += hang.errors[:5]
+    t.blocked = len(hang.blocked)
+    named: BlockedTask | None = None
+    m = first_event(facts, "hung-task")
+    if m is not None:
+        pid = int(m[0].group(2))
+        named = next((b for b in hang.blocked if b.task.pid == pid), None)
+    if hang.cycles:
+        cycle = hang.cycles[0]
+        first = named if named is not None and any(
+            e.waiter == named.task.address for e in cycle) else hang.by_task(cycle[0].waiter)
+        t.kind, t.title = "deadlock", KINDS["deadlock"]
+        t.cycle = [_wait_text(session, hang, e) for e in _rotate(cycle, first)]
+        named = first
+    elif t.kind == "sysrq":
+        t.kind, t.title = "system-hung", KINDS["system-hung"]
+        named = hang.blocked[0] if hang.blocked else None
+    elif named is None and hang.blocked:
+        named = hang.blocked[0]
+    for b in hang.blocked:
+        if b.wait is not None:
+            t.waits.append(_wait_text(session, hang, None, b))
+    if named is None or named.culprit is None or named.backtrace is None:
+        return culprit, rest
+    t.hung_pid, t.hung_command = named.task.pid, named.task.comm
+    t.hung_since = named.since
+    at = locate(named.backtrace, skip_waits=True)
+    return named.culprit, at.rest if at is not None else []
+
+
+def _rotate(cycle: list[WaitEdge], first: BlockedTask | None) -> list[WaitEdge]:
+    if first is None:
+        return cycle
+    i = next((i for i, e in enumerate(cycle) if e.waiter == first.task.address), 0)
+    return cycle[i:] + cycle[:i]
+
+
+def _long_blocked(session: Session) -> bool:
+    """Tasks have been in D state longer than the hung-task timeout (120 s if unknown)."""
+    from crashtui.analysis.hang import blocked_tasks
+    from crashtui.kernel.sched import last_runs
+
+    try:
+        tasks = blocked_tasks(session)
+        if not tasks:
+            return False
+        timeout = HUNG_TASK_TIMEOUT
+        addr = session.kernel.symbol_or_none("sysctl_hung_task_timeout_secs")
+        if addr is not None:
+            timeout = session.kernel.read_u64(addr) or HUNG_TASK_TIMEOUT
+        runs, _ = last_runs(session.kernel, tasks)
+    except CrashtuiError:
+        return False
+    return any(r.since >= timeout * 1_000_000_000 for r in runs)
+
+
+def _task_text(session: Session, task: int) -> str:
+    t = next((x for x in session.tasks.tasks if x.address == task), None)
+    return f"PID {t.pid} ({t.comm})" if t is not None else f"task {task:#x}"
+
+
+def _wait_text(session: Session, hang: HangReport, edge: WaitEdge | None,
+               b: BlockedTask | None = None) -> str:
+    """`PID 130 (lockA) waits for mutex crashlab_lock_b [crashlab] held by PID 131 (lockB)`."""
+    if b is None:
+        assert edge is not None
+        b = hang.by_task(edge.waiter)
+    assert b is not None and b.wait is not None
+    w = b.wait
+    lock = b.lock_symbol or f"{w.lock:#x}"
+    text = f"{_task_text(session, b.task.address)} waits for {w.kind} {lock}"
+    if w.owner is not None:
+        text += (" read-held (last reader " if w.reader_owned else " held by ") + \
+            _task_text(session, w.owner) + (")" if w.reader_owned else "")
+    elif w.kind in ("mutex", "rwsem"):
+        text += " (no owner recorded)"
+    if b.culprit is not None:
+        text += f", in {b.culprit.symbol}"
+    return text
 
 
 def _origin(session: Session, rip: int, registers: dict[str, int],
@@ -851,12 +448,12 @@ def classify_log(lines: list[str], vector: str | None = None
                  ) -> tuple[str, str, int | None, int | None]:
     """(kind, the deciding log line, fault address, #PF error code) from log lines alone
     (and the exception vector, if known)."""
-    facts = _read_log(lines)
+    facts = read_log(lines)
     kind, event, _evidence, address = _classify(facts, vector, facts.panic_message)
     return kind, event, address, facts.error_code
 
 
-def _classify(facts: _LogFacts, vector: str | None, panic_message: str
+def _classify(facts: LogFacts, vector: str | None, panic_message: str
               ) -> tuple[str, str, list[str], int | None]:
     """(kind, the deciding log line, evidence lines, fault address)."""
     ev = {k: (m, line) for k, m, line in reversed(facts.events)}  # first occurrence wins
@@ -865,7 +462,7 @@ def _classify(facts: _LogFacts, vector: str | None, panic_message: str
 
     def addr_of(kind: str) -> int | None:
         m = ev[kind][0]
-        return next((_hex(g) for g in m.groups() if g), None)
+        return next((hex_or_none(g) for g in m.groups() if g), None)
 
     cr2 = facts.cr2
     if "sysrq" in ev:  # the report starts at the SysRq trigger: what follows is its doing
@@ -877,11 +474,15 @@ def _classify(facts: _LogFacts, vector: str | None, panic_message: str
     if "hard-lockup" in ev or "hard lockup" in panic:
         line = ev["hard-lockup"][1] if "hard-lockup" in ev else panic_message
         return "hard-lockup", line, evidence, None
+    if "rcu-stall" in ev or "rcu stall" in panic:
+        line = ev["rcu-stall"][1] if "rcu-stall" in ev else panic_message
+        return "rcu-stall", line, evidence, None
     if "hung-task" in ev or "hung_task" in panic:
         line = ev["hung-task"][1] if "hung-task" in ev else panic_message
         return "hung-task", line, evidence, None
     if "out of memory" in panic or ("out-of-memory" in ev and "oom" in panic):
-        return "out-of-memory", panic_message, evidence, None
+        line = ev["oom-invoked"][1] if "oom-invoked" in ev else panic_message
+        return "out-of-memory", line, evidence, None
     if "null-pointer-dereference" in ev:
         return ("null-pointer-dereference", ev["null-pointer-dereference"][1], evidence,
                 addr_of("null-pointer-dereference") if addr_of("null-pointer-dereference")
@@ -927,12 +528,34 @@ def _summary(t: Triage) -> str:
         if c.location:
             where += f" ({c.location})"
     who = f"PID {t.pid} ({t.command}) on CPU {t.cpu}" if t.pid is not None else "the panic CPU"
+    waits = next((w for w in t.waits if t.hung_pid is not None
+                  and w.startswith(f"PID {t.hung_pid} (")), None)
+    wait = "" if waits is None else "; it " + waits.split(" ", 3)[3].split(", in ")[0]
+    if t.kind == "deadlock" and t.cycle:
+        chain = "; ".join(t.cycle)
+        return (f"Deadlock: {len(t.cycle)} tasks wait on each other in a lock cycle: {chain}"
+                + (f"; the hung-task watchdog, {who}, panicked." if "hung" in t.event or
+                   "hung_task" in t.panic_message else f"; {who} panicked."))
+    if t.kind == "system-hung":
+        return (f"System hung: the panic was forced ({t.title if not t.event else t.event}) "
+                f"while {t.blocked} task(s) were blocked; the longest, PID {t.hung_pid} "
+                f"({t.hung_command}), has not run for "
+                f"{(t.hung_since or 0) / 1e9:.0f} s" + (f", in {where}" if where else "")
+                + wait + ".")
     if t.kind == "hung-task":
         m = re.search(r"INFO: task (.+):(\d+) blocked for more than (\d+) seconds", t.event)
         if m:
             return (f"Hung task: {m.group(1)} (PID {m.group(2)}) was blocked for more than "
-                    f"{m.group(3)} seconds" + (f" in {where}" if where else "")
+                    f"{m.group(3)} seconds" + (f" in {where}" if where else "") + wait
                     + f"; the hung-task watchdog, {who}, panicked.")
+    if t.kind == "out-of-memory":
+        m = re.search(r"(\S.*) invoked oom-killer", t.event)
+        trig = f"{m.group(1)} invoked the OOM killer" if m else "the OOM killer ran"
+        return (f"Out of memory: {trig}" + (f" allocating in {where}" if where else "")
+                + f" and panic_on_oom made it panic; {who}.")
+    if t.kind in ("hard-lockup", "rcu-stall") and where:
+        ran = f" (PID {c.pid}, {c.command})" if c is not None and c.pid is not None else ""
+        return f"{t.title[0].upper()}{t.title[1:]}: stuck in {where}{ran}; {who} panicked."
     if t.kind == "soft-lockup":
         m = re.search(r"CPU#(\d+) stuck for (\d+)s! \[(.*):(\d+)\]", t.event)
         if m:
@@ -980,7 +603,8 @@ def triage_to_json(t: Triage) -> dict[str, Any]:
             "function": c.function, "offset": c.offset, "address": hx(c.address),
             "module": c.module, "file": c.file, "line": c.line,
             "module_taints": c.module_taints, "out_of_tree": c.out_of_tree,
-            "frame": c.frame, "reason": c.reason,
+            "frame": c.frame, "reason": c.reason, "task": hx(c.task), "pid": c.pid,
+            "command": c.command, "exception": c.exception,
             "inlined": [{"function": f, "file": fl, "line": ln} for f, fl, ln in c.inlined]},
         "bad_register": None if t.bad_register is None else {
             "name": t.bad_register.name, "value": hx(t.bad_register.value)},
@@ -1002,12 +626,14 @@ def triage_to_json(t: Triage) -> dict[str, Any]:
         "signature_frames": list(t.signature_frames),
         "pid": t.pid, "command": t.command, "cpu": t.cpu,
         "notes": list(t.notes),
+        "blocked": t.blocked, "hung_pid": t.hung_pid, "hung_command": t.hung_command,
+        "hung_since_ns": t.hung_since, "waits": list(t.waits), "cycle": list(t.cycle),
     }
 
 
 def signature_line(session: Session, dump: str) -> str:
     """`crashtui --signature`'s line: signature, kind, culprit (or -), the dump's path."""
-    t = build_triage(session)
+    t = session.triage
     c = t.culprit
     culprit = "-"
     if c is not None:

@@ -50,6 +50,7 @@ def _load_all() -> None:
         p,
         ps,
         rd,
+        sched,
         struct,
         sym,
         triage,

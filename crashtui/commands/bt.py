@@ -206,11 +206,17 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
     return _join([format_backtrace(bt, lines, inline, words=words) for bt in bts])
 
 
-@command("foreach", "run a command for every task (supported: foreach bt [-l] [-i] [-f])",
-         "foreach bt [-l] [-i] [-f]")
+FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "DE", "PA", "WA", "ID", "NE")
+
+
+@command("foreach", "run a command for every task, or every task in a state (supported: "
+         "foreach [RU|IN|UN|ID|...] bt [-l] [-i] [-f])", "foreach [STATE] bt [-l] [-i] [-f]")
 def cmd_foreach(session: Session, args: list[str]) -> list[str]:
+    state = args[0] if args and args[0] in FOREACH_STATES else None
+    if state is not None:
+        args = args[1:]
     if not args or args[0] != "bt":
-        raise CommandError("foreach: only `foreach bt` is supported")
+        raise CommandError("foreach: only `foreach [STATE] bt` is supported")
     flags, rest, _ = _parse_flags(args[1:], "lif")
     if rest:
         raise CommandError(f"foreach: unsupported argument {rest[0]}")
@@ -222,6 +228,8 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
             return frame_words(session, a, b)
     blocks: list[list[str]] = []
     for task in session.tasks.tasks:
+        if state is not None and task.state_code != state:
+            continue
         try:
             bt = session.backtrace_of(task.address)
         except CrashtuiError as exc:

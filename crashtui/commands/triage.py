@@ -12,15 +12,8 @@ if TYPE_CHECKING:
 
 
 def session_triage(session: Session) -> Triage:
-    """The session's triage, built once (kept on the session object)."""
-    from crashtui.analysis.triage import Triage, build_triage
-
-    cached = session.__dict__.get("_crashtui_triage")
-    if isinstance(cached, Triage):
-        return cached
-    t = build_triage(session)
-    session.__dict__["_crashtui_triage"] = t
-    return t
+    """The session's triage (Session.triage, built once)."""
+    return session.triage
 
 
 @command("triage", "what happened: kind of crash, culprit, bad register, signature",

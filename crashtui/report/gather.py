@@ -7,36 +7,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, SourceLocation
+from crashtui.analysis.logfacts import log_texts, read_log
 from crashtui.errors import CrashtuiError
-from crashtui.report.logblock import oops_block
 from crashtui.report.notes import Notes
 from crashtui.report.tables import ModuleRow, TaskRow, kmem_table, module_table, task_rows
 
 if TYPE_CHECKING:
+    from crashtui.analysis.culprit import Culprit
+    from crashtui.analysis.hang import HangReport
     from crashtui.analysis.session import Session
     from crashtui.analysis.summary import Summary
+    from crashtui.analysis.triage import Triage
+    from crashtui.kernel.printk import KernelLog
+
+LOG_BLOCK_MAX = 300  # lines of the oops/panic report shown
 
 LOG_TAIL = 100
-
-# Frames that only carry the panic/oops/NMI machinery: the faulting frame is past them.
-PANIC_PATH = frozenset("""
-machine_kexec __crash_kexec crash_kexec panic vpanic nmi_panic oops_end die die_addr __die
-do_trap do_error_trap crash_nmi_callback nmi_handle default_do_nmi exc_nmi end_repeat_nmi
-asm_exc_nmi repeat_nmi nmi_restore dump_stack dump_stack_lvl show_stack __warn report_bug
-handle_bug exc_invalid_op asm_exc_invalid_op page_fault_oops kernelmode_fixup_or_oops
-no_context __bad_area_nosemaphore bad_area_nosemaphore bad_area do_user_addr_fault
-handle_page_fault exc_page_fault asm_exc_page_fault exc_general_protection
-asm_exc_general_protection do_int3 exc_int3 asm_exc_int3 exc_double_fault
-asm_exc_double_fault exc_divide_error asm_exc_divide_error exc_stack_segment
-asm_exc_stack_segment crash_setup_regs crash_save_cpu native_machine_crash_shutdown
-kdump_nmi_callback nmi_shootdown_cpus crash_smp_send_stop smp_send_stop
-check_panic_on_warn _printk printk vprintk vprintk_emit vprintk_default
-""".split())
-
-
-def base_name(function: str) -> str:
-    """`panic` for `panic.cold`, `foo` for `foo.isra.0` / `foo.constprop.3`."""
-    return function.split(".", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -56,9 +42,10 @@ class DumpFacts:
 
 @dataclass
 class FaultSite:
-    """Where the crash happened: the exception RIP, or the first frame past the panic path."""
+    """Where the crash happened: the triage's culprit (crashtui.analysis.culprit), with what
+    the report's excerpt needs to find its source or disassembly."""
 
-    reason: str  # "exception RIP" | "first frame outside the panic path"
+    reason: str  # "exception RIP" | "first frame outside the panic path" | ...
     address: int  # the RIP, or the frame's return address
     lookup: int  # the address to look up in the line table (return address - 1)
     function: str | None
@@ -67,6 +54,9 @@ class FaultSite:
     frame_index: int | None
     exception: ExceptionFrame | None
     source: SourceLocation | None = None
+    location: str | None = None  # the culprit's file:line as the triage prints it
+    pid: int | None = None  # the task whose backtrace holds it
+    command: str | None = None
 
     @property
     def symbol(self) -> str:
@@ -115,6 +105,8 @@ class Analysis:
     errors: list[str] = field(default_factory=list)
     excerpt: Excerpt | None = None
     module_files: dict[str, str] = field(default_factory=dict)  # .ko debug info in use
+    triage: Triage | None = None
+    hang: HangReport | None = None  # the blocked tasks (hangs, deadlocks, forced panics)
 
 
 def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) -> Analysis:
@@ -126,7 +118,11 @@ def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) 
         notes.errors.append(f"summary: {err}")
     bts = notes.attempt("backtraces", lambda: list(session.backtraces))
     panic = notes.attempt("panic backtrace", lambda: _panic_backtrace(session, bts, summary))
-    fault = notes.attempt("faulting frame", lambda: find_fault(session, panic)) if panic else None
+    triage = notes.attempt("triage", lambda: session.triage)
+    culprit = triage.culprit if triage is not None else None
+    fault = fault_site(culprit) if culprit is not None else None
+    hang = notes.attempt("blocked tasks", lambda: session.hang) \
+        if triage is not None and triage.blocked else None
     log = session.log
     lines = log.lines()
     if log.error:
@@ -137,8 +133,9 @@ def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) 
         kmem=notes.attempt("kmem", lambda: kmem_table(session, notes.adder("kmem"))),
         modules=notes.attempt("modules", lambda: module_table(session, notes.adder("modules"))),
         tasks=tasks, taint_mask=notes.attempt("taint", lambda: _taint_mask(session)),
-        log=lines, log_block=oops_block(log.records, summary.panic_message),
-        log_tail=lines[-LOG_TAIL:], errors=notes.errors, module_files=module_files(session))
+        log=lines, log_block=log_block(log, lines, summary.panic_message),
+        log_tail=lines[-LOG_TAIL:],
+        errors=notes.errors, module_files=module_files(session), triage=triage, hang=hang)
     if excerpt and fault is not None:
         from crashtui.report.excerpt import fault_excerpt
 
@@ -194,59 +191,18 @@ def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
     raise LookupError("no backtrace is marked as the panic CPU's")
 
 
-def find_fault(session: Session, bt: Backtrace) -> FaultSite | None:
-    """The exception RIP frame if the panic path has one, else its first non-panic frame."""
-    frames = [f for f in bt.frames if not f.inline]
-    for i, fr in enumerate(frames):
-        exc = fr.exception
-        if exc is None or exc.user_mode or not exc.rip:
-            continue
-        rip = exc.rip
-        at_rip = next((f for f in frames[i + 1:] if f.pc == rip), None)
-        site = FaultSite("exception RIP", rip, rip, exc.function, exc.offset, exc.module,
-                         at_rip.index if at_rip else None, exc, exc.source)
-        if site.function is None:
-            _symbolize(session, site)
-        if site.source is None:
-            site.source = source_line(session, rip)
-        return site
-    for fr in frames:
-        if fr.function and base_name(fr.function) not in PANIC_PATH:
-            lookup = fr.pc - 1 if fr.return_address else fr.pc
-            site = FaultSite("first frame outside the panic path", fr.pc, lookup, fr.function,
-                             fr.offset, fr.module, fr.index, None, fr.source)
-            if site.source is None:
-                site.source = source_line(session, lookup)
-            return site
-    return None
+def fault_site(c: Culprit) -> FaultSite:
+    """The report's faulting frame: the triage's culprit, the same in every view."""
+    return FaultSite(c.reason, c.address, c.lookup, c.function, c.offset, c.module, c.frame,
+                     None, c.source, c.location, c.pid, c.command)
 
 
-def _symbolize(session: Session, site: FaultSite) -> None:
-    """Name the faulting address: session.symbolize (modules too), else vmlinux symbols."""
-    named = getattr(session, "symbolize", None)
-    if callable(named):
-        hit3 = named(site.address)
-        if hit3 is not None:
-            site.function, site.offset, site.module = hit3
-            return
-    hit = session.kernel.symbolize(site.address)
-    if hit is not None:
-        site.function, site.offset = hit[0].name, hit[1]
-
-
-def source_line(session: Session, addr: int) -> SourceLocation | None:
-    """The file:line of a runtime address (session.source_line when the backend has it)."""
-    fn = getattr(session, "source_line", None)
-    if fn is None:
-        return None
-    loc = fn(addr)
-    if loc is None or isinstance(loc, SourceLocation):
-        return loc
-    file, line = getattr(loc, "file", None), getattr(loc, "line", None)
-    if not file or not line:
-        return None
-    return SourceLocation(str(file), int(line), int(getattr(loc, "column", 0) or 0),
-                          getattr(loc, "comp_dir", None))
+def log_block(log: KernelLog, lines: list[str], panic_message: str = "") -> list[str]:
+    """The oops/panic report's lines as `log` prints them (crashtui.analysis.logfacts)."""
+    facts = read_log(log_texts(log), panic_message)
+    if facts.panic_index is None and not facts.events and not panic_message:
+        return []
+    return lines[facts.start:facts.end][:LOG_BLOCK_MAX]
 
 
 def _taint_mask(session: Session) -> int:

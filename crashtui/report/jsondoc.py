@@ -10,6 +10,7 @@ from crashtui.report.taint import taint_letters
 from crashtui.report.version import tool_version
 
 if TYPE_CHECKING:
+    from crashtui.analysis.hang import BlockedTask, HangReport
     from crashtui.analysis.session import Session
 
 SCHEMA_VERSION = 1
@@ -29,7 +30,30 @@ def build_document(session: Session) -> dict[str, Any]:
     a.backtraces = with_inline_frames(session, a.backtraces, a.errors)
     doc = document(a)
     doc["triage"] = triage_json(session, doc["errors"])
+    doc["blocked"] = blocked_json(a.hang)
     return doc
+
+
+def blocked_json(hang: HangReport | None) -> dict[str, Any] | None:
+    """The `"blocked"` object: D-state tasks, their locks and owners, lock cycles."""
+    if hang is None:
+        return None
+
+    def task(b: BlockedTask) -> dict[str, Any]:
+        w = b.wait
+        return {"pid": b.task.pid, "comm": b.task.comm, "task": hexaddr(b.task.address),
+                "since_ns": b.since, "in": b.culprit.symbol if b.culprit else None,
+                "waits_in": b.waits_in,
+                "lock": None if w is None else {
+                    "kind": w.kind, "address": hexaddr(w.lock), "symbol": b.lock_symbol,
+                    "owner": hexaddr(w.owner), "reader_owned": w.reader_owned}}
+
+    return {"tasks": [task(b) for b in hang.blocked],
+            "groups": [{"functions": list(g.functions), "pids": [b.task.pid for b in g.tasks]}
+                       for g in hang.groups],
+            "cycles": [[{"waiter": hexaddr(e.waiter), "lock": hexaddr(e.lock), "kind": e.kind,
+                         "owner": hexaddr(e.owner)} for e in c] for c in hang.cycles],
+            "errors": list(hang.errors)}
 
 
 def with_inline_frames(session: Session, bts: list[Backtrace] | None,
@@ -55,11 +79,10 @@ def with_inline_frames(session: Session, bts: list[Backtrace] | None,
 def triage_json(session: Session, errors: list[str]) -> dict[str, Any] | None:
     """The `"triage"` object (crashtui.analysis.triage), or None with the reason in errors."""
     from crashtui.analysis.triage import triage_to_json
-    from crashtui.commands.triage import session_triage
     from crashtui.errors import CrashtuiError
 
     try:
-        return triage_to_json(session_triage(session))
+        return triage_to_json(session.triage)
     except CrashtuiError as exc:
         errors.append(f"triage: {exc.message}")
         return None

@@ -62,29 +62,18 @@ def build_report(session: Session, options: ReportOptions | None = None) -> str:
     """The whole report as Markdown (CommonMark + GFM tables)."""
     opts = options or ReportOptions()
     a = gather(session, sources=opts.sources)
-    return render(a, opts, _session_triage(session, a))
+    return render(a, opts)
 
 
-def _session_triage(session: Session, a: Analysis) -> Triage | None:
-    """The session's triage (crashtui.analysis.triage), or None with a note."""
-    from crashtui.commands.triage import session_triage
-    from crashtui.errors import CrashtuiError
-
-    try:
-        return session_triage(session)
-    except CrashtuiError as exc:
-        a.errors.append(f"triage: {exc.message}")
-        return None
-
-
-def render(a: Analysis, opts: ReportOptions, triage: Triage | None = None) -> str:
+def render(a: Analysis, opts: ReportOptions) -> str:
     """Render gathered facts; every string from the dump goes through mdescape."""
     dump_name = opts.show(a.facts.path)
     vmlinux_name = opts.vmlinux_name or a.facts.vmlinux
     kos = {name: opts.show(path) for name, path in a.module_files.items()}
-    parts = [_title(a), _intro(a, dump_name, opts), _triage(triage, opts),
+    parts = [_title(a), _intro(a, dump_name, opts), _triage(a.triage, opts),
              _summary(a, dump_name, vmlinux_name),
-             _panic(a), _fault(a, opts), _registers(a), _other_cpus(a), _kmem(a), _tasks(a),
+             _panic(a), _fault(a, opts), _blocked(a), _registers(a), _other_cpus(a), _kmem(a),
+             _tasks(a),
              _modules(a), _log(a), _facts(a, dump_name, vmlinux_name, kos),
              _reproduce(dump_name, vmlinux_name, kos), _errors(a)]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -132,6 +121,13 @@ def _triage(t: Triage | None, opts: ReportOptions) -> str:
     if t.bad_register is not None:
         r = t.bad_register
         items.append(f"**Bad register:** `{r.name.upper()} = {r.value:#x}`")
+    if t.hung_pid is not None:
+        items.append(f"**Blocked task:** PID {t.hung_pid} {md.code(t.hung_command or '')}"
+                     + (f", not run for {t.hung_since / 1e9:.1f} s" if t.hung_since is not None
+                        else ""))
+    if t.cycle:
+        items.append("**Lock cycle:** " + "; ".join(md.inline(w) for w in t.cycle))
+    items += [f"**Waits:** {md.inline(w)}" for w in t.waits if w not in t.cycle]
     if t.event:
         items.append(f"**Log:** {md.code(t.event)}")
     frames = " / ".join(t.signature_frames)
@@ -172,9 +168,11 @@ def _fault(a: Analysis, opts: ReportOptions) -> str:
         return ""
     where = f" frame #{f.frame_index}," if f.frame_index is not None else ""
     mod = f" in module {md.code(f.module)}" if f.module else ""
-    loc = f" at {md.code(f'{f.source.file}:{f.source.line}')}" if f.source else ""
+    place = f.location or (f"{f.source.file}:{f.source.line}" if f.source else None)
+    loc = f" at {md.code(opts.show_in(place))}" if place else ""
+    task = f" of PID {f.pid} {md.code(f.command or '')}" if f.pid is not None else ""
     head = (f"## Faulting frame\n\n{md.code(f.symbol)} ({f.reason},{where} address "
-            f"`{f.address:#x}`){mod}{loc}")
+            f"`{f.address:#x}`{task}){mod}{loc}")
     ex = a.excerpt
     if ex is None:
         return head + "\n\n*No source or disassembly available (see [Notes](#notes)).*"
@@ -188,6 +186,41 @@ def _fault(a: Analysis, opts: ReportOptions) -> str:
         intro = (f"No source file found; disassembly ({md.code(ex.title)}), the faulting "
                  "instruction marked `>`:")
     return f"{head}\n\n{intro}\n\n{md.fence(body, ex.language)}"
+
+
+def _blocked(a: Analysis) -> str:
+    """The blocked tasks grouped by identical stacks, each group's backtrace once."""
+    from crashtui.commands.sched import nanoseconds
+
+    h = a.hang
+    if h is None or not h.blocked:
+        return ""
+    out = [f"## Blocked tasks ({len(h.blocked)}, `foreach UN bt`, `ps -m`)",
+           "Tasks in uninterruptible sleep, longest-waiting first, grouped by identical "
+           "stacks; the time is since each last ran."]
+    if h.cycles:
+        out.append(f"**{len(h.cycles)} lock cycle(s): a deadlock.**")
+    for g in h.groups:
+        rows = []
+        for b in g.tasks:
+            since = nanoseconds(b.since) if b.since is not None else "?"
+            lock = ""
+            if b.wait is not None:
+                lock = f"{b.wait.kind} {b.lock_symbol or f'{b.wait.lock:#x}'}"
+                if b.wait.owner is not None:
+                    owner = next((x for x in h.blocked if x.task.address == b.wait.owner),
+                                 None)
+                    lock += (f" held by PID {owner.task.pid}" if owner is not None
+                             else f" held by task {b.wait.owner:#x}")
+            rows.append([str(b.task.pid), md.code(b.task.comm, in_table=True), since,
+                         md.code(b.culprit.symbol, in_table=True) if b.culprit else "",
+                         md.cell(lock)])
+        out.append(md.table(["PID", "COMM", "Not run for", "Blocked in", "Waits for"], rows,
+                            ["r", "l", "r", "l", "l"]))
+        first = g.tasks[0].backtrace
+        if first is not None:
+            out.append(_bt_block(first))
+    return "\n\n".join(out)
 
 
 def _registers(a: Analysis) -> str:
