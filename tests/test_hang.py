@@ -73,11 +73,9 @@ def test_runq_m_is_crash_s(name: str, sessions: dict[str, Session]) -> None:
 def test_ps_m_is_crash_s(name: str, sessions: dict[str, Session]) -> None:
     """Every line as crash prints it; the order is crash's (most recent last_arrival first:
     crash's qsort is not stable, so tasks with equal times may come in either order)."""
-    from crashtui.commands.sched import ps_m_lines
-
     expected = crash_output(name, "ps-m.txt")
     assert expected is not None
-    got = ps_m_lines(sessions[name])
+    got = run_command(sessions[name], "ps -m")
     assert sorted(got) == sorted(expected)
     if got != expected:  # only ties may differ
         from crashtui.kernel.sched import last_runs

@@ -62,18 +62,21 @@ def _matches(row: PsRow, wanted: list[str]) -> bool:
 
 
 @command("ps", "process status: every task, the running ones marked with >",
-         "ps [-k | -u] [PID | TASK | COMMAND ...]")
+         "ps [-k | -u] [-m] [PID | TASK | COMMAND ...]")
 def cmd_ps(session: Session, args: list[str]) -> list[str]:
     table = session.ps
-    kernel_only = user_only = False
+    kernel_only = user_only = last_run = False
     wanted: list[str] = []
     for a in args:
         if a == "-k":
             kernel_only = True
         elif a == "-u":
             user_only = True
+        elif a == "-m":
+            last_run = True
         elif a.startswith("-"):
-            raise CommandError(f"ps: unsupported option {a} (try: ps, ps -k, ps -u, ps PID)")
+            raise CommandError(f"ps: unsupported option {a} (try: ps, ps -k, ps -u, ps -m, "
+                               "ps PID)")
         else:
             wanted.append(a)
     rows = [r for r in table.rows
@@ -81,5 +84,9 @@ def cmd_ps(session: Session, args: list[str]) -> list[str]:
             and (not wanted or _matches(r, wanted))]
     if wanted and not rows:
         raise CommandError(f"ps: no task matches {' '.join(wanted)}")
+    if last_run:  # crash's ps -m: how long ago each task last ran, most recent first
+        from crashtui.commands.sched import ps_m_lines
+
+        return ps_m_lines(session, [r.task for r in rows])
     lines = [PS_HEADER] + [ps_line(r, table.page_size) for r in rows]
     return lines + [f"ps: {e}" for e in table.errors]
