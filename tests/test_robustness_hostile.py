@@ -327,3 +327,56 @@ def test_memory_btf_anonymous_members_bounded(btf_dumps: dict[str, Path], case: 
     doc = cli(path, "--json")
     assert_sane(doc)
     assert doc.status == 0 and time.monotonic() - started < BUDGET
+
+
+# --- a .ko whose DWARF names local files --------------------------------------------------------
+
+def hostile_ko(ko: Path, target: Path, directory: str, name: str) -> Path:
+    """A copy of the test module whose DWARF says its source is `directory`/`name`."""
+    raw = bytearray(ko.read_bytes())
+
+    def put(old: bytes, new: str) -> int:
+        count = 0
+        at = raw.find(old + b"\0")
+        while at >= 0:
+            raw[at:at + len(old)] = new.encode().ljust(len(old), b"\0")
+            count += 1
+            at = raw.find(old + b"\0", at + 1)
+        return count
+
+    assert put(b"/usr/src/test-module/test-module.c", f"{directory}/{name}") == 1
+    assert put(b"/usr/src/test-module", directory) >= 1
+    assert put(b"test-module.c", name) >= 1
+    target.mkdir(parents=True, exist_ok=True)
+    (target / ko.name).write_bytes(bytes(raw))
+    return target / ko.name
+
+
+@pytest.mark.parametrize("directory,name,secret", [
+    ("/etc", "passwd", "root:x:0:0"), ("/proc/self", "environ", "CRASHTUI_H2_SECRET=leak"),
+])
+def test_ko_dwarf_paths_not_opened(testmod_dump: Path, testmod_ko: Path, vmlinux_path: Path,
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   directory: str, name: str, secret: str) -> None:
+    """The report and the app's source lookup never read the file a .ko's DWARF names
+    outside the configured roots; the module's own directory is still searched (by name)."""
+    import subprocess
+    import sys
+
+    from crashtui.analysis.source import SourceFinder
+
+    ko = hostile_ko(testmod_ko, tmp_path / "mods", directory, name)
+    report = tmp_path / "report.md"
+    env = {**__import__("os").environ, "CRASHTUI_H2_SECRET": "leak"}
+    done = subprocess.run([sys.executable, "-m", "crashtui.cli", str(testmod_dump),
+                           str(vmlinux_path), "--modules", str(ko.parent), "--report",
+                           str(report)], capture_output=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = report.read_text()
+    assert "test_module_init" in text and secret not in text
+    finder = SourceFinder([], env={}, auto=False, module_dirs=[ko.parent])
+    finder.add_module("test_module", ko)
+    found = finder.find(f"{directory}/{name}", module="test_module")
+    assert found.path is None and str(Path(directory) / name) not in found.tried
+    (ko.parent / name).write_text("int x;\n")  # the same name next to the .ko is found
+    assert finder.find(f"{directory}/{name}", module="test_module").path == ko.parent / name

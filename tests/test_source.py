@@ -112,11 +112,17 @@ def test_finder_order_and_origins(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert res.path == env_tree / "kernel/panic.c"
     res = f.find("debian/build/x/mm/nowhere.c")
     assert res.path is None and res.tried
-    # the DWARF path as-is, and relative to the comp dir
+    # a DWARF path is used as-is (or relative to its comp dir) only inside a tree
     abs_file = tmp_path / "abs.c"
     abs_file.write_text("x\n")
-    assert f.find(str(abs_file)).path == abs_file
-    assert f.find("abs.c", str(tmp_path)).path == abs_file
+    assert f.find(str(abs_file)).path is None
+    assert f.find("abs.c", str(tmp_path)).path is None
+    inner = tree / "out-of-tree" / "mod.c"
+    inner.parent.mkdir()
+    inner.write_text("x\n")
+    assert f.find(str(inner)).path == inner
+    assert f.find("mod.c", str(inner.parent)).path == inner
+    assert f.find(str(tree / "out-of-tree" / ".." / ".." / "abs.c")).path is None
 
 
 def test_module_source_next_to_its_ko() -> None:

@@ -3,8 +3,9 @@
 A DWARF file name such as `debian/build/build_amd64_none_cloud-amd64/drivers/tty/sysrq.c` or
 `/build/reproducible-path/linux-6.1.192/arch/x86/entry/entry_64.S` is mapped to tree-relative
 candidates (`drivers/tty/sysrq.c`) and looked up, in order, next to a module's `.ko`, in the
-`--source` / `CRASHTUI_SOURCE` trees and tarballs, at the DWARF path as-is, and in
-`/usr/src/linux-source-X.Y[.tar.xz]`. A tarball is never unpacked whole: the first read streams
+`--source` / `CRASHTUI_SOURCE` trees and tarballs, and in `/usr/src/linux-source-X.Y[.tar.xz]`.
+A DWARF path is only a name to look up under those roots, never opened as it is: a hostile
+`.ko` can name `/etc/passwd` (an absolute path is used only when it lies inside a tree). A tarball is never unpacked whole: the first read streams
 it once (building an index of its members), extracts only the requested files into
 `~/.cache/crashtui/src/<tarball>-<key>/` and, for a multi-block `.xz`, later reads decode just
 the blocks that hold the wanted file.
@@ -463,10 +464,11 @@ class SourceFinder:
             for rel in rels:
                 if hit(tree / rel, f"tree {tree}"):
                     return res
-        if file.startswith("/") and hit(Path(file), "DWARF path"):
-            return res
-        if comp_dir and not file.startswith("/") and hit(Path(comp_dir) / file, "DWARF comp dir"):
-            return res
+        whole = file if file.startswith("/") else posixpath.join(comp_dir or "", file)
+        if whole.startswith("/"):
+            for tree in self.trees:
+                if _inside(Path(whole), tree) and hit(Path(whole), f"tree {tree}"):
+                    return res
         for tb in self.tarballs:
             for rel in rels:
                 p = tb.cached(rel)
@@ -504,6 +506,14 @@ class SourceFinder:
         """One line naming where source is looked for."""
         places = [str(t) for t in self.trees] + [str(t.path) for t in self.tarballs]
         return ", ".join(places) if places else "(no source tree or tarball configured)"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """True if `path` (symlinks resolved) lies inside the directory `root`."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def display_path(file: str, comp_dir: str | None = None) -> str:
