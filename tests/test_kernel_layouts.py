@@ -68,3 +68,17 @@ def test_runqueue_member_renamed(sysrq_dump: Path, vmlinux_path: Path) -> None:
     assert any("no member 'curr'" in line for line in bt)
     fields, _ = sys_output(session)
     assert fields["TASKS"] == "78"
+
+
+# --- what a page was used for (kernel/pageuse.py) ---------------------------------------------
+
+def test_page_use_on_6_1(sysrq_dump: Path, vmlinux_path: Path) -> None:
+    """6.1 (PG_slab flag, compound_head pointers): a task_struct lives in a slab page, kernel
+    text does not; every excluded page read says nothing more than that it was excluded."""
+    from crashtui.kernel.pageuse import page_use
+
+    session = Session.open(sysrq_dump, vmlinux_path)
+    k = session.kernel
+    init = next(t for t in session.tasks.tasks if t.pid == 1)
+    assert page_use(k, k.translate(init.address) >> 12) == "slab"
+    assert page_use(k, k.translate(k.symbol("panic")) >> 12) is None

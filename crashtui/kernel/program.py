@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crashtui.dumpfile import DumpFile, open_dump
-from crashtui.errors import CrashtuiError, DumpFormatError, KernelReadError, VmlinuxMismatchError
+from crashtui.errors import (
+    CrashtuiError,
+    DumpFormatError,
+    KernelReadError,
+    PageExcludedError,
+    VmlinuxMismatchError,
+)
 from crashtui.kernel.pagetable import START_KERNEL_MAP, PageTableWalker
 from crashtui.kernel.vmcoreinfo import VmcoreInfo
 
@@ -402,10 +408,27 @@ class Kernel:
                 out += self.dump.read_phys(paddr, chunk)
             except KernelReadError:
                 raise
+            except PageExcludedError as exc:
+                raise KernelReadError(f"cannot read {addr:#x}: {exc.message}"
+                                      f"{self._explain_excluded(paddr)}", addr) from exc
             except CrashtuiError as exc:
                 raise KernelReadError(f"cannot read {addr:#x}: {exc.message}", addr) from exc
             addr += chunk
         return bytes(out)
+
+    _explaining = False
+
+    def _explain_excluded(self, paddr: int) -> str:
+        """Why an excluded page matters, when its struct page says the kernel used it."""
+        if self._explaining:  # the struct page itself may be excluded
+            return ""
+        from crashtui.kernel.pageuse import explain_excluded
+
+        self._explaining = True
+        try:
+            return explain_excluded(self, paddr)
+        finally:
+            self._explaining = False
 
     def read_u64(self, vaddr: int) -> int:
         return int(_U64.unpack(self.read(vaddr, 8))[0])
