@@ -121,7 +121,7 @@ def build_summary(kernel: Kernel, log: KernelLog, tasks: TaskList,
                                           time.localtime(system.xtime_sec(kernel))))
     attempt("UPTIME", lambda: system.format_uptime(system.uptime_seconds(kernel)))
     attempt("LOAD AVERAGE", lambda: ", ".join(system.load_average(kernel)))
-    f["TASKS"] = ("(unavailable)" if not tasks.tasks and tasks.errors
+    f["TASKS"] = ("(unavailable)" if tasks.unknown_layout
                   else str(len(tasks.tasks)) + (DAMAGED if tasks.errors else ""))
     warnings += [f"TASKS: {e}" for e in tasks.errors]
     try:

@@ -186,6 +186,7 @@ class TaskList:
 
     tasks: list[Task]
     errors: list[str]
+    unknown_layout: bool = False  # task_struct lacks a member the walk needs: no tasks read
 
 
 def read_tasks(kernel: Kernel) -> TaskList:
@@ -196,7 +197,7 @@ def read_tasks(kernel: Kernel) -> TaskList:
     try:
         reader = TaskReader(kernel)
     except CrashtuiError as exc:
-        return TaskList([], [f"unknown kernel layout: {exc.message}"])
+        return TaskList([], [f"unknown kernel layout: {exc.message}"], unknown_layout=True)
     errors: list[str] = [reader.thread_list_error] if reader.thread_list_error else []
     tasks: dict[int, Task] = {}
     init_task = kernel.symbol("init_task")
