@@ -1,0 +1,189 @@
+"""Debian's 7.x kernels, which crash 9.0.2 cannot open: every fact checked against the dump's
+own dmesg (makedumpfile --dump-dmesg) and the kernel's own oops report in it.
+
+Each committed `sample-dumps/7.*` dump is opened with its debug vmlinux and without one (the
+kernel's kallsyms, BTF and ORC from its memory): both must print the same facts.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, manifest_of, vmlinux_of
+
+from crashtui.analysis.session import Session
+from crashtui.commands import run_command
+
+SEVEN = sorted(p.name for p in SAMPLES.glob("7.*-*") if (p / "MANIFEST").is_file())
+pytestmark = pytest.mark.skipif(not SEVEN, reason="no 7.x sample dumps committed")
+
+_STAMP = re.compile(r"^\[\s*(\d+\.\d+)\] \[\s*([TC]\d+)\] ?(.*)$")
+_FRAME = re.compile(r"^ (?:\? )?([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(\w+)\])?$")
+
+
+def dump_of(name: str) -> Path:
+    return next((SAMPLES / name).glob("dump.*"))
+
+
+def dmesg_of(name: str) -> list[tuple[str, str, str]]:
+    """(timestamp, caller, text) of each line of the dump's own dmesg."""
+    text = (SAMPLES / name / manifest_of(SAMPLES / name)["dmesg"]).read_text(errors="replace")
+    out = []
+    for line in text.splitlines():
+        m = _STAMP.match(line)
+        if m:
+            out.append((m.group(1), m.group(2), m.group(3)))
+        elif out:  # a continuation line of the record before
+            out[-1] = (out[-1][0], out[-1][1], out[-1][2] + "\n" + line.strip())
+    return out
+
+
+def kernel_call_trace(name: str) -> list[str]:
+    """The functions of the last `Call Trace:` in dmesg (reliable entries only), in order."""
+    lines = [text for _, _, text in dmesg_of(name)]
+    start = max(i for i, t in enumerate(lines) if t.startswith("Call Trace:"))
+    out = []
+    for text in lines[start + 1:]:
+        if text.startswith(("RIP:", "---[ end", "Kernel Offset")) or text.strip() == "</TASK>":
+            break
+        m = _FRAME.match(" " + text.strip())
+        if m and not text.strip().startswith("?"):
+            out.append(m.group(1))
+    # panic()'s own dump_stack_lvl() had returned before the dump was taken
+    while out and out[0].startswith(("dump_stack", "show_stack")):
+        out.pop(0)
+    return out
+
+
+@pytest.fixture(scope="module", params=SEVEN or ["none"])
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def with_vmlinux(name: str) -> Session:
+    return Session.open(dump_of(name), vmlinux_of(name))
+
+
+@pytest.fixture(scope="module")
+def dump_only(name: str) -> Session:
+    return Session.open(dump_of(name), None)
+
+
+def fields(session: Session) -> dict[str, str]:
+    return {line[:12].strip(): line[14:] for line in run_command(session, "sys")}
+
+
+@pytest.mark.parametrize("mode", ["vmlinux", "dump only"])
+def test_sys_every_field(name: str, with_vmlinux: Session, dump_only: Session,
+                         mode: str) -> None:
+    """Every `sys` field is read, no warning; RELEASE, DATE, UPTIME, PANIC agree with the
+    MANIFEST and the dump's own dmesg."""
+    session = with_vmlinux if mode == "vmlinux" else dump_only
+    f = fields(session)
+    assert "WARNING" not in f, run_command(session, "sys")
+    assert all("unavailable" not in v and "DAMAGED" not in v for v in f.values()), f
+    m = manifest_of(SAMPLES / name)
+    assert f["RELEASE"] == m["kernel_release"]
+    stamp = m["dump"].removeprefix("dump.")  # guest UTC time of the capture: YYYYMMDDHHMM
+    crashed = time.mktime(time.strptime(f["DATE"], "%a %b %d %H:%M:%S %Z %Y"))
+    captured = time.mktime(time.strptime(stamp, "%Y%m%d%H%M"))
+    assert 0 <= captured - crashed + 60 <= 180, (f["DATE"], stamp)
+    log = dmesg_of(name)
+    hh, mm, ss = (int(x) for x in f["UPTIME"].split(":"))
+    assert abs(hh * 3600 + mm * 60 + ss - float(log[-1][0])) < 5
+    panic = next(t for _, _, t in log if t.startswith("Kernel panic - not syncing"))
+    assert f["PANIC"].startswith(f'"{panic.split(chr(10))[0]}"')
+    assert int(f["TASKS"]) > 50
+    assert f["CPUS"] == "4" and f["MEMORY"] == "1 GB"
+
+
+def test_same_facts_with_and_without_vmlinux(with_vmlinux: Session, dump_only: Session) -> None:
+    """The dump's own kallsyms, BTF and ORC give what the debug vmlinux gives."""
+    for command in ("sys", "bt -a", "log", "ps", "kmem -i", "mod", "foreach bt"):
+        a, b = run_command(with_vmlinux, command), run_command(dump_only, command)
+        if command == "sys":
+            a, b = a[1:], b[1:]  # KERNEL: the vmlinux path / "(none: in-memory symbols)"
+        assert a == b, command
+
+
+def test_log_is_the_dumps_dmesg(name: str, with_vmlinux: Session) -> None:
+    """`log -c` holds every record of makedumpfile's --dump-dmesg, with its caller id."""
+    expected = []
+    for ts, caller, text in dmesg_of(name):
+        expected.append(f"[{float(ts):12.6f}] [{caller:>6}] {text.split(chr(10))[0]}".rstrip())
+    got = [line.rstrip() for line in run_command(with_vmlinux, "log -c")
+           if line.startswith("[")]
+    assert got == expected
+
+
+def test_panic_cpu_frames_hold_the_kernels_call_trace(name: str, with_vmlinux: Session,
+                                                      dump_only: Session) -> None:
+    """The panic CPU's frames contain, in order, every reliable frame the kernel printed."""
+    trace = kernel_call_trace(name)
+    assert trace
+    for session in (with_vmlinux, dump_only):
+        bt = run_command(session, "bt")
+        funcs = [m.group(1) for line in bt if (m := re.match(r"\s*#\d+ \[\w+\] (\S+) at", line))]
+        pos = 0
+        for fn in trace:
+            assert fn in funcs[pos:], (fn, trace, funcs)
+            pos = funcs.index(fn, pos) + 1
+
+
+def test_faulting_function_is_the_oopses_rip(name: str, with_vmlinux: Session) -> None:
+    """Where the kernel printed an oops (RIP: 0010:func+off/len), bt's exception frame and
+    triage name the same function and offset."""
+    rips = [t for _, _, t in dmesg_of(name) if t.startswith("RIP: 0010:")]
+    if not rips:
+        pytest.skip("no kernel-mode oops in this dump (a panic without an exception frame)")
+    func_off = rips[0].removeprefix("RIP: 0010:").split("/")[0]
+    func, off = func_off.split("+")
+    bt = "\n".join(run_command(with_vmlinux, "bt"))
+    assert f"[exception RIP: {func}+{int(off, 16)}]" in bt
+    culprit = next(line for line in run_command(with_vmlinux, "triage")
+                   if line.startswith("CULPRIT:"))
+    assert f" {func}+" in culprit, culprit
+
+
+def test_modules_are_the_oopses_modules(name: str, with_vmlinux: Session) -> None:
+    """`mod` lists exactly the modules the kernel's oops report says were linked in."""
+    linked = [t for _, _, t in dmesg_of(name) if t.startswith("Modules linked in:")]
+    names = {line.split()[1] for line in run_command(with_vmlinux, "mod")[1:]}
+    assert {"virtio_blk", "qemu_fw_cfg"} <= names
+    if linked:
+        kernel = set(linked[-1].removeprefix("Modules linked in:").replace("(E)", "")
+                     .replace("(OE)", "").replace("(O)", "").split())
+        assert names == kernel
+
+
+def test_ps_lists_every_task_once(with_vmlinux: Session) -> None:
+    rows = [row.lstrip(">").split() for row in run_command(with_vmlinux, "ps")[1:]
+            if not row.startswith("ps: ")]  # "ps: PID n: mm unreadable" notes
+    assert len(rows) == int(fields(with_vmlinux)["TASKS"])
+    addresses = [row[3] for row in rows]
+    assert len(set(addresses)) == len(addresses)
+    assert ["1", "0", "init"] == [rows[4][0], rows[4][1], rows[4][-1]]  # after 4 idle tasks
+
+
+def test_slab_pages_known_through_compound_info(with_vmlinux: Session) -> None:
+    """7.1+ tail pages hold a mask in page->compound_info, not the head's address: the task
+    structs (order-3 slabs here) are still known to be slab pages, head page or tail."""
+    from crashtui.kernel.pageuse import _compound_head, page_use
+
+    k = with_vmlinux.kernel
+    assert "page.compound_info" in k.vmcoreinfo.offsets
+    pfns = {k.translate(t.address) >> 12 for t in with_vmlinux.tasks.tasks if not t.idle}
+    assert all(page_use(k, pfn) == "slab" for pfn in pfns)
+    vmemmap = k.vmcoreinfo.symbols["vmemmap"]
+    o_info = k.vmcoreinfo.offsets["page.compound_info"]
+    tails = [pfn for pfn in pfns if k.read_u64(vmemmap + 64 * pfn + o_info) & 1]
+    assert tails  # the mask path is exercised
+    for pfn in tails:
+        page = vmemmap + 64 * pfn
+        head = _compound_head(k, page, k.read_u64(page + o_info))
+        assert head < page and (page - head) // 64 < 8
+    assert page_use(k, k.translate(k.symbol("panic")) >> 12) is None
