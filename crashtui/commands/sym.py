@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 from crashtui.commands import CommandError, command
 from crashtui.debuginfo.symbols import crash_name
 from crashtui.errors import CrashtuiError
+from crashtui.kernel.pagetable import START_KERNEL_MAP
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.debuginfo.symbols import Symbol
 
 SHT_NOBITS = 8
-START_KERNEL_MAP = 0xFFFFFFFF80000000
 
 
 def type_letter(session: Session, sym: Symbol) -> str:

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crashtui.errors import CrashtuiError, KernelReadError
+from crashtui.kernel.pagetable import START_KERNEL_MAP
 
 if TYPE_CHECKING:
     from crashtui.debuginfo.symbols import SymbolTable
     from crashtui.kernel.program import Kernel
 
 MAX_KERNEL_SYMBOLS = 1 << 22
-START_KERNEL_MAP = 0xFFFFFFFF80000000
 PAGE = 0x1000
 # The token table holds the ten digits as one-character tokens, in order (slots 0x30..0x39).
 _DIGITS = b"".join(bytes([c, 0]) for c in range(0x30, 0x3A))
