@@ -33,7 +33,7 @@ def stable_report(sample: Path, vmlinux: Path) -> str:
     dump = next(sample.glob("dump.*"))
     session = Session.open(dump, vmlinux)
     try:
-        if any(sample.rglob("*.ko")) and hasattr(session, "load_modules_dir"):
+        if any(sample.rglob("*.ko")):
             # like --modules SAMPLE: the module's DWARF, and its source next to the .ko
             session.load_modules_dir(sample)
         options = ReportOptions(relative_to=ROOT, vmlinux_name=vmlinux.name, show_version=False)
