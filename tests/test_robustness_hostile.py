@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLES
 from test_robustness_support import CliResult, KdumpLayout, cli, copy_with, plant
 
 from crashtui.kernel.program import Kernel
+from crashtui.textsafe import terminal_safe
 
 pytestmark = pytest.mark.needs_vmlinux
 
@@ -380,3 +382,106 @@ def test_ko_dwarf_paths_not_opened(testmod_dump: Path, testmod_ko: Path, vmlinux
     assert found.path is None and str(Path(directory) / name) not in found.tried
     (ko.parent / name).write_text("int x;\n")  # the same name next to the .ko is found
     assert finder.find(f"{directory}/{name}", module="test_module").path == ko.parent / name
+
+
+# --- terminal escapes in the app: palette, Tab completion, toasts -------------------------------
+
+OSC_SYMBOL = b"test_\x1b]2;PWN\x07_xt"  # 16 bytes, as long as test_module_exit
+OSC_RELEASE = b"6.1.0-56-\x1b]2;PWNED\x07x"  # 20 bytes, as long as 6.1.0-56-cloud-amd64
+RAW_CONTROLS = set(map(chr, (*range(0, 9), *range(11, 32), *range(0x7F, 0xA0))))
+
+
+def module_symbol_name_address(kernel: Kernel, module: str, name: str) -> int:
+    """Where the in-memory kallsyms string table holds a module symbol's name."""
+    from crashtui.kernel.kallsyms import ELF64_SYM
+    from crashtui.kernel.modules import read_modules
+
+    mod = next(m for m in read_modules(kernel).modules if m.name == module)
+    symtab = kernel.read_u64(mod.kallsyms + kernel.offsetof("mod_kallsyms", "symtab"))
+    num = kernel.read_u32(mod.kallsyms + kernel.offsetof("mod_kallsyms", "num_symtab"))
+    strtab = kernel.read_u64(mod.kallsyms + kernel.offsetof("mod_kallsyms", "strtab"))
+    for i in range(num):
+        st_name = int.from_bytes(kernel.read(symtab + i * ELF64_SYM.itemsize, 4), "little")
+        if kernel.read_cstr(strtab + st_name) == name:
+            return strtab + st_name
+    raise AssertionError(name)
+
+
+@pytest.fixture(scope="module")
+def osc_dump(testmod_dump: Path, vmlinux_path: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The test-module dump with an OSC 2 in a module symbol's name, and a modules dir whose
+    test-module.ko has one in its vermagic (the app's --modules warning toast shows it)."""
+    base = tmp_path_factory.mktemp("osc")
+    path = copy_with(testmod_dump, base / "dump")
+    kernel = Kernel.open(testmod_dump, vmlinux_path)
+    try:
+        at = module_symbol_name_address(kernel, "test_module", "test_module_exit")
+        plant(path, kernel, at, OSC_SYMBOL)
+    finally:
+        kernel.close()
+    ko = (SAMPLES / "6.1-test-module" / "test-module" / "test-module.ko").read_bytes()
+    assert ko.count(b"vermagic=6.1.0-56-cloud-amd64 ") == 1
+    (base / "mods").mkdir()
+    (base / "mods" / "test-module.ko").write_bytes(
+        ko.replace(b"vermagic=6.1.0-56-cloud-amd64 ", b"vermagic=" + OSC_RELEASE + b" "))
+    return path, base / "mods"
+
+
+def test_app_shows_dump_strings_terminal_safe(osc_dump: tuple[Path, Path],
+                                              vmlinux_path: Path, tmp_path: Path) -> None:
+    """Toasts (--modules warnings, Tab-completion lists) and the command palette's symbol
+    hits show an OSC sequence from the dump or a .ko as visible text, never raw."""
+    import asyncio
+
+    from crashtui.analysis.session import Session
+    from crashtui.tui.app import CrashtuiApp
+    from crashtui.tui.command import CommandInput
+    from crashtui.tui.facade import SessionFacade
+
+    dump, mods = osc_dump
+    session = Session.open(dump, vmlinux_path)
+    app = CrashtuiApp(SessionFacade(session, modules=[str(mods)], cache_root=tmp_path,
+                                    auto_source=False))
+    shown_symbol = terminal_safe(OSC_SYMBOL.decode())
+    seen: dict[str, str] = {}
+
+    def screen() -> str:
+        update = app.screen._compositor.render_full_update()
+        return "\n".join("".join(seg.text for strip in line for seg in strip)
+                         for line in update.strips)
+
+    async def main() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await app.settle()
+            await pilot.pause()
+            seen["toasts"] = "\n".join(f"{n.title}: {n.message}" for n in app._notifications)
+            await pilot.press("colon")
+            box = app.query_one(CommandInput)
+            box.value = "dis -l test_"
+            box.cursor_position = len(box.value)
+            await pilot.press("tab")
+            await app.settle()
+            await pilot.pause()
+            seen["input"] = box.value
+            seen["completions"] = "\n".join(n.message for n in app._notifications)
+            seen["screen"] = screen()
+            await pilot.press("escape")
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"symbol test_")
+            for _ in range(20):
+                await pilot.pause(0.1)
+                if "symbol test_module_init" in screen():
+                    break
+            seen["palette"] = screen()
+
+    try:
+        asyncio.run(main())
+    finally:
+        session.close()
+    for where, text in seen.items():
+        assert not RAW_CONTROLS & set(text), (where, text)
+    assert terminal_safe(OSC_RELEASE.decode()) in seen["toasts"]
+    assert shown_symbol in seen["completions"]
+    assert shown_symbol in seen["palette"], seen["palette"]

@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 from textual.worker import get_current_worker
@@ -36,7 +37,7 @@ from crashtui.tui.source import SourceView, highlight_source, hint_lines, hint_s
 from crashtui.tui.summary import SummaryBar, SummaryView
 from crashtui.tui.taskpick import TaskPicker
 from crashtui.tui.tasks import TasksTable
-from crashtui.tui.text import lit
+from crashtui.tui.text import lit, safe
 from crashtui.tui.triage_view import TriageBar, TriageView
 
 if TYPE_CHECKING:
@@ -131,6 +132,13 @@ class CrashtuiApp(App[int]):
         self.current_ref: FrameRef | None = None
         self.loaded = False
         self.tasks_loaded = False
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every toast (the app's and its widgets') as literal, terminal-safe text: messages
+        carry module names, symbols and errors from the dump."""
+        super().notify(safe(message), title=safe(title), severity=severity, timeout=timeout,
+                       markup=False)
 
     # -- layout ----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from textual.widgets import Input
 from crashtui.commands.complete import MAX_CANDIDATES
 from crashtui.errors import CrashtuiError
 from crashtui.tui.lines import TextLines
-from crashtui.tui.text import lit
+from crashtui.tui.text import lit, safe
 
 
 def apply_completion(text: str, lines: list[str]) -> tuple[str, list[str]]:
@@ -87,8 +87,9 @@ class CommandInput(Input):
         if self.value != value:  # typed on meanwhile
             return
         done, cands = apply_completion(before, lines)
-        self.value = done + value[len(before):]
-        self.cursor_position = len(done)
+        if safe(done) == done:  # a name with control characters is listed, never typed in
+            self.value = done + value[len(before):]
+            self.cursor_position = len(done)
         if cands:
             more = f" (the first {MAX_CANDIDATES})" if len(cands) >= MAX_CANDIDATES else ""
             self.notify("  ".join(cands), title=f"{len(cands)} completions{more}", markup=False)

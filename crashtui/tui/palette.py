@@ -67,7 +67,7 @@ class SymbolProvider(Provider):
             return
         matcher = self.matcher(word)
         for name in app.facade.symbol_names(word, 20):
-            label = f"symbol {name}"
+            label = f"symbol {safe(name)}"
             yield Hit(max(matcher.match(name), 0.5), Content(label), partial(app.jump_to_symbol, name),
                       text=label, help="show the function's source / disassembly")
 
