@@ -85,6 +85,9 @@ def _signatures(argv: list[str]) -> int:
     from crashtui.textsafe import terminal_safe
 
     args = build_signature_parser().parse_args(argv)
+    # crash's habit (`crash vmlinux vmcore`): a kernel image among the dumps is a --vmlinux
+    args.vmlinux += [d for d in args.dumps if _is_kernel_image(d)]
+    args.dumps = [d for d in args.dumps if not _is_kernel_image(d)]
     status = 0
     for dump in args.dumps:
         try:
@@ -151,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
+def _is_kernel_image(path: str | None) -> bool:
+    """True for an ELF executable (a vmlinux: e_type ET_EXEC), not for a dump or ELF vmcore."""
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    return head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little") == 2
+
+
 def _check_file(path: str, what: str) -> Path:
     """The path if it names a readable file; else CrashtuiError saying what is wrong."""
     import errno
@@ -197,6 +212,13 @@ def _run(args: argparse.Namespace) -> int:
     from crashtui.analysis.session import Session
     from crashtui.textsafe import terminal_safe
 
+    if _is_kernel_image(args.dump) and not _is_kernel_image(args.vmlinux):
+        args.dump, args.vmlinux = args.vmlinux, args.dump  # crash's order: vmlinux first
+        if args.dump is None:
+            from crashtui.errors import CrashtuiError
+
+            raise CrashtuiError("this is a kernel image (vmlinux); give the dump file too",
+                                args.vmlinux)
     dump = _check_file(args.dump, "dump file")
     vmlinux = _check_file(args.vmlinux, "vmlinux") if args.vmlinux else None
     if args.report is not None and args.report != "-":
