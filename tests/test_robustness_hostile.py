@@ -485,3 +485,33 @@ def test_app_shows_dump_strings_terminal_safe(osc_dump: tuple[Path, Path],
     assert terminal_safe(OSC_RELEASE.decode()) in seen["toasts"]
     assert shown_symbol in seen["completions"]
     assert shown_symbol in seen["palette"], seen["palette"]
+
+
+# --- the Markdown report under a linkifying viewer ----------------------------------------------
+
+LINK_NODENAME = b"http://a.io/<img src=x onerror=alert(1)>"
+
+
+def test_report_safe_under_a_linkifier(sysrq_dump: Path, vmlinux_path: Path,
+                                       tmp_path: Path) -> None:
+    """A NODENAME that is a URL followed by a tag: markdown-it with linkify and HTML on (and
+    plain CommonMark) render no tag; the text still reads as it was."""
+    from markdown_it import MarkdownIt
+
+    path = copy_with(sysrq_dump, tmp_path / "dump")
+    kernel = Kernel.open(sysrq_dump, vmlinux_path)
+    try:
+        uts = kernel.symbol("init_uts_ns") + kernel.offsetof("uts_namespace", "name")
+        plant(path, kernel, uts + 65, LINK_NODENAME + b"\0")
+    finally:
+        kernel.close()
+    report = tmp_path / "report.md"
+    result = cli(path, vmlinux_path, "--report", report)
+    assert_sane(result)
+    text = report.read_text()
+    for viewer in (MarkdownIt("commonmark", {"linkify": True, "html": True}).enable(
+            ["linkify", "table"]), MarkdownIt("commonmark", {"html": True}).enable("table"),
+            MarkdownIt("gfm-like", {"html": True})):
+        html = viewer.render(text)
+        assert "<img" not in html and "onerror=alert(1)&gt;" in html
+        assert 'href="http://a.io' not in html

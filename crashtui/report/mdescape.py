@@ -10,7 +10,11 @@ from crashtui.textsafe import terminal_safe
 # ASCII punctuation that can start markup inline in CommonMark, GFM or GitHub's extensions
 # (emphasis, code, links, images, HTML, entities, tables, strikethrough, math, mentions, headings).
 # `_` between two alphanumerics can never delimit emphasis, so `PREEMPT_DYNAMIC` stays readable.
-_INLINE_SPECIAL = re.compile(r"([\\`*\[\]<>|&#!~$@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_INLINE_SPECIAL = re.compile(r"([\\`*\[\]>|&#!~$@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+# After the escapes: `<` as an entity (a backslash before it can be taken into a link by a
+# linkifier, leaving a live tag) and autolinks broken (`://`, `www.`), so linkifying viewers
+# (markdown-it with linkify, GFM's autolink extension) find no link to start in dump text.
+_UNLINK = (("<", "&lt;"), ("://", ":&#47;&#47;"), ("www.", "www&#46;"), ("WWW.", "WWW&#46;"))
 _BACKTICK_RUN = re.compile(r"`+")
 _MAX_CELL = 200
 
@@ -22,7 +26,10 @@ def clean(text: str) -> str:
 
 def inline(text: object) -> str:
     """Plain text that renders literally inside a paragraph, heading or table cell."""
-    return _INLINE_SPECIAL.sub(lambda m: "\\" + m.group(), clean(str(text)))
+    out = _INLINE_SPECIAL.sub(lambda m: "\\" + m.group(), clean(str(text)))
+    for raw, safe in _UNLINK:
+        out = out.replace(raw, safe)
+    return out
 
 
 def longest_backtick_run(text: str) -> int:
