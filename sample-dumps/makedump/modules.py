@@ -7,6 +7,7 @@ module is built in a debootstrap chroot of the kernel's suite with that suite's 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from . import debian
 from .kernel import Kernel, headers_packages
 from .scenarios import Scenario
-from .util import MakeDumpError, elf_comment, log
+from .util import MakeDumpError, elf_comment, log, run
 
 
 def build(k: Kernel, sc: Scenario, out_dir: Path) -> tuple[Path, str]:
@@ -24,7 +25,8 @@ def build(k: Kernel, sc: Scenario, out_dir: Path) -> tuple[Path, str]:
     headers_debs, apt_pkgs = headers_packages(k)
     stamp = root / f".headers-{k.release}_{k.version}"
     if not stamp.exists():
-        debian.chroot_install(root, ["make", *apt_pkgs])
+        # 7.x headers depend on gcc-14-for-host, which (unlike gcc-14) does not bring `as`.
+        debian.chroot_install(root, ["make", "binutils", *apt_pkgs])
         for deb in headers_debs:
             log(f"unpacking {deb.name} in the chroot")
             debian.extract_into_root(deb, root)
@@ -39,7 +41,18 @@ def build(k: Kernel, sc: Scenario, out_dir: Path) -> tuple[Path, str]:
         shutil.copy2(p, host_build / p.name)
     kdir = f"/usr/src/linux-headers-{k.release}"
     prefix_map = f"-ffile-prefix-map={build_dir}=/usr/src/{sc.module}"
-    debian.chroot_run(root, ["make", "-C", build_dir, f"KDIR={kdir}", f"KCFLAGS={prefix_map}"])
+    # 7.x's objtool reads /proc/self/limits (read_stack_limit): the build needs /proc.
+    proc = root / "proc"
+    proc.mkdir(exist_ok=True)
+    mounted = not os.path.ismount(proc)
+    if mounted:
+        run(["mount", "-t", "proc", "proc", proc], quiet=True)
+    try:
+        debian.chroot_run(root, ["make", "-C", build_dir, f"KDIR={kdir}",
+                                 f"KCFLAGS={prefix_map}"])
+    finally:
+        if mounted:
+            run(["umount", proc], quiet=True, check=False)
     ko = host_build / f"{sc.module}.ko"
     if not ko.exists():
         raise MakeDumpError(f"module build left no {ko}")
