@@ -515,3 +515,103 @@ def test_report_safe_under_a_linkifier(sysrq_dump: Path, vmlinux_path: Path,
         html = viewer.render(text)
         assert "<img" not in html and "onerror=alert(1)&gt;" in html
         assert 'href="http://a.io' not in html
+
+
+# --- --fetch: a hostile or broken debuginfod server -------------------------------------------
+
+class EndlessHandler(__import__("http.server").server.BaseHTTPRequestHandler):
+    """Sends `head` then zeros without end (no Content-Length), or announces `length`."""
+
+    head = b""
+    length: int | None = None
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        if self.length is not None:
+            self.send_header("Content-Length", str(self.length))
+        self.end_headers()
+        try:
+            self.wfile.write(self.head)
+            while True:
+                self.wfile.write(bytes(1 << 16))
+        except OSError:
+            return
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def endless_server(head: bytes, length: int | None = None) -> tuple[object, str]:
+    import http.server
+    import threading
+
+    handler = type("H", (EndlessHandler,), {"head": head, "length": length})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+BUILD_ID = "3b43fad5034874490492495d552c0af6a5fab235"
+
+
+@pytest.mark.parametrize("case", ["elf-size", "announced", "maxsize", "maxtime"])
+def test_fetch_bounded(testmod_ko: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       case: str) -> None:
+    """A server that never stops sending: the download stops at the ELF header's size, at
+    DEBUGINFOD_MAXSIZE (or refuses a larger Content-Length up front), or at
+    DEBUGINFOD_MAXTIME; one clear error, no temporary file left."""
+    from crashtui.debuginfo.debuginfod import DebuginfodError, fetch_debuginfo
+
+    head = testmod_ko.read_bytes()[:64]  # an ELF header claiming the module's 109656 bytes
+    length = None
+    if case == "announced":
+        length = 8 << 30
+    elif case in ("maxsize", "maxtime"):
+        head = b"not an ELF header"
+    monkeypatch.setenv("DEBUGINFOD_MAXSIZE", str(50 << 20))
+    monkeypatch.setenv("DEBUGINFOD_MAXTIME", "2" if case == "maxtime" else "60")
+    if case == "maxtime":
+        monkeypatch.setenv("DEBUGINFOD_MAXSIZE", str(1 << 40))
+    httpd, url = endless_server(head, length)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DebuginfodError) as err:
+            fetch_debuginfo(BUILD_ID, [url], cache=tmp_path, timeout=5)
+    finally:
+        httpd.shutdown()  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 20
+    expected = {"elf-size": "the server sent more than the 109656 bytes the ELF header gives",
+                "announced": f"the server announces {8 << 30} bytes, more than the "
+                             f"{50 << 20} allowed (DEBUGINFOD_MAXSIZE)",
+                "maxsize": f"the server sent more than the {50 << 20} bytes allowed "
+                           "(DEBUGINFOD_MAXSIZE)",
+                "maxtime": "download took longer than allowed (DEBUGINFOD_MAXTIME; got "}[case]
+    assert f"{url}: {expected}" in err.value.message
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_fetch_interrupted_leaves_no_part_file(testmod_ko: Path, tmp_path: Path) -> None:
+    """Ctrl+C during a download removes its temporary file; one a killed process left behind
+    is removed by the next fetch."""
+    import os
+
+    from crashtui.debuginfo.debuginfod import cached_path, fetch_debuginfo
+
+    httpd, url = endless_server(testmod_ko.read_bytes()[:64])
+
+    def interrupt(got: int, total: int | None) -> None:
+        if got:
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_debuginfo(BUILD_ID, [url], cache=tmp_path, timeout=5, progress=interrupt)
+        assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+        stale = cached_path(BUILD_ID, tmp_path).with_name(".debuginfo.0123456789abcdef.part")
+        stale.write_bytes(b"left by a killed download")
+        os.utime(stale, (time.time() - 600, time.time() - 600))
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the endless server fails it anyway
+            fetch_debuginfo(BUILD_ID, [url], cache=tmp_path, timeout=5)
+        assert not stale.exists()
+    finally:
+        httpd.shutdown()  # type: ignore[attr-defined]

@@ -8,12 +8,18 @@ then renamed into place, so the cache only ever holds complete, verified files:
                                                        $XDG_CACHE_HOME/crashtui)
 
 A cached file is used without any request. $DEBUGINFOD_TIMEOUT (seconds, default 90) bounds
-each connection attempt and each wait for data, as in elfutils' client.
+each connection attempt and each wait for data, $DEBUGINFOD_MAXTIME (default 1 hour) the
+whole download and $DEBUGINFOD_MAXSIZE (default 4 GiB) its size, as in elfutils' client; a
+download also stops at the size the server announced and at the size the ELF header gives
+(its section header table ends the file). Temporary files of downloads that were killed are
+removed by the next fetch.
 """
 
 from __future__ import annotations
 
 import os
+import struct
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +35,8 @@ from crashtui.fileio import atomic_write
 Progress = Callable[[int, int | None], None]  # (bytes received, total or None)
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 90.0
+DEFAULT_MAXSIZE = 4 << 30
+DEFAULT_MAXTIME = 3600.0
 
 
 class DebuginfodError(CrashtuiError):
@@ -80,6 +88,37 @@ def _timeout() -> float:
     return value if value > 0 else DEFAULT_TIMEOUT
 
 
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def elf_file_size(head: bytes) -> int | None:
+    """The size an ELF64 file must have by its header (the section header table's end)."""
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+        return None
+    fmt = "<" if head[5] == 1 else ">"
+    shoff = struct.unpack_from(fmt + "Q", head, 0x28)[0]
+    shentsize, shnum = struct.unpack_from(fmt + "HH", head, 0x3A)
+    return shoff + shentsize * shnum if shoff else None
+
+
+def _remove_stale_parts(directory: Path, older_than: float) -> None:
+    """Delete temporary files of downloads killed before they could clean up."""
+    if not directory.is_dir():
+        return
+    now = time.time()
+    for part in directory.glob(".debuginfo.*.part"):
+        try:
+            if now - part.stat().st_mtime > older_than:
+                part.unlink()
+        except OSError:
+            continue
+
+
 def fetch_debuginfo(build_id: str, urls: Sequence[str] | None = None,
                     progress: Progress | None = None, cache: Path | None = None,
                     timeout: float | None = None) -> Fetched:
@@ -94,6 +133,7 @@ def fetch_debuginfo(build_id: str, urls: Sequence[str] | None = None,
     if not servers:
         raise DebuginfodError("no debuginfod server: set DEBUGINFOD_URLS (e.g. "
                               "DEBUGINFOD_URLS=https://debuginfod.debian.net)")
+    _remove_stale_parts(target.parent, timeout if timeout is not None else _timeout())
     problems = []
     for server in servers:
         try:
@@ -127,15 +167,26 @@ def _download(url: str, target: Path, bid: str, progress: Progress | None,
     except OSError as exc:
         raise DebuginfodError(f"cannot connect: {exc}") from None
 
+    maxsize = int(_env_number("DEBUGINFOD_MAXSIZE", DEFAULT_MAXSIZE))
+    deadline = time.monotonic() + _env_number("DEBUGINFOD_MAXTIME", DEFAULT_MAXTIME)
+
     def receive(out: BinaryIO) -> None:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if total is not None and total > maxsize:
+            raise DebuginfodError(f"the server announces {total} bytes, more than the "
+                                  f"{maxsize} allowed (DEBUGINFOD_MAXSIZE)")
+        limit = min(total, maxsize) if total is not None else maxsize
+        head = b""
         got = 0
         if progress is not None:
             progress(0, total)
         while True:
+            if time.monotonic() > deadline:
+                raise DebuginfodError(f"download took longer than allowed (DEBUGINFOD_MAXTIME; "
+                                      f"got {got} bytes)")
             try:
-                chunk = response.read(CHUNK)
+                chunk = response.read1(CHUNK)
             except TimeoutError:
                 raise DebuginfodError(f"timed out after {timeout:g} s while receiving "
                                       f"(got {got} bytes)") from None
@@ -143,6 +194,16 @@ def _download(url: str, target: Path, bid: str, progress: Progress | None,
                 raise DebuginfodError(f"connection lost after {got} bytes: {exc}") from None
             if not chunk:
                 break
+            if len(head) < 64:
+                head += chunk[:64 - len(head)]
+                size = elf_file_size(head)
+                if size is not None and size < limit:
+                    limit = size
+            if got + len(chunk) > limit:
+                raise DebuginfodError(f"the server sent more than the {limit} bytes "
+                                      + ("it announced" if limit == total else
+                                         "the ELF header gives" if limit < maxsize else
+                                         "allowed (DEBUGINFOD_MAXSIZE)"))
             out.write(chunk)
             got += len(chunk)
             if progress is not None:
