@@ -398,8 +398,12 @@ def test_module_frame_is_named_by_the_modules_layer(sessions: dict[str, Session]
     session = sessions["6.1-test-module"]
     bt = session.panic_backtrace
     assert bt is not None
-    frame = bt.crashing_frame
-    assert frame is not None and frame.function == "asm_exc_page_fault"
+    from crashtui.analysis.culprit import locate
+
+    at = locate(bt)
+    assert at is not None and at.exception
+    frame = at.frame
+    assert frame.function == "asm_exc_page_fault"
     assert frame.exception is not None and frame.exception.rip == 0xFFFFFFFFC03C4005
     assert frame.exception.module == "test_module"
 

@@ -190,6 +190,41 @@ def test_one_culprit_in_every_view(name: str, sessions: dict[str, Session]) -> N
     assert (jc["function"], jc["offset"], jc["address"]) == (c.function, c.offset,
                                                               f"{c.address:#x}")
     assert jc["task"] == f"{c.task:#x}" and jc["exception"] == c.exception
+    landed, after_p = app_landing(s)
+    assert landed == after_p == (c.task, c.frame, c.exception, c.address)
+
+
+def app_landing(session: Session) -> tuple[tuple[int, int | None, bool, int], ...]:
+    """(task, frame number, exception row?, pc) of the frames pane's highlighted row when the
+    app has loaded, and again after moving to another CPU and pressing `p`."""
+    import asyncio
+    import tempfile
+
+    from crashtui.tui.app import CrashtuiApp
+    from crashtui.tui.facade import SessionFacade
+    from crashtui.tui.frames import FramesView
+
+    def where(app: CrashtuiApp) -> tuple[int, int | None, bool, int]:
+        ref = app.query_one(FramesView).current
+        assert ref is not None and ref.frame is not None
+        return (ref.backtrace.task, ref.frame.index, ref.exception is not None, ref.pc)
+
+    async def main(cache: str) -> tuple[tuple[int, int | None, bool, int], ...]:
+        app = CrashtuiApp(SessionFacade(session, cache_root=Path(cache), auto_source=False))
+        async with app.run_test(size=(160, 48)) as pilot:
+            await app.settle()
+            await pilot.pause()
+            first = where(app)
+            other = next(bt.cpu for bt in app.backtraces if bt.task != first[0])
+            app.jump_to_cpu(other)
+            await app.settle()
+            await pilot.press("p")
+            await app.settle()
+            await pilot.pause()
+            return first, where(app)
+
+    with tempfile.TemporaryDirectory() as cache:
+        return asyncio.run(main(cache))
 
 
 def test_hung_task_report_has_the_blocked_backtrace(sessions: dict[str, Session]) -> None:
@@ -204,3 +239,21 @@ def test_hung_task_report_has_the_blocked_backtrace(sessions: dict[str, Session]
     assert "#4 [ffffd3ef403b3d08] hung_task_init at ffffffffc05a401d [hung_task]" in section
     fault = text.split("## Faulting frame\n\n", 1)[1].split("\n", 1)[0]
     assert "of PID 121 `insmod`" in fault and "hung-task.c:13`" in fault
+
+
+@pytest.mark.parametrize("name", sorted(CULPRITS))
+def test_one_oops_block(name: str, sessions: dict[str, Session]) -> None:
+    """The Log tab marks, the report shows and the triage reads the same report block."""
+    from crashtui.report.gather import gather
+    from crashtui.tui.logview import oops_block
+
+    s = sessions[name]
+    lines = s.log.lines()
+    span = oops_block(lines)
+    assert span is not None
+    start, end = span
+    assert gather(s, excerpt=False).log_block == lines[start:end]
+    t = s.triage
+    assert t.event and any(t.event in line for line in lines[start:end])
+    assert lines[start].split("] ", 1)[1].startswith(
+        ("BUG: ", "sysrq: ", "watchdog: ", "INFO: task", "------------[ cut here", "kernel BUG"))

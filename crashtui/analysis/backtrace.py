@@ -92,11 +92,3 @@ class Backtrace:
     # no frame's exception already shows it (e.g. a forked task that has not run yet).
     user_exception: ExceptionFrame | None = None
     no_stack: bool = False  # the task has no kernel stack any more (it exited): "(no stack)"
-
-    @property
-    def crashing_frame(self) -> Frame | None:
-        """The first frame with a kernel-mode exception frame (where a fault happened)."""
-        for f in self.frames:
-            if f.exception is not None and not f.exception.user_mode:
-                return f
-        return None

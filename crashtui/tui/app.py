@@ -18,6 +18,7 @@ from textual.widgets import Footer, Input, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from crashtui.analysis.backtrace import Backtrace, SourceLocation
+from crashtui.analysis.culprit import Culprit
 from crashtui.analysis.source import display_path, read_source, tree_relative_candidates
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.ps import PsRow
@@ -265,6 +266,39 @@ class CrashtuiApp(App[int]):
             return
         self._ui(self.query_one(TriageBar).show, t)
         self._ui(self.query_one(TriageView).show, t)
+        self._ui(self._land_on_culprit, t.culprit)
+
+    def _land_on_culprit(self, culprit: Culprit | None) -> None:
+        """Remember the triage's culprit (FramesView lands on it) and show its task, unless
+        the pane already shows it there."""
+        frames = self.query_one(FramesView)
+        frames.culprit = culprit
+        if culprit is None:
+            return
+        ref = frames.current
+        if ref is None:  # rows still being built: they land on it if it is a CPU's task
+            if any(bt.task == culprit.task for bt in self.backtraces):
+                return
+        elif (ref.backtrace.task, ref.frame.index if ref.frame else None,
+              ref.exception is not None) == (culprit.task, culprit.frame, culprit.exception):
+            return
+        self.go_to_culprit(focus=self.focused is frames)
+
+    def go_to_culprit(self, focus: bool = True) -> None:
+        """The culprit's task and frame: a CPU's backtrace, or a blocked task's (a hang)."""
+        frames = self.query_one(FramesView)
+        c = frames.culprit
+        on_cpu = next((bt for bt in self.backtraces if c is not None and bt.task == c.task),
+                      None)
+        cpu = on_cpu.cpu if on_cpu is not None else self.panic_cpu
+        if c is not None and c.task is not None and on_cpu is None:
+            self.jump_to_task(c.task, c.pid or 0, c.command or "")
+            return
+        if cpu is not None and self.query_one(CpuList).select_cpu(cpu):
+            if frames.backtrace is not None and frames.backtrace.cpu == cpu and frames.rows:
+                frames.show(frames.backtrace, frames.rows)
+            if focus:
+                frames.focus()
 
     def _load_module_dirs(self) -> None:
         """The .ko files of --modules that match loaded modules."""
@@ -534,12 +568,8 @@ class CrashtuiApp(App[int]):
         self.query_one(CommandInput).focus()
 
     def action_panic(self) -> None:
-        """The panic CPU's backtrace, landing on the culprit frame."""
-        if self.panic_cpu is not None and self.query_one(CpuList).select_cpu(self.panic_cpu):
-            frames = self.query_one(FramesView)
-            if frames.backtrace is not None and frames.backtrace.cpu == self.panic_cpu:
-                frames.show(frames.backtrace, frames.rows)
-            frames.focus()
+        """The culprit's backtrace (the panic CPU's, or a hung task's), on the culprit frame."""
+        self.go_to_culprit()
 
     def action_log_panic(self) -> None:
         self.action_tab("log")

@@ -67,12 +67,11 @@ class SessionFacade:
     def triage(self, refresh: bool = False) -> Triage:
         """The crash's triage, built once; refresh=True builds it again (after a .ko was
         loaded: the culprit gains its file:line)."""
-        from crashtui.commands.triage import session_triage
-
         with self.lock:
-            if refresh:  # session_triage keeps it on the session under this name
-                self.session.__dict__.pop("_crashtui_triage", None)
-            return session_triage(self.session)
+            if refresh:  # Session.triage and .hang are cached properties: build them again
+                self.session.__dict__.pop("triage", None)
+                self.session.__dict__.pop("hang", None)
+            return self.session.triage
 
     def debug_info(self) -> tuple[str, str | None]:
         """The line saying which debug info is used (a vmlinux, or the dump's own kallsyms,

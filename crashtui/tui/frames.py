@@ -11,24 +11,11 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from crashtui.analysis.backtrace import REGISTER_ORDER, Backtrace
+from crashtui.analysis.culprit import Culprit, locate
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frameref import FrameRef
 from crashtui.tui.messages import FrameSelected
 from crashtui.tui.text import append_module_where, content, lit
-
-# Frames that are the panic/oops machinery itself: the interesting frame comes after them.
-MACHINERY = frozenset({
-    "machine_kexec", "__crash_kexec", "crash_kexec", "panic", "vpanic", "oops_end", "die",
-    "die_addr", "page_fault_oops", "kernelmode_fixup_or_oops", "__bad_area_nosemaphore",
-    "bad_area_nosemaphore", "do_user_addr_fault", "handle_page_fault", "exc_page_fault",
-    "asm_exc_page_fault", "exc_general_protection", "asm_exc_general_protection",
-    "exc_invalid_op", "asm_exc_invalid_op", "handle_invalid_op", "do_error_trap", "do_trap",
-    "handle_bug", "report_bug", "crash_nmi_callback", "nmi_handle", "default_do_nmi",
-    "exc_nmi", "end_repeat_nmi", "asm_exc_nmi", "repeat_nmi", "__warn", "warn_slowpath_fmt",
-    "show_regs", "__show_regs", "dump_stack", "dump_stack_lvl", "crash_setup_regs",
-    "nmi_cpu_backtrace", "nmi_trigger_cpumask_backtrace", "exc_double_fault",
-    "asm_exc_double_fault", "exc_divide_error", "asm_exc_divide_error", "do_int3",
-})
 
 
 @dataclass
@@ -84,18 +71,25 @@ def build_rows(backend: SessionFacade, bt: Backtrace) -> list[FrameRow]:
     return rows
 
 
-def culprit_index(rows: list[FrameRow]) -> int:
-    """The first row past the panic machinery: where a person wants to land."""
-    for i, row in enumerate(rows):
-        if row.kind == "exception" and not row.user_mode:
-            return i
-        if row.kind == "frame" and row.ref and row.ref.frame:
-            name = (row.ref.frame.function or "").split(".")[0]
-            if name and name not in MACHINERY:
-                # an exception RIP right after it is the better answer
-                nxt = rows[i + 1] if i + 1 < len(rows) else None
-                if nxt and nxt.kind == "exception" and not nxt.user_mode:
-                    return i + 1
+def culprit_index(rows: list[FrameRow], bt: Backtrace | None = None,
+                  culprit: Culprit | None = None) -> int:
+    """The row to land on: the triage's culprit when `bt` is its task's backtrace, else the
+    same rule in this backtrace (crashtui.analysis.culprit.locate: the first kernel-mode
+    exception RIP or the first frame outside the machinery)."""
+    want: tuple[int, bool] | None = None
+    if culprit is not None and bt is not None and culprit.task == bt.task and \
+            culprit.frame is not None:
+        want = (culprit.frame, culprit.exception)
+    elif bt is not None:
+        at = locate(bt, skip_waits=not bt.active)
+        if at is not None:
+            want = (at.frame.index, at.exception)
+    if want is not None:
+        for i, row in enumerate(rows):
+            ref = row.ref
+            if ref is None or ref.frame is None or ref.frame.inline or ref.frame.index != want[0]:
+                continue
+            if (row.kind == "exception") == want[1]:
                 return i
     return next((i for i, r in enumerate(rows) if r.ref is not None), 0)
 
@@ -166,6 +160,7 @@ class FramesView(OptionList):
         self.backtrace: Backtrace | None = None
         self.rows: list[FrameRow] = []
         self._width = 0
+        self.culprit: Culprit | None = None  # the triage's: where its task's backtrace lands
 
     def show(self, bt: Backtrace, rows: list[FrameRow], select: int | None = None) -> None:
         """Show a backtrace, landing on `select` (default: the culprit frame)."""
@@ -174,7 +169,7 @@ class FramesView(OptionList):
         self.border_title = content(f"Backtrace: CPU {bt.cpu} · PID {bt.pid} · {bt.command}"
                                     if bt.active or bt.panic else
                                     f"Backtrace: PID {bt.pid} · {bt.command}")
-        self._fill(culprit_index(rows) if select is None else select)
+        self._fill(culprit_index(rows, bt, self.culprit) if select is None else select)
 
     def show_message(self, message: str) -> None:
         self.backtrace = None

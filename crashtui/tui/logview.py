@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input
 
+from crashtui.analysis.logfacts import report_span
 from crashtui.tui.lines import TextLines
 from crashtui.tui.text import lit
 
-OOPS_START = re.compile(
-    r"\] (?:BUG: |Oops: |general protection fault|kernel BUG at|Kernel BUG at|"
-    r"Unable to handle kernel|sysrq: Trigger a crash|SysRq : Trigger a crash|"
-    r"Kernel panic - not syncing|WARNING: CPU: |watchdog: BUG: |INFO: task .* blocked|"
-    r"double fault|divide error|invalid opcode|stack segment|\[Hardware Error\])")
-OOPS_END = re.compile(r"---\[ end ")
-
 
 def oops_block(lines: list[str]) -> tuple[int, int] | None:
-    """[start, end) of the oops/panic report: its first line up to `---[ end` or the end."""
-    start = next((i for i, line in enumerate(lines) if OOPS_START.search(line)), None)
-    if start is None:
-        return None
-    end = next((i + 1 for i in range(start, len(lines)) if OOPS_END.search(lines[i])), len(lines))
-    return start, end
+    """[start, end) of the oops/panic report: the one the triage and the report read
+    (crashtui.analysis.logfacts.report_span)."""
+    return report_span(lines)
 
 
 class LogLines(TextLines):
