@@ -30,14 +30,57 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "crashtui-tests"
 
 
-def fetch_vmlinux(manifest: Path = SAMPLES / "6.1-sysrq" / "MANIFEST") -> Path:
-    """The debug vmlinux a sample dump's MANIFEST names (downloaded on first use, cached)."""
-    from crashtui.debuginfo.debian import fetch_manifest_vmlinux
+def _add_suite_to_apt(suite: str) -> bool:
+    """As root, make apt know a sample's suite the way make-dump does (pinned low, so nothing
+    installed is ever upgraded from it). False when that cannot be done here."""
+    if os.geteuid() != 0 or not (SAMPLES / "makedump" / "debian.py").exists():
+        return False
+    import sys
 
-    return fetch_manifest_vmlinux(manifest, cache_dir())
+    sys.path.insert(0, str(SAMPLES))
+    try:
+        from makedump import debian as makedump_debian
+        from makedump.util import MakeDumpError
+
+        if makedump_debian.ensure_suite_sources(suite):
+            makedump_debian.apt_update()
+    except (ImportError, MakeDumpError, OSError):
+        return False
+    finally:
+        sys.path.remove(str(SAMPLES))
+    return True
+
+
+def fetch_vmlinux(manifest: Path = SAMPLES / "6.1-sysrq" / "MANIFEST") -> Path:
+    """The debug vmlinux a sample dump's MANIFEST names (downloaded on first use, cached).
+    A sample of a suite apt does not know (trixie, trixie-backports on a bookworm machine)
+    gets that suite added, pinned low, when the tests run as root."""
+    from crashtui.debuginfo.debian import (
+        VmlinuxUnavailable,
+        apt_knows_suite,
+        fetch_manifest_vmlinux,
+        manifest_suite,
+    )
+
+    try:
+        return fetch_manifest_vmlinux(manifest, cache_dir())
+    except VmlinuxUnavailable:
+        suite = manifest_suite(manifest_of(manifest.parent))
+        if suite is None or apt_knows_suite(suite) or not _add_suite_to_apt(suite):
+            raise
+        return fetch_manifest_vmlinux(manifest, cache_dir())
 
 
 _BY_BUILD_ID: dict[str, Path] = {}
+# Samples whose vmlinux could not be fetched: name -> why (and the command that remakes it).
+MISSING_VMLINUX: dict[str, str] = {}
+_FAILED_BUILD_ID: dict[str, str] = {}
+
+
+def _skip_missing(dump_dir: Path, build_id: str, exc: Exception) -> None:
+    MISSING_VMLINUX.setdefault(dump_dir.name, str(exc))
+    _FAILED_BUILD_ID.setdefault(build_id, str(exc))
+    pytest.skip(f"debug vmlinux of {dump_dir.name} ({build_id}) unavailable: {exc}")
 
 
 def manifest_of(dump_dir: Path) -> dict[str, str]:
@@ -51,11 +94,15 @@ def vmlinux_of(dump: str | Path) -> Path:
     build-id its MANIFEST names: fetched once per build-id, cached; skips if unavailable."""
     dump_dir = SAMPLES / dump if isinstance(dump, str) else dump
     build_id = manifest_of(dump_dir)["vmlinux_build_id"]
+    if build_id in _FAILED_BUILD_ID:
+        MISSING_VMLINUX.setdefault(dump_dir.name, _FAILED_BUILD_ID[build_id])
+        pytest.skip(f"debug vmlinux of {dump_dir.name} ({build_id}) unavailable: "
+                    f"{_FAILED_BUILD_ID[build_id]}")
     if build_id not in _BY_BUILD_ID:
         try:
             _BY_BUILD_ID[build_id] = fetch_vmlinux(dump_dir / "MANIFEST")
         except Exception as exc:  # noqa: BLE001 - no vmlinux means skip, with the reason
-            pytest.skip(f"debug vmlinux of {dump_dir.name} ({build_id}) unavailable: {exc}")
+            _skip_missing(dump_dir, build_id, exc)
     return _BY_BUILD_ID[build_id]
 
 
@@ -76,10 +123,7 @@ def vmlinux_for() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def vmlinux_path() -> Path:
     """The debug vmlinux of the sample dumps' kernel; skips only if it cannot be fetched."""
-    try:
-        return fetch_vmlinux()
-    except Exception as exc:  # noqa: BLE001 - any failure to fetch means skip, with the reason
-        pytest.skip(f"debug vmlinux unavailable: {exc}")
+    return vmlinux_of("6.1-sysrq")
 
 
 @pytest.fixture(scope="session")
@@ -125,3 +169,44 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ["TZ"] = "UTC"
     time.tzset()
+
+
+def max_missing_vmlinux() -> int:
+    """How many samples may lose their vmlinux before the session fails
+    (CRASHTUI_MAX_MISSING_VMLINUX, default 0: any)."""
+    try:
+        return int(os.environ.get("CRASHTUI_MAX_MISSING_VMLINUX", "0"))
+    except ValueError:
+        return 0
+
+
+def missing_vmlinux_verdict(missing: dict[str, str], limit: int) -> str | None:
+    """Why the session fails when more than `limit` samples lost their vmlinux (their tests
+    were skipped), else None."""
+    if len(missing) <= limit:
+        return None
+    lines = [f"{len(missing)} sample dump(s) lost their debug vmlinux, so their tests were "
+             f"skipped (CRASHTUI_MAX_MISSING_VMLINUX={limit}); the session fails:"]
+    lines += [f"  {why}" for _name, why in sorted(missing.items())]
+    return "\n".join(lines)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that skipped the tests of samples whose vmlinux is gone must not pass."""
+    if missing_vmlinux_verdict(MISSING_VMLINUX, max_missing_vmlinux()) and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """Name each sample whose vmlinux could not be fetched, and the command that remakes it."""
+    if not MISSING_VMLINUX:
+        return
+    verdict = missing_vmlinux_verdict(MISSING_VMLINUX, max_missing_vmlinux())
+    terminalreporter.section("sample dumps without their debug vmlinux",
+                             red=verdict is not None, yellow=verdict is None)
+    if verdict:
+        terminalreporter.line(verdict, red=True)
+    else:
+        for why in sorted(MISSING_VMLINUX.values()):
+            terminalreporter.line(f"  {why}")

@@ -1,14 +1,49 @@
-"""Fetching a Debian debug package (e.g. linux-image-<release>-dbg) and taking one file out."""
+"""Fetching a Debian debug package (e.g. linux-image-<release>-dbg) and taking one file out.
+
+Sample dumps name their vmlinux by exact package version; Debian's mirror drops a kernel ABI's
+packages some time after the next ABI replaces it. A fetch that fails says which sample lost
+its vmlinux and the make-dump command that replaces the sample with the current ABI.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from crashtui.errors import DebugInfoError
+
+# What apt-get download prints when the archive no longer has the package version.
+_NOT_SERVED = re.compile(r"Version '[^']*' for '[^']*' was not found|Unable to locate package"
+                         r"|Can't select (?:candidate )?version|\b404\s+Not Found")
+
+
+class PackageNotServed(DebugInfoError):
+    """apt has no such package version (or the mirror answered 404 for it)."""
+
+
+class VmlinuxUnavailable(DebugInfoError):
+    """A sample dump's debug vmlinux cannot be fetched: which sample, why, and, when Debian's
+    mirror no longer serves its package version, the make-dump command that replaces it."""
+
+    def __init__(self, sample: str, reason: str, remake: str | None = None) -> None:
+        text = f"{sample}: its debug vmlinux cannot be fetched: {reason}"
+        if remake:
+            text += f"; replace the sample with the current ABI (as root): {remake}"
+        super().__init__(text)
+        self.sample = sample
+        self.reason = reason
+        self.remake = remake
+
+    @property
+    def gone(self) -> bool:
+        """True when the mirror dropped the package version (the sample must be remade)."""
+        return self.remake is not None
 
 
 def sha256_of(path: Path) -> str:
@@ -17,6 +52,25 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _extract(deb: Path, member: str, into: Path) -> Path:
+    """Extract ./member from deb into `into`; a symlink member (7.x's boot/vmlinux-* points
+    into lib/modules) is followed inside the package."""
+    for _ in range(4):
+        with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
+                              stdout=subprocess.PIPE) as tar:
+            x = subprocess.run(["tar", "-x", "-C", str(into), member], stdin=tar.stdout,
+                               capture_output=True, text=True)
+        if x.returncode != 0:
+            raise DebugInfoError(f"{member} not found in {deb.name}: {x.stderr.strip()}")
+        extracted = into / member
+        if not extracted.is_symlink():
+            return extracted
+        link = os.readlink(extracted)
+        member = "./" + os.path.normpath(os.path.join(os.path.dirname(member[2:]), link)
+                                         if not link.startswith("/") else link.lstrip("/"))
+    raise DebugInfoError(f"{member}: too many symlinks in {deb.name}")
 
 
 def fetch_from_deb(package: str, member: str, target: Path, sha256: str | None = None) -> Path:
@@ -30,16 +84,10 @@ def fetch_from_deb(package: str, member: str, target: Path, sha256: str | None =
         r = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True,
                            text=True)
         if r.returncode != 0:
-            raise DebugInfoError(f"apt-get download {package} failed: {r.stderr.strip()}")
+            error = PackageNotServed if _NOT_SERVED.search(r.stderr) else DebugInfoError
+            raise error(f"apt-get download {package} failed: {r.stderr.strip()}")
         deb = next(Path(tmp).glob("*.deb"))
-        member = "./" + member.lstrip("./")
-        with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
-                              stdout=subprocess.PIPE) as tar:
-            x = subprocess.run(["tar", "-x", "-C", tmp, member], stdin=tar.stdout,
-                               capture_output=True, text=True)
-        if x.returncode != 0:
-            raise DebugInfoError(f"{member} not found in {deb.name}: {x.stderr.strip()}")
-        extracted = Path(tmp) / member
+        extracted = _extract(deb, "./" + member.lstrip("./"), Path(tmp))
         if sha256 is not None and sha256_of(extracted) != sha256:
             raise DebugInfoError(f"{member} from {deb.name} has an unexpected sha256")
         extracted.rename(target)
@@ -56,24 +104,84 @@ def read_manifest(path: Path) -> dict[str, str]:
     return out
 
 
+def manifest_suite(m: dict[str, str]) -> str | None:
+    """The Debian suite of a sample's kernel: kernel_package ends with "(bookworm)"."""
+    found = re.search(r"\(([a-z-]+)\)\s*$", m.get("kernel_package", ""))
+    return found.group(1) if found else None
+
+
+def apt_knows_suite(suite: str) -> bool:
+    """Whether apt's sources include `suite` (apt-cache policy lists n=<suite>)."""
+    if shutil.which("apt-cache") is None:
+        return False
+    r = subprocess.run(["apt-cache", "policy"], capture_output=True, text=True)
+    return f"n={suite}," in r.stdout
+
+
+def remake_command(dump_dir: Path, m: dict[str, str]) -> str:
+    """The make-dump command that makes this sample again with its suite's current kernel."""
+    made = re.search(r"--scenario (\S+)", m.get("made_with", ""))
+    scenario = made.group(1) if made else dump_dir.name.partition("-")[2] or "sysrq"
+    out = (f"sample-dumps/{dump_dir.name}" if dump_dir.parent.name == "sample-dumps"
+           else str(dump_dir))
+    elf = " --elf" if any(dump_dir.glob("vmcore-d31.elf.*")) else ""
+    return (f"sample-dumps/make-dump --suite {manifest_suite(m) or 'bookworm'} "
+            f"--scenario {scenario} --out {out} --force{elf}")
+
+
 def fetch_manifest_vmlinux(manifest: Path, cache: Path) -> Path:
-    """The debug vmlinux a sample dump's MANIFEST names, downloaded once into `cache`."""
+    """The debug vmlinux a sample dump's MANIFEST names, downloaded once into `cache`.
+    Raises VmlinuxUnavailable naming the sample (and how to remake it) when it cannot."""
     m = read_manifest(manifest)
     name, _, version = m["vmlinux_package"].partition(" ")
     spec = f"{name}={version}" if version else name
     member = m["vmlinux_path_in_package"]
     target = cache / "vmlinux" / m["vmlinux_build_id"] / Path(member).name
-    return fetch_from_deb(spec, member, target, m.get("vmlinux_sha256"))
+    sample = manifest.parent.name
+    try:
+        return fetch_from_deb(spec, member, target, m.get("vmlinux_sha256"))
+    except PackageNotServed as exc:
+        suite = manifest_suite(m)
+        if suite and not apt_knows_suite(suite):
+            raise VmlinuxUnavailable(
+                sample, f"{name} {version} is in Debian {suite}, which apt's sources lack "
+                f"(add it, pinned low, as sample-dumps/make-dump --suite {suite} does)") from exc
+        raise VmlinuxUnavailable(
+            sample, f"Debian's mirror no longer serves {name} {version} (its kernel ABI was "
+            "replaced)", remake_command(manifest.parent, m)) from exc
+    except DebugInfoError as exc:
+        raise VmlinuxUnavailable(sample, str(exc)) from exc
+
+
+def first_available(samples: list[Path], cache: Path) -> tuple[Path, Path]:
+    """(dump, vmlinux) of the first sample whose vmlinux can be had; each sample passed over
+    is reported on stderr with the reason (and the command that remakes it)."""
+    failures = []
+    for sample in samples:
+        manifest = sample if sample.name == "MANIFEST" else sample / "MANIFEST"
+        try:
+            vmlinux = fetch_manifest_vmlinux(manifest, cache)
+        except (DebugInfoError, KeyError, OSError) as exc:
+            print(f"crashtui: {exc}", file=sys.stderr)
+            failures.append(str(exc))
+            continue
+        return manifest.parent / read_manifest(manifest)["dump"], vmlinux
+    raise DebugInfoError("no sample's vmlinux can be fetched: " + "; ".join(failures))
 
 
 def main() -> None:
-    """`python -m crashtui.debuginfo.debian MANIFEST`: print the path of its vmlinux."""
-    import os
-    import sys
-
+    """`python -m crashtui.debuginfo.debian MANIFEST`: print the path of its vmlinux.
+    `... --first-available SAMPLE_DIR...`: print the dump and vmlinux of the first sample
+    whose vmlinux can be fetched (the README's try-it)."""
     cache = Path(os.environ.get("CRASHTUI_TEST_CACHE", Path.home() / ".cache" / "crashtui-tests"))
+    args = sys.argv[1:]
     try:
-        print(fetch_manifest_vmlinux(Path(sys.argv[1]), cache))
+        if args[:1] == ["--first-available"]:
+            dump, vmlinux = first_available([Path(a) for a in args[1:]], cache)
+            print(dump)
+            print(vmlinux)
+        else:
+            print(fetch_manifest_vmlinux(Path(args[0]), cache))
     except (DebugInfoError, KeyError, IndexError, OSError) as exc:
         print(f"crashtui: cannot fetch the vmlinux: {exc}", file=sys.stderr)
         sys.exit(2)
