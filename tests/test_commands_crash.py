@@ -272,7 +272,8 @@ def test_rd_symbol_plus_offset_and_physical(sessions: dict[str, Session]) -> Non
 
 
 def test_values_string_and_char_rules() -> None:
-    from crashtui.commands.values import char_literal, gdb_spelling, string_literal
+    from crashtui.commands.values import char_literal, string_literal
+    from crashtui.debuginfo.ctype import gdb_spelling
 
     assert string_literal(b"ab\0\x01") == '"ab\\000\\001"'
     assert string_literal(b"\x00\x30x") == '"\\000\\060x"'  # a digit after an octal escape

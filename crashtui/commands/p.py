@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from crashtui.commands import CommandError, command
 from crashtui.commands.struct import types_of
-from crashtui.commands.values import CType, Place, Printer, Types, member_path, pointer_to
+from crashtui.commands.values import Printer
+from crashtui.debuginfo.ctype import CType, CTypeError, Place, Types, member_path, pointer_to
 from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
@@ -134,7 +135,10 @@ def cmd_p(session: Session, args: list[str]) -> list[str]:
         place = Place(addr, ct)
         label = name
     if path:
-        place = member_path(types, place, path, k.read_u64)
+        try:
+            place = member_path(types, place, path, k.read_u64)
+        except CTypeError as exc:
+            raise CommandError(exc.message) from None
     ct = place.type
     if amp:
         ptr = pointer_to(ct)
@@ -159,7 +163,7 @@ def cmd_p(session: Session, args: list[str]) -> list[str]:
 
 def _percpu_listing(session: Session, name: str, addr: int, ct: CType) -> list[str]:
     """crash's answer to `p PERCPU_VAR`: the type and each CPU's address."""
-    from crashtui.commands.values import gdb_spelling
+    from crashtui.debuginfo.ctype import gdb_spelling
 
     k = session.kernel
     decl = ct.name

@@ -7,7 +7,7 @@
     -x / -d                          integers in hex / decimal (default)
 
 Types come from BTF (the vmlinux's, or the kernel's own in memory); values print as
-crash's gdb prints them (crashtui.commands.values).
+crash's gdb prints them (crashtui.commands.values; the types: crashtui.debuginfo.ctype).
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crashtui.commands import CommandError, command
-from crashtui.commands.values import (
-    Printer,
-    Types,
-    declaration_lines,
-    find_member,
-)
+from crashtui.commands.values import Printer, declaration_lines
+from crashtui.debuginfo.ctype import CTypeError, Types, find_member
 from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
@@ -79,7 +75,11 @@ def _struct_cmd(session: Session, args: list[str], tag: str) -> list[str]:
         raise CommandError(f"{tag}: usage: {tag} [-o] [-x|-d] NAME[.member,...] [ADDR [COUNT]]")
     name, dot, members = rest[0].partition(".")
     types = types_of(session)
-    ct = types.struct_named(f"{tag} {name}" if tag == "union" else name)
+    try:
+        ct = types.struct_named(f"{tag} {name}" if tag == "union" else name)
+        fields = [find_member(types, ct, m) for m in members.split(",")] if dot else []
+    except CTypeError as exc:
+        raise CommandError(exc.message) from None
     if len(rest) == 1:
         if dot:
             raise CommandError(f"{tag}: a member list needs an address: {tag} {rest[0]} ADDR")
@@ -99,7 +99,6 @@ def _struct_cmd(session: Session, args: list[str], tag: str) -> list[str]:
     if not 0 < size <= MAX_STRUCT:
         raise CommandError(f"{tag}: {ct.name} has no usable size")
     printer = Printer(session, types, hex_ints)
-    fields = [find_member(types, ct, m) for m in members.split(",")] if dot else []
     out: list[str] = []
     for i in range(count):
         at = addr + i * size
