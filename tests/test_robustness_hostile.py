@@ -615,3 +615,52 @@ def test_fetch_interrupted_leaves_no_part_file(testmod_ko: Path, tmp_path: Path)
         assert not stale.exists()
     finally:
         httpd.shutdown()  # type: ignore[attr-defined]
+
+
+# --- a malicious .ko ------------------------------------------------------------------------------
+
+def ko_with_section_field(ko: Path, target: Path, section: str, field: str, value: int) -> Path:
+    """A copy of `ko` with one field (link, size) of one section header changed."""
+    raw = bytearray(ko.read_bytes())
+    shoff = struct.unpack_from("<Q", raw, 0x28)[0]
+    shnum, shstrndx = struct.unpack_from("<HH", raw, 0x3C)
+    names_off = struct.unpack_from("<Q", raw, shoff + 64 * shstrndx + 24)[0]
+    for i in range(shnum):
+        at = shoff + 64 * i
+        name_off = struct.unpack_from("<I", raw, at)[0]
+        end = raw.index(b"\0", names_off + name_off)
+        if raw[names_off + name_off:end].decode() == section:
+            if field == "link":
+                struct.pack_into("<I", raw, at + 40, value)
+            else:
+                size = struct.unpack_from("<Q", raw, at + 32)[0]
+                struct.pack_into("<Q", raw, at + 32, size + value)
+            target.mkdir(parents=True, exist_ok=True)
+            (target / ko.name).write_bytes(bytes(raw))
+            return target / ko.name
+    raise AssertionError(section)
+
+
+@pytest.mark.parametrize("section,field,value,message", [
+    (".symtab", "link", 9999, ".symtab names string table 9999 (sh_link), but the module has"),
+    (".symtab", "size", -1, "section .symtab is 1175 bytes, not a multiple of its 24-byte "
+                            "entries"),
+    (".rela.debug_info", "size", -5, None),  # only the module's source lines are missing
+])
+def test_malicious_ko_section_fields(testmod_dump: Path, testmod_ko: Path, vmlinux_path: Path,
+                                     tmp_path: Path, section: str, field: str, value: int,
+                                     message: str | None) -> None:
+    """--modules with a .ko whose section header lies: a one-line problem naming the field,
+    the rest of the run as without the .ko."""
+    ko = ko_with_section_field(testmod_ko, tmp_path / "mods", section, field, value)
+    result = cli(testmod_dump, vmlinux_path, "--modules", ko.parent, "-c", "bt", "-c", "mod",
+                 "-c", "dis -l test_module_init")
+    assert_sane(result)
+    assert result.status == 0
+    if message is not None:
+        assert any(message in line for line in result.err.splitlines()), result.err
+    assert "[exception RIP: test_module_init+5]" in result.out
+    assert "<test_module_init+5>:\tmov    0x1,%esi" in result.out
+    doc = cli(testmod_dump, vmlinux_path, "--modules", ko.parent, "--json")
+    assert_sane(doc)
+    assert doc.status == 0

@@ -218,9 +218,20 @@ class KernelModuleFile:
         sec = self.image.sections.get(".symtab")
         if sec is None:
             raise DebugInfoError("no .symtab section (stripped module?)", self.path)
-        syms = np.frombuffer(self.image.section_data(sec), dtype=ELF64_SYM)
+        syms = self._entries(sec, ELF64_SYM)
+        if not 0 < sec.link < len(self.image.section_list):
+            raise DebugInfoError(f".symtab names string table {sec.link} (sh_link), but the "
+                                 f"module has {len(self.image.section_list)} sections",
+                                 self.path)
         strtab = bytes(self.image.section_data(self.image.section_list[sec.link]))
         return syms, strtab
+
+    def _entries(self, sec: Section, dtype: np.dtype) -> np.ndarray:
+        """A table section's entries (DebugInfoError unless it holds whole entries)."""
+        if sec.size % dtype.itemsize:
+            raise DebugInfoError(f"section {sec.name} is {sec.size} bytes, not a multiple of "
+                                 f"its {dtype.itemsize}-byte entries", self.path)
+        return np.frombuffer(self.image.section_data(sec), dtype=dtype)
 
     def symbols(self) -> list[tuple[str, str, int, int, str]]:
         """FUNC/OBJECT symbols as (name, section, st_value, size, kind), in table order."""
@@ -318,8 +329,7 @@ class KernelModuleFile:
             data = bytearray(self.image.section_data(sec))
             rela = relas.get(sec.index)
             if rela is not None:
-                self._apply(data, sec, np.frombuffer(self.image.section_data(rela),
-                                                     dtype=ELF64_RELA), sym_values)
+                self._apply(data, sec, self._entries(rela, ELF64_RELA), sym_values)
             found[name] = data
         return DwarfSections(**found)
 

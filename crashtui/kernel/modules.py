@@ -654,8 +654,9 @@ def _ko_symbol_values(image: ElfImage) -> dict[tuple[str, int], int]:
     from crashtui.kernel.kallsyms import ELF64_SYM
 
     sec = image.sections.get(".symtab")
-    if sec is None or not 0 < sec.link < len(image.section_list):
-        return {}
+    if sec is None or not 0 < sec.link < len(image.section_list) \
+            or sec.size % ELF64_SYM.itemsize:
+        return {}  # a damaged table: ModuleTable's .ko reader says what is wrong with it
     strtab = bytes(image.section_data(image.section_list[sec.link]))
     syms = np.frombuffer(image.section_data(sec), dtype=ELF64_SYM)
     out: dict[tuple[str, int], int] = {}
