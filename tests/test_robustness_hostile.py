@@ -664,3 +664,48 @@ def test_malicious_ko_section_fields(testmod_dump: Path, testmod_ko: Path, vmlin
     doc = cli(testmod_dump, vmlinux_path, "--modules", ko.parent, "--json")
     assert_sane(doc)
     assert doc.status == 0
+
+
+# --- a source tarball with a 2 GiB GNU long-name header -----------------------------------------
+
+def long_name_tarball(path: Path, claimed: int, sent: int) -> Path:
+    """A .tar.gz whose first header is a GNU long name claiming `claimed` bytes, followed by
+    `sent` bytes of it (then the stream ends)."""
+    import gzip
+    import tarfile
+
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = tarfile.GNUTYPE_LONGNAME
+    info.size = claimed
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        chunk = b"a" * (1 << 20)
+        for _ in range(sent >> 20):
+            out.write(chunk)
+    return path
+
+
+def test_tarball_long_name_header_capped(tmp_path: Path, sysrq_dump: Path,
+                                         vmlinux_path: Path) -> None:
+    """The header is refused before its data is read: little memory, one reason."""
+    import tracemalloc
+
+    from crashtui.analysis.source import SourceFinder, SourceTarball
+
+    tarball = long_name_tarball(tmp_path / "linux-source-6.1.tar.gz", 2 << 30, 64 << 20)
+    source = SourceTarball(tarball, cache_root=tmp_path / "cache")
+    tracemalloc.start()
+    try:
+        got = source.extract(["drivers/tty/sysrq.c"])
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == {} and peak < 16 << 20, peak
+    assert source.error == ("damaged tarball, read stopped: a tar header at offset 0 claims "
+                            f"{2 << 30} bytes of names or attributes")
+    finder = SourceFinder([tarball], env={}, cache_root=tmp_path / "cache2", auto=False)
+    found = finder.find("drivers/tty/sysrq.c", fetch=True)
+    assert found.path is None and "claims 2147483648 bytes" in found.tried[-1]
+    result = cli(sysrq_dump, vmlinux_path, "--source", tarball, "--report", tmp_path / "r.md")
+    assert_sane(result)
+    assert result.status == 0

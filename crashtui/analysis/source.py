@@ -21,6 +21,7 @@ import re
 import struct
 import tarfile
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ ENV_SRC_ROOT = "CRASHTUI_SRC_ROOT"  # where linux-source-X.Y is looked for; defa
 HINT = ("no source found: run crashtui with --source DIR (a kernel tree or a source tarball "
         "such as /usr/src/linux-source-6.1.tar.xz) or set CRASHTUI_SOURCE=DIR")
 MAX_MEMBER_SIZE = 32 << 20  # larger "source files" are not extracted
+MAX_HEADER_SIZE = 1 << 20  # GNU long names and pax headers: a kernel path is < 4 KiB
 TARBALL_SUFFIXES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2")
 
 # The top-level directories and files of a Linux source tree.
@@ -200,6 +202,19 @@ class _CountingReader:
         return data
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose extended parts (GNU long name/link, pax) are refused when they
+    claim more than MAX_HEADER_SIZE: tarfile would read all of them into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+                         tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) \
+                and self.size > MAX_HEADER_SIZE:
+            raise tarfile.ReadError(f"a tar header at offset {self.offset} claims "
+                                    f"{self.size} bytes of names or attributes")
+        return super()._proc_member(tarfile_)  # type: ignore[misc,no-any-return]
+
+
 @dataclass
 class _Member:
     offset: int  # of the data in the decompressed tar
@@ -217,6 +232,7 @@ class SourceTarball:
         self._lock = threading.Lock()
         self._index: dict[str, _Member] | None = None
         self._index_loaded = False
+        self.error: str | None = None  # why the last read stopped early
 
     # -- the member index ------------------------------------------------------------------
 
@@ -332,9 +348,23 @@ class SourceTarball:
         out: dict[str, Path] = {}
         members: dict[str, _Member] = {}
         size = self.path.stat().st_size
+        try:
+            self._stream_members(want, progress, label, size, members, out, on_found)
+        except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+            self.error = f"damaged tarball, read stopped: {exc}"  # found so far is kept
+            return out
+        if progress is not None:
+            progress(1.0, label)
+        self._save_index(members)
+        return out
+
+    def _stream_members(self, want: set[str], progress: Progress | None, label: str,
+                        size: int, members: dict[str, _Member], out: dict[str, Path],
+                        on_found: Found | None) -> None:
         with self.path.open("rb") as raw:
             reader = _CountingReader(raw, size, progress, label)
-            with tarfile.open(fileobj=reader, mode="r|*") as tf:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=reader, mode="r|*",  # type: ignore[call-overload]
+                              tarinfo=_BoundedTarInfo) as tf:
                 for info in tf:
                     if not info.isreg():
                         continue
@@ -350,10 +380,6 @@ class SourceTarball:
                                 out[rel] = p
                                 if on_found is not None:
                                     on_found(rel, p)
-        if progress is not None:
-            progress(1.0, label)
-        self._save_index(members)
-        return out
 
 
 def _read_xz_range(f: IO[bytes], header: bytes, blocks: list[XzBlock],
@@ -486,7 +512,8 @@ class SourceFinder:
                         res.path, res.origin = got[rel], f"tarball {tb.path.name}"
                         res.pending = []
                         return res
-                res.tried.append(f"{tb.path.name}: {', '.join(known[:2])}")
+                res.tried.append(f"{tb.path.name}: {', '.join(known[:2])}"
+                                 + (f" ({tb.error})" if tb.error else ""))
             res.pending = []
         return res
 
