@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from crashtui.analysis.backtraces import BacktraceBuilder
     from crashtui.analysis.hang import HangReport
     from crashtui.analysis.triage import Triage
+    from crashtui.debuginfo.ctype import Types
     from crashtui.kernel.mm import KmemInfo
     from crashtui.kernel.modules import ModuleDebugInfo, ModuleTable
     from crashtui.kernel.ps import PsTable
@@ -72,6 +73,13 @@ class Session:
         from crashtui.kernel.ps import read_ps
 
         return read_ps(self.kernel, self.tasks)
+
+    @cached_property
+    def types(self) -> Types:
+        """The kernel's C types for `struct` and `p` (BTF: the vmlinux's or the dump's own)."""
+        from crashtui.debuginfo.ctype import Types
+
+        return Types(self.kernel.btf)
 
     @cached_property
     def triage(self) -> Triage:

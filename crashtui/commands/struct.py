@@ -27,18 +27,11 @@ MAX_STRUCT = 1 << 20
 
 
 def types_of(session: Session) -> Types:
-    """The session's BTF types (cached on the kernel object)."""
-    k = session.kernel
-    cached = k.__dict__.get("_crashtui_types")
-    if isinstance(cached, Types):
-        return cached
+    """The session's C types, or a CommandError saying why there are none."""
     try:
-        btf = k.btf
+        return session.types
     except CrashtuiError as exc:
         raise CommandError(f"no type information: {exc.message}") from None
-    types = Types(btf)
-    k.__dict__["_crashtui_types"] = types
-    return types
 
 
 def parse_address(session: Session, text: str, cmd: str) -> int:
