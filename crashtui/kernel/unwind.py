@@ -44,6 +44,7 @@ from crashtui.debuginfo.orc import (
 )
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.lists import list_for_each
+from crashtui.kernel.pagetable import START_KERNEL_MAP
 from crashtui.kernel.regs import IRET_FRAME_OFFSET, PtRegsReader, user_mode
 from crashtui.kernel.stacks import Stack, StackMap
 
@@ -154,7 +155,7 @@ class CodeMap:
         return any(lo <= addr < hi for lo, hi in self.kernel_ranges)
 
     def module_at(self, addr: int) -> ModuleText | None:
-        if not 0xFFFFFFFF80000000 <= addr:  # modules live in the top 2 GiB (MODULES_VADDR)
+        if addr < START_KERNEL_MAP:  # modules live in the top 2 GiB (above the kernel image)
             return None
         for mod in self.modules:
             if mod.start <= addr < mod.end:
