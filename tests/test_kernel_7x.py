@@ -193,3 +193,24 @@ def test_slab_pages_known_through_compound_info(with_vmlinux: Session) -> None:
         head = _compound_head(k, page, k.read_u64(page + o_info))
         assert head < page and (page - head) // 64 < 8
     assert page_use(k, k.translate(k.symbol("panic")) >> 12) is None
+
+
+@pytest.mark.parametrize("mode", ["vmlinux", "dump only"])
+def test_mod_s_gives_the_modules_source_lines(name: str, mode: str) -> None:
+    """`mod -s NAME KO` on the sample's own module: its frames get file:line, the culprit too."""
+    kos = sorted((SAMPLES / name).glob("*/*.ko"))
+    if not kos:
+        pytest.skip("no module of the sample's own")
+    ko = kos[0]
+    session = Session.open(dump_of(name), vmlinux_of(name) if mode == "vmlinux" else None)
+    module = ko.stem.replace("-", "_")
+    out = run_command(session, f"mod -s {module} {ko}")
+    assert str(ko) in out[-1]
+    source = ko.with_suffix(".c").name
+    bt = run_command(session, "bt -l")
+    # the frame in the module gets a source line (the innermost inlined one, as crash does)
+    at = next(i for i, line in enumerate(bt) if "exception RIP" in line or f"[{module}]" in line)
+    after = bt[at + 1:next(i for i in range(at + 1, len(bt)) if bt[i].lstrip().startswith("#"))]
+    assert any(re.search(r"\.[ch]: \d+$", line) for line in after), after
+    culprit = next(line for line in run_command(session, "triage") if line.startswith("CULPRIT"))
+    assert f"[{module}]" in culprit and source in culprit
