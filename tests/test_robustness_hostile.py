@@ -709,3 +709,37 @@ def test_tarball_long_name_header_capped(tmp_path: Path, sysrq_dump: Path,
     result = cli(sysrq_dump, vmlinux_path, "--source", tarball, "--report", tmp_path / "r.md")
     assert_sane(result)
     assert result.status == 0
+
+
+# --- a corrupt cache file -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["shape", "header"])
+def test_corrupt_cache_entry_removed_and_rebuilt(sysrq_dump: Path, vmlinux_path: Path,
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 damage: str) -> None:
+    """A cached BTF index whose .npy header claims more entries than the file holds, or whose
+    header cannot be parsed: one line says it was removed, the run is right, the entry is
+    rebuilt (the next run says nothing)."""
+    monkeypatch.setenv("CRASHTUI_CACHE", str(tmp_path / "cache"))
+    first = cli(sysrq_dump, vmlinux_path, "-c", "sys")
+    assert first.status == 0
+    (entry,) = (tmp_path / "cache").rglob("btf-types.npz")
+    raw = bytearray(entry.read_bytes())
+    at = raw.index(b"'shape': (", raw.index(b"offsets.npy")) + len(b"'shape': (")
+    if damage == "shape":
+        end = raw.index(b",", at)
+        raw[at:end] = b"9" * (end - at)
+    else:
+        end = raw.index(b"}", at)
+        raw[end:end + 1] = b" "
+    entry.write_bytes(bytes(raw))
+    second = cli(sysrq_dump, vmlinux_path, "-c", "sys")
+    assert_sane(second)
+    assert second.out == first.out
+    lines = second.err.splitlines()
+    assert len(lines) == 1, second.err
+    line = lines[0]
+    assert line.startswith(f"crashtui: damaged cache file {entry} removed, rebuilding it (")
+    assert entry.is_file() and entry.read_bytes() != bytes(raw)
+    third = cli(sysrq_dump, vmlinux_path, "-c", "sys")
+    assert third.out == first.out and third.err == ""

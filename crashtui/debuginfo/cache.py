@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,15 +59,41 @@ def load_arrays(build_id: str | None, name: str, fingerprint: Sequence[int],
         with np.load(path, allow_pickle=False) as data:
             meta = data["meta"]
             if meta.shape != want.shape or not (meta == want).all():
-                raise ValueError("stale cache entry")
+                raise _Stale
+            for k in keys:  # an array larger than its file is damage, not a size to allocate
+                _check_size(data.zip, f"{k}.npy")
             out = {k: data[k] for k in keys}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with it, the entry is rebuilt
         try:
             path.unlink()
         except OSError:
             pass
+        if not isinstance(exc, _Stale):
+            reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+            print(f"crashtui: damaged cache file {path} removed, rebuilding it ({reason})",
+                  file=sys.stderr)
         return None
     return out
+
+
+class _Stale(Exception):
+    """The entry was built from other input (not damage)."""
+
+
+def _check_size(archive: zipfile.ZipFile, member: str) -> None:
+    """ValueError unless the .npy member's header describes no more data than it holds."""
+    info = archive.getinfo(member)
+    with archive.open(info) as f:
+        fmt = np.lib.format
+        read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) \
+            else fmt.read_array_header_2_0  # savez writes 1.0; 2.0 for huge headers
+        shape, _fortran, dtype = read(f)
+        header = f.tell()
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize > info.file_size - header:
+        raise ValueError(f"{member} claims {count} entries of {dtype.itemsize} bytes")
 
 
 def save_arrays(build_id: str | None, name: str, fingerprint: Sequence[int],
