@@ -9,7 +9,7 @@ change, from the vmlinux DWARF or a loaded module's .ko.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crashtui.commands import CommandError, command
 from crashtui.errors import CrashtuiError
@@ -36,25 +36,17 @@ def _code(session: Session, start: int, size: int) -> bytes:
 
 
 def _module_symbol(session: Session, name: str) -> tuple[int, int] | None:
-    """(address, size) of a module function named `name`, via the modules layer if present."""
-    table: Any = getattr(session, "modules", None)
-    if table is None:
-        return None
+    """(address, size) of a module function named `name`."""
     try:
+        table = session.modules
         for mod in table.modules:
             addr = table.symbols(mod).lookup(name)
             if addr is not None:
                 hit = table.symbolize(addr)
-                return addr, _extent(hit)
+                return addr, (hit.extent or hit.size) if hit is not None else 0
     except CrashtuiError:
         return None
     return None
-
-
-def _extent(hit: Any) -> int:
-    """A module symbol's own length (st_size, else to the next symbol), else the kernel's size
-    (to the end of the region's text)."""
-    return int(getattr(hit, "extent", 0) or getattr(hit, "size", 0) or 0)
 
 
 def _function_bounds(session: Session, addr: int) -> tuple[int, int] | None:
@@ -70,15 +62,13 @@ def _function_bounds(session: Session, addr: int) -> tuple[int, int] | None:
         in_text = session.symbolize(addr)
         if in_text is not None and in_text[2] is None:
             return start, start + size
-    table: Any = getattr(session, "modules", None)
-    if table is not None:
-        try:
-            mhit = table.symbolize(addr)
-        except CrashtuiError:
-            mhit = None
-        if mhit is not None:
-            start = addr - int(mhit.offset)
-            return start, start + max(_extent(mhit), int(mhit.offset) + 1)
+    try:
+        mhit = session.modules.symbolize(addr)
+    except CrashtuiError:
+        mhit = None
+    if mhit is not None:
+        start = addr - mhit.offset
+        return start, start + max(mhit.extent or mhit.size, mhit.offset + 1)
     return None
 
 

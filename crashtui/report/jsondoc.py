@@ -63,13 +63,12 @@ def with_inline_frames(session: Session, bts: list[Backtrace] | None,
     whose inline frames cannot be read stays as it is, the reason in errors."""
     from crashtui.errors import CrashtuiError
 
-    add = getattr(session, "with_inline_frames", None)
-    if bts is None or not callable(add):
+    if bts is None:
         return bts
     out = []
     for bt in bts:
         try:
-            out.append(add(bt))
+            out.append(session.with_inline_frames(bt))
         except CrashtuiError as exc:
             errors.append(f"inline frames: CPU {bt.cpu}: {exc.message}")
             out.append(bt)
@@ -119,7 +118,7 @@ def document(a: Analysis) -> dict[str, Any]:
 
 
 def _backtrace(bt: Backtrace) -> dict[str, Any]:
-    start = getattr(bt, "start", None)
+    start = bt.start
     return {"cpu": bt.cpu, "pid": bt.pid, "command": bt.command, "task": hexaddr(bt.task),
             "panic": bt.panic, "active": bt.active, "error": bt.error,
             "start": None if start is None else _exception(start),
@@ -132,18 +131,17 @@ def _frame(fr: Frame) -> dict[str, Any]:
             "offset": fr.offset, "address": hexaddr(fr.pc), "module": fr.module,
             "file": src.file if src else None, "line": src.line if src else None,
             "inline": fr.inline, "reliable": fr.reliable, "stack": fr.stack_name,
-            "return_address": getattr(fr, "return_address", True),
+            "return_address": fr.return_address,
             "exception": None if fr.exception is None else _exception(fr.exception)}
 
 
 def _exception(exc: ExceptionFrame) -> dict[str, Any]:
     names = [n for n in REGISTER_ORDER if n in exc.registers]
     names += sorted(n for n in exc.registers if n not in REGISTER_ORDER)
-    src = getattr(exc, "source", None)
+    src = exc.source
     return {"kind": exc.kind or None, "address": hexaddr(exc.address),
-            "user_mode": exc.user_mode, "partial": getattr(exc, "partial", False),
-            "function": getattr(exc, "function", None), "offset": getattr(exc, "offset", 0),
-            "module": getattr(exc, "module", None),
+            "user_mode": exc.user_mode, "partial": exc.partial,
+            "function": exc.function, "offset": exc.offset, "module": exc.module,
             "file": src.file if src else None, "line": src.line if src else None,
             "registers": {n: hexaddr(exc.registers[n]) for n in names}}
 

@@ -98,7 +98,7 @@ class SummaryView(TextLines):
         """The banner, what could not be read, then which debug info is used (its parts one
         to a line: the vmlinux or the dump's own tables; how to get source lines)."""
         lines = [lit(line) for line in summary.banner_lines()]
-        for err in getattr(summary, "errors", []):
+        for err in summary.errors:
             lines.append(lit(f"  (could not read {err})", "italic"))
         if debug_info:
             lines.append(Text(""))
