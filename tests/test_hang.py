@@ -215,9 +215,12 @@ def app_landing(session: Session) -> tuple[tuple[int, int | None, bool, int], ..
             await app.settle()
             await pilot.pause()
             first = where(app)
-            other = next(bt.cpu for bt in app.backtraces if bt.task != first[0])
-            app.jump_to_cpu(other)
+            other = next(bt for bt in app.backtraces if bt.task != first[0])
+            app.jump_to_cpu(other.cpu)
+            await pilot.pause()
             await app.settle()
+            moved = app.query_one(FramesView).backtrace
+            assert moved is not None and moved.task == other.task
             await pilot.press("p")
             await app.settle()
             await pilot.pause()
@@ -257,3 +260,61 @@ def test_one_oops_block(name: str, sessions: dict[str, Session]) -> None:
     assert t.event and any(t.event in line for line in lines[start:end])
     assert lines[start].split("] ", 1)[1].startswith(
         ("BUG: ", "sysrq: ", "watchdog: ", "INFO: task", "------------[ cut here", "kernel BUG"))
+
+
+def test_hang_command(sessions: dict[str, Session]) -> None:
+    out = run_command(sessions["6.1-softlockup"], "hang")
+    assert out[0] == "BLOCKED TASKS: 2 (D state, longest since it last ran first)"
+    assert out[1].startswith('  [0 00:00:13.964] PID: 41      TASK: ffff8f12813e20c0  '
+                             'COMMAND: "kworker/2:1"  IN: do_free_init+0x15')
+    assert out[1].endswith("WAITS IN: synchronize_rcu")
+    assert out.count("STACK shared by 1 task(s): PID 41") == 1
+    assert " #6 [ffffd1e0c0177e78] do_free_init at ffffffffb9539db5" in out
+    assert run_command(sessions["6.1-softlockup"], "hang -n") == out[:3]
+    hung = run_command(sessions["6.1-hung-task"], "hang -n")
+    assert hung[1].endswith("WAITS FOR: completion never_completed [hung_task] "
+                            f"({sessions['6.1-hung-task'].hang.blocked[0].wait.lock:x})")
+    assert run_command(sessions["6.1-sysrq"], "hang") == [
+        "no task is in uninterruptible sleep (D state)"]
+
+
+def test_triage_tab_goes_to_the_tasks(sessions: dict[str, Session]) -> None:
+    """On the hung-task dump: the Triage tab names the blocked task; b shows its backtrace,
+    Enter the culprit frame in it, after the user went to another CPU."""
+    import asyncio
+    import tempfile
+
+    from crashtui.tui.app import CrashtuiApp
+    from crashtui.tui.facade import SessionFacade
+    from crashtui.tui.frames import FramesView
+
+    s = sessions["6.1-hung-task"]
+    insmod = s.hang.blocked[0].task.address
+
+    async def main(cache: str) -> None:
+        app = CrashtuiApp(SessionFacade(s, cache_root=Path(cache), auto_source=False))
+        async with app.run_test(size=(160, 48)) as pilot:
+            await app.settle()
+            body = str(app.query_one("#triage-body").render())
+            assert "Blocked task PID 121 (insmod), not run for 10.4 s" in body
+            assert "Waits        PID 121 (insmod) waits for completion never_completed" in body
+            assert "Culprit      hung_task_init+0x1d [hung_task]" in body
+            frames = app.query_one(FramesView)
+            app.jump_to_cpu(0)
+            await pilot.pause()
+            await app.settle()
+            assert frames.backtrace is not None and frames.backtrace.task != insmod
+            await pilot.press("1", "b")
+            await app.settle()
+            assert frames.backtrace is not None and frames.backtrace.task == insmod
+            app.jump_to_cpu(0)
+            await pilot.pause()
+            await app.settle()
+            await pilot.press("1", "enter")
+            await app.settle()
+            ref = frames.current
+            assert ref is not None and ref.backtrace.task == insmod
+            assert ref.frame is not None and ref.frame.function == "hung_task_init"
+
+    with tempfile.TemporaryDirectory() as cache:
+        asyncio.run(main(cache))

@@ -45,6 +45,7 @@ def _load_all() -> None:
         basic,
         bt,
         dis,
+        hang,
         kmem,
         mod,
         p,

@@ -121,8 +121,7 @@ def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) 
     triage = notes.attempt("triage", lambda: session.triage)
     culprit = triage.culprit if triage is not None else None
     fault = fault_site(culprit) if culprit is not None else None
-    hang = notes.attempt("blocked tasks", lambda: session.hang) \
-        if triage is not None and triage.blocked else None
+    hang = notes.attempt("blocked tasks", lambda: _hang(session))
     log = session.log
     lines = log.lines()
     if log.error:
@@ -189,6 +188,13 @@ def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
     if bts is None:
         raise LookupError("no backtraces to take it from")
     raise LookupError("no backtrace is marked as the panic CPU's")
+
+
+def _hang(session: Session) -> HangReport | None:
+    """The blocked tasks, when there are any (their backtraces are only unwound then)."""
+    from crashtui.analysis.hang import blocked_tasks
+
+    return session.hang if blocked_tasks(session) else None
 
 
 def fault_site(c: Culprit) -> FaultSite:

@@ -567,6 +567,16 @@ class CrashtuiApp(App[int]):
         self.action_tab("command")
         self.query_one(CommandInput).focus()
 
+    def action_go_to_culprit(self) -> None:
+        self.go_to_culprit()
+
+    def action_show_pid(self, pid: int) -> None:
+        """A task's backtrace by PID (the Triage tab's task rows)."""
+        for t in self.ps_rows:
+            if t.task.pid == pid:
+                self.jump_to_task(t.task.address, pid, t.task.comm)
+                return
+
     def action_panic(self) -> None:
         """The culprit's backtrace (the panic CPU's, or a hung task's), on the culprit frame."""
         self.go_to_culprit()

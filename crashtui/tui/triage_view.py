@@ -10,9 +10,11 @@ from __future__ import annotations
 import posixpath
 from typing import TYPE_CHECKING
 
+from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -25,10 +27,13 @@ if TYPE_CHECKING:
 LABEL_WIDTH = 13
 
 
-def _row(label: str, value: Text | str, style: str = "") -> Text:
+def _row(label: str, value: Text | str, style: str = "", action: str | None = None) -> Text:
+    """One `Label  value` row; `action` (an app action) runs when the row is clicked."""
     t = Text(end="")
     t.append(f"{label:<{LABEL_WIDTH}}", "bold")
     t.append_text(value if isinstance(value, Text) else lit(value, style))
+    if action is not None:
+        t.stylize(Style(meta={"@click": action}))
     return t
 
 
@@ -41,7 +46,9 @@ def triage_text(t: Triage) -> Text:
         where = Text(end="")
         where.append_text(lit(c.symbol, "bold"))
         append_module_where(where, c.module, c.location)
-        rows.append(_row("Culprit", where))
+        if c.pid is not None:
+            where.append_text(lit(f"  PID {c.pid} ({c.command})", "dim"))
+        rows.append(_row("Culprit", where, action="app.go_to_culprit"))
         if c.module:
             taint = Text(end="")
             taint.append_text(lit(c.module))
@@ -69,12 +76,24 @@ def triage_text(t: Triage) -> Text:
         rows.append(_row("Bad register", f"{r.name.upper()} = {r.value:#x}", "bold yellow"))
     elif o is not None and o.absolute:
         rows.append(_row("Bad register", "none: the address is in the instruction", "dim"))
+    if t.hung_pid is not None:
+        since = f", not run for {t.hung_since / 1e9:.1f} s" if t.hung_since is not None else ""
+        rows.append(_row("Blocked task", f"PID {t.hung_pid} ({t.hung_command}){since}",
+                         action=f"app.show_pid({t.hung_pid})"))
+    for w in t.cycle:
+        rows.append(_row("Lock cycle", w, "bold yellow"))
+    for w in t.waits:
+        if w not in t.cycle:
+            rows.append(_row("Waits", w))
+    if t.blocked:
+        rows.append(_row("Blocked", f"{t.blocked} task(s) in D state (command `hang`)"))
     if t.event:
         rows.append(_row("Log", t.event))
     if t.panic_message:
         rows.append(_row("Panic", t.panic_message))
     if t.pid is not None:
-        rows.append(_row("Task", f"PID {t.pid} ({t.command}) on CPU {t.cpu}"))
+        rows.append(_row("Task", f"PID {t.pid} ({t.command}) on CPU {t.cpu}",
+                         action=f"app.show_pid({t.pid})"))
     sig = Text(end="")
     sig.append(t.signature, "bold")
     if t.signature_frames:
@@ -145,7 +164,24 @@ class TriageBar(Static):
 
 
 class TriageView(VerticalScroll):
-    """A scrollable pane showing one Triage."""
+    """A scrollable pane showing one Triage; Enter (or a click on Culprit) shows the culprit's
+    frame, b (or a click on Blocked task / Task) that task's backtrace."""
+
+    BINDINGS = [
+        Binding("enter", "culprit", "Culprit frame"),
+        Binding("b", "blocked", "Blocked task", show=False),
+    ]
+    triage: Triage | None = None
+
+    async def action_culprit(self) -> None:
+        await self.app.run_action("app.go_to_culprit")
+
+    async def action_blocked(self) -> None:
+        t = self.triage
+        pid = t.hung_pid if t is not None and t.hung_pid is not None else \
+            (t.pid if t is not None else None)
+        if pid is not None:
+            await self.app.run_action(f"app.show_pid({pid})")
 
     DEFAULT_CSS = """
     TriageView { padding: 0 1; }
@@ -157,6 +193,7 @@ class TriageView(VerticalScroll):
 
     def show(self, triage: Triage) -> None:
         """Display a built Triage."""
+        self.triage = triage
         self.query_one("#triage-body", Static).update(triage_text(triage))
 
     def show_error(self, message: str) -> None:
