@@ -743,3 +743,68 @@ def test_corrupt_cache_entry_removed_and_rebuilt(sysrq_dump: Path, vmlinux_path:
     assert entry.is_file() and entry.read_bytes() != bytes(raw)
     third = cli(sysrq_dump, vmlinux_path, "-c", "sys")
     assert third.out == first.out and third.err == ""
+
+
+# --- two modules with the same name ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def twin_modules_dump(testmod_dump: Path, vmlinux_path: Path,
+                      tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
+    """The test-module dump whose second module bears the first one's name."""
+    from crashtui.kernel.modules import read_modules
+
+    path = copy_with(testmod_dump, tmp_path_factory.mktemp("twins") / "dump")
+    kernel = Kernel.open(testmod_dump, vmlinux_path)
+    try:
+        mods = read_modules(kernel).modules
+        first, second = mods[0], mods[1]
+        plant(path, kernel, second.address + kernel.offsetof("module", "name"),
+              first.name.encode() + b"\0")
+        count = len(mods)
+    finally:
+        kernel.close()
+    return path, first.name, count
+
+
+def test_duplicate_module_names(twin_modules_dump: tuple[Path, str, int], vmlinux_path: Path,
+                                tmp_path: Path) -> None:
+    """`mod` and the app's Modules tab list both modules; selecting either works."""
+    import asyncio
+
+    from crashtui.analysis.session import Session
+    from crashtui.tui.app import CrashtuiApp
+    from crashtui.tui.facade import SessionFacade
+    from crashtui.tui.modules import ModulesTable
+
+    path, name, count = twin_modules_dump
+    result = cli(path, vmlinux_path, "-c", "mod")
+    assert_sane(result)
+    assert [line.split()[1] for line in result.lines[1:]].count(name) == 2
+    session = Session.open(path, vmlinux_path)
+    app = CrashtuiApp(SessionFacade(session, cache_root=tmp_path, auto_source=False))
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await app.settle()
+            await pilot.press("6")
+            await app.settle()
+            await pilot.pause()
+            table = app.query_one(ModulesTable)
+            seen["rows"] = table.row_count
+            table.move_cursor(row=1)
+            await pilot.pause()
+            seen["current"] = table.current
+            seen["toasts"] = [n.message for n in app._notifications]
+            seen["cells"] = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+    try:
+        asyncio.run(main())
+    finally:
+        session.close()
+    assert seen["rows"] == count
+    assert [c for c in seen["cells"] if c == name] == [name, name]  # type: ignore[attr-defined]
+    current = seen["current"]
+    assert current is not None and current.name == name  # type: ignore[attr-defined]
+    assert current is session.modules.modules[1]
+    assert not any("internal error" in str(t) for t in seen["toasts"])  # type: ignore[attr-defined]

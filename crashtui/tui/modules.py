@@ -38,14 +38,14 @@ class ModulesTable(DataTable[Text]):
         self.rows_data = list(table.modules)
         self.objects = {name: str(di.path) for name, di in table.debuginfo.items()}
         self.clear()
-        for m in self.rows_data:
-            bad = bool(m.taints)
+        for i, m in enumerate(self.rows_data):  # keyed by position: a damaged list can repeat
+            bad = bool(m.taints)                 # a name (or an address)
             obj = self.object_file(m)
             self.add_row(lit(m.name, "bold red" if bad else ""), Text(f"{m.base:016x}"),
                          Text(f"{m.size:>7}"),
                          Text.assemble(("! " if bad else "  ", "bold red"),
                                        lit(m.taint_flags, "red")),
-                         lit(obj, "dim" if obj.startswith("(") else ""), key=m.name)
+                         lit(obj, "dim" if obj.startswith("(") else ""), key=f"\0module{i}")
         for i, error in enumerate(table.errors):  # not a module: selecting it loads nothing
             self.add_row(Text.assemble(("⚠ ", "bold yellow"),
                                        lit(f"{error} — the list may be incomplete",
@@ -54,10 +54,10 @@ class ModulesTable(DataTable[Text]):
 
     @property
     def current(self) -> Module | None:
-        if not self.rows_data or self.cursor_row >= len(self.rows_data):
+        if not 0 <= self.cursor_row < len(self.rows_data):
             return None
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        return next((r for r in self.rows_data if r.name == key), None)
+        return self.rows_data[int(key.removeprefix("\0module"))] if key else None
 
     def action_load(self) -> None:
         parent = self.parent
