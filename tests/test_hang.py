@@ -157,6 +157,11 @@ CULPRITS = {  # dump: (culprit function, task pid, exception RIP?, file:line)
     "6.1-softlockup": ("softlockup_spin_fn", 121, True, "softlockup.c:18"),
     "6.12-sysrq": ("sysrq_handle_crash", None, False, None),
     "6.12-test-module": ("test_module_init", None, True, None),
+    "5.10-sysrq": ("sysrq_handle_crash", 1, False, "drivers/tty/sysrq.c:154"),
+    "7.3-sysrq": ("sysrq_handle_crash", 1, False, "drivers/tty/sysrq.c:154"),
+    "7.3-softlockup": ("softlockup_spin_fn", 134, True, "softlockup.c:18"),
+    "7.3-bug-kthread": ("bug_kthread_fn", 135, True, "bug-kthread.c:13"),
+    "7.3-test-module": ("test_module_init", 135, True, "test-module.c:9"),
 }
 
 
