@@ -808,3 +808,57 @@ def test_duplicate_module_names(twin_modules_dump: tuple[Path, str, int], vmlinu
     assert current is not None and current.name == name  # type: ignore[attr-defined]
     assert current is session.modules.modules[1]
     assert not any("internal error" in str(t) for t in seen["toasts"])  # type: ignore[attr-defined]
+
+
+# --- a sparse dump claiming gigabytes -------------------------------------------------------------
+
+def sparse_kdump(source: Path, target: Path, half: int) -> Path:
+    """`source` rewritten with bitmaps of `half` bytes each (the real ones, then holes): the
+    file claims 2 * `half` bytes more than it holds."""
+    import numpy as np
+
+    layout = KdumpLayout.of(source)
+    bs = layout.block_size
+    old_half = layout.bitmap_len // 2
+    delta = 2 * (half - old_half)
+    with source.open("rb") as f:
+        head = bytearray(f.read(layout.bitmap_off))
+        bitmap1 = f.read(old_half)
+        bitmap2 = f.read(old_half)
+        descs = np.frombuffer(f.read(24 * layout.nr_dumped), dtype=[
+            ("offset", "<i8"), ("size", "<u4"), ("flags", "<u4"), ("page_flags", "<u8")]).copy()
+        rest = f.read()
+    struct.pack_into("<I", head, 436, 2 * half // bs)  # bitmap_blocks
+    descs["offset"] += delta
+    with target.open("wb") as out:
+        out.write(head)
+        out.write(bitmap1)
+        out.seek(layout.bitmap_off + half)
+        out.write(bitmap2)
+        out.seek(layout.bitmap_off + 2 * half)
+        out.write(descs.tobytes())
+        out.write(rest)
+    return target
+
+
+def test_sparse_dump_claiming_gigabytes(sysrq_dump: Path, vmlinux_path: Path,
+                                        tmp_path: Path) -> None:
+    """Bitmaps of 2 GiB each that are holes: the open scans only the data, the rank index
+    stays small; the summary and kmem -i are the real ones."""
+    path = sparse_kdump(sysrq_dump, tmp_path / "dump", 2 << 30)
+    assert path.stat().st_size > 4 << 30 and path.stat().st_blocks * 512 < 64 << 20
+    elapsed, result = timed_cli(path, vmlinux_path, "-c", "sys", "-c", "kmem -i")
+    assert_sane(result)
+    assert result.status == 0 and elapsed < 5, elapsed  # 4 GiB of bitmap scanned: 7.7 s
+    reference = cli(sysrq_dump, vmlinux_path, "-c", "sys", "-c", "kmem -i")
+    assert [line for line in result.lines if "DUMPFILE" not in line] == [
+        line for line in reference.lines if "DUMPFILE" not in line]
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; from crashtui.cli import main; s = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(s)")
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(vmlinux_path), "-c",
+                           "sys"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.splitlines()[-1]) < 1 << 20  # KiB: under 1 GiB

@@ -82,11 +82,18 @@ class MmapSource:
         fd = os.open(path, os.O_RDONLY)
         try:
             self.size = self.stored = os.fstat(fd).st_size
+            self._extents = _data_extents(fd, self.size)
             self._mm: mmap.mmap | None = (
                 mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if self.size else None
             )
         finally:
             os.close(fd)
+
+    def data_ranges(self, offset: int, length: int) -> list[tuple[int, int]]:
+        """The parts of [offset, offset + length) that are not holes of a sparse file."""
+        end = offset + length
+        return [(max(lo, offset), min(hi, end)) for lo, hi in self._extents
+                if lo < end and offset < hi]
 
     @property
     def mm(self) -> mmap.mmap:
@@ -115,6 +122,31 @@ class MmapSource:
             except BufferError:
                 pass  # a view is still exported; the mapping is freed with it
             self._mm = None
+
+
+MAX_EXTENTS = 4096
+
+
+def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
+    """(start, end) of the file's data between its holes (SEEK_DATA/SEEK_HOLE); the whole
+    file when the system cannot tell or the file has very many extents."""
+    whole = [(0, size)]
+    if not hasattr(os, "SEEK_DATA"):
+        return whole
+    out: list[tuple[int, int]] = []
+    pos = 0
+    try:
+        while pos < size and len(out) < MAX_EXTENTS:
+            try:
+                lo = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            hi = os.lseek(fd, lo, os.SEEK_HOLE)
+            out.append((lo, hi))
+            pos = hi
+    except OSError:
+        return whole
+    return out if len(out) < MAX_EXTENTS else whole
 
 
 def read_exact(src: ByteSource, offset: int, length: int, what: str, path: Path) -> bytes:

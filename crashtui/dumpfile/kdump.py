@@ -46,13 +46,22 @@ _PAGE_DESC = struct.Struct("<qIIQ")
 _PAGE_DESC_DTYPE = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4"),
                              ("page_flags", "<u8")])
 
-_BLOCK_BITS = 512  # bits per cumulative-popcount block of the 2nd bitmap
-_BLOCK_BYTES = _BLOCK_BITS // 8
+_BLOCK_BYTES = 64  # bitmap bytes per cumulative-popcount block (512 pages) ...
+_MAX_BLOCKS = 1 << 20  # ... or more, so the rank index stays within 8 MiB
 _MAX_BLOCK_SIZE = 1 << 20
 _CHUNK = 1 << 20  # bitmap bytes scanned at a time
 _MAX_VMCOREINFO = 1 << 20  # the kernel's is one page (VMCOREINFO_BYTES)
 _MAX_NOTES = 64 << 20  # NT_PRSTATUS and friends for 8192 CPUs fit in a few MiB
 _SCAN_DESC_LIMIT = 64 << 20  # scan descriptor flags for codecs when the table is this small
+
+
+def _data_ranges(src: ByteSource, offset: int, length: int) -> list[tuple[int, int]]:
+    """The parts of [offset, offset + length) the file holds data for, relative to offset
+    (the whole range unless the source knows its holes)."""
+    ranges = getattr(src, "data_ranges", None)
+    if ranges is None:
+        return [(0, length)]
+    return [(lo - offset, hi - offset) for lo, hi in ranges(offset, length)]
 
 
 def _region(src: ByteSource, offset: int, length: int) -> bytes | memoryview:
@@ -190,7 +199,14 @@ class KdumpFile(DumpFile):
         # costs 8 bytes per 512 pages and is built a chunk at a time.
         self._bitmap1 = _region(src, bitmap_off, half)
         self._bitmap2 = _region(src, bitmap_off + half, half)
-        self._cum = self._cumulative_popcount(self._bitmap2)
+        # A sparse file can claim gigabytes of bitmap it does not hold: only the parts with
+        # data are scanned (holes read as zeros), and the index has at most _MAX_BLOCKS.
+        self._block_bytes = _BLOCK_BYTES
+        while half > self._block_bytes * _MAX_BLOCKS:
+            self._block_bytes *= 2
+        self._data1 = _data_ranges(src, bitmap_off, half)
+        self._cum = self._cumulative_popcount(self._bitmap2, self._block_bytes,
+                                              _data_ranges(src, bitmap_off + half, half))
         self._base_index = self._rank(h.start_pfn)
         self._nr_dumped = self._rank(h.end_pfn) - self._base_index
         self._desc_off = bitmap_off + bitmap_len
@@ -213,27 +229,32 @@ class KdumpFile(DumpFile):
             signature=h.signature, lost_pages=lost)
 
     @staticmethod
-    def _cumulative_popcount(bitmap: bytes | memoryview) -> np.ndarray:
-        """Set bits before each 512-bit block of `bitmap` (one extra entry for the total)."""
-        nblocks = (len(bitmap) + _BLOCK_BYTES - 1) // _BLOCK_BYTES
+    def _cumulative_popcount(bitmap: bytes | memoryview, block_bytes: int = _BLOCK_BYTES,
+                             ranges: list[tuple[int, int]] | None = None) -> np.ndarray:
+        """Set bits before each block of `bitmap` (one extra entry for the total), reading
+        only `ranges` (the parts the file holds; the rest is zeros)."""
+        nblocks = (len(bitmap) + block_bytes - 1) // block_bytes
         cum = np.zeros(nblocks + 1, dtype=np.int64)
-        for lo in range(0, len(bitmap), _CHUNK):
-            chunk = bitmap[lo:lo + _CHUNK]
-            pad = (-len(chunk)) % _BLOCK_BYTES
-            arr = np.frombuffer(bytes(chunk) + b"\0" * pad if pad else chunk, dtype=np.uint8)
-            first = lo // _BLOCK_BYTES
-            per_block = np.bitwise_count(arr).reshape(-1, _BLOCK_BYTES).sum(axis=1,
-                                                                            dtype=np.int64)
-            cum[first + 1:first + 1 + len(per_block)] = per_block
-            del arr
+        chunk_size = max(_CHUNK, block_bytes)
+        for start, end in ranges if ranges is not None else [(0, len(bitmap))]:
+            for lo in range(start - start % block_bytes, end, chunk_size):
+                chunk = bitmap[lo:lo + chunk_size]
+                pad = (-len(chunk)) % block_bytes
+                arr = np.frombuffer(bytes(chunk) + b"\0" * pad if pad else chunk,
+                                    dtype=np.uint8)
+                first = lo // block_bytes
+                per_block = np.bitwise_count(arr).reshape(-1, block_bytes).sum(
+                    axis=1, dtype=np.int64)
+                cum[first + 1:first + 1 + len(per_block)] = per_block
+                del arr
         np.cumsum(cum, out=cum)
         return cum
 
     def _rank(self, pfn: int) -> int:
         """Number of dumped pages (2nd bitmap bits) below `pfn`."""
-        block, bit = divmod(pfn, _BLOCK_BITS)
-        start = block * _BLOCK_BYTES
-        word = int.from_bytes(self._bitmap2[start:start + _BLOCK_BYTES], "little")
+        block, bit = divmod(pfn, self._block_bytes * 8)
+        start = block * self._block_bytes
+        word = int.from_bytes(self._bitmap2[start:start + self._block_bytes], "little")
         return int(self._cum[block]) + (word & ((1 << bit) - 1)).bit_count()
 
     @staticmethod
@@ -244,13 +265,15 @@ class KdumpFile(DumpFile):
         """Pages were filtered: a dump level was used or RAM pages are missing from bitmap 2."""
         if self.header.dump_level:
             return True
-        for lo in range(0, len(self._bitmap1), _CHUNK):
-            b1 = np.frombuffer(self._bitmap1[lo:lo + _CHUNK], dtype=np.uint8)
-            b2 = np.frombuffer(self._bitmap2[lo:lo + _CHUNK], dtype=np.uint8)
-            found = bool(np.any(b1 & ~b2))
-            del b1, b2
-            if found:
-                return True
+        for start, end in self._data1:  # where bitmap 1 is a hole it has no pages
+            for lo in range(start, end, _CHUNK):
+                hi = min(lo + _CHUNK, end)
+                b1 = np.frombuffer(self._bitmap1[lo:hi], dtype=np.uint8)
+                b2 = np.frombuffer(self._bitmap2[lo:hi], dtype=np.uint8)
+                found = bool(np.any(b1 & ~b2))
+                del b1, b2
+                if found:
+                    return True
         return False
 
     def _scan_descriptors(self) -> tuple[frozenset[str], int]:

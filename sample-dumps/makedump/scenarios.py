@@ -55,5 +55,20 @@ SCENARIOS = {
                  "insmod hung-task.ko (module init waits forever in D state) with "
                  "kernel.hung_task_panic=1, kernel.hung_task_timeout_secs=5",
                  module="hung-task", module_src=HERE / "modules" / "hung-task"),
+        Scenario("deadlock",
+                 "    echo 1 > /proc/sys/kernel/hung_task_panic\n"
+                 "    echo 5 > /proc/sys/kernel/hung_task_timeout_secs\n"
+                 + _insmod("deadlock"),
+                 "insmod deadlock.ko (kthreads \"deadlock_ab\" and \"deadlock_ba\" take mutexes "
+                 "lock_a and lock_b in opposite order and both block in D state: ABBA) with "
+                 "kernel.hung_task_panic=1, kernel.hung_task_timeout_secs=5",
+                 module="deadlock", module_src=HERE / "modules" / "deadlock"),
+        Scenario("oom",
+                 "    echo 1 > /proc/sys/vm/panic_on_oom\n"
+                 "    echo 1 > /proc/sys/vm/overcommit_memory\n"
+                 '    say "awk doubles a string until memory runs out"\n'
+                 "    awk 'BEGIN { s = \"x\"; while (1) s = s s }'",
+                 "awk doubles a string until the kernel runs out of memory (no swap, "
+                 "vm.overcommit_memory=1) with vm.panic_on_oom=1"),
     )
 }
