@@ -34,6 +34,24 @@ COMMANDS = (("sys.txt", "sys"), ("bt.txt", "bt"), ("bt-a.txt", "bt -a"), ("log.t
             ("foreach-bt.txt", "foreach bt"))
 
 
+# Hang scenarios (hung task, deadlock, soft lockup, OOM) also get these.
+HANG_COMMANDS = (("foreach-UN-bt.txt", "foreach UN bt"), ("ps-m.txt", "ps -m"),
+                 ("runq.txt", "runq"))
+HANG_MARKS = ("hung_task_panic", "softlockup_panic", "panic_on_oom")
+
+
+def hang_commands(m: dict[str, str], dmesg: str) -> list[tuple[str, str]]:
+    """HANG_COMMANDS for a hang scenario, and `struct mutex` of each lock the deadlock
+    module printed ("deadlock: lock_a=<addr> lock_b=<addr>")."""
+    if not any(mark in m.get("scenario", "") for mark in HANG_MARKS):
+        return []
+    out = list(HANG_COMMANDS)
+    found = re.search(r"deadlock: ((?:\w+=[0-9a-f]+ ?)+)$", dmesg, re.M)
+    for name, addr in re.findall(r"(\w+)=([0-9a-f]+)", found.group(1) if found else ""):
+        out.append((f"struct-mutex-{name.replace('_', '-')}.txt", f"struct mutex {addr}"))
+    return out
+
+
 def read_manifest(dump_dir: Path) -> dict[str, str]:
     path = dump_dir / "MANIFEST"
     if not path.exists():
@@ -133,14 +151,16 @@ def record(dump_dir: Path, vmlinux: Path | None, crash: list[str] | None) -> Pat
     out_dir = dump_dir / "crash"
     out_dir.mkdir(exist_ok=True)
     marker = "==== record-crash-output ===="
+    dmesg = (dump_dir / m["dmesg"]).read_text(errors="replace") if m.get("dmesg") else ""
+    commands = list(COMMANDS) + hang_commands(m, dmesg)
     cmds: list[str] = []
-    for _name, c in COMMANDS:
+    for _name, c in commands:
         cmds += [c, f"!echo '{marker}'"]
     log(f"running crash on {dump_dir / m['dump']}")
     outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), marker)
-    if len(outputs) < len(COMMANDS):
-        raise MakeDumpError(f"crash printed {len(outputs)} outputs for {len(COMMANDS)} commands")
-    results = dict(zip((n for n, _ in COMMANDS), outputs, strict=False))
+    if len(outputs) < len(commands):
+        raise MakeDumpError(f"crash printed {len(outputs)} outputs for {len(commands)} commands")
+    results = dict(zip((n for n, _ in commands), outputs, strict=False))
     rip = panic_rip(results["bt.txt"])
     if rip:
         results["sym-rip.txt"] = run_crash(crash, vmlinux, dump_dir, m["dump"],
