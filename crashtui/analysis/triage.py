@@ -49,6 +49,7 @@ from crashtui.kernel.bugtable import BugSite, bug_site
 if TYPE_CHECKING:
     from crashtui.analysis.backtrace import Backtrace, Frame
     from crashtui.analysis.hang import BlockedTask, HangReport, WaitEdge
+    from crashtui.analysis.oom import OomReport
     from crashtui.analysis.session import Session
 
 __all__ = ["BadRegister", "BugSite", "Culprit", "Origin", "PageFault", "Triage",
@@ -136,6 +137,7 @@ class Triage:
     hung_since: int | None = None  # ns since the hung task last ran
     waits: list[str] = field(default_factory=list)  # "PID 1 (a) waits for mutex X held by ..."
     cycle: list[str] = field(default_factory=list)  # the lock cycle of a deadlock, in order
+    oom: OomReport | None = None  # an out-of-memory panic's trigger, consumers and totals
 
     def lines(self) -> list[str]:
         """The triage as plain text lines (the `triage` command and the app's pane)."""
@@ -174,6 +176,7 @@ class Triage:
         out += [f"WAITS: {w}" for w in self.waits if w not in self.cycle]
         if self.blocked:
             out.append(f"BLOCKED TASKS: {self.blocked} (see `ps -m`, `foreach UN bt`, `hang`)")
+        out += [f"OOM: {line}" for line in oom_lines(self.oom)] if self.oom else []
         if self.event:
             out.append(f"EVENT: {self.event}")
         if self.panic_message:
@@ -277,6 +280,11 @@ def build_triage(session: Session) -> Triage:
         if culprit_bt is not None and at is not None else None
     if kind in HANG_KINDS or kind == "sysrq":
         culprit, rest = _hang(session, t, facts, culprit, rest)
+    if kind == "out-of-memory":
+        from crashtui.analysis.oom import oom_report
+
+        t.oom = oom_report(session, _log_lines(session))
+        t.notes += t.oom.errors
     t.culprit = culprit
     if t.culprit is None:
         notes.append("no frame outside the panic machinery was found")
@@ -549,10 +557,20 @@ def _summary(t: Triage) -> str:
                     f"{m.group(3)} seconds" + (f" in {where}" if where else "") + wait
                     + f"; the hung-task watchdog, {who}, panicked.")
     if t.kind == "out-of-memory":
+        o = t.oom
         m = re.search(r"(\S.*) invoked oom-killer", t.event)
         trig = f"{m.group(1)} invoked the OOM killer" if m else "the OOM killer ran"
-        return (f"Out of memory: {trig}" + (f" allocating in {where}" if where else "")
-                + f" and panic_on_oom made it panic; {who}.")
+        if o is not None and o.order is not None:
+            trig += f" for an order-{o.order} allocation"
+        text = f"Out of memory: {trig}" + (f" in {where}" if where else "") + \
+            " and panic_on_oom made the kernel panic"
+        if o is not None and o.consumers:
+            big = o.consumers[0]
+            text += (f"; the largest task is PID {big.pid} ({big.comm}), "
+                     f"{big.rss_kb // 1024} MiB resident ({big.percent:g}% of RAM)")
+        if o is not None and o.slab_heavy and o.slab_kb is not None:
+            text += f"; slab holds {o.slab_kb // 1024} MiB (a kernel leak?)"
+        return text + f"; {who}."
     if t.kind in ("hard-lockup", "rcu-stall") and where:
         ran = f" (PID {c.pid}, {c.command})" if c is not None and c.pid is not None else ""
         return f"{t.title[0].upper()}{t.title[1:]}: stuck in {where}{ran}; {who} panicked."
@@ -584,6 +602,24 @@ def _summary(t: Triage) -> str:
                      f"{t.culprit.module_taints})")
     parts.append(f"; {who}.")
     return "".join(parts)
+
+
+def oom_lines(o: OomReport) -> list[str]:
+    """The OOM facts as text lines (the triage command, the app, the report)."""
+    out = []
+    if o.trigger:
+        out.append(f"trigger {o.trigger}" + (f" (PID {o.trigger_pid})" if o.trigger_pid else "")
+                   + (f", gfp_mask={o.gfp_mask}" if o.gfp_mask else "")
+                   + (f", order={o.order}" if o.order is not None else ""))
+    if o.total_kb:
+        out.append(f"memory {o.total_kb // 1024} MiB, free {(o.free_kb or 0) // 1024} MiB, "
+                   f"slab {(o.slab_kb or 0) // 1024} MiB")
+    out += [f"largest PID {c.pid} ({c.comm}) RSS {c.rss_kb} KiB ({c.percent:g}%)"
+            for c in o.consumers]
+    if o.slab_heavy:
+        out += [f"unreclaimable slab {name} {total} KiB" for name, _, total in
+                o.unreclaimable_slab[:5]]
+    return out
 
 
 def triage_to_json(t: Triage) -> dict[str, Any]:
@@ -628,6 +664,14 @@ def triage_to_json(t: Triage) -> dict[str, Any]:
         "notes": list(t.notes),
         "blocked": t.blocked, "hung_pid": t.hung_pid, "hung_command": t.hung_command,
         "hung_since_ns": t.hung_since, "waits": list(t.waits), "cycle": list(t.cycle),
+        "oom": None if t.oom is None else {
+            "trigger": t.oom.trigger, "trigger_pid": t.oom.trigger_pid,
+            "gfp_mask": t.oom.gfp_mask, "order": t.oom.order,
+            "consumers": [{"pid": c.pid, "comm": c.comm, "rss_kb": c.rss_kb,
+                           "percent": c.percent} for c in t.oom.consumers],
+            "total_kb": t.oom.total_kb, "free_kb": t.oom.free_kb, "slab_kb": t.oom.slab_kb,
+            "unreclaimable_slab": [{"name": n, "used_kb": u, "total_kb": tot}
+                                   for n, u, tot in t.oom.unreclaimable_slab]},
     }
 
 

@@ -87,6 +87,10 @@ def triage_text(t: Triage) -> Text:
             rows.append(_row("Waits", w))
     if t.blocked:
         rows.append(_row("Blocked", f"{t.blocked} task(s) in D state (command `hang`)"))
+    if t.oom is not None:
+        from crashtui.analysis.triage import oom_lines
+
+        rows += [_row("Memory", line) for line in oom_lines(t.oom)]
     if t.event:
         rows.append(_row("Log", t.event))
     if t.panic_message:
