@@ -29,7 +29,7 @@ def crash_output(name: str, file: str) -> list[str] | None:
 
 
 def dumps_with(file: str) -> list[str]:
-    names = {p.parent.name for p in SAMPLES.glob(f"*/crash/{file}")}
+    names = {p.parent.parent.name for p in SAMPLES.glob(f"*/crash/{file}")}
     names |= {p.parent.name for p in OUTPUTS.glob(f"*/{file}")}
     return sorted(n for n in names if (SAMPLES / n / "MANIFEST").is_file())
 
@@ -162,6 +162,7 @@ CULPRITS = {  # dump: (culprit function, task pid, exception RIP?, file:line)
     "7.3-softlockup": ("softlockup_spin_fn", 134, True, "softlockup.c:18"),
     "7.3-bug-kthread": ("bug_kthread_fn", 135, True, "bug-kthread.c:13"),
     "7.3-test-module": ("test_module_init", 135, True, "test-module.c:9"),
+    "6.1-deadlock": ("take_both.cold", 124, False, "deadlock.c:25"),
 }
 
 
@@ -323,3 +324,60 @@ def test_triage_tab_goes_to_the_tasks(sessions: dict[str, Session]) -> None:
 
     with tempfile.TemporaryDirectory() as cache:
         asyncio.run(main(cache))
+
+
+def test_deadlock_cycle_names_every_task_and_lock(sessions: dict[str, Session]) -> None:
+    """6.1-deadlock: kthreads deadlock_ab (123) and deadlock_ba (124) take mutexes lock_a and
+    lock_b in opposite order. The owners are crash's `struct mutex` owner counters with the
+    flag bits masked; each waiter is the node crash's wait_list points at."""
+    import re
+
+    if not (SAMPLES / "6.1-deadlock" / "MANIFEST").is_file():
+        pytest.skip("no sample dump 6.1-deadlock")
+    s = sessions["6.1-deadlock"]
+    hang = s.hang
+    by_pid = {b.task.pid: b for b in hang.blocked}
+    assert sorted(by_pid) == [123, 124]
+    for name in ("a", "b"):
+        text = "\n".join(crash_output("6.1-deadlock", f"struct-mutex-lock-{name}.txt") or [])
+        owner = int(re.search(r"owner = \{\s*counter = (-?\d+)", text).group(1)) % (1 << 64)
+        head_next = int(re.search(r"wait_list = \{\s*next = (0x[0-9a-f]+)", text).group(1), 16)
+        waiter = next(b for b in hang.blocked if b.lock_symbol == f"lock_{name} [deadlock]")
+        assert waiter.wait is not None and waiter.wait.kind == "mutex"
+        assert waiter.wait.owner == owner & ~0x7
+        assert waiter.wait.waiter == head_next  # struct mutex_waiter's list is its first member
+        assert waiter.wait.waiters == (waiter.task.address,)
+    assert by_pid[124].wait is not None and by_pid[124].wait.owner == by_pid[123].task.address
+    assert by_pid[123].wait is not None and by_pid[123].wait.owner == by_pid[124].task.address
+    assert len(hang.cycles) == 1 and {e.waiter for e in hang.cycles[0]} == \
+        {by_pid[123].task.address, by_pid[124].task.address}
+    t = s.triage
+    assert t.kind == "deadlock" and t.hung_pid == 124  # the task the hung-task line names
+    assert t.cycle == [
+        "PID 124 (deadlock_ba) waits for mutex lock_a [deadlock] held by PID 123 "
+        "(deadlock_ab), in take_both.cold+0x3e",
+        "PID 123 (deadlock_ab) waits for mutex lock_b [deadlock] held by PID 124 "
+        "(deadlock_ba), in take_both.cold+0x3e"]
+    assert t.summary.startswith("Deadlock: 2 tasks wait on each other in a lock cycle: ")
+    out = run_command(s, "hang -n")
+    assert out[-3:] == [
+        "DEADLOCK 1: a cycle of 2 task(s)",
+        "  PID 123 (deadlock_ab) waits for mutex lock_b [deadlock] (ffffffffc028d000), held by "
+        "PID 124 (deadlock_ba)",
+        "  PID 124 (deadlock_ba) waits for mutex lock_a [deadlock] (ffffffffc028d020), held by "
+        "PID 123 (deadlock_ab)"]
+
+
+def test_deadlock_report_holds_both_backtraces(sessions: dict[str, Session]) -> None:
+    from crashtui.report.markdown import build_report
+
+    if not (SAMPLES / "6.1-deadlock" / "MANIFEST").is_file():
+        pytest.skip("no sample dump 6.1-deadlock")
+    text = build_report(sessions["6.1-deadlock"])
+    assert text.startswith("# Kernel panic - not syncing: hung_task: blocked tasks")
+    assert "## Triage: Deadlock (lock cycle)" in text
+    section = text.split("## Blocked tasks (2,", 1)[1].split("\n## ", 1)[0]
+    assert "**1 lock cycle(s): a deadlock.**" in section
+    for pid, comm in ((123, "deadlock_ab"), (124, "deadlock_ba")):
+        assert f'PID: {pid}      TASK: ' in section and f'COMMAND: "{comm}"' in section
+    assert section.count("take_both.cold at ") == 2
