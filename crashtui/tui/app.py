@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,17 +16,15 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from crashtui.analysis.backtrace import Backtrace, SourceLocation
+from crashtui.analysis.backtrace import Backtrace
 from crashtui.analysis.culprit import Culprit
-from crashtui.analysis.source import display_path, read_source, tree_relative_candidates
-from crashtui.errors import CrashtuiError
 from crashtui.kernel.ps import PsRow
 from crashtui.tui.command import CommandInput, CommandView
 from crashtui.tui.cpus import CpuList
+from crashtui.tui.export import ExportScreen
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frameref import FrameRef
 from crashtui.tui.frames import FrameRow, FramesView, build_rows
@@ -34,11 +35,12 @@ from crashtui.tui.messages import FrameSelected, ShowBacktrace, ShowTask
 from crashtui.tui.modules import ModulesView
 from crashtui.tui.palette import ActionProvider, CpuProvider, SymbolProvider, TaskProvider
 from crashtui.tui.registers import RegistersView
-from crashtui.tui.source import SourceView, highlight_source, hint_lines, hint_subtitle
+from crashtui.tui.source import SourceView
+from crashtui.tui.sourceload import SourceLoader, SourceRequest
 from crashtui.tui.summary import SummaryBar, SummaryView
 from crashtui.tui.taskpick import TaskPicker
 from crashtui.tui.tasks import TasksTable
-from crashtui.tui.text import lit, safe
+from crashtui.tui.text import error_text, lit, safe
 from crashtui.tui.triage_view import TriageBar, TriageView
 
 if TYPE_CHECKING:
@@ -57,45 +59,6 @@ def stylesheet() -> Path | None:
 
 STYLESHEET = stylesheet()
 TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command")
-
-
-@dataclass
-class SourceRequest:
-    """What the source pane should show: a location, else the function's disassembly."""
-
-    title: str
-    loc: SourceLocation | None
-    module: str | None
-    function: str | None
-    target: int | None  # the instruction to mark
-    user_mode: bool = False
-
-
-def _err(exc: BaseException) -> str:
-    if isinstance(exc, CrashtuiError):
-        return str(exc)
-    return f"internal error: {type(exc).__name__}: {exc}"
-
-
-class ExportScreen(ModalScreen[str | None]):
-    """Asks where to write the Markdown report."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, default: str) -> None:
-        super().__init__()
-        self.default = default
-
-    def compose(self) -> ComposeResult:
-        box = Input(value=self.default, id="export-path")
-        box.border_title = "Export report to (Enter: write, Esc: cancel)"
-        yield box
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class CrashtuiApp(App[int]):
@@ -204,15 +167,15 @@ class CrashtuiApp(App[int]):
             self._ui(self.query_one(SummaryBar).show, summary)
             self._ui(self.query_one(SummaryView).show, summary, self._debug_line())
         except Exception as exc:  # noqa: BLE001 - every fact fails on its own
-            self._ui(self.query_one(SummaryBar).show_error, _err(exc))
-            self._ui(self._message, "summary", _err(exc))
+            self._ui(self.query_one(SummaryBar).show_error, error_text(exc))
+            self._ui(self._message, "summary", error_text(exc))
         if be.module_dirs:  # before the backtraces: their module frames get the .ko's lines
             self._load_module_dirs()
         try:
             bts = be.backtraces()
         except Exception as exc:  # noqa: BLE001
             self._load_tasks()
-            bts = self._placeholder_backtraces(_err(exc))
+            bts = self._placeholder_backtraces(error_text(exc))
         self.backtraces = bts
         first = next((bt for bt in bts if bt.panic), bts[0] if bts else None)
         if first is not None:  # its rows ready, the CPU list shows them at once
@@ -228,11 +191,11 @@ class CrashtuiApp(App[int]):
         try:
             self._ui(self.query_one(LogView).show, be.log_lines())
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.query_one(LogLines).set_lines, [lit(_err(exc), "italic")])
+            self._ui(self.query_one(LogLines).set_lines, [lit(error_text(exc), "italic")])
         try:
             self._ui(self.query_one(MemoryView).show, be.kmem())
         except Exception as exc:  # noqa: BLE001
-            self._ui(self._message, "memory", _err(exc))
+            self._ui(self._message, "memory", error_text(exc))
         self.loaded = True
 
     def _load_tasks(self) -> None:
@@ -243,13 +206,13 @@ class CrashtuiApp(App[int]):
             self._ui(self.query_one(TaskPicker).show, self.ps_rows)
             self._ui(self.query_one(TasksTable).show, table)
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.notify, f"tasks: {_err(exc)}", severity="warning", markup=False)
+            self._ui(self.notify, f"tasks: {error_text(exc)}", severity="warning", markup=False)
 
     def _debug_line(self) -> str:
         try:
             return self.facade.debug_info()[0]
         except Exception as exc:  # noqa: BLE001 - only a line in the Summary tab
-            return f"debug info: {_err(exc)}"
+            return f"debug info: {error_text(exc)}"
 
     def _debug_hint(self) -> str | None:
         try:
@@ -261,8 +224,8 @@ class CrashtuiApp(App[int]):
         try:
             t = self.facade.triage(refresh)
         except Exception as exc:  # noqa: BLE001 - a failing triage must not end the app
-            self._ui(self.query_one(TriageBar).show_error, _err(exc))
-            self._ui(self.query_one(TriageView).show_error, _err(exc))
+            self._ui(self.query_one(TriageBar).show_error, error_text(exc))
+            self._ui(self.query_one(TriageView).show_error, error_text(exc))
             return
         self._ui(self.query_one(TriageBar).show, t)
         self._ui(self.query_one(TriageView).show, t)
@@ -306,13 +269,13 @@ class CrashtuiApp(App[int]):
             for problem in self.facade.load_module_dirs():
                 self._ui(self.notify, problem, severity="warning", markup=False)
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.notify, f"--modules: {_err(exc)}", severity="warning", markup=False)
+            self._ui(self.notify, f"--modules: {error_text(exc)}", severity="warning", markup=False)
 
     def _show_modules(self) -> None:
         try:
             self._ui(self.query_one(ModulesView).show, self.facade.modules())
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.query_one(ModulesView).show_error, _err(exc))
+            self._ui(self.query_one(ModulesView).show_error, error_text(exc))
 
     def _placeholder_backtraces(self, reason: str) -> list[Backtrace]:
         """One frameless row per running task from ps, so the CPU list still works."""
@@ -349,7 +312,7 @@ class CrashtuiApp(App[int]):
         try:
             rows = build_rows(self.facade, bt)
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.query_one(FramesView).show_message, _err(exc))
+            self._ui(self.query_one(FramesView).show_message, error_text(exc))
             return
         self.rows_cache[id(bt)] = rows
         self._ui(self._rows_ready, bt, rows, focus)
@@ -386,7 +349,7 @@ class CrashtuiApp(App[int]):
             bt = self.facade.backtrace_of(task)
             rows = build_rows(self.facade, bt)
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.query_one(FramesView).show_message, f"PID {pid} {comm}: {_err(exc)}")
+            self._ui(self.query_one(FramesView).show_message, f"PID {pid} {comm}: {error_text(exc)}")
             return
         self.rows_cache[id(bt)] = rows
         self.current_bt = bt
@@ -416,98 +379,7 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="source", exclusive=True)
     def show_source(self, req: SourceRequest, ref: FrameRef | None = None) -> None:
         """Find and show a location's source; else the disassembly with a hint."""
-        be = self.facade
-        view = self.query_one(SourceView)
-        if req.user_mode:
-            self._ui(view.show_message, "user space", [
-                lit(f"RIP {req.target or 0:#x} is a user-space address: no kernel source.",
-                    "italic")])
-            return
-        loc, module, function = req.loc, req.module, req.function
-        if ref is not None:
-            try:
-                loc = be.location(ref)
-                module = be.module_of(ref)
-                function = be.function_of(ref)
-            except Exception:  # noqa: BLE001 - fall back to the disassembly
-                loc = None
-        if loc is not None:
-            if self._show_file(loc, module):
-                return
-        self._show_disassembly(req, loc, function, module)
-
-    def _show_file(self, loc: SourceLocation, module: str | None) -> bool:
-        """Show the location's file if it can be found (reading a tarball if need be)."""
-        be = self.facade
-        view = self.query_one(SourceView)
-        comp_dir = loc.comp_dir
-        name = display_path(loc.file, comp_dir)
-        res = be.find_source(loc, module, fetch=False)
-        if res.path is None and res.pending:
-            tarballs = ", ".join(tb.path.name for tb, _ in res.pending)
-            self._ui(view.show_loading, f"{name}:{loc.line}",
-                     [f"reading {name}", f"from {tarballs}…",
-                      "(the first read indexes the tarball;", "later reads are quick)"])
-            wanted = set(tree_relative_candidates(loc.file, comp_dir))
-            shown: list[Path] = []
-
-            def progress(frac: float, label: str) -> None:
-                # tarball progress is shared: shown even if this frame was left meanwhile
-                try:
-                    self.call_from_thread(view.show_progress, f"{label} {int(frac * 100)}%")
-                except RuntimeError:
-                    pass
-
-            def found(rel: str, path: Path) -> None:
-                if rel in wanted and not shown:
-                    shown.append(path)
-                    self._display_file(path, name, loc.line, f"tarball {tarballs}")
-
-            others = [(fr.source.file, fr.source.comp_dir) for bt in self.backtraces
-                      for fr in bt.frames if fr.source is not None]
-            try:
-                be.finder.prefetch([(loc.file, comp_dir), *others], progress, found)
-                res = be.find_source(loc, module, progress, fetch=True)
-            except Exception as exc:  # noqa: BLE001 - a bad tarball: say so, show disassembly
-                self._ui(self.notify, f"source tarball: {_err(exc)}", severity="warning",
-                         markup=False)
-                return False
-            if shown and res.path == shown[0]:
-                self._ui(view.show_progress, res.origin)
-                return True
-        if res.path is None:
-            return False
-        return self._display_file(res.path, name, loc.line, res.origin)
-
-    def _display_file(self, path: Path, name: str, line: int, origin: str) -> bool:
-        try:
-            text = read_source(path)
-        except OSError as exc:
-            self._ui(self.notify, f"{path}: {exc}", severity="warning", markup=False)
-            return False
-        lines = highlight_source(text, str(path), line)
-        self._ui(self.query_one(SourceView).show_source, name, lines, line, origin)
-        return True
-
-    def _show_disassembly(self, req: SourceRequest, loc: SourceLocation | None,
-                          function: str | None, module: str | None = None) -> None:
-        view = self.query_one(SourceView)
-        file = loc.file if loc is not None else None
-        line = loc.line if loc is not None else None
-        debug_hint = None if file or module else self._debug_hint()
-        hint = hint_lines(file, line, module, debug_hint)
-        if not function:
-            self._ui(view.show_message, req.title,
-                     [*hint, lit("(no function known at this address)", "italic")])
-            return
-        try:
-            dis = self.facade.disassembly(function)
-        except Exception as exc:  # noqa: BLE001
-            self._ui(view.show_message, f"{function} (no source)",
-                     [*hint, lit(f"disassembly: {_err(exc)}", "italic")])
-            return
-        self._ui(view.show_disassembly, f"{function} · disassembly", hint, dis, req.target,
-                 hint_subtitle(file, module, debug_hint))
+        SourceLoader(self).show(req, ref)
 
     def jump_to_symbol(self, name: str) -> None:
         """Show a function's source (or disassembly) in the source pane."""
@@ -515,16 +387,7 @@ class CrashtuiApp(App[int]):
 
     @work(thread=True, group="source", exclusive=True)
     def show_symbol(self, name: str) -> None:
-        loc = None
-        try:
-            addr = self.facade.symbol_address(name)
-            if addr is not None:
-                loc = self.facade.source_line(addr)
-        except Exception:  # noqa: BLE001 - no location: disassembly
-            loc = None
-        if loc is not None and self._show_file(loc, None):
-            return
-        self._show_disassembly(SourceRequest(name, loc, None, name, None), loc, name)
+        SourceLoader(self).show_symbol(name)
 
     # -- modules ---------------------------------------------------------------------------
 
@@ -537,7 +400,7 @@ class CrashtuiApp(App[int]):
         try:
             self.facade.load_module(name, path)
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.notify, f"{path}: {_err(exc)}", severity="error", markup=False)
+            self._ui(self.notify, f"{path}: {error_text(exc)}", severity="error", markup=False)
             return
         self._ui(self.notify, f"loaded {path} for {name}", markup=False)
         self.rows_cache.clear()
@@ -605,7 +468,7 @@ class CrashtuiApp(App[int]):
         try:
             written = self.facade.export(path)
         except Exception as exc:  # noqa: BLE001
-            self._ui(self.notify, f"export: {_err(exc)}", severity="warning", markup=False)
+            self._ui(self.notify, f"export: {error_text(exc)}", severity="warning", markup=False)
             return
         self._ui(self.notify, f"report written to {written}", markup=False)
 
@@ -626,5 +489,19 @@ def make_app(session: Session, source: str | None = None,
 
 def run_app(session: Session, source: str | None = None, modules: Sequence[str] = ()) -> int:
     """Start the app on an open Session; returns the exit status."""
-    result = make_app(session, source, modules).run()
-    return result if isinstance(result, int) else 0
+    return run_until_quit(make_app(session, source, modules))
+
+
+def run_until_quit(app: CrashtuiApp, **options: Any) -> int:
+    """Run the app; when it quits while a fact is still being computed in a worker thread
+    (which Python cannot stop), end the process at once instead of waiting for it."""
+    loop = asyncio.new_event_loop()
+    result = app.run(loop=loop, **options)  # not asyncio.run: it would join the workers
+    status = result if isinstance(result, int) else 0
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.current_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    loop.close()
+    return status

@@ -42,3 +42,13 @@ def hexaddr(value: int) -> str:
 def shorten(text: str, width: int) -> str:
     """text cut to width cells with an ellipsis."""
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def error_text(exc: BaseException) -> str:
+    """What a pane or a toast says about a failure: the message of a CrashtuiError, else
+    `internal error: Type: message`."""
+    from crashtui.errors import CrashtuiError
+
+    if isinstance(exc, CrashtuiError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
