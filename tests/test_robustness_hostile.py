@@ -862,3 +862,90 @@ def test_sparse_dump_claiming_gigabytes(sysrq_dump: Path, vmlinux_path: Path,
                            "sys"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.splitlines()[-1]) < 1 << 20  # KiB: under 1 GiB
+
+
+# --- the app stays responsive while a fact is slow -------------------------------------------------
+
+SLOW_APP = '''
+import sys, threading, time
+from crashtui.analysis.session import Session
+from crashtui.tui.app import CrashtuiApp, run_until_quit
+from crashtui.tui.facade import SessionFacade
+
+started = threading.Event()
+
+class Slow(SessionFacade):
+    def kmem(self):
+        with self.lock:  # a pure-Python fact that would take a minute
+            started.set()
+            end = time.monotonic() + 120
+            while time.monotonic() < end:
+                pass
+        return super().kmem()
+
+async def quit_when_slow(pilot):
+    while not started.is_set():
+        await pilot.pause(0.05)
+    print("PRESS", time.monotonic(), flush=True)
+    await pilot.press("q")
+
+app = CrashtuiApp(Slow(Session.open(sys.argv[1], sys.argv[2]), auto_source=False))
+status = run_until_quit(app, headless=True, size=(160, 48), auto_pilot=quit_when_slow)
+print("EXIT", status, flush=True)  # not reached while the slow fact still runs
+'''
+
+
+def test_app_quits_while_a_fact_is_slow(sysrq_dump: Path, vmlinux_path: Path,
+                                        tmp_path: Path) -> None:
+    """`q` while a slow fact computes in a worker: the screen answers (Pilot), and the
+    process ends at once instead of waiting for the worker thread."""
+    import asyncio
+    import subprocess
+    import sys
+    import threading
+
+    from crashtui.analysis.session import Session
+    from crashtui.tui.app import CrashtuiApp
+    from crashtui.tui.facade import SessionFacade
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(SessionFacade):
+        def kmem(self):  # type: ignore[no-untyped-def]
+            with self.lock:
+                started.set()
+                end = time.monotonic() + 120
+                while time.monotonic() < end and not release.is_set():
+                    pass
+            return super().kmem()
+
+    session = Session.open(sysrq_dump, vmlinux_path)
+    app = CrashtuiApp(Slow(session, cache_root=tmp_path, auto_source=False))
+    took: dict[str, float] = {}
+
+    async def main() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            for _ in range(600):
+                await pilot.pause(0.05)
+                if started.is_set():
+                    break
+            assert started.is_set()
+            pressed = time.monotonic()
+            await pilot.press("q")
+            while app.is_running and time.monotonic() - pressed < 30:
+                await asyncio.sleep(0.05)
+            took["quit"] = time.monotonic() - pressed
+            release.set()
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        session.close()
+    assert took["quit"] < 10, took
+    started_at = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", SLOW_APP, str(sysrq_dump), str(vmlinux_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "PRESS" in done.stdout and "EXIT" not in done.stdout  # ended in run_until_quit
+    assert time.monotonic() - started_at < 60  # the slow fact alone takes 120 s
