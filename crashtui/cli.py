@@ -156,9 +156,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_kernel_image(path: str | None) -> bool:
     """True for an ELF executable (a vmlinux: e_type ET_EXEC), not for a dump or ELF vmcore."""
+    import stat
+
     if path is None:
         return False
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # never open a FIFO or device to look
+            return False
         with open(path, "rb") as f:
             head = f.read(18)
     except OSError:
