@@ -64,8 +64,8 @@ def test_wheel_install_is_styled(tmp_path: Path) -> None:
                    check=True, capture_output=True, timeout=300)
     installed = site / "crashtui"
     assert (installed / "styles" / "crashtui.tcss").read_text() == \
-        (ROOT / "styles" / "crashtui.tcss").read_text()
-    assert _modules(installed) == _modules(ROOT / "crashtui")  # pyproject lists every package
+        (src / "styles" / "crashtui.tcss").read_text()
+    assert _modules(installed) == _modules(src / "crashtui")  # pyproject lists every package
     dump = next((SAMPLES / "6.1-sysrq").glob("dump.*"))
     probe = subprocess.run([str(python), "-c", PROBE, str(dump)], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300,
