@@ -359,6 +359,8 @@ def test_deadlock_cycle_names_every_task_and_lock(sessions: dict[str, Session]) 
         "PID 123 (deadlock_ab) waits for mutex lock_b [deadlock] held by PID 124 "
         "(deadlock_ba), in take_both.cold+0x3e"]
     assert t.summary.startswith("Deadlock: 2 tasks wait on each other in a lock cycle: ")
+    # the cycle's signature does not depend on which of its tasks the watchdog named
+    assert t.signature_frames == ["take_both/deadlock_ab_fn", "take_both/deadlock_ba_fn"]
     out = run_command(s, "hang -n")
     assert out[-3:] == [
         "DEADLOCK 1: a cycle of 2 task(s)",

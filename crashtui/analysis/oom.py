@@ -47,8 +47,28 @@ class OomReport:
     total_kb: int | None = None  # kmem -i TOTAL MEM
     free_kb: int | None = None
     slab_kb: int | None = None  # kmem -i SLAB
-    unreclaimable_slab: list[tuple[str, int, int]] = field(default_factory=list)  # name, used KB, total KB
+    # name, used KB, total KB (the log's `Unreclaimable slab info:` table)
+    unreclaimable_slab: list[tuple[str, int, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The OOM facts as text lines (the triage command, the app, the report)."""
+        out: list[str] = []
+        if self.trigger:
+            out.append(f"trigger {self.trigger}"
+                       + (f" (PID {self.trigger_pid})" if self.trigger_pid else "")
+                       + (f", gfp_mask={self.gfp_mask}" if self.gfp_mask else "")
+                       + (f", order={self.order}" if self.order is not None else ""))
+        if self.total_kb:
+            out.append(f"memory {self.total_kb // 1024} MiB, "
+                       f"free {(self.free_kb or 0) // 1024} MiB, "
+                       f"slab {(self.slab_kb or 0) // 1024} MiB")
+        out += [f"largest PID {c.pid} ({c.comm}) RSS {c.rss_kb} KiB ({c.percent:g}%)"
+                for c in self.consumers]
+        if self.slab_heavy:
+            out += [f"unreclaimable slab {name} {total} KiB" for name, _, total in
+                    self.unreclaimable_slab[:5]]
+        return out
 
     @property
     def slab_heavy(self) -> bool:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crashtui.analysis.culprit import Culprit, culprit_at, locate
+from crashtui.analysis.hangverdict import deadlock_signature, hang_verdict
 from crashtui.analysis.logfacts import (
     LogFacts,
     first_event,
@@ -48,7 +49,6 @@ from crashtui.kernel.bugtable import BugSite, bug_site
 
 if TYPE_CHECKING:
     from crashtui.analysis.backtrace import Backtrace, Frame
-    from crashtui.analysis.hang import BlockedTask, HangReport, WaitEdge
     from crashtui.analysis.oom import OomReport
     from crashtui.analysis.session import Session
 
@@ -57,7 +57,6 @@ __all__ = ["BadRegister", "BugSite", "Culprit", "Origin", "PageFault", "Triage",
 
 SIGNATURE_FRAMES = 3
 PAGE_SIZE = 4096
-HUNG_TASK_TIMEOUT = 120  # s: the kernel's default hung_task_timeout_secs
 # Kinds whose culprit is a blocked task, not the panicking CPU's code.
 HANG_KINDS = ("hung-task", "deadlock", "system-hung")
 
@@ -176,7 +175,7 @@ class Triage:
         out += [f"WAITS: {w}" for w in self.waits if w not in self.cycle]
         if self.blocked:
             out.append(f"BLOCKED TASKS: {self.blocked} (see `ps -m`, `foreach UN bt`, `hang`)")
-        out += [f"OOM: {line}" for line in oom_lines(self.oom)] if self.oom else []
+        out += [f"OOM: {line}" for line in self.oom.lines()] if self.oom else []
         if self.event:
             out.append(f"EVENT: {self.event}")
         if self.panic_message:
@@ -279,7 +278,7 @@ def build_triage(session: Session) -> Triage:
     culprit = culprit_at(session, culprit_bt, at, "first frame outside the panic path") \
         if culprit_bt is not None and at is not None else None
     if kind in HANG_KINDS or kind == "sysrq":
-        culprit, rest = _hang(session, t, facts, culprit, rest)
+        culprit, rest = hang_verdict(session, t, facts, culprit, rest)
     if kind == "out-of-memory":
         from crashtui.analysis.oom import oom_report
 
@@ -301,6 +300,8 @@ def build_triage(session: Session) -> Triage:
             fault_frame is not None and culprit is not None and culprit.function is None:
         notes.append("the CPU jumped to a bad address: the caller is the frame after it")
     t.signature, t.signature_frames = _signature(t.kind, t.culprit, rest)
+    if t.kind == "deadlock":
+        t.signature, t.signature_frames = deadlock_signature(session.hang)
     t.summary = _summary(t)
     return t
 
@@ -335,100 +336,6 @@ def _bug_site(session: Session, address: int) -> BugSite | None:
     except CrashtuiError:
         mod = None
     return bug_site(session.kernel, address, mod.address if mod is not None else None)
-
-
-def _hang(session: Session, t: Triage, facts: LogFacts, culprit: Culprit | None,
-          rest: list[Frame]) -> tuple[Culprit | None, list[Frame]]:
-    """Hung task, deadlock and a system hung under SysRq/NMI: the blocked tasks, their
-    locks and owners; the culprit is the blocked task the log names (or the first task of a
-    lock cycle), at its first frame outside the waits."""
-    if t.kind == "sysrq":
-        if not _long_blocked(session):
-            return culprit, rest
-    try:
-        hang = session.hang
-    except CrashtuiError as exc:
-        t.notes.append(f"blocked tasks: {exc.message}")
-        return culprit, rest
-    t.notes += hang.errors[:5]
-    t.blocked = len(hang.blocked)
-    named: BlockedTask | None = None
-    m = first_event(facts, "hung-task")
-    if m is not None:
-        pid = int(m[0].group(2))
-        named = next((b for b in hang.blocked if b.task.pid == pid), None)
-    if hang.cycles:
-        cycle = hang.cycles[0]
-        first = named if named is not None and any(
-            e.waiter == named.task.address for e in cycle) else hang.by_task(cycle[0].waiter)
-        t.kind, t.title = "deadlock", KINDS["deadlock"]
-        t.cycle = [_wait_text(session, hang, e) for e in _rotate(cycle, first)]
-        named = first
-    elif t.kind == "sysrq":
-        t.kind, t.title = "system-hung", KINDS["system-hung"]
-        named = hang.blocked[0] if hang.blocked else None
-    elif named is None and hang.blocked:
-        named = hang.blocked[0]
-    for b in hang.blocked:
-        if b.wait is not None:
-            t.waits.append(_wait_text(session, hang, None, b))
-    if named is None or named.culprit is None or named.backtrace is None:
-        return culprit, rest
-    t.hung_pid, t.hung_command = named.task.pid, named.task.comm
-    t.hung_since = named.since
-    at = locate(named.backtrace, skip_waits=True)
-    return named.culprit, at.rest if at is not None else []
-
-
-def _rotate(cycle: list[WaitEdge], first: BlockedTask | None) -> list[WaitEdge]:
-    if first is None:
-        return cycle
-    i = next((i for i, e in enumerate(cycle) if e.waiter == first.task.address), 0)
-    return cycle[i:] + cycle[:i]
-
-
-def _long_blocked(session: Session) -> bool:
-    """Tasks have been in D state longer than the hung-task timeout (120 s if unknown)."""
-    from crashtui.analysis.hang import blocked_tasks
-    from crashtui.kernel.sched import last_runs
-
-    try:
-        tasks = blocked_tasks(session)
-        if not tasks:
-            return False
-        timeout = HUNG_TASK_TIMEOUT
-        addr = session.kernel.symbol_or_none("sysctl_hung_task_timeout_secs")
-        if addr is not None:
-            timeout = session.kernel.read_u64(addr) or HUNG_TASK_TIMEOUT
-        runs, _ = last_runs(session.kernel, tasks)
-    except CrashtuiError:
-        return False
-    return any(r.since >= timeout * 1_000_000_000 for r in runs)
-
-
-def _task_text(session: Session, task: int) -> str:
-    t = next((x for x in session.tasks.tasks if x.address == task), None)
-    return f"PID {t.pid} ({t.comm})" if t is not None else f"task {task:#x}"
-
-
-def _wait_text(session: Session, hang: HangReport, edge: WaitEdge | None,
-               b: BlockedTask | None = None) -> str:
-    """`PID 130 (lockA) waits for mutex crashlab_lock_b [crashlab] held by PID 131 (lockB)`."""
-    if b is None:
-        assert edge is not None
-        b = hang.by_task(edge.waiter)
-    assert b is not None and b.wait is not None
-    w = b.wait
-    lock = b.lock_symbol or f"{w.lock:#x}"
-    text = f"{_task_text(session, b.task.address)} waits for {w.kind} {lock}"
-    if w.owner is not None:
-        text += (" read-held (last reader " if w.reader_owned else " held by ") + \
-            _task_text(session, w.owner) + (")" if w.reader_owned else "")
-    elif w.kind in ("mutex", "rwsem"):
-        text += " (no owner recorded)"
-    if b.culprit is not None:
-        text += f", in {b.culprit.symbol}"
-    return text
 
 
 def _origin(session: Session, rip: int, registers: dict[str, int],
@@ -602,24 +509,6 @@ def _summary(t: Triage) -> str:
                      f"{t.culprit.module_taints})")
     parts.append(f"; {who}.")
     return "".join(parts)
-
-
-def oom_lines(o: OomReport) -> list[str]:
-    """The OOM facts as text lines (the triage command, the app, the report)."""
-    out = []
-    if o.trigger:
-        out.append(f"trigger {o.trigger}" + (f" (PID {o.trigger_pid})" if o.trigger_pid else "")
-                   + (f", gfp_mask={o.gfp_mask}" if o.gfp_mask else "")
-                   + (f", order={o.order}" if o.order is not None else ""))
-    if o.total_kb:
-        out.append(f"memory {o.total_kb // 1024} MiB, free {(o.free_kb or 0) // 1024} MiB, "
-                   f"slab {(o.slab_kb or 0) // 1024} MiB")
-    out += [f"largest PID {c.pid} ({c.comm}) RSS {c.rss_kb} KiB ({c.percent:g}%)"
-            for c in o.consumers]
-    if o.slab_heavy:
-        out += [f"unreclaimable slab {name} {total} KiB" for name, _, total in
-                o.unreclaimable_slab[:5]]
-    return out
 
 
 def triage_to_json(t: Triage) -> dict[str, Any]:

@@ -129,9 +129,7 @@ def _triage(t: Triage | None, opts: ReportOptions) -> str:
         items.append("**Lock cycle:** " + "; ".join(md.inline(w) for w in t.cycle))
     items += [f"**Waits:** {md.inline(w)}" for w in t.waits if w not in t.cycle]
     if t.oom is not None:
-        from crashtui.analysis.triage import oom_lines
-
-        items += [f"**Out of memory:** {md.inline(line)}" for line in oom_lines(t.oom)]
+        items += [f"**Out of memory:** {md.inline(line)}" for line in t.oom.lines()]
     if t.event:
         items.append(f"**Log:** {md.code(t.event)}")
     frames = " / ".join(t.signature_frames)

@@ -88,9 +88,7 @@ def triage_text(t: Triage) -> Text:
     if t.blocked:
         rows.append(_row("Blocked", f"{t.blocked} task(s) in D state (command `hang`)"))
     if t.oom is not None:
-        from crashtui.analysis.triage import oom_lines
-
-        rows += [_row("Memory", line) for line in oom_lines(t.oom)]
+        rows += [_row("Memory", line) for line in t.oom.lines()]
     if t.event:
         rows.append(_row("Log", t.event))
     if t.panic_message:
