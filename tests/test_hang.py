@@ -163,6 +163,7 @@ CULPRITS = {  # dump: (culprit function, task pid, exception RIP?, file:line)
     "7.3-bug-kthread": ("bug_kthread_fn", 135, True, "bug-kthread.c:13"),
     "7.3-test-module": ("test_module_init", 135, True, "test-module.c:9"),
     "6.1-deadlock": ("take_both.cold", 124, False, "deadlock.c:25"),
+    "6.1-oom": ("__handle_mm_fault", 121, False, "mm/memory.c:5172"),
 }
 
 
@@ -264,8 +265,10 @@ def test_one_oops_block(name: str, sessions: dict[str, Session]) -> None:
     assert gather(s, excerpt=False).log_block == lines[start:end]
     t = s.triage
     assert t.event and any(t.event in line for line in lines[start:end])
-    assert lines[start].split("] ", 1)[1].startswith(
-        ("BUG: ", "sysrq: ", "watchdog: ", "INFO: task", "------------[ cut here", "kernel BUG"))
+    first = lines[start].split("] ", 1)[1]
+    assert first.startswith(("BUG: ", "sysrq: ", "watchdog: ", "INFO: task",
+                             "------------[ cut here", "kernel BUG")) or \
+        " invoked oom-killer: " in first
 
 
 def test_hang_command(sessions: dict[str, Session]) -> None:
@@ -383,3 +386,34 @@ def test_deadlock_report_holds_both_backtraces(sessions: dict[str, Session]) -> 
     for pid, comm in ((123, "deadlock_ab"), (124, "deadlock_ba")):
         assert f'PID: {pid}      TASK: ' in section and f'COMMAND: "{comm}"' in section
     assert section.count("take_both.cold at ") == 2
+
+
+def test_oom_names_the_trigger_and_the_largest_task(sessions: dict[str, Session]) -> None:
+    """6.1-oom: awk doubles a string until memory runs out, vm.panic_on_oom=1. The trigger
+    and its allocation come from the kernel's report; RSS and totals are crash's ps / kmem -i."""
+    import re
+
+    if not (SAMPLES / "6.1-oom" / "MANIFEST").is_file():
+        pytest.skip("no sample dump 6.1-oom")
+    t = sessions["6.1-oom"].triage
+    assert t.kind == "out-of-memory" and t.oom is not None
+    o = t.oom
+    assert (o.trigger, o.trigger_pid, o.order) == ("awk", 121, 0)
+    assert o.gfp_mask == "0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO)"
+    ps = {int(m.group(1)): (int(m.group(3)), float(m.group(2)))
+          for m in (re.match(r"^[> ]\s+(\d+)\s+\d+\s+\d+\s+[0-9a-f]+\s+\S+\s+([\d.]+)\s+\d+"
+                             r"\s+(\d+)", line) for line in crash_output("6.1-oom", "ps.txt") or [])
+          if m}
+    big = o.consumers[0]
+    assert (big.pid, big.comm, big.rss_kb, big.percent) == (121, "awk", *ps[121])
+    assert [c.rss_kb for c in o.consumers] == sorted((r for r, _ in ps.values()),
+                                                     reverse=True)[:len(o.consumers)]
+    kmem = {m.group(1): int(m.group(2)) for m in (
+        re.match(r"^\s*([A-Z][A-Z ]+?)\s+(\d+)\s", line)
+        for line in crash_output("6.1-oom", "kmem-i.txt") or []) if m}
+    assert (o.total_kb, o.free_kb, o.slab_kb) == (kmem["TOTAL MEM"] * 4, kmem["FREE"] * 4,
+                                                  kmem["SLAB"] * 4)
+    assert not o.slab_heavy
+    assert "the largest task is PID 121 (awk), 621 MiB resident (60.7% of RAM)" in t.summary
+    assert t.summary.startswith("Out of memory: awk invoked the OOM killer for an order-0 "
+                                "allocation")
