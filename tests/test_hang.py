@@ -417,3 +417,25 @@ def test_oom_names_the_trigger_and_the_largest_task(sessions: dict[str, Session]
     assert "the largest task is PID 121 (awk), 621 MiB resident (60.7% of RAM)" in t.summary
     assert t.summary.startswith("Out of memory: awk invoked the OOM killer for an order-0 "
                                 "allocation")
+
+
+def test_510_irq_stack_switch_is_not_the_culprit(sessions: dict[str, Session]) -> None:
+    """5.10 runs a timer interrupt on the IRQ stack through asm_call_sysvec_on_stack. On the
+    real 5.10-sysrq dump CPU 0 was in its timer interrupt: below the NMI, the frames from
+    __hrtimer_run_queues on are what a 5.10 soft lockup's watchdog_timer_fn sits on, and the
+    culprit there is the interrupted code (the exception RIP), not the stack switch."""
+    import dataclasses
+
+    from crashtui.analysis.culprit import culprit_at, locate
+
+    s = sessions["5.10-sysrq"]
+    bt = next(b for b in s.backtraces if b.cpu == 0)
+    names = [f.function for f in bt.frames]
+    assert "asm_call_sysvec_on_stack" in names
+    below = names.index("__hrtimer_run_queues")
+    timer = dataclasses.replace(bt, frames=bt.frames[below:])
+    at = locate(timer)
+    assert at is not None and at.exception
+    assert at.frame.function == "asm_sysvec_apic_timer_interrupt"
+    c = culprit_at(s, timer, at, "")
+    assert (c.function, c.offset) == ("apparmor_file_permission", 75)
