@@ -240,6 +240,12 @@ LOGS: dict[str, tuple[list[str], str | None, int | None]] = {
     "hard-lockup": ([
         "NMI watchdog: Watchdog detected hard LOCKUP on cpu 2",
         "Kernel panic - not syncing: Hard LOCKUP"], "NMI", None),
+    "rcu-stall": ([
+        "rcu: INFO: rcu_preempt self-detected stall on CPU",
+        "rcu: \t2-....: (21002 ticks this GP) idle=8a4/1/0x4000000000000000 softirq=1/1 fqs=5000",
+        "\t(t=21003 jiffies g=1161 q=159 ncpus=4)",
+        "CPU: 2 PID: 130 Comm: spin Tainted: G           OE      6.1.0-56-cloud-amd64 #1",
+        "Kernel panic - not syncing: RCU Stall"], "interrupt", None),
     "hung-task": ([
         "INFO: task hung_task:123 blocked for more than 5 seconds.",
         "      Tainted: G           OE      6.1.0 #1",
