@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from crashtui.debuginfo.orc import (
+    ORC_ENTRY_DTYPE,
     ORC_REG_BP,
     ORC_REG_PREV_SP,
     ORC_REG_SP,
@@ -17,20 +18,29 @@ from crashtui.debuginfo.orc import (
     OrcTable,
     OrcType,
     decode_bits,
+    detect_layout,
     orc_version_for_header,
-    orc_version_for_release,
 )
 from crashtui.debuginfo.vmlinux import Vmlinux
 from crashtui.errors import DebugInfoError
 
 
-def test_version_for_release() -> None:
-    assert orc_version_for_release("6.1.0-56-cloud-amd64") == 1
-    assert orc_version_for_release("4.14.0") == 1
-    assert orc_version_for_release("6.2.16") == 1
-    assert orc_version_for_release("6.3.1-arch1") == 2
-    assert orc_version_for_release("6.4.0") == 3
-    assert orc_version_for_release("6.12.9") == 3
+def test_layout_read_off_the_entries() -> None:
+    """Version and register numbering from the entries alone: most are CALL frames on SP."""
+    call = [_bits(5, 1, 0)] * 90 + [_bits(5, 0, 1)] * 10            # v1, classic SP=5
+    assert detect_layout(np.array(call, dtype=np.uint16)) == (1, "classic")
+    v2 = call + [_bits(0, 0, 0b1000)]                                 # v2: end is bit 11
+    assert detect_layout(np.array(v2, dtype=np.uint16)) == (2, "classic")
+    v3 = [_bits(5, 1, 2)] * 90 + [_bits(5, 0, 3)] * 10                # v3: CALL is type 2
+    assert detect_layout(np.array(v3, dtype=np.uint16)) == (3, "classic")
+    ax = [_bits(3, 8, 2)] * 90 + [_bits(3, 0, 3)] * 10                # 7.1: SP=3, PREV_SP=8
+    assert detect_layout(np.array(ax, dtype=np.uint16)) == (3, "ax")
+    assert detect_layout(np.array(ax[:10], dtype=np.uint16)) == (None, None)  # too few
+    table = OrcTable.detected(np.arange(100, dtype=np.uint64),
+                              np.array([(8, -16, b) for b in ax], dtype=ORC_ENTRY_DTYPE), 1)
+    e = table.entry_at(0)
+    assert (table.version, e.sp_reg, e.bp_reg, e.type) == (3, ORC_REG_SP, ORC_REG_PREV_SP,
+                                                           OrcType.CALL)
     assert orc_version_for_header(bytes(20)) is None
     assert orc_version_for_header(bytes.fromhex("fe5d32bf581bd63b2ca9a5c65ba5a625eab3fe24")) == 3
 

@@ -22,7 +22,6 @@ value and sp_reg name them, whatever the kernel's version (distributions backpor
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,19 +105,6 @@ class OrcEntry:
                 f"type:{self.type.name}{' signal' if self.signal else ''}")
 
 
-def orc_version_for_release(release: str | None) -> int:
-    """ORC layout version for a kernel release string ("6.1.0-56-cloud-amd64" -> 1)."""
-    m = re.match(r"(\d+)\.(\d+)", release or "")
-    if m is None:
-        return 3
-    major, minor = int(m.group(1)), int(m.group(2))
-    if (major, minor) >= (6, 4):
-        return 3
-    if (major, minor) == (6, 3):
-        return 2
-    return 1
-
-
 def orc_version_for_header(header: bytes | memoryview) -> int | None:
     """ORC layout version from a .orc_header hash, None if unknown."""
     h = bytes(header)
@@ -130,17 +116,19 @@ def orc_version_for_header(header: bytes | memoryview) -> int | None:
 
 
 def detect_layout(bits: np.ndarray) -> tuple[int | None, str | None]:
-    """(version 3 or 1, register numbering) read off a table's entries; None where unclear.
+    """(version, register numbering) read off a table's entries; None where unclear.
 
     The most common entry is a CALL frame with sp_reg SP: CALL is type 2 in version 3 (type in
-    bits 8-10) and 0 before (bits 8-9, the end bit above); SP is 5 classically, 3 from 7.1.
-    Version 1 and 2 (6.3 only) cannot be told apart this way: the caller decides between them.
+    bits 8-10) and 0 before (bits 8-9); SP is 5 classically, 3 from 7.1. Of the older two,
+    only version 2 (6.3) uses bit 11 (its `end`; entry code's END_OF_STACK hints set it).
     """
     defined = bits[(bits & 0xF) != ORC_REG_UNDEFINED]
     if len(defined) < _MIN_ENTRIES_TO_DETECT:
         return None, None
     types = np.bincount((defined >> 8) & 0x3, minlength=4)
     version = 3 if types[2] > len(defined) // 2 else 1 if types[0] > len(defined) // 2 else None
+    if version == 1 and bool((bits & 0x800).any()):
+        version = 2
     regs = np.bincount(defined & 0xF, minlength=16)
     top = int(np.argmax(regs))
     numbering = ("classic" if top == ORC_REG_SP else "ax" if top == _AX_REGS.tolist().index(
@@ -197,9 +185,9 @@ class OrcTable:
     def detected(cls, ips: np.ndarray, entries: np.ndarray, fallback_version: int,
                  fallback_numbering: str = "classic") -> OrcTable:
         """A table whose layout is read off its own entries (`detect_layout`), the fallbacks
-        used only where the entries do not tell (few entries; version 1 vs 2)."""
+        used only where the entries do not tell (a module's few entries: the kernel's)."""
         version, numbering = detect_layout(np.asarray(entries["bits"]))
-        if version is None or (version == 1 and fallback_version in (1, 2)):
+        if version is None:
             version = fallback_version
         return cls(ips, entries, version, numbering=numbering or fallback_numbering)
 
@@ -218,22 +206,19 @@ class OrcTable:
         return cls.detected(ips, entries, version)
 
     @classmethod
-    def from_elf(cls, image: ElfImage, release: str | None = None,
-                 version: int | None = None) -> OrcTable:
-        """From a vmlinux's sections; version from .orc_header, else from the release."""
+    def from_elf(cls, image: ElfImage) -> OrcTable:
+        """From a vmlinux's sections; the layout from the entries (.orc_header, 6.4+, only
+        says whether its hash is one crashtui has seen)."""
         for name in (".orc_unwind_ip", ".orc_unwind"):
             if name not in image.sections:
                 raise DebugInfoError(f"no {name} section", image.path)
         header_known = True
-        if version is None and ".orc_header" in image.sections:
-            version = orc_version_for_header(image.section_data(".orc_header"))
-            header_known = version is not None
-        if version is None:
-            version = orc_version_for_release(release)
+        if ".orc_header" in image.sections:
+            header_known = orc_version_for_header(image.section_data(".orc_header")) is not None
         ip_sec = image.sections[".orc_unwind_ip"]
         try:
             table = cls.from_raw(image.section_data(ip_sec), ip_sec.addr,
-                                 image.section_data(".orc_unwind"), version)
+                                 image.section_data(".orc_unwind"), 3)
         except DebugInfoError as exc:
             raise DebugInfoError(exc.message, image.path) from None
         table.header_known = header_known

@@ -64,7 +64,7 @@ class Vmlinux:
 
         if ".orc_unwind_ip" not in self.image.sections:
             return None
-        return OrcTable.from_elf(self.image, release=self.release)
+        return OrcTable.from_elf(self.image)
 
     @cached_property
     def lines(self) -> Any:

@@ -338,7 +338,6 @@ class Kernel:
             ORC_ENTRY_DTYPE,
             OrcTable,
             orc_version_for_header,
-            orc_version_for_release,
         )
 
         ip0 = self.symbol_or_none("__start_orc_unwind_ip")
@@ -347,16 +346,14 @@ class Kernel:
         if ip0 is None or ip1 is None or entries is None or not 0 < ip1 - ip0 < 1 << 26:
             return None
         count = (ip1 - ip0) // 4
-        version: int | None = None
         header_known = True
         h0, h1 = self.symbol_or_none("__start_orc_header"), self.symbol_or_none("__stop_orc_header")
         try:
             if h0 is not None and h1 is not None and 0 < h1 - h0 <= 64:
-                version = orc_version_for_header(self.read(h0, h1 - h0))
-                header_known = version is not None
+                header_known = orc_version_for_header(self.read(h0, h1 - h0)) is not None
+            # the layout is read off the entries themselves (OrcTable.detected)
             table = OrcTable.from_raw(self.read(ip0, 4 * count), ip0 - self.kaslr_offset,
-                                      self.read(entries, count * ORC_ENTRY_DTYPE.itemsize),
-                                      version or orc_version_for_release(self.release))
+                                      self.read(entries, count * ORC_ENTRY_DTYPE.itemsize), 3)
         except CrashtuiError:
             return None
         table.header_known = header_known
