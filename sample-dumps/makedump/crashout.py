@@ -93,7 +93,10 @@ def crash_command(suite: str = "trixie") -> list[str]:
     if not stamp.exists():
         shutil.rmtree(root, ignore_errors=True)
         debian.extract(crash_deb, root)
-        for lib in CRASH_LIBS:
+        # crash's library Depends in that suite (sid's 9.x adds libgmp10, libmpfr6)
+        depends = {alts[0][0] for alts in debian.parse_depends(
+            debian.deb_field(crash_deb, "Depends")) if alts[0][0].startswith("lib")}
+        for lib in sorted(depends | set(CRASH_LIBS)):
             deb, _ = debian.download_from_suite(lib, suite)
             debian.extract(deb, root)
         stamp.touch()
