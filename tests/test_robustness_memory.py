@@ -88,14 +88,20 @@ def test_task_list_next_pointer_bad(damaged: tuple[Session, Overlay], reference:
     assert fields["PANIC"] == reference.summary.fields["PANIC"]
 
 
-def test_task_list_broken_both_ways(damaged: tuple[Session, Overlay]) -> None:
-    """next and prev both broken: the tasks between the two breaks are lost, and said so."""
+def test_task_list_broken_both_ways(damaged: tuple[Session, Overlay],
+                                    reference: Session) -> None:
+    """next and prev both broken: the tasks between the two breaks are found in the pid IDR
+    and the run queues (crashtui/kernel/pid.py), and the damage is said."""
     session, view = damaged
     nodes = task_nodes(session)
     view.set_u64(nodes[20], GARBAGE).set_u64(nodes[50] + 8, GARBAGE)
     fields = sys_fields(session)
-    n = int(fields["TASKS"].split()[0])
-    assert fields["TASKS"].endswith("[DAMAGED]") and 40 < n < 78
+    assert fields["TASKS"] == "78  [DAMAGED]"
+    assert {t.address for t in session.tasks.tasks} == {t.address
+                                                        for t in reference.tasks.tasks}
+    assert any(w.startswith("TASKS: ") and w.endswith(" more task(s) found in the pid IDR and "
+                                                      "the run queues")
+               and int(w.split()[1]) > 20 for w in warnings(session))
     assert fields["RELEASE"] == "6.1.0-56-cloud-amd64"
 
 

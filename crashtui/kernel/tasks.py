@@ -224,9 +224,33 @@ def read_tasks(kernel: Kernel) -> TaskList:
                 tasks[t] = reader.read(t)
             except CrashtuiError as exc:
                 errors.append(f"task {t:#x}: {exc.message}")
+    _add_unlisted(kernel, reader, tasks, errors)
     ordered = sorted(tasks.values(), key=lambda t: (t.pid, not t.idle, t.cpu if t.idle else 0,
                                                      t.address))
     return TaskList(ordered, errors)
+
+
+def _add_unlisted(kernel: Kernel, reader: TaskReader, tasks: dict[int, Task],
+                  errors: list[str]) -> None:
+    """Tasks the list walks missed, from the pid IDR and the run queues (kernel/pid.py);
+    a pid's task counts only if its task_struct carries that pid."""
+    from crashtui.kernel.pid import pid_tasks, running_tasks
+
+    walk = pid_tasks(kernel)
+    added = 0
+    for nr, t in [*walk.tasks, *((None, t) for t in running_tasks(kernel))]:
+        if t in tasks or any(f"{t:#x}" in e for e in errors):
+            continue
+        try:
+            task = reader.read(t)
+        except CrashtuiError:
+            continue  # a stale or damaged pointer, not a task
+        if nr is None or task.pid == nr:
+            tasks[t] = task
+            added += 1
+    if errors and (added or walk.errors):  # the list was damaged: say what else was tried
+        errors += walk.errors
+        errors.append(f"{added} more task(s) found in the pid IDR and the run queues")
 
 
 def runqueue(kernel: Kernel, cpu: int) -> int:
