@@ -332,6 +332,16 @@ def seeds(name: str) -> list[bytes]:
         return [printk_seed()]
     if name == "memory":
         return [b"\0", bytes([2, 9, 0, 0, 200, 7]) + b"\xff" * 8, bytes([3, 0, 4, 0, 20, 3, 0])]
+    if name == "kmem":
+        return [b"", bytes([0, 8, 0, 200]) + b"\xff" * 8, bytes([2, 0, 1, 200, 3]) + b"\x12" * 4]
+    if name == "vmcoreinfo_values":
+        return [b"\0" * 12, bytes([0, 9, 0]) + b"\xff" * 8 + b"\0", bytes([1, 40, 0]) + b"\x7f" * 9]
+    if name == "triage":
+        return [log_seed(), log_seed().replace(b"Kernel panic", b"BUG: stack " * 40 + b"Kernel panic")]
+    if name == "btf":
+        return [b"", bytes([0, 3, 0]) + b"\0\0\0\0", bytes([0, 8, 0]) + b"\xc0\0\0\0"]
+    if name == "ko":
+        return [b"\0", bytes([0, 0, 0, 4]) + b"\xff" * 4, bytes([200]), bytes([250, 1, 0, 1, 0])]
     raise KeyError(name)
 
 
@@ -395,6 +405,59 @@ def kernel_seed() -> KernelSeed:
 
 def target_memory(data: bytes) -> None:
     """sys, log, ps and one more command over the real dump with some memory damaged."""
+    d = Draw(data)
+    extra = ("mod", "kmem -i", "bt -a", "foreach bt", "bt")[d.int(1) % 5]
+    _run_damaged(d, kernel_seed().windows, ("sys", "log", "ps", extra))
+
+
+def target_kmem(data: bytes) -> None:
+    """kmem -i's memory walk (mem_section roots and sections, struct pages, hstates, zones,
+    swap) over the real dump with up to 8 patches or holes there."""
+    _run_damaged(Draw(data), kmem_windows(), ("kmem -i",))
+
+
+@functools.cache
+def kmem_windows() -> list[tuple[str, int, int]]:
+    """The memory kmem -i reads: mem_section roots, a section page, hstates, node, swap."""
+    seed = kernel_seed()
+    k = seed.kernel
+    from crashtui.kernel.program import Kernel
+
+    assert isinstance(k, Kernel)
+    vi = k.vmcoreinfo
+    roots = vi.symbols["mem_section"]
+    out = [("mem_section", roots, 8 * vi.lengths["mem_section"]),
+           ("section_page", k.read_u64(roots), 4096),
+           ("hstates", k.symbol("hstates"), 2 * k.sizeof("struct hstate")),
+           ("pglist_data", k.read_u64(k.symbol("node_data")), 4096),
+           ("swap_info", k.symbol("swap_info"), 64), ("nr_swapfiles", k.symbol("nr_swapfiles"), 4),
+           ("vm_zone_stat", k.symbol("vm_zone_stat"), 128),
+           ("vm_node_stat", k.symbol("vm_node_stat"), 512)]
+    section = k.read_u64(k.read_u64(roots)) & ~0x3F  # the first section's mem_map
+    out.append(("struct_pages", section, 64 * 512))
+    return out
+
+
+def target_vmcoreinfo_values(data: bytes) -> None:
+    """VMCOREINFO numbers (SIZE/LENGTH/OFFSET/NUMBER, any 64-bit value) under the kernel
+    model: sys, log and kmem -i over the real dump with up to 4 values replaced."""
+    from crashtui.kernel.vmcoreinfo import VmcoreInfo
+
+    d = Draw(data)
+    lines = vmcoreinfo_seed().decode().split("\n")
+    keyed = [i for i, line in enumerate(lines) if line.startswith(("SIZE(", "LENGTH(", "OFFSET(",
+                                                                    "NUMBER("))]
+    for _ in range(1 + d.int(1) % 4):
+        i = keyed[d.int(2) % len(keyed)]
+        value = int.from_bytes(d.bytes(8).ljust(8, b"\0"), "little", signed=True) >> d.int(1) % 64
+        lines[i] = f"{lines[i].partition('=')[0]}={value}"
+    _run_damaged(d, [], ("sys", "log", "kmem -i"),
+                 vmcoreinfo=VmcoreInfo.parse("\n".join(lines)))
+
+
+def _run_damaged(d: Draw, windows: list[tuple[str, int, int]], commands: tuple[str, ...],
+                 vmcoreinfo: object = None) -> None:
+    """Run `commands` over the seed kernel with the patches and holes `d` describes."""
     from crashtui.analysis.session import Session
     from crashtui.commands import run_command
     from crashtui.kernel.program import Kernel
@@ -403,12 +466,10 @@ def target_memory(data: bytes) -> None:
     seed = kernel_seed()
     k = seed.kernel
     assert isinstance(k, Kernel)
-    d = Draw(data)
     patches: list[tuple[int, bytes]] = []
     holes: list[tuple[int, int]] = []
-    extra = ("mod", "kmem -i", "bt -a", "foreach bt", "bt")[d.int(1) % 5]
-    while d.more() and len(patches) + len(holes) < 8:
-        _what, start, length = seed.windows[d.int(1) % len(seed.windows)]
+    while windows and d.more() and len(patches) + len(holes) < 8:
+        _what, start, length = windows[d.int(1) % len(windows)]
         at = start + d.int(2) % length
         if d.int(1) < 16:
             holes.append((at, at + 1 + d.int(1)))
@@ -416,6 +477,9 @@ def target_memory(data: bytes) -> None:
             patches.append((at, d.bytes(1 + d.int(1) % 16)))
     k.__dict__.clear()
     k.__dict__.update(seed.pristine)
+    real_vmcoreinfo = k.vmcoreinfo
+    if vmcoreinfo is not None:
+        k.vmcoreinfo = vmcoreinfo  # type: ignore[assignment]
     real_read = Kernel.read
 
     def read(vaddr: int, size: int) -> bytes:
@@ -434,7 +498,7 @@ def target_memory(data: bytes) -> None:
     k.read = read  # type: ignore[method-assign]
     session = Session(k, Path("<fuzz>"), None)
     try:
-        for line in ("sys", "log", "ps", extra):
+        for line in commands:
             try:
                 for text in run_command(session, line):
                     terminal_safe(text)
@@ -442,10 +506,148 @@ def target_memory(data: bytes) -> None:
                 pass
     finally:
         del k.read
+        k.vmcoreinfo = real_vmcoreinfo
+
+
+# --- triage over the log ---------------------------------------------------------------------
+
+@functools.cache
+def log_seed() -> bytes:
+    """The sysrq dump's log text (the records before and with the panic)."""
+    from crashtui.dumpfile.kdump import KdumpFile
+    from crashtui.kernel.program import Kernel
+
+    dump = KdumpFile(FAKE_PATH, PatchedSource(kdump_seed().data, [], len(kdump_seed().data)))
+    kernel = Kernel(dump, None)
+    try:
+        return "\n".join(r.text for r in printk.read_log(kernel).records[-120:]).encode()
+    finally:
+        kernel.close()
+
+
+def target_triage(data: bytes) -> None:
+    """The log's panic line, report block and events (analysis/logfacts), as the triage
+    reads them: every pattern over damaged log text, in bounded time."""
+    from crashtui.analysis.logfacts import read_log
+
+    facts = read_log(data.decode("utf-8", "replace").split("\n"))
+    _ = (facts.panic_message, facts.events, facts.cr2, facts.error_code, facts.block)
+
+
+# --- BTF from memory -------------------------------------------------------------------------
+
+@functools.cache
+def btf_seed() -> tuple[object, tuple[int, ...]]:
+    """The sysrq kernel's own BTF (read from the dump's memory) and the struct ids the
+    commands use, whose records the target damages."""
+    from crashtui.debuginfo.btf import Btf
+    from crashtui.kernel.program import Kernel
+
+    k = Kernel.open(next(SYSRQ.glob("dump.*")))
+    try:
+        btf = k.btf
+        assert isinstance(btf, Btf)
+        ids = tuple(btf._struct_id(n) for n in ("task_struct", "mm_struct", "page", "rq",
+                                                 "module", "list_head", "signal_struct"))
+    finally:
+        k.close()
+    return btf, ids
+
+
+def target_btf(data: bytes) -> None:
+    """The in-memory BTF parser's type walks (flattened struct layouts, member paths, sizes,
+    C declarations, struct -o) with up to 8 words of type records replaced."""
+    from crashtui.debuginfo.btf import Btf
+
+    btf, ids = btf_seed()
+    assert isinstance(btf, Btf)
+    d = Draw(data)
+    words = array("I", btf._words)
+    while d.more() and d.pos < 8 * 7:
+        tid = ids[d.int(1) % len(ids)]
+        pos = int(btf._offsets[tid - btf.start_id]) + d.int(2) % 256
+        if pos < len(words):
+            words[pos] = d.int(4)
+    saved = btf._words, btf._structs
+    btf._words = memoryview(words).cast("B").cast("I")
+    btf._structs = {}
+    try:
+        for tid in ids:
+            try:
+                st = btf.struct_by_id(tid)
+                for m in st.members[:64]:
+                    btf.type_name(m.type_id)
+                    btf.sizeof_id(m.type_id)
+                btf.format_struct(st.name or "task_struct")
+            except CrashtuiError:
+                pass
+        for path in ("se.sum_exec_runtime", "thread_info.cpu", "pid_links", "comm"):
+            try:
+                btf.offsetof("task_struct", path)
+            except CrashtuiError:
+                pass
+    finally:
+        btf._words, btf._structs = saved
+
+
+# --- the .ko reader --------------------------------------------------------------------------
+
+KO = ROOT / "sample-dumps" / "6.1-test-module" / "test-module" / "test-module.ko"
+
+
+@functools.cache
+def ko_seed() -> tuple[bytes, tuple[Region, ...]]:
+    """The test module's .ko and its parts: ELF and section headers, .symtab, .rela.*."""
+    raw = KO.read_bytes()
+    shoff = struct.unpack_from("<Q", raw, 0x28)[0]
+    shnum = struct.unpack_from("<H", raw, 0x3C)[0]
+    regions = [Region("ehdr", 0, 64), Region("shdrs", shoff, 64 * shnum)]
+    for i in range(shnum):
+        sh_type, _f, _a, off, size = struct.unpack_from("<IQQQQ", raw, shoff + 64 * i + 4)
+        if sh_type in (2, 3, 4) and size:  # SYMTAB, STRTAB, RELA
+            regions.append(Region(f"section{i}", off, min(size, 1 << 16)))
+    return raw, tuple(regions)
+
+
+def target_ko(data: bytes) -> None:
+    """A damaged .ko: headers, sections, symbols, modinfo, relocated DWARF, line lookups."""
+    import os
+    import tempfile
+
+    from crashtui.debuginfo.kmodule import KernelModuleFile
+
+    raw, regions = ko_seed()
+    patches, size = _script(Draw(data), regions, (64, 4096, len(raw) // 2), len(raw))
+    body = bytearray(raw[:size])
+    for at, chunk in patches:
+        body[at:at + len(chunk)] = chunk[:max(0, len(body) - at)]
+    fd, name = tempfile.mkstemp(suffix=".ko")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(body))
+        try:
+            ko = KernelModuleFile(name)
+        except CrashtuiError:
+            return
+        try:
+            _ = (ko.module_name, ko.vermagic, ko.release, ko.build_id, ko.depends)
+            bases = {s.name: (i + 1) << 32 for i, s in enumerate(ko.allocated_sections)}
+            for call in (ko.symbols, lambda: ko.symbols_for(bases), lambda: ko.lines(bases),
+                         lambda: ko.source_line(".text", 5),
+                         lambda: ko.function_at(".init.text", 5)):
+                try:
+                    call()
+                except CrashtuiError:
+                    pass
+        finally:
+            ko.close()
+    finally:
+        os.unlink(name)
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "kdump": target_kdump, "elf": target_elf, "flattened": target_flattened,
     "notes": target_notes, "vmcoreinfo": target_vmcoreinfo, "printk": target_printk,
-    "memory": target_memory,
+    "memory": target_memory, "kmem": target_kmem, "vmcoreinfo_values": target_vmcoreinfo_values,
+    "triage": target_triage, "btf": target_btf, "ko": target_ko,
 }

@@ -24,7 +24,9 @@ from fuzz.hypo import apply_edits, damaged  # noqa: E402
 
 CRASHERS = sorted((ROOT / "fuzz" / "crashers").glob("*.bin"))
 EXAMPLES = {"kdump": 120, "elf": 120, "flattened": 80, "notes": 150, "vmcoreinfo": 150,
-            "printk": 150, "memory": 40}
+            "printk": 150, "memory": 40, "kmem": 30, "vmcoreinfo_values": 30, "triage": 100,
+            "btf": 60, "ko": 100}
+NEED_VMLINUX = {"memory", "kmem", "vmcoreinfo_values"}  # targets over the kernel model
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +42,7 @@ def run_target(name: str, data: bytes) -> None:
         pass
 
 
-@pytest.mark.parametrize("name", sorted(set(targets.TARGETS) - {"memory"}))
+@pytest.mark.parametrize("name", sorted(set(targets.TARGETS) - NEED_VMLINUX))
 def test_short_fuzz_run(name: str) -> None:
     seeds = targets.seeds(name)
     for seed in seeds:
@@ -56,15 +58,18 @@ def test_short_fuzz_run(name: str) -> None:
 
 
 @pytest.mark.needs_vmlinux
-def test_short_fuzz_run_memory(vmlinux_path: Path) -> None:
-    """Damaged kernel memory under sys, log, ps and one more command (needs the vmlinux)."""
+@pytest.mark.parametrize("name", sorted(NEED_VMLINUX))
+def test_short_fuzz_run_memory(vmlinux_path: Path, name: str) -> None:
+    """Damaged kernel memory or VMCOREINFO values under the commands (needs the vmlinux)."""
     assert targets.find_vmlinux() is not None
+    for seed in targets.seeds(name):
+        run_target(name, seed)
 
-    @settings(max_examples=EXAMPLES["memory"], deadline=None, database=None,
+    @settings(max_examples=EXAMPLES[name], deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(damaged(targets.seeds("memory")))
+    @given(damaged(targets.seeds(name)))
     def fuzz(data: bytes) -> None:
-        run_target("memory", data)
+        run_target(name, data)
 
     fuzz()
 
@@ -73,7 +78,7 @@ def test_short_fuzz_run_memory(vmlinux_path: Path) -> None:
 def test_crasher_stays_fixed(path: Path, request: pytest.FixtureRequest) -> None:
     """Every input that once raised something else than CrashtuiError."""
     name = path.name.split("-", 1)[0]
-    if name == "memory":
+    if name in NEED_VMLINUX:
         request.getfixturevalue("vmlinux_path")
     run_target(name, path.read_bytes())
 
