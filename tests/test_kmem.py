@@ -108,4 +108,4 @@ def test_kmem_needs_i() -> None:
     from crashtui.commands import CommandError, run_command
 
     with pytest.raises(CommandError):
-        run_command(None, "kmem -s")  # type: ignore[arg-type]
+        run_command(None, "kmem -Q")  # type: ignore[arg-type]

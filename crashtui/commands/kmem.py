@@ -39,9 +39,14 @@ def kmem_rows(session: Session) -> dict[str, dict[str, int | None]]:
             for r in info.rows}
 
 
-@command("kmem", "kernel memory: -i shows memory usage like crash's kmem -i", "kmem -i")
+@command("kmem", "kernel memory: -i usage summary, -s slab caches (SLUB)",
+         "kmem -i | kmem -s [CACHE]")
 def cmd_kmem(session: Session, args: list[str]) -> list[str]:
+    if args[:1] == ["-s"]:
+        from crashtui.commands.kmemslab import kmem_s_lines
+
+        return kmem_s_lines(session, args[1:])
     if args != ["-i"]:
-        raise CommandError("kmem: only -i is supported (memory usage summary)")
+        raise CommandError("kmem: supported: -i (memory usage), -s [CACHE] (slab caches)")
     info = session.kmem
     return kmem_lines(info) + [f"kmem: {e}" for e in info.errors]

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Record crash 8.0.6's kmem -s, kmem ADDR, whatis, vtop/ptov, task, files, vm, list and
+foreach outputs for sample dumps into tests/crash_outputs/<dump>/ (sample-dumps/ belongs to
+whoever made the dumps).
+
+    .venv/bin/python tests/record_crash_more.py 6.1-sysrq 5.10-sysrq 6.12-sysrq
+
+{TASK} is the panic task and {SP0} frame #0's stack slot (from the dump's crash/bt.txt),
+{PID} the panic task's PID; each sample's values are written to more-ADDRESSES.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "sample-dumps"))
+
+from makedump.crashout import (  # noqa: E402
+    crash_command,
+    fetch_vmlinux,
+    read_manifest,
+    run_crash,
+    split_outputs,
+)
+
+COMMANDS = (
+    ("kmem-s.txt", "kmem -s"),
+    ("kmem-s-name.txt", "kmem -s task_struct"),
+    ("kmem-s-names.txt", "kmem -s dentry kmalloc-64"),
+    ("kmem-task.txt", "kmem {TASK}"),
+    ("kmem-stack.txt", "kmem {SP0}"),
+    ("kmem-sym.txt", "kmem linux_banner"),
+    ("kmem-symaddr.txt", "kmem {BANNER}"),
+    ("whatis-var.txt", "whatis jiffies"),
+    ("whatis-struct.txt", "whatis list_head"),
+    ("whatis-struct2.txt", "whatis struct list_head"),
+    ("whatis-func.txt", "whatis panic"),
+    ("whatis-task.txt", "whatis init_task"),
+    ("vtop-task.txt", "vtop {TASK}"),
+    ("vtop-banner.txt", "vtop linux_banner"),
+    ("ptov.txt", "ptov 1000000"),
+    ("task.txt", "task"),
+    ("task-1.txt", "task 1"),
+    ("files.txt", "files"),
+    ("files-1.txt", "files 1"),
+    ("vm.txt", "vm"),
+    ("vm-1.txt", "vm 1"),
+    ("list-h.txt", "list task_struct.tasks -h init_task"),
+    ("list-h-s.txt", "list task_struct.tasks -s task_struct.pid,comm -h init_task"),
+    ("list-o.txt", "list -o task_struct.tasks -h init_task"),
+    ("list-H.txt", "list -H modules"),
+    ("list-start.txt", "list task_struct.tasks init_task"),
+    ("foreach-ps.txt", "foreach ps"),
+    ("foreach-files.txt", "foreach files"),
+    ("foreach-vm.txt", "foreach vm"),
+)
+MARKER = "==== record-crash-more ===="
+
+
+def addresses(dump_dir: Path) -> dict[str, str]:
+    """TASK, PID and SP0 from crash's bt of the panic task, BANNER from sym."""
+    bt = (dump_dir / "crash" / "bt.txt").read_text()
+    task = re.search(r"PID: (\d+)\s+TASK: ([0-9a-f]+)", bt)
+    frame = re.search(r"#\d+ \[([0-9a-f]+)\]", bt)
+    assert task and frame, "crash/bt.txt has no task header or frames"
+    return {"PID": task.group(1), "TASK": task.group(2), "SP0": frame.group(1)}
+
+
+def record(name: str, crash: list[str]) -> None:
+    dump_dir = ROOT / "sample-dumps" / name
+    m = read_manifest(dump_dir)
+    vmlinux = fetch_vmlinux(m)
+    where = addresses(dump_dir)
+    banner = run_crash(crash, vmlinux, dump_dir, m["dump"], ["sym linux_banner"])
+    where["BANNER"] = banner.split()[0]
+    cmds: list[str] = []
+    for _f, c in COMMANDS:
+        cmds += [c.format(**where), f"!echo '{MARKER}'"]
+    outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), MARKER)
+    out = ROOT / "tests" / "crash_outputs" / name
+    out.mkdir(parents=True, exist_ok=True)
+    lab = str(vmlinux.parent.parent.parent)
+    for (fname, _c), text in zip(COMMANDS, outputs, strict=False):
+        (out / fname).write_text(text.replace(lab, "$LAB"))
+    (out / "more-ADDRESSES").write_text("".join(f"{k}={v}\n" for k, v in sorted(where.items())))
+    print(f"{name}: wrote {len(COMMANDS)} files", flush=True)
+
+
+def main(names: list[str]) -> int:
+    crash = crash_command()
+    for name in names:
+        record(name, crash)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
