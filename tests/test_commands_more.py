@@ -15,6 +15,7 @@ import pytest
 
 from crashtui.analysis.session import Session
 from crashtui.commands import CommandError, run_command
+from crashtui.commands.kmemaddr import VMAP_HEADER
 from tests.conftest import vmlinux_of
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample-dumps"
@@ -88,7 +89,7 @@ def crash_kmem_s_corrected(session: Session, name: str, file: str) -> list[str]:
     layout = SlubLayout(k)
     out = []
     for line in crash_lines(name, file):
-        m = re.match(r"^([0-9a-f]{16})(\s+\d+\s+)(\d+)(.*)$", line)
+        m = re.match(r"^([0-9a-f]{16})(\s+\d+\s+)(\d+)(\s+\d+\s+\d+\s+\d+k  \S+)$", line)
         if m and layout.cpu_slab is not None and layout.c_partial is not None:
             cache = int(m.group(1), 16)
             walk = _CacheWalk(layout, cache, list(range(k.nr_cpu_ids)))
@@ -142,3 +143,32 @@ def test_kmem_s_7x_equals_drgn(sessions: dict[str, Session], name: str) -> None:
               crash_lines(name, "drgn-kmem-s.txt")[1:]]
     assert all(mine) and all(theirs) and len(theirs) > 100
     assert [m.groups() for m in mine if m] == [t.groups() for t in theirs if t]
+
+
+# -- kmem ADDRESS --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CRASH_DUMPS)
+@pytest.mark.parametrize(("file", "cmd"), [("kmem-task.txt", "kmem {TASK}"),
+                                           ("kmem-stack.txt", "kmem {SP0}"),
+                                           ("kmem-symaddr.txt", "kmem {BANNER}")])
+def test_kmem_address_equals_crash(sessions: dict[str, Session], name: str, file: str,
+                                   cmd: str) -> None:
+    """The cache line of the slab object corrected as for kmem -s (crash's miscount)."""
+    check(sessions, name, file, cmd, crash_kmem_s_corrected(sessions[name], name, file))
+
+
+@pytest.mark.parametrize("name", DRGN_DUMPS)
+def test_kmem_address_7x(sessions: dict[str, Session], name: str) -> None:
+    """7.x (no crash reference): the panic task's task_struct is an allocated object of the
+    task_struct cache (its slab's slab_cache), counted as kmem -s counts it; its stack is a
+    vmalloc area (CONFIG_VMAP_STACK) of THREAD_SIZE plus the guard page."""
+    s = sessions[name]
+    task = s.summary.panic_task
+    assert task is not None
+    out = run_command(s, f"kmem {task.address:x}")
+    assert out[:2] == run_command(s, "kmem -s task_struct")
+    assert f"  [{task.address:x}]" in out
+    assert f"    PID: {task.pid}" in out and out[-2].startswith("      PAGE")
+    stack = run_command(s, f"kmem {task.stack + 0x100:x}")
+    area = stack[stack.index(VMAP_HEADER) + 1].split()
+    assert area[2] == f"{task.stack:x}" and int(area[5]) == 16384 + 4096

@@ -39,14 +39,19 @@ def kmem_rows(session: Session) -> dict[str, dict[str, int | None]]:
             for r in info.rows}
 
 
-@command("kmem", "kernel memory: -i usage summary, -s slab caches (SLUB)",
-         "kmem -i | kmem -s [CACHE]")
+@command("kmem", "kernel memory: -i usage summary, -s slab caches, ADDRESS what an address is",
+         "kmem -i | kmem -s [CACHE] | kmem ADDRESS")
 def cmd_kmem(session: Session, args: list[str]) -> list[str]:
     if args[:1] == ["-s"]:
         from crashtui.commands.kmemslab import kmem_s_lines
 
         return kmem_s_lines(session, args[1:])
+    if len(args) == 1 and not args[0].startswith("-"):
+        from crashtui.commands.kmemaddr import kmem_address_lines
+
+        return kmem_address_lines(session, args[0])
     if args != ["-i"]:
-        raise CommandError("kmem: supported: -i (memory usage), -s [CACHE] (slab caches)")
+        raise CommandError("kmem: supported: -i (memory usage), -s [CACHE] (slab caches), "
+                           "ADDRESS")
     info = session.kmem
     return kmem_lines(info) + [f"kmem: {e}" for e in info.errors]

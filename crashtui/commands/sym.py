@@ -38,7 +38,7 @@ def type_letter(session: Session, sym: Symbol) -> str:
         if sec is not None:
             if sec.type == SHT_NOBITS:
                 letter = "b"
-            elif sec.name.startswith(".rodata") or not sec.flags & 1:  # SHF_WRITE
+            elif not sec.flags & 1:  # SHF_WRITE (vmlinux's .rodata is WA: nm and crash say D)
                 letter = "r" if not sec.flags & 4 else "t"  # SHF_EXECINSTR
     return letter.upper() if sym.binding == "global" else letter
 
