@@ -72,13 +72,20 @@ def fetch_vmlinux(manifest: Path = SAMPLES / "6.1-sysrq" / "MANIFEST") -> Path:
 
 
 _BY_BUILD_ID: dict[str, Path] = {}
-# Samples whose vmlinux could not be fetched: name -> why (and the command that remakes it).
-MISSING_VMLINUX: dict[str, str] = {}
 _FAILED_BUILD_ID: dict[str, str] = {}
 
 
+def missing_vmlinux() -> dict[str, str]:
+    """Samples whose vmlinux could not be fetched in this run: name -> why (and the command
+    that remakes it). Kept by crashtui.debuginfo.debian, so every fetch counts, also those
+    of tests that import this file as tests.conftest."""
+    from crashtui.debuginfo import debian
+
+    return debian.UNAVAILABLE
+
+
 def _skip_missing(dump_dir: Path, build_id: str, exc: Exception) -> None:
-    MISSING_VMLINUX.setdefault(dump_dir.name, str(exc))
+    missing_vmlinux().setdefault(dump_dir.name, str(exc))
     _FAILED_BUILD_ID.setdefault(build_id, str(exc))
     pytest.skip(f"debug vmlinux of {dump_dir.name} ({build_id}) unavailable: {exc}")
 
@@ -95,7 +102,7 @@ def vmlinux_of(dump: str | Path) -> Path:
     dump_dir = SAMPLES / dump if isinstance(dump, str) else dump
     build_id = manifest_of(dump_dir)["vmlinux_build_id"]
     if build_id in _FAILED_BUILD_ID:
-        MISSING_VMLINUX.setdefault(dump_dir.name, _FAILED_BUILD_ID[build_id])
+        missing_vmlinux().setdefault(dump_dir.name, _FAILED_BUILD_ID[build_id])
         pytest.skip(f"debug vmlinux of {dump_dir.name} ({build_id}) unavailable: "
                     f"{_FAILED_BUILD_ID[build_id]}")
     if build_id not in _BY_BUILD_ID:
@@ -193,20 +200,21 @@ def missing_vmlinux_verdict(missing: dict[str, str], limit: int) -> str | None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A run that skipped the tests of samples whose vmlinux is gone must not pass."""
-    if missing_vmlinux_verdict(MISSING_VMLINUX, max_missing_vmlinux()) and exitstatus == 0:
+    if missing_vmlinux_verdict(missing_vmlinux(), max_missing_vmlinux()) and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
                             config: pytest.Config) -> None:
     """Name each sample whose vmlinux could not be fetched, and the command that remakes it."""
-    if not MISSING_VMLINUX:
+    missing = missing_vmlinux()
+    if not missing:
         return
-    verdict = missing_vmlinux_verdict(MISSING_VMLINUX, max_missing_vmlinux())
+    verdict = missing_vmlinux_verdict(missing, max_missing_vmlinux())
     terminalreporter.section("sample dumps without their debug vmlinux",
                              red=verdict is not None, yellow=verdict is None)
     if verdict:
         terminalreporter.line(verdict, red=True)
     else:
-        for why in sorted(MISSING_VMLINUX.values()):
+        for why in sorted(missing.values()):
             terminalreporter.line(f"  {why}")

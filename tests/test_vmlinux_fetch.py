@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SAMPLES, cache_dir, missing_vmlinux_verdict
 
+from crashtui.debuginfo import debian
 from crashtui.debuginfo.debian import (
     VmlinuxUnavailable,
     fetch_manifest_vmlinux,
@@ -64,10 +65,14 @@ def test_remake_command_of_each_kind_of_sample() -> None:
 
 
 @needs_apt
-def test_gone_version_names_the_sample_and_the_command(tmp_path: Path) -> None:
+def test_gone_version_names_the_sample_and_the_command(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # this process's record of unfetchable samples: the simulated loss must not fail the run
+    monkeypatch.setattr(debian, "UNAVAILABLE", {})
     sample = gone_sample(tmp_path)
     with pytest.raises(VmlinuxUnavailable) as info:
         fetch_manifest_vmlinux(sample / "MANIFEST", tmp_path / "cache")
+    assert list(debian.UNAVAILABLE) == ["6.1-sysrq"]
     exc = info.value
     assert exc.gone and exc.sample == "6.1-sysrq"
     assert exc.remake == REMAKE_6_1_SYSRQ
