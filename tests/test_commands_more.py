@@ -172,3 +172,45 @@ def test_kmem_address_7x(sessions: dict[str, Session], name: str) -> None:
     stack = run_command(s, f"kmem {task.stack + 0x100:x}")
     area = stack[stack.index(VMAP_HEADER) + 1].split()
     assert area[2] == f"{task.stack:x}" and int(area[5]) == 16384 + 4096
+
+
+# -- whatis, vtop, ptov --------------------------------------------------------------------------
+
+WHATIS = [("whatis-var.txt", "whatis jiffies"), ("whatis-struct.txt", "whatis list_head"),
+          ("whatis-struct2.txt", "whatis struct list_head"), ("whatis-func.txt", "whatis panic"),
+          ("whatis-task.txt", "whatis init_task")]
+VTOP = [("vtop-task.txt", "vtop {TASK}"), ("ptov.txt", "ptov 1000000")]
+
+
+@pytest.mark.parametrize("name", CRASH_DUMPS)
+@pytest.mark.parametrize(("file", "cmd"), WHATIS + VTOP)
+def test_whatis_vtop_equal_crash(sessions: dict[str, Session], name: str, file: str,
+                                 cmd: str) -> None:
+    check(sessions, name, file, cmd)
+
+
+def test_vtop_symbol_is_invalid_input(sessions: dict[str, Session]) -> None:
+    """crash's vtop takes addresses only: `vtop linux_banner` is `invalid input`."""
+    with pytest.raises(CommandError) as err:
+        run_command(sessions["6.1-sysrq"], "vtop linux_banner")
+    assert crash_lines("6.1-sysrq", "vtop-banner.txt") == [f"{err.value.message}"]
+
+
+@pytest.mark.parametrize("name", DRGN_DUMPS)
+def test_vtop_ptov_7x(sessions: dict[str, Session], name: str) -> None:
+    """7.x: vtop's page-table walk ends where the reader's translation does, its PTE flags are
+    those of a kernel data page (present, writable, global, no-execute), and ptov goes back;
+    `whatis` reads the same declarations as drgn's port prints (7.3-sysrq: `volatile unsigned
+    long jiffies;`; drgn names panic's parameter, gdb and crash do not)."""
+    s = sessions[name]
+    task = s.summary.panic_task
+    assert task is not None
+    out = run_command(s, f"vtop {task.address:x}")
+    phys = s.kernel.translate(task.address)
+    assert out[1].split() == [f"{task.address:x}", f"{phys:x}"]
+    pte = out[out.index("") + 1:]
+    flags = next(line for line in pte if line.endswith(")") and "|" in line).split("(")[1][:-1]
+    assert {"PRESENT", "RW", "GLOBAL", "NX"} <= set(flags.split("|"))
+    assert run_command(s, f"ptov {phys:x}")[1].split() == [f"{task.address:x}", f"{phys:x}"]
+    assert run_command(s, "whatis jiffies") == ["volatile unsigned long jiffies;"]
+    assert run_command(s, "whatis panic") == ["void panic(const char *, ...);"]

@@ -55,6 +55,8 @@ def _load_all() -> None:
         struct,
         sym,
         triage,
+        vtop,
+        whatis,
     )
 
 

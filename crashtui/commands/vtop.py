@@ -1,0 +1,108 @@
+"""vtop and ptov: kernel virtual to physical (with the page-table walk) and back, as crash
+prints them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crashtui.commands import CommandError, command
+from crashtui.errors import CrashtuiError
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+    from crashtui.kernel.vtop import PageWalk
+
+ADDR_HEADER = f"{'VIRTUAL':<16}  {'PHYSICAL':<16}"
+
+
+def _hex_arg(cmd: str, arg: str) -> int:
+    text = arg.lower().removeprefix("0x")
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        raise CommandError(f'{cmd}: invalid input: "{arg}"')
+    return int(text, 16)
+
+
+def _centered(text: str, width: int) -> str:
+    """crash's mkstring(CENTER|LJUST)."""
+    return (" " * ((width - len(text)) // 2) + text).ljust(width)
+
+
+def pte_lines(pte: int, phys: int) -> list[str]:
+    """crash's x86_64_translate_pte(): the entry, the physical page and the flag names."""
+    from crashtui.kernel.vtop import pte_flag_names
+
+    p, ph = f"{pte:x}", f"{phys:x}"
+    w1, w2 = max(len(p), 3), max(len(ph), 8)
+    return [f"{_centered('PTE', w1)}  {_centered('PHYSICAL', w2)}  FLAGS",
+            f"{p:>{w1}}  {ph:>{w2}}  ({'|'.join(pte_flag_names(pte))})"]
+
+
+def walk_lines(w: PageWalk) -> list[str]:
+    """The verbose walk (x86_64_kvtop(verbose))."""
+    out = [f"PGD DIRECTORY: {w.pgd:x}", f"PAGE DIRECTORY: {w.pgd_entry:x}"]
+    out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in w.entries]
+    if w.page is None:
+        return out
+    size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(w.page_size, "")
+    return out + [f"  PAGE: {w.page:x}{size}", ""] + pte_lines(w.leaf, w.page)
+
+
+def vtop_lines(session: Session, arg: str) -> list[str]:
+    """crash's `vtop ADDRESS` for a kernel address."""
+    from crashtui.commands.kmemaddr import page_lines
+    from crashtui.kernel.memaddr import page_info
+    from crashtui.kernel.vtop import walk_kernel_address
+
+    addr = _hex_arg("vtop", arg)
+    if addr < 1 << 47:
+        raise CommandError("vtop: user addresses need a task context (not supported)")
+    k = session.kernel
+    try:
+        walk = walk_kernel_address(k, addr)
+    except CrashtuiError as exc:
+        raise CommandError(f"vtop: {exc.message}") from None
+    dm = k.pagetable.direct_map
+    phys = walk.phys
+    if phys is None and dm is not None and dm[0] <= addr < dm[0] + dm[1]:
+        phys = addr - dm[0]
+    value = f"{phys:x}" if phys is not None else "(not mapped)"
+    out = [ADDR_HEADER, f"{addr:<16x}  {value:<16}", ""] + walk_lines(walk)
+    if phys is None:
+        return out
+    page = page_info(k, phys)
+    return out + ([""] + page_lines(page)[1:] if page is not None else [])
+
+
+def ptov_lines(session: Session, arg: str) -> list[str]:
+    """crash's `ptov PHYSICAL`: its direct-map address."""
+    phys = _hex_arg("ptov", arg)
+    dm = session.kernel.pagetable.direct_map
+    if dm is None or phys >= dm[1]:
+        raise CommandError(f"ptov: {phys:x}: not in the direct map")
+    return [ADDR_HEADER, f"{dm[0] + phys:<16x}  {phys:<16x}"]
+
+
+@command("vtop", "translate a kernel virtual address to physical, showing the page tables",
+         "vtop ADDRESS ...")
+def cmd_vtop(session: Session, args: list[str]) -> list[str]:
+    if not args:
+        raise CommandError("vtop: needs an address")
+    out: list[str] = []
+    for a in args:
+        if out:
+            out.append("")
+        out += vtop_lines(session, a)
+    return out
+
+
+@command("ptov", "translate a physical address to its kernel (direct map) virtual address",
+         "ptov PHYSICAL ...")
+def cmd_ptov(session: Session, args: list[str]) -> list[str]:
+    if not args:
+        raise CommandError("ptov: needs a physical address")
+    out: list[str] = []
+    for a in args:
+        if out:
+            out.append("")
+        out += ptov_lines(session, a)
+    return out

@@ -1,0 +1,94 @@
+"""A kernel virtual address's page-table walk, level by level (crash's `vtop`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from crashtui.errors import CrashtuiError, KernelReadError
+from crashtui.kernel.pagetable import START_KERNEL_MAP
+
+if TYPE_CHECKING:
+    from crashtui.kernel.program import Kernel
+
+PRESENT, RW, USER, PWT, PCD, ACCESSED, DIRTY, PSE, GLOBAL = (1 << b for b in range(9))
+PROTNONE = GLOBAL  # _PAGE_PROTNONE shares _PAGE_BIT_GLOBAL, meaningful when not present
+NX = 1 << 63
+ADDR_MASK = 0x000FFFFFFFFFF000
+PTE_FLAGS = (("PRESENT", PRESENT), ("RW", RW), ("USER", USER), ("PWT", PWT), ("PCD", PCD),
+             ("ACCESSED", ACCESSED), ("DIRTY", DIRTY))
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """One level below the PGD: its name (P4D, PUD, PMD, PTE), where the entry is, its value."""
+
+    level: str
+    address: int  # physical address of the entry
+    value: int
+
+
+@dataclass
+class PageWalk:
+    """The walk of one address: the PGD, each lower entry, and where it ended."""
+
+    vaddr: int
+    pgd: int  # the kernel PGD's virtual address (init_top_pgt)
+    pgd_entry: int
+    entries: list[TableEntry] = field(default_factory=list)
+    page: int | None = None  # physical page base (None: not mapped)
+    page_size: int = 4096
+    leaf: int = 0  # the entry mapping the page
+    phys: int | None = None
+
+
+def pte_flag_names(pte: int) -> list[str]:
+    """crash's x86_64_translate_pte() names, in its order."""
+    names = [n for n, bit in PTE_FLAGS if pte & bit]
+    if pte & PSE and pte & PRESENT:
+        names.append("PSE")
+    if pte & PROTNONE and not pte & PRESENT:
+        names.append("PROTNONE")
+    elif pte & GLOBAL:
+        names.append("GLOBAL")
+    if pte & NX:
+        names.append("NX")
+    return names
+
+
+def walk_kernel_address(kernel: Kernel, vaddr: int) -> PageWalk:
+    """Walk the kernel page tables for `vaddr` (KernelReadError if a table is unreadable)."""
+    pt = kernel.pagetable
+    mask = ADDR_MASK & ~kernel.vmcoreinfo.numbers.get("sme_mask", 0)
+    pgd_phys = pt.pgd_phys
+    pgd_virt = pgd_phys - kernel.phys_base + START_KERNEL_MAP
+    shifts = (48, 39, 30, 21, 12) if pt.five_level else (39, 30, 21, 12)
+    names = ("P4D", "PUD", "PMD", "PTE") if pt.five_level else ("PUD", "PMD", "PTE")
+
+    def entry(table: int, shift: int) -> tuple[int, int]:
+        at = table + ((vaddr >> shift) & 0x1FF) * 8
+        try:
+            return at, int.from_bytes(kernel.dump.read_phys(at, 8), "little")
+        except CrashtuiError as exc:
+            raise KernelReadError(f"page table at {at:#x} unreadable: {exc.message}",
+                                  vaddr) from exc
+
+    _at, top = entry(pgd_phys, shifts[0])
+    walk = PageWalk(vaddr, pgd_virt, top)
+    value = top
+    for name, shift in zip(names, shifts[1:], strict=True):
+        if not value & PRESENT:
+            return walk
+        at, value = entry(value & mask, shift)
+        walk.entries.append(TableEntry(name, at, value))
+        if not value & PRESENT:
+            return walk
+        if name in ("PUD", "PMD") and value & PSE:
+            size = 1 << shift
+            walk.page = value & mask & ~(size - 1)
+            walk.page_size, walk.leaf = size, value
+            walk.phys = walk.page + (vaddr & (size - 1))
+            return walk
+    walk.page, walk.leaf = value & mask, value
+    walk.phys = walk.page + (vaddr & 0xFFF)
+    return walk
