@@ -21,6 +21,7 @@ examples:
   crashtui dump.202611261023 -c 'bt -a'          # no vmlinux: found by build-id, or in memory
   DEBUGINFOD_URLS=https://debuginfod.debian.net crashtui dump.202611261023 --fetch
   crashtui --signature --vmlinux vmlinux /var/crash/*/dump.*   # one line per dump
+  crashtui doctor [--root DIR] [--json] [--test]   # will this machine capture a dump?
 """
 
 
@@ -129,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `crashtui` console script."""
     _quiet_blas_threads()
     argv = sys.argv[1:] if argv is None else argv
+    # `crashtui doctor`: the subcommand, unless a dump file is named doctor (`./doctor` is one)
+    doctor = argv[:1] == ["doctor"] and not os.path.lexists("doctor")
     args = None
-    if "--signature" not in argv:
+    if "--signature" not in argv and not doctor:
         parser = build_parser()
         args = parser.parse_args(argv)
         if sum((bool(args.command), args.json, args.report is not None)) > 1:
@@ -138,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     from crashtui.errors import CrashtuiError
 
     try:
+        if doctor:
+            from crashtui.doctor import main as doctor_main
+
+            return doctor_main(argv[1:])
         return _signatures(argv) if args is None else _run(args)
     except CrashtuiError as exc:
         _error(f"crashtui: {exc}")

@@ -82,15 +82,16 @@ def host_distribution() -> set[str]:
     return ids
 
 
-def debian_package(release: str) -> str | None:
-    """The package holding the debug vmlinux of `release` on this Debian/Ubuntu host, or None.
+def debian_package(release: str, ids: set[str] | None = None) -> str | None:
+    """The package holding the debug vmlinux of `release` on this Debian/Ubuntu host (or the
+    one whose os-release `ids` are given), or None.
 
     Debian ships it as linux-image-<release>-dbg; Ubuntu as
     linux-image-unsigned-<release>-dbgsym from its ddebs archive.
     """
     if not release or release == "unknown" or any(c.isspace() for c in release):
         return None
-    ids = host_distribution()
+    ids = host_distribution() if ids is None else ids
     if "ubuntu" in ids:
         return f"linux-image-unsigned-{release}-dbgsym"
     if "debian" in ids:
