@@ -214,3 +214,46 @@ def test_vtop_ptov_7x(sessions: dict[str, Session], name: str) -> None:
     assert run_command(s, f"ptov {phys:x}")[1].split() == [f"{task.address:x}", f"{phys:x}"]
     assert run_command(s, "whatis jiffies") == ["volatile unsigned long jiffies;"]
     assert run_command(s, "whatis panic") == ["void panic(const char *, ...);"]
+
+
+# -- task, files, vm -----------------------------------------------------------------------------
+
+TASKS = [("task.txt", "task"), ("task-1.txt", "task 1"), ("files.txt", "files"),
+         ("files-1.txt", "files 1"), ("vm.txt", "vm"), ("vm-1.txt", "vm 1")]
+
+
+@pytest.mark.parametrize("name", CRASH_DUMPS)
+@pytest.mark.parametrize(("file", "cmd"), TASKS)
+def test_task_files_vm_equal_crash(sessions: dict[str, Session], name: str, file: str,
+                                   cmd: str) -> None:
+    check(sessions, name, file, cmd)
+
+
+def _rows(lines: list[str]) -> list[list[str]]:
+    """Table rows as tokens (fd or VMA rows, PID headers), drgn's `[heap]`-style names
+    dropped (crash prints nothing for an anonymous VMA) and the TYPE column's padding gone."""
+    out = []
+    for line in lines:
+        tokens = line.split()
+        if not tokens:
+            continue
+        if tokens[0] == "PID:":
+            out.append(tokens[:4])
+        elif tokens[0].isdigit() or (len(tokens[0]) == 16 and len(tokens) >= 4):
+            out.append([t for t in tokens if not t.startswith("[")])
+    return out
+
+
+@pytest.mark.parametrize("name", DRGN_DUMPS)
+@pytest.mark.parametrize(("file", "cmd"), [("drgn-files-1.txt", "files 1"),
+                                           ("drgn-vm-1.txt", "vm 1")])
+def test_files_vm_7x_equal_drgn(sessions: dict[str, Session], name: str, file: str,
+                                cmd: str) -> None:
+    """7.x: the same descriptors (file, dentry, inode, type, path) and the same VMAs (maple
+    tree: address, start, end, flags, file) as drgn's port, whose columns are laid out
+    differently; the mm line's RSS and TOTAL_VM too."""
+    mine = run_command(sessions[name], cmd)
+    theirs = crash_lines(name, file)
+    assert _rows(mine) == _rows(theirs) and len(_rows(mine)) > 2
+    if cmd.startswith("vm"):
+        assert mine[2].split() == theirs[2].split()

@@ -45,6 +45,7 @@ def _load_all() -> None:
         basic,
         bt,
         dis,
+        files,
         hang,
         kmem,
         mod,
@@ -54,7 +55,9 @@ def _load_all() -> None:
         sched,
         struct,
         sym,
+        task,
         triage,
+        vm,
         vtop,
         whatis,
     )
