@@ -237,3 +237,25 @@ def test_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
     assert status in (0, 1)
     assert out.startswith("crashtui doctor: ") and out.rstrip().splitlines()[-1].startswith(
         ("ready", "not ready"))
+
+
+def test_unpackaged_kernel_with_proc_config(tmp_path: Path) -> None:
+    """A self-built kernel (no dpkg list, config only in /proc/config.gz, as on the machine
+    running crashtui's CI): no package to suggest, and its config is still read."""
+    import gzip
+
+    root = _tree_copy(tmp_path)
+    rel = "6.1.0-56-cloud-amd64"
+    os.remove(root / f"var/lib/dpkg/info/linux-image-{rel}.list")
+    config = (root / f"boot/config-{rel}").read_text()
+    os.remove(root / f"boot/config-{rel}")
+    config = config.replace("CONFIG_KALLSYMS_ALL=y", "# CONFIG_KALLSYMS_ALL is not set")
+    (root / "proc/config.gz").write_bytes(gzip.compress(
+        (config + "# CONFIG_MAGIC_SYSRQ is not set\n").encode()))
+    os.remove(root / "proc/sys/kernel/sysrq")
+    by_id = {c.id: c for c in examine(machine(root)).checks}
+    assert by_id["debug-vmlinux"].fix is None
+    assert "not from a distribution package" in by_id["debug-vmlinux"].text
+    own = by_id["kernel-debuginfo"]
+    assert own.status == WARNING and "ORC unwinder" in own.text and "KALLSYMS_ALL" in own.text
+    assert by_id["sysrq"].status == WARNING and "CONFIG_MAGIC_SYSRQ" in by_id["sysrq"].text

@@ -76,10 +76,11 @@ def analysis_checks(machine: Machine) -> list[Check]:
     status = OK
     own.append("BTF (/sys/kernel/btf/vmlinux)" if btf else "no BTF")
     own.append({True: "ORC unwinder", False: "no ORC unwinder (CONFIG_UNWINDER_ORC)",
-                None: "ORC unknown (no /boot/config-<release>)"}[orc])
+                None: "ORC unknown (no /boot/config-<release> or /proc/config.gz)"}[orc])
     if kallsyms is False:
-        own.append("kallsyms without data symbols (CONFIG_KALLSYMS_ALL)")
-    if not btf or orc is not True:
+        own.append("kallsyms without data symbols (CONFIG_KALLSYMS_ALL is not set: "
+                   "variables such as init_task are not in it)")
+    if not btf or orc is not True or kallsyms is False:
         status = WARNING  # the vmlinux check says whether that leaves crashtui without both
     text = "the kernel's own debug info (read from the dump without a vmlinux): " + \
         ", ".join(own)
@@ -125,10 +126,15 @@ def _vmlinux_check(machine: Machine, kernel: RunningKernel, memory_enough: bool)
                      f"{found.place}): source lines and every crash command")
     ids = os_ids(machine)
     package = debug_package(kernel.release, ids)
+    if package and not ids & {"rhel", "fedora", "centos"} and not any(
+            machine.exists(f"/var/lib/dpkg/info/{name}-{kernel.release}.list")
+            for name in ("linux-image", "linux-image-unsigned")):
+        package = None  # not a packaged kernel: its debug vmlinux is with whoever built it
     fix = install_command(package, ids) if package else None
     text = (f"no debug vmlinux for {kernel.release} ({bid}) where crashtui looks "
             "(/usr/lib/debug/.build-id, /usr/lib/debug/boot, /boot, its debuginfod cache)"
-            + (f"; package {package}" if package else "")
+            + (f"; package {package}" if package else "; the kernel is not from a "
+               "distribution package, its builder has the vmlinux")
             + ": no source lines" + ("" if memory_enough else ", and nothing else to read "
                                      "the dump with"))
     return Check("debug-vmlinux", "analysis", WARNING if memory_enough else PROBLEM, text, fix)

@@ -180,9 +180,18 @@ def release(machine: Machine) -> str | None:
 
 
 def kernel_config(machine: Machine) -> dict[str, str] | None:
-    """The running kernel's /boot/config-<release> as {CONFIG_X: value}, None if absent."""
+    """The running kernel's /boot/config-<release> (else /proc/config.gz) as
+    {CONFIG_X: value}, with "n" for `# CONFIG_X is not set`; None if neither is there."""
     rel = release(machine)
     text = machine.read(f"/boot/config-{rel}") if rel and "/" not in rel else None
+    if text is None:  # CONFIG_IKCONFIG_PROC
+        import gzip
+
+        packed = machine.read_bytes("/proc/config.gz")
+        try:
+            text = gzip.decompress(packed).decode(errors="replace") if packed else None
+        except (OSError, EOFError):
+            text = None
     if text is None:
         return None
     out = {}
@@ -190,4 +199,6 @@ def kernel_config(machine: Machine) -> dict[str, str] | None:
         key, sep, value = line.partition("=")
         if sep and key.startswith("CONFIG_"):
             out[key] = value
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            out[line[2:].split()[0]] = "n"
     return out

@@ -7,7 +7,7 @@ is started from panic() before the `kernel.panic` reboot delay counts
 
 from __future__ import annotations
 
-from crashtui.doctor.check import OK, WARNING, Check, Machine
+from crashtui.doctor.check import OK, WARNING, Check, Machine, kernel_config
 
 SYSCTL_FILE = "/etc/sysctl.d/90-crash-capture.conf"
 SYSRQ_ENABLE_DUMP = 0x8  # the bit of kernel.sysrq that allows SysRq-c from the keyboard
@@ -98,6 +98,11 @@ def _panic_delay(machine: Machine) -> Check | None:
 def _sysrq(machine: Machine) -> Check | None:
     value = machine.number("/proc/sys/kernel/sysrq")
     if value is None:
+        if (kernel_config(machine) or {}).get("CONFIG_MAGIC_SYSRQ") == "n" or \
+                machine.path("/proc/sys/kernel").is_dir():
+            return Check("sysrq", "panic", WARNING,
+                         "no magic SysRq in this kernel (CONFIG_MAGIC_SYSRQ): no "
+                         "/proc/sysrq-trigger to crash it on purpose for a test")
         return None
     keyboard = value == 1 or bool(value & SYSRQ_ENABLE_DUMP)
     text = (f"kernel.sysrq = {value}: `echo c > /proc/sysrq-trigger` (root) always crashes on "
