@@ -257,3 +257,45 @@ def test_files_vm_7x_equal_drgn(sessions: dict[str, Session], name: str, file: s
     assert _rows(mine) == _rows(theirs) and len(_rows(mine)) > 2
     if cmd.startswith("vm"):
         assert mine[2].split() == theirs[2].split()
+
+
+# -- list ----------------------------------------------------------------------------------------
+
+LISTS = [("list-h.txt", "list task_struct.tasks -h init_task"),
+         ("list-h-s.txt", "list task_struct.tasks -s task_struct.pid,comm -h init_task"),
+         ("list-o.txt", "list -o task_struct.tasks -h init_task"),
+         ("list-H.txt", "list -H modules"),
+         ("list-start.txt", "list task_struct.tasks init_task")]
+
+
+@pytest.mark.parametrize("name", CRASH_DUMPS)
+@pytest.mark.parametrize(("file", "cmd"), LISTS)
+def test_list_equals_crash(sessions: dict[str, Session], name: str, file: str,
+                           cmd: str) -> None:
+    check(sessions, name, file, cmd)
+
+
+def test_list_walk_is_bounded(sessions: dict[str, Session]) -> None:
+    """A list longer than the limit stops with an error; an empty list_head is `(empty)`."""
+    from crashtui.kernel.listwalk import walk_entries
+
+    s = sessions["6.1-sysrq"]
+    k = s.kernel
+    off = k.offsetof("task_struct", "tasks")
+    walk = walk_entries(k, k.symbol("init_task") + off, 0, off, 0, True, limit=5)
+    assert len(walk.entries) == 5 and walk.error == "list longer than 5 entries"
+    children = k.offsetof("task_struct", "children")
+    kthread = next(t for t in s.tasks.tasks if t.comm == "rcu_gp")  # a worker: no children
+    assert run_command(s, f"list -H {kthread.address + children:x}") == ["(empty)"]
+    assert len(run_command(s, f"list -H {k.symbol('init_task') + children:x}")) >= 2
+
+
+@pytest.mark.parametrize("name", DRGN_DUMPS)
+def test_list_7x(sessions: dict[str, Session], name: str) -> None:
+    """7.x: init_task.tasks holds init_task and every thread-group leader (the task list
+    crashtui reads for ps, walked independently)."""
+    s = sessions[name]
+    out = run_command(s, "list task_struct.tasks -h init_task")
+    leaders = {t.address for t in s.tasks.tasks if t.pid == t.tgid and not t.idle}
+    assert out[0] == f"{s.kernel.symbol('init_task'):x}"
+    assert {int(a, 16) for a in out[1:]} == leaders - {s.kernel.symbol("init_task")}

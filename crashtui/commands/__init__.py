@@ -48,6 +48,7 @@ def _load_all() -> None:
         files,
         hang,
         kmem,
+        listcmd,
         mod,
         p,
         ps,

@@ -1,0 +1,119 @@
+"""list: walk a linked list in memory and show each entry (and its members), like crash's
+`list` with -o, -s, -h, -H and -e."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crashtui.commands import CommandError, command
+from crashtui.debuginfo.ctype import CTypeError, find_member
+from crashtui.errors import CrashtuiError
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+
+USAGE = ("list [[-o] OFFSET | STRUCT.MEMBER] [-e END] [-s STRUCT[.MEMBER[,MEMBER]]] "
+         "[-h | -H] START")
+
+
+def _member_offset(session: Session, text: str) -> int:
+    """A number (decimal or 0x hex) or struct.member's offset."""
+    from crashtui.commands.struct import types_of
+
+    if "." in text:
+        name, _dot, member = text.partition(".")
+        types = types_of(session)
+        try:
+            bits, _f = find_member(types, types.struct_named(name), member)
+        except CTypeError as exc:
+            raise CommandError(f"list: {exc.message}") from None
+        return bits // 8
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise CommandError(f"list: invalid offset: {text}") from None
+
+
+def _address(session: Session, text: str) -> int:
+    addr = session.kernel.symbol_or_none(text)
+    if addr is not None:
+        return addr
+    t = text.lower().removeprefix("0x")
+    if not t or any(c not in "0123456789abcdef" for c in t):
+        raise CommandError(f"list: invalid start: {text}")
+    return int(t, 16)
+
+
+def list_lines(session: Session, args: list[str]) -> list[str]:
+    """crash's `list`."""
+    from crashtui.commands.struct import cmd_struct
+    from crashtui.kernel.listwalk import walk_entries
+
+    offset: int | None = None
+    structs: list[str] = []
+    start: int | None = None
+    end = 0
+    head = head_pointer = False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        value = args[i + 1] if i + 1 < len(args) else None
+        if a in ("-o", "-s", "-e") and value is None:
+            raise CommandError(f"list: {a} needs a value ({USAGE})")
+        if a == "-o":
+            offset = _member_offset(session, value or "")
+            i += 2
+            continue
+        if a == "-s":
+            # -s a,b: two structs; -s a.x,y: members x and y of one
+            structs += [value or ""] if "." in (value or "") else (value or "").split(",")
+            i += 2
+            continue
+        if a == "-e":
+            end = _address(session, value or "")
+            i += 2
+            continue
+        if a in ("-h", "-H"):
+            head, head_pointer = True, a == "-H"
+            i += 1
+            continue
+        if a.startswith("-"):
+            raise CommandError(f"list: unsupported option {a} ({USAGE})")
+        if "." in a and offset is None and session.kernel.symbol_or_none(a) is None:
+            offset = _member_offset(session, a)
+        elif start is None:
+            start = _address(session, a)
+        else:
+            raise CommandError(f"list: list start already entered ({USAGE})")
+        i += 1
+    if start is None:
+        raise CommandError(f"list: no start address ({USAGE})")
+    off = offset or 0
+    member, list_head = off, 0
+    out: list[str] = []
+    if head:
+        member, list_head = 0, off
+        if head_pointer:
+            end = end or start
+            try:
+                start = session.kernel.read_u64(start)
+            except CrashtuiError as exc:
+                raise CommandError(f"list: cannot read list head {start:x}: {exc.message}") \
+                    from None
+            if start == end:
+                return ["(empty)"]
+        else:
+            start += off
+    walk = walk_entries(session.kernel, start, member, list_head, end, head)
+    for addr in walk.entries:
+        out.append(f"{addr:x}")
+        for s in structs:
+            out += cmd_struct(session, [s, f"{addr:x}"])
+    if walk.error:
+        out += ["", f"list: {walk.error}"]
+    return out
+
+
+@command("list", "walk a linked list: each entry's address, and its members with -s", USAGE)
+def cmd_list(session: Session, args: list[str]) -> list[str]:
+    return list_lines(session, args)
