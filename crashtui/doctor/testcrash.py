@@ -51,10 +51,10 @@ def test_checks(machine: Machine, setup: KdumpSetup, ready: bool) -> list[Check]
     """Open the newest dump (if any) and say how to make one."""
     how = (f"to test: as root, `{TRIGGER}` crashes this machine now; the capture kernel saves "
            f"the dump to {setup.coredir} and reboots; then run `crashtui doctor --test` again")
-    dump = newest_dump(machine, setup) if setup.tool else None
+    dump = newest_dump(machine, setup)  # without a kdump service: in /var/crash
     if dump is None:
         status = WARNING
-        text = f"no dump in {setup.coredir} yet" if setup.tool else "no kdump service to test"
+        text = f"no dump in {setup.coredir} yet"
         if not ready:
             text += "; fix the problems above first, a test crash now would save nothing"
         denied = [p for p in machine.denied if p.startswith(setup.coredir)]
