@@ -92,6 +92,39 @@ CRASH_READ = ["6.12-sysrq", "6.12-test-module", "5.10-sysrq", "6.1-bug-kthread",
 CRASH_READ = [d for d in CRASH_READ if (SAMPLES / d / "MANIFEST").exists()]
 # crash cannot open 7.x dumps: drgn/ holds drgn's port of its commands
 DRGN_READ = ["7.3-sysrq", "7.3-bug-kthread", "7.3-test-module", "7.3-softlockup"]
+DRGN = os.environ.get("CRASHTUI_DRGN", "/work/drgn-venv/bin/drgn")
+
+
+@pytest.mark.slow
+def test_make_dump_7x_sysrq_end_to_end(tmp_path: Path) -> None:
+    """trixie-backports' 7.3 kernel: sid's makedumpfile with the compound_info -i; with drgn
+    at hand (CRASHTUI_DRGN), -d 31 drops no page a -d 1 dump of the same crash shows in use."""
+    if os.geteuid() != 0:
+        pytest.skip("make-dump needs root")
+    if shutil.which("apt-get") is None:
+        pytest.skip("make-dump needs a Debian machine")
+    out = tmp_path / "7.3-sysrq"
+    r = subprocess.run([sys.executable, str(MAKE_DUMP), "--suite", "trixie-backports",
+                        "--scenario", "sysrq", "--check-level", "1", "--out", str(out)],
+                       capture_output=True, text=True, timeout=3600)
+    assert r.returncode == 0, r.stderr[-6000:]
+    m = check_dump_dir(out)
+    assert m["kernel_release"].startswith("7.") and MAKEDUMPFILE["7.3"] in m["dump_made_by"]
+    check_release_with_crashtui(out / m["dump"], m["kernel_release"])
+    if not Path(DRGN).exists():
+        return
+    work = Path(re.search(r"console log in (\S+)/console.log", r.stderr).group(1))
+    check = next((work / "out" / "crash").glob("check-d1.*"))
+    vmlinux = Path.home() / ".cache/crashtui-tests/vmlinux" / m["vmlinux_build_id"] / "vmlinux"
+    c = subprocess.run([DRGN, "-q", "-c", str(check), "-s", str(vmlinux),
+                        str(SAMPLES / "makedump" / "check_excluded.py"), str(out / m["dump"]),
+                        str(vmlinux)], capture_output=True, text=True, timeout=1800)
+    assert c.returncode == 0, c.stderr[-3000:]
+    assert "tail of" not in c.stdout and "other kernel page" not in c.stdout, c.stdout
+    counts = re.findall(r"tasks \(for_each_task\): -d \d+: (\d+)", c.stdout)
+    assert len(counts) == 2 and counts[0] == counts[1], c.stdout
+
+
 MADE_BY_MAKE_DUMP = CRASH_READ + DRGN_READ
 # makedumpfile by kernel series: bookworm's up to 6.1, trixie's for 6.12, sid's for 7.x
 MAKEDUMPFILE = {"5.10": "makedumpfile 1.7.2 -c", "6.1": "makedumpfile 1.7.2 -c",
