@@ -291,7 +291,7 @@ def test_panes_show_the_values_crash_prints(sysrq_session: Session, tmp_path: Pa
         mem_text = "\n".join(mem.line_text(i) for i in range(mem.line_count))
         for line in crash_lines("sysrq", "kmem-i.txt")[1:]:
             m = re.match(r"\s*([A-Z][A-Z ]*?)\s{2,}(\d+)", line)
-            if m:
+            if m and m.group(1) != "COMMITTED":  # crash is wrong there (test_kmem.py)
                 assert re.search(rf"{m.group(1)}\s+{m.group(2)}\s", mem_text), m.group(1)
         assert "█" in mem_text
         # tasks: crash's ps

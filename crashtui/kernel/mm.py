@@ -310,11 +310,17 @@ class _Kmem:
         return total, used
 
     def committed(self) -> int:
+        """Committed_AS as /proc/meminfo says it: vm_memory_committed() (mm/util.c) is
+        percpu_counter_sum_positive(&vm_committed_as), the central count plus every online
+        CPU's not yet folded delta. crash prints the central count alone."""
         k = self.k
-        if k.has_symbol("vm_committed_as"):
-            count = k.read_s64(k.symbol("vm_committed_as") + k.offsetof("percpu_counter", "count"))
-        else:
-            count = k.read_s32(k.symbol("vm_committed_space"))
+        if not k.has_symbol("vm_committed_as"):
+            return max(k.read_s32(k.symbol("vm_committed_space")), 0)
+        counter = k.symbol("vm_committed_as")
+        count = k.read_s64(counter + k.offsetof("percpu_counter", "count"))
+        deltas = k.read_u64(counter + k.offsetof("percpu_counter", "counters"))
+        for cpu in k.cpumask("__cpu_online_mask"):
+            count += k.read_s32(k.per_cpu(deltas, cpu))  # s32 __percpu *counters
         return max(count, 0)
 
 
