@@ -259,3 +259,22 @@ def test_unpackaged_kernel_with_proc_config(tmp_path: Path) -> None:
     own = by_id["kernel-debuginfo"]
     assert own.status == WARNING and "ORC unwinder" in own.text and "KALLSYMS_ALL" in own.text
     assert by_id["sysrq"].status == WARNING and "CONFIG_MAGIC_SYSRQ" in by_id["sysrq"].text
+
+
+def test_unreadable_config_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file only root may read is said so ([root]), not taken for a wrong setting (the
+    tests run as root, so the permission error is simulated)."""
+    real = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == "kdump-tools" and self.parent.name == "default":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    report = examine(machine("ready"))
+    by_id = {c.id: c for c in report.checks}
+    assert by_id["kdump-service"].status == WARNING and by_id["kdump-service"].needs_root
+    assert "readable by root only" in by_id["kdump-service"].text
+    assert report.ready
+    assert any(line.endswith("[root]") for line in text_lines(report))

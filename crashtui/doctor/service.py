@@ -146,7 +146,11 @@ def service_checks(machine: Machine, setup: KdumpSetup) -> list[Check]:
     checks = []
     unit = setup.service or ""
     name = f"{setup.tool} ({setup.config_file})"
-    if setup.tool == "kdump-tools" and setup.config.get("USE_KDUMP", "0").strip() != "1":
+    if setup.config_file in machine.denied:
+        checks.append(Check("kdump-service", "service", WARNING,
+                            f"{name}: readable by root only, its settings not checked",
+                            needs_root=True))
+    elif setup.tool == "kdump-tools" and setup.config.get("USE_KDUMP", "0").strip() != "1":
         checks.append(Check(
             "kdump-service", "service", PROBLEM,
             f"{name}: USE_KDUMP is not 1, so kdump-config never loads the capture kernel",
