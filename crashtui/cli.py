@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_blas_threads()
     argv = sys.argv[1:] if argv is None else argv
     # `crashtui doctor`: the subcommand, unless a dump file is named doctor (`./doctor` is one)
-    doctor = argv[:1] == ["doctor"] and not os.path.lexists("doctor")
+    doctor = argv[:1] == ["doctor"] and not os.path.isfile("doctor")
     args = None
     if "--signature" not in argv and not doctor:
         parser = build_parser()

@@ -226,6 +226,7 @@ def test_cli_dump_named_doctor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert cli_main(["doctor", "-c", "sys"]) == 2
     assert "doctor: not a kdump-compressed, flattened or ELF dump" in capsys.readouterr().err
     os.remove(tmp_path / "doctor")
+    (tmp_path / "doctor").mkdir()  # a directory is no dump: the subcommand
     assert cli_main(["doctor", "--root", str(TREES / "ready"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ready"] is True
 
