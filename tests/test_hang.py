@@ -164,6 +164,8 @@ CULPRITS = {  # dump: (culprit function, task pid, exception RIP?, file:line)
     "7.3-test-module": ("test_module_init", 135, True, "test-module.c:9"),
     "6.1-deadlock": ("take_both.cold", 124, False, "deadlock.c:25"),
     "6.1-oom": ("__handle_mm_fault", 121, False, "mm/memory.c:5172"),
+    "5.10-softlockup": ("softlockup_spin_fn", 112, True, "softlockup.c:18"),
+    "6.12-softlockup": ("softlockup_spin_fn", 172, True, "softlockup.c:18"),
 }
 
 
