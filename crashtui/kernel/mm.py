@@ -13,7 +13,7 @@ Each row is computed the way crash computes it on a 5.x/6.x kernel:
   TOTAL HUGE  hstates[]: nr_huge_pages << order; HUGE FREE: free_huge_pages << order
   TOTAL SWAP  swap_info[]->pages of each SWP_USED device; SWAP USED: ->inuse_pages
   COMMIT LIMIT  (totalram - huge) * sysctl_overcommit_ratio / 100 + swap, or
-              sysctl_overcommit_kbytes; COMMITTED: vm_committed_as.count (>= 0)
+              sysctl_overcommit_kbytes; COMMITTED: vm_committed_as summed over its per-CPU deltas (>= 0)
 Percentages are integer divisions, as crash prints them.
 """
 
@@ -365,7 +365,8 @@ def read_kmem_info(kernel: Kernel) -> KmemInfo:
     except CrashtuiError as exc:
         m.errors.append(f"TOTAL HUGE: {exc.message}")
     swap_total = 0
-    if k.has_symbol("swapper_space") or k.has_symbol("swapper_spaces"):
+    # CONFIG_SWAP: crash asks for swapper_space(s), gone in 6.18; swap_info stays
+    if any(k.has_symbol(s) for s in ("swapper_space", "swapper_spaces", "nr_swapfiles")):
         try:
             swap_total, swap_used = m.swap()
             groups.append([KmemRow("TOTAL SWAP", swap_total),
