@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(kdump elf flattened printk vmcoreinfo notes memory)
+[ ${#targets[@]} -gt 0 ] || targets=(kdump elf flattened printk vmcoreinfo notes memory kmem vmcoreinfo_values triage btf ko)
 engine=atheris
 python -c "import atheris" 2>/dev/null || engine=hypothesis
 corpora=${FUZZ_CORPUS:-/tmp/crashtui-fuzz-corpus}

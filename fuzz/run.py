@@ -29,7 +29,7 @@ class Guard:
         self.name, self.engine, self.fn = name, engine, fn
         self.count = 0
         self.findings: dict[str, str] = {}
-        self.started = time.time()
+        self.started = self.saved = time.time()
         self.stats = STATS / f"{name}-{engine}.json"
         previous = json.loads(self.stats.read_text()) if self.stats.exists() else {}
         self.before = int(previous.get("inputs", 0))
@@ -53,10 +53,11 @@ class Guard:
                 self.findings[key] = f"{exc}"[:200]
                 print(f"FINDING {self.name}: {key}: {exc!r}"[:400], flush=True)
                 self.save()
-        if self.count % 500 == 0:
+        if self.count % 500 == 0 or time.time() - self.saved > 10:  # slow targets too
             self.save()
 
     def save(self) -> None:
+        self.saved = time.time()
         STATS.mkdir(exist_ok=True)
         self.stats.write_text(json.dumps({
             "target": self.name, "engine": self.engine, "inputs": self.before + self.count,
@@ -112,7 +113,8 @@ def run_hypothesis(name: str, runs: int) -> None:
     guard.save()
 
 
-NAMES = ("elf", "flattened", "kdump", "memory", "notes", "printk", "vmcoreinfo")  # fuzz.targets.TARGETS
+NAMES = ("btf", "elf", "flattened", "kdump", "kmem", "ko", "memory", "notes", "printk", "triage",
+         "vmcoreinfo", "vmcoreinfo_values")  # fuzz.targets.TARGETS
 
 
 def main() -> None:
