@@ -46,7 +46,7 @@ def triage_text(t: Triage) -> Text:
         where = Text(end="")
         where.append_text(lit(c.symbol, "bold"))
         append_module_where(where, c.module, c.location)
-        if c.pid is not None:
+        if c.pid is not None and c.pid != t.pid:  # a hang's culprit is another task's
             where.append_text(lit(f"  PID {c.pid} ({c.command})", "dim"))
         rows.append(_row("Culprit", where, action="app.go_to_culprit"))
         if c.module:
