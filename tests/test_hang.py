@@ -441,3 +441,25 @@ def test_510_irq_stack_switch_is_not_the_culprit(sessions: dict[str, Session]) -
     assert at.frame.function == "asm_sysvec_apic_timer_interrupt"
     c = culprit_at(s, timer, at, "")
     assert (c.function, c.offset) == ("apparmor_file_permission", 75)
+
+
+def test_deadlock_json(sessions: dict[str, Session]) -> None:
+    import json
+
+    import jsonschema
+
+    from crashtui.report.jsondoc import build_document
+
+    if not (SAMPLES / "6.1-deadlock" / "MANIFEST").is_file():
+        pytest.skip("no sample dump 6.1-deadlock")
+    doc = build_document(sessions["6.1-deadlock"])
+    schema = json.loads((SAMPLES.parent / "docs" / "crashtui.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["triage"]["kind"] == "deadlock" and len(doc["triage"]["cycle"]) == 2
+    blocked = doc["blocked"]
+    assert sorted(t["pid"] for t in blocked["tasks"]) == [123, 124]
+    locks = {t["pid"]: t["lock"] for t in blocked["tasks"]}
+    assert locks[123]["kind"] == "mutex" and locks[123]["symbol"] == "lock_b [deadlock]"
+    assert locks[123]["address"] == "0xffffffffc028d000"
+    assert locks[124]["address"] == "0xffffffffc028d020"
+    assert [len(c) for c in blocked["cycles"]] == [2]
