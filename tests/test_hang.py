@@ -463,3 +463,11 @@ def test_deadlock_json(sessions: dict[str, Session]) -> None:
     assert locks[123]["address"] == "0xffffffffc028d000"
     assert locks[124]["address"] == "0xffffffffc028d020"
     assert [len(c) for c in blocked["cycles"]] == [2]
+
+
+def test_readme_shows_the_real_hang_output(sessions: dict[str, Session]) -> None:
+    if not (SAMPLES / "6.1-deadlock" / "MANIFEST").is_file():
+        pytest.skip("no sample dump 6.1-deadlock")
+    readme = (SAMPLES.parent / "README.md").read_text()
+    block = readme.split("`-c 'hang -n'`:\n\n```text\n", 1)[1].split("\n```", 1)[0]
+    assert block.splitlines() == run_command(sessions["6.1-deadlock"], "hang -n")
