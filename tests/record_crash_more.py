@@ -55,6 +55,14 @@ COMMANDS = (
     ("foreach-ps.txt", "foreach ps"),
     ("foreach-files.txt", "foreach files"),
     ("foreach-vm.txt", "foreach vm"),
+    ("foreach-1-task.txt", "foreach 1 task"),
+    ("foreach-RU-ps.txt", "foreach RU ps"),
+    ("foreach-init-files.txt", "foreach init files"),
+    ("whatis-banner.txt", "whatis linux_banner"),
+    ("whatis-syscalls.txt", "whatis sys_call_table"),
+    ("whatis-percpu.txt", "whatis runqueues"),
+    ("kmem-free-cpu.txt", "kmem {FREECPU}"),
+    ("kmem-free-slab.txt", "kmem {FREESLAB}"),
 )
 MARKER = "==== record-crash-more ===="
 
@@ -68,6 +76,34 @@ def addresses(dump_dir: Path) -> dict[str, str]:
     return {"PID": task.group(1), "TASK": task.group(2), "SP0": frame.group(1)}
 
 
+def free_objects(dump_dir: Path, vmlinux: Path) -> dict[str, str]:
+    """FREECPU: an object on a CPU's lockless freelist (kmalloc-256), FREESLAB: a free object
+    of a slab on a node's partial list (found with crashtui's own walk)."""
+    sys.path.insert(0, str(ROOT))
+    from crashtui.analysis.session import Session
+    from crashtui.kernel.slab import SlubLayout, cache_addresses
+
+    s = Session.open(next(dump_dir.glob("dump.*")), vmlinux)
+    try:
+        k = s.kernel
+        lay = SlubLayout(k)
+        addrs, _ = cache_addresses(k, lay)
+        cache = next(a for a in addrs if k.read_cstr(k.read_u64(a + lay.name)) == "kmalloc-256")
+        base = k.read_u64(cache + lay.cpu_slab)
+        cpu = next(k.read_u64(k.per_cpu(base, c) + lay.c_freelist) for c in range(k.nr_cpu_ids)
+                   if k.read_u64(k.per_cpu(base, c) + lay.c_freelist))
+        slab = 0
+        for a in addrs:  # the first cache with a partial slab whose freelist is not empty
+            head = k.read_u64(a + lay.nodes) + lay.partial
+            first = k.read_u64(head)
+            if first != head and k.read_u64(first - lay.slab_list + lay.slab_freelist):
+                slab = k.read_u64(first - lay.slab_list + lay.slab_freelist)
+                break
+        return {"FREECPU": f"{cpu:x}", "FREESLAB": f"{slab:x}"}
+    finally:
+        s.close()
+
+
 def record(name: str, crash: list[str]) -> None:
     dump_dir = ROOT / "sample-dumps" / name
     m = read_manifest(dump_dir)
@@ -75,6 +111,7 @@ def record(name: str, crash: list[str]) -> None:
     where = addresses(dump_dir)
     banner = run_crash(crash, vmlinux, dump_dir, m["dump"], ["sym linux_banner"])
     where["BANNER"] = banner.split()[0]
+    where.update(free_objects(dump_dir, vmlinux))
     cmds: list[str] = []
     for _f, c in COMMANDS:
         cmds += [c.format(**where), f"!echo '{MARKER}'"]

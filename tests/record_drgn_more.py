@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 COMMANDS = (("drgn-kmem-s.txt", "kmem -s"), ("drgn-files-1.txt", "files 1"),
-            ("drgn-vm-1.txt", "vm 1"), ("drgn-foreach-files.txt", "foreach files"),
-            ("drgn-foreach-vm.txt", "foreach vm"))
+            ("drgn-vm-1.txt", "vm 1"), ("drgn-foreach-files.txt", "foreach files"))
 MARKER = "==== record-drgn-more ===="
 SCRIPT = f"""
 import sys

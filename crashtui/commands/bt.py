@@ -209,14 +209,24 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
 FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "DE", "PA", "WA", "ID", "NE")
 
 
-@command("foreach", "run a command for every task, or every task in a state (supported: "
-         "foreach [RU|IN|UN|ID|...] bt [-l] [-i] [-f])", "foreach [STATE] bt [-l] [-i] [-f]")
+@command("foreach", "run bt, ps, task, files or vm for every task, or those in a state or "
+         "named", "foreach [STATE|PID|TASK|COMMAND ...] bt [-l] [-i] [-f] | ps | task [-x] | "
+         "files | vm")
 def cmd_foreach(session: Session, args: list[str]) -> list[str]:
+    from crashtui.commands.foreach import FOREACH_COMMANDS, foreach_lines
+
+    keyword = next((i for i, a in enumerate(args) if a in FOREACH_COMMANDS), None)
+    if keyword is not None and "bt" not in args[:keyword]:
+        selectors = args[:keyword]
+        states = {a for a in selectors if a in FOREACH_STATES}
+        return foreach_lines(session, states, [a for a in selectors if a not in states],
+                             args[keyword], args[keyword + 1:])
     state = args[0] if args and args[0] in FOREACH_STATES else None
     if state is not None:
         args = args[1:]
     if not args or args[0] != "bt":
-        raise CommandError("foreach: only `foreach [STATE] bt` is supported")
+        raise CommandError("foreach: supported: foreach [STATE|PID|TASK|COMMAND ...] "
+                           "bt|ps|task|files|vm")
     flags, rest, _ = _parse_flags(args[1:], "lif")
     if rest:
         raise CommandError(f"foreach: unsupported argument {rest[0]}")

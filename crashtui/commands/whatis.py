@@ -98,13 +98,41 @@ def whatis_lines(session: Session, args: list[str]) -> list[str]:
         except CrashtuiError:
             t = None
         if t is not None:
-            return [dwarf_declaration(t, name) + ";"]
+            return [dwarf_declaration(_sized(session, t, name), name) + ";"]
+    for tid in k.btf.ids_by_name(name):  # a per-CPU variable: BTF's only VARs
+        t_ref = k.btf.type(tid)
+        if t_ref.kind == "var" and t_ref.target_id is not None:
+            return [gdb_spelling(k.btf.declaration(t_ref.target_id, name).strip()) + ";"]
     for tag in ("struct", "union"):
         try:
             return (cmd_struct if tag == "struct" else cmd_union)(session, [name])
         except CrashtuiError:
             continue
+    if k.has_symbol(name):
+        raise CommandError(f"whatis: {name}: a variable's type needs the debug vmlinux "
+                           "(its DWARF)")
     raise CommandError(f"whatis: invalid argument: {name}")
+
+
+def _sized(session: Session, t: DwarfType, name: str) -> DwarfType:
+    """An array declared `x[]` (an extern declaration's DWARF) gets its length from the
+    symbol's size, as gdb finds it from the definition: `const char linux_banner[204]`."""
+    if t.tag in ("const", "volatile") and t.target is not None and t.target.tag == "array" \
+            and t.target.target is not None:
+        t = replace(t.target, target=replace(t, target=t.target.target))
+    if t.tag != "array" or len(t.dims) != 1 or t.dims[0] is not None or t.target is None:
+        return t
+    sym = session.kernel.symbols.lookup(name)
+    element = t.target
+    while element.tag in ("const", "volatile") and element.target is not None:
+        element = element.target
+    try:
+        size = session.kernel.btf.sizeof(dwarf_declaration(element, ""))
+    except CrashtuiError:
+        return t
+    if sym is None or not sym.size or not size or sym.size % size:
+        return t
+    return replace(t, dims=(sym.size // size,))
 
 
 @command("whatis", "the declaration of a variable or function, or a struct/union layout",

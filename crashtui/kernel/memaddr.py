@@ -295,8 +295,20 @@ def stack_owner(kernel: Kernel, tasks: list[Task], vaddr: int) -> Task | None:
     return next((t for t in tasks if t.stack and t.stack <= vaddr < t.stack + size), None)
 
 
-def task_holding(kernel: Kernel, tasks: list[Task], vaddr: int) -> Task | None:
+def task_struct_size(kernel: Kernel) -> int:
+    """arch_task_struct_size (x86's task_struct ends in the FPU state, sized at boot), else
+    the type's size."""
     size = kernel.btf.sizeof("struct task_struct")
+    addr = kernel.symbol_or_none("arch_task_struct_size")
+    try:
+        boot = kernel.read_s32(addr) if addr is not None else 0
+    except CrashtuiError:
+        boot = 0
+    return boot if 0 < boot <= 4 * size else size
+
+
+def task_holding(kernel: Kernel, tasks: list[Task], vaddr: int) -> Task | None:
+    size = task_struct_size(kernel)
     return next((t for t in tasks if t.address <= vaddr < t.address + size), None)
 
 
