@@ -133,9 +133,10 @@ def split_outputs(text: str, marker: str) -> list[str]:
 
 
 def panic_rip(bt: str) -> str | None:
-    """The address to `sym`: the exception RIP if bt shows one, else the frame panic() was
-    called from."""
-    m = re.search(r"\[exception RIP: [^\]]+\]\s*\n\s*RIP: ([0-9a-f]+)", bt)
+    """The address to `sym`: the exception RIP if bt shows one (that crash could name), else
+    the frame panic() was called from."""
+    m = re.search(r"\[exception RIP: (?!no symbolic reference)[^\]]+\]\s*\n\s*RIP: ([0-9a-f]+)",
+                  bt)
     if m:
         return m.group(1)
     frames = re.findall(r"#\d+ \[[0-9a-f]+\] (\S+) at ([0-9a-f]+)", bt)
