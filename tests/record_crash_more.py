@@ -3,7 +3,8 @@
 foreach outputs for sample dumps into tests/crash_outputs/<dump>/ (sample-dumps/ belongs to
 whoever made the dumps).
 
-    .venv/bin/python tests/record_crash_more.py 6.1-sysrq 5.10-sysrq 6.12-sysrq
+    .venv/bin/python tests/record_crash_more.py 6.1-sysrq 5.10-sysrq 6.12-sysrq ...
+    .venv/bin/python tests/record_crash_more.py --only=kmem-page.txt 6.1-sysrq  (one file)
 
 {TASK} is the panic task and {SP0} frame #0's stack slot (from the dump's crash/bt.txt),
 {PID} the panic task's PID; each sample's values are written to more-ADDRESSES.
@@ -63,6 +64,8 @@ COMMANDS = (
     ("whatis-percpu.txt", "whatis runqueues"),
     ("kmem-free-cpu.txt", "kmem {FREECPU}"),
     ("kmem-free-slab.txt", "kmem {FREESLAB}"),
+    ("kmem-page.txt", "kmem {PAGE}"),
+    ("kmem-module.txt", "kmem {MODULE}"),
 )
 MARKER = "==== record-crash-more ===="
 
@@ -78,7 +81,8 @@ def addresses(dump_dir: Path) -> dict[str, str]:
 
 def free_objects(dump_dir: Path, vmlinux: Path) -> dict[str, str]:
     """FREECPU: an object on a CPU's lockless freelist (kmalloc-256), FREESLAB: a free object
-    of a slab on a node's partial list (found with crashtui's own walk)."""
+    of a slab on a node's partial list, PAGE: the struct page heading TASK's slab, MODULE: the
+    first module's list node (found with crashtui's own walks)."""
     sys.path.insert(0, str(ROOT))
     from crashtui.analysis.session import Session
     from crashtui.kernel.slab import SlubLayout, cache_addresses
@@ -90,8 +94,9 @@ def free_objects(dump_dir: Path, vmlinux: Path) -> dict[str, str]:
         addrs, _ = cache_addresses(k, lay)
         cache = next(a for a in addrs if k.read_cstr(k.read_u64(a + lay.name)) == "kmalloc-256")
         base = k.read_u64(cache + lay.cpu_slab)
-        cpu = next(k.read_u64(k.per_cpu(base, c) + lay.c_freelist) for c in range(k.nr_cpu_ids)
-                   if k.read_u64(k.per_cpu(base, c) + lay.c_freelist))
+        cpu = next((k.read_u64(k.per_cpu(base, c) + lay.c_freelist)
+                    for c in range(k.nr_cpu_ids)
+                    if k.read_u64(k.per_cpu(base, c) + lay.c_freelist)), 0)
         slab = 0
         for a in addrs:  # the first cache with a partial slab whose freelist is not empty
             head = k.read_u64(a + lay.nodes) + lay.partial
@@ -99,12 +104,20 @@ def free_objects(dump_dir: Path, vmlinux: Path) -> dict[str, str]:
             if first != head and k.read_u64(first - lay.slab_list + lay.slab_freelist):
                 slab = k.read_u64(first - lay.slab_list + lay.slab_freelist)
                 break
-        return {"FREECPU": f"{cpu:x}", "FREESLAB": f"{slab:x}"}
+        from crashtui.kernel.memaddr import slab_object
+
+        task = int(addresses(dump_dir)["TASK"], 16)
+        head = slab_object(k, task)
+        modules = k.symbol("modules")
+        module = k.read_u64(modules)
+        return {"FREECPU": f"{cpu:x}", "FREESLAB": f"{slab:x}",
+                "PAGE": f"{head.slab:x}" if head is not None else "0",
+                "MODULE": f"{module:x}" if module != modules else "0"}
     finally:
         s.close()
 
 
-def record(name: str, crash: list[str]) -> None:
+def record(name: str, crash: list[str], only: set[str] | None = None) -> None:
     dump_dir = ROOT / "sample-dumps" / name
     m = read_manifest(dump_dir)
     vmlinux = fetch_vmlinux(m)
@@ -112,23 +125,28 @@ def record(name: str, crash: list[str]) -> None:
     banner = run_crash(crash, vmlinux, dump_dir, m["dump"], ["sym linux_banner"])
     where["BANNER"] = banner.split()[0]
     where.update(free_objects(dump_dir, vmlinux))
+    # an address not found (no free object of that kind) leaves its command out
+    commands = [(f, c) for f, c in COMMANDS
+                if not any(f"{{{k}}}" in c and v == "0" for k, v in where.items())
+                and (only is None or f in only)]
     cmds: list[str] = []
-    for _f, c in COMMANDS:
+    for _f, c in commands:
         cmds += [c.format(**where), f"!echo '{MARKER}'"]
     outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), MARKER)
     out = ROOT / "tests" / "crash_outputs" / name
     out.mkdir(parents=True, exist_ok=True)
     lab = str(vmlinux.parent.parent.parent)
-    for (fname, _c), text in zip(COMMANDS, outputs, strict=False):
+    for (fname, _c), text in zip(commands, outputs, strict=False):
         (out / fname).write_text(text.replace(lab, "$LAB"))
     (out / "more-ADDRESSES").write_text("".join(f"{k}={v}\n" for k, v in sorted(where.items())))
-    print(f"{name}: wrote {len(COMMANDS)} files", flush=True)
+    print(f"{name}: wrote {len(commands)} files", flush=True)
 
 
-def main(names: list[str]) -> int:
+def main(args: list[str]) -> int:
+    only = {a.removeprefix("--only=") for a in args if a.startswith("--only=")} or None
     crash = crash_command()
-    for name in names:
-        record(name, crash)
+    for name in (a for a in args if not a.startswith("--")):
+        record(name, crash, only)
     return 0
 
 

@@ -3,7 +3,8 @@
 `complete(session, text)` takes the whole input line and returns the lines it can become,
 sorted: the first word completes to command names; later words to what that command takes —
 kernel symbols (and loaded modules' symbols) for sym/dis/rd/p/struct addresses, struct and
-union names for struct/union, command names for help, module names for mod. A unique result
+union names for struct/union, symbols and structs for whatis/list, slab cache names for
+kmem -s, command names for help, module names for mod. A unique result
 ends with a space, ready for the next word.
 """
 
@@ -45,6 +46,10 @@ def complete(session: Session | None, text: str) -> list[str]:
         return _lines(prefix, type_names(session, word, "union" if cmd == "union" else "struct"))
     if cmd == "mod":
         return _lines(prefix, _module_names(session, word))
+    if cmd in ("whatis", "list"):
+        return _lines(prefix, symbol_names(session, word) + type_names(session, word))
+    if cmd == "kmem" and words[1:] == ["-s"]:
+        return _lines(prefix, [n for n in _cache_names(session) if n.startswith(word)])
     if cmd in SYMBOL_COMMANDS or cmd in TYPE_COMMANDS:
         amp = "&" if word.startswith("&") else ""
         return _lines(prefix + amp, symbol_names(session, word[len(amp):]))
@@ -98,6 +103,28 @@ def _btf_names(session: Session, kind: str) -> list[str]:
     out = sorted(names)
     k.__dict__[key] = out
     return out
+
+
+def _cache_names(session: Session) -> list[str]:
+    """Slab cache names (for `kmem -s`), read once per kernel."""
+    k = session.kernel
+    cached = k.__dict__.get("_crashtui_slab_names")
+    if isinstance(cached, list):
+        return cached
+    from crashtui.kernel.slab import SlubLayout, cache_addresses
+
+    names: list[str] = []
+    try:
+        layout = SlubLayout(k)
+        for addr in cache_addresses(k, layout)[0]:
+            try:
+                names.append(k.read_cstr(k.read_u64(addr + layout.name), 64))
+            except CrashtuiError:
+                continue
+    except CrashtuiError:
+        pass
+    k.__dict__["_crashtui_slab_names"] = names
+    return names
 
 
 def _module_names(session: Session, prefix: str) -> list[str]:

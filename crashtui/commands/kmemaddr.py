@@ -44,13 +44,36 @@ def slab_lines(s: SlabObject) -> list[str]:
     out = [SLAB_HEADER, slab_cache_line(s.cache), SLAB_LINE_HEADER,
            f"  {s.slab:<16x}  {s.memory:<16x}  {s.node:4d}  {s.objects:5d}  {s.inuse:9d}  "
            f"{s.objects - s.inuse:4d}", "  FREE / [ALLOCATED]"]
-    if s.object is not None:
-        if s.free:
-            out.append(f"   {s.object:x}  " + (f"(cpu {s.cpu} cache)" if s.cpu is not None
-                                               else ""))
-        else:
-            out.append(f"  [{s.object:x}]")
+    if s.every_object:
+        for i in range(s.objects):
+            obj = s.memory + i * s.object_size + s.red_left_pad
+            out.append(_object_line(obj, obj in s.free_objects, s.cpu))
+    elif s.object is not None:
+        out.append(_object_line(s.object, s.free, s.cpu))
     return out
+
+
+def _object_line(obj: int, free: bool, cpu: int | None) -> str:
+    """`  [addr]` allocated, `   addr  ` free (`(cpu N cache)` on a CPU's current slab)."""
+    if not free:
+        return f"  [{obj:x}]"
+    return f"   {obj:x}  " + (f"(cpu {cpu} cache)" if cpu is not None else "")
+
+
+def module_symbol_line(session: Session, addr: int) -> str | None:
+    """crash's show_symbol() for a module address: its letter is the in-memory symtab's
+    st_info as crash decodes it (symbols.c Elf64_Sym_to_common: STT_FUNC local 't', global
+    'T', any other '?'), `m` for crash's own _MODULE_*_START markers."""
+    from crashtui.kernel.modules import module_symbol
+
+    hit = module_symbol(session.kernel, addr)
+    if hit is None:
+        return None
+    letter = "m" if hit.name.startswith("_MODULE_") else \
+        hit.kind if hit.kind in ("t", "T") else "?"
+    text = f"{addr:x} ({letter}) {hit.name}" + (f"+{hit.offset}" if hit.offset else "")
+    src = session.source_line(addr)
+    return f"{text} [{hit.module}]" + (f" {src.file}: {src.line}" if src is not None else "")
 
 
 def kmem_address_lines(session: Session, arg: str) -> list[str]:
@@ -66,8 +89,9 @@ def kmem_address_lines(session: Session, arg: str) -> list[str]:
     info = describe_address(session.kernel, session.tasks.tasks, addr, in_image)
     out: list[str] = []
     if in_image:
+        line = module_symbol_line(session, addr)
         try:
-            out += [sym_line(session, addr), ""]
+            out += [line or sym_line(session, addr), ""]
         except CommandError:
             pass
     if info.vmap is not None:

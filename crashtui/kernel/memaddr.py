@@ -3,12 +3,12 @@ vmalloc area, and the struct page of its physical page (crash's `kmem ADDR`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from crashtui.errors import CrashtuiError
-from crashtui.kernel.pagetable import START_KERNEL_MAP
+from crashtui.kernel.pagetable import MODULES_VADDR, START_KERNEL_MAP
 from crashtui.kernel.slab import (
     MAX_FREELIST,
     SlabCache,
@@ -65,7 +65,12 @@ class SlabObject:
     inuse: int
     object: int | None  # the object holding the address (None: past the last object)
     free: bool
-    cpu: int | None  # the CPU whose lockless freelist holds the object, if one does
+    cpu: int | None  # the CPU whose current slab this is (its free objects: "cpu N cache")
+    every_object: bool = False  # asked for by its struct page: list all objects
+    free_objects: frozenset[int] = frozenset()
+    cpu_free_objects: frozenset[int] = frozenset()
+    object_size: int = 0
+    red_left_pad: int = 0
 
 
 def page_struct_base(kernel: Kernel) -> int | None:
@@ -215,10 +220,14 @@ def slab_object(kernel: Kernel, vaddr: int) -> SlabObject | None:
         if memory <= vaddr < memory + objects * cache.size:
             start = memory + (vaddr - memory) // cache.size * cache.size
             obj = start + pad
-            free_obj = obj in _freelist(walk, freelist) or obj in _freelist(walk, cpu_freelist)
+            free_obj = obj in _freelist(walk, freelist) | _freelist(walk, cpu_freelist)
+        slab_free = _freelist(walk, freelist)
+        cpu_free = _freelist(walk, cpu_freelist)
         return SlabObject(cache, head, memory, node_of_pfn(kernel, pfn), objects, inuse, obj,
-                          free_obj, cpu if free_obj and obj is not None and
-                          obj in _freelist(walk, cpu_freelist) else None)
+                          free_obj, cpu,
+                          free_objects=frozenset(slab_free | cpu_free),
+                          cpu_free_objects=frozenset(cpu_free), object_size=cache.size,
+                          red_left_pad=pad)
     except CrashtuiError:
         return None
 
@@ -323,6 +332,7 @@ class AddressInfo:
     slab: SlabObject | None
     task: Task | None
     page: PageInfo | None
+    is_page: bool = False  # the address is a struct page's
 
 
 def describe_address(kernel: Kernel, tasks: list[Task], vaddr: int,
@@ -331,7 +341,12 @@ def describe_address(kernel: Kernel, tasks: list[Task], vaddr: int,
     dm = direct_map(kernel)
     in_dm = dm is not None and dm[0] <= vaddr < dm[0] + dm[1]
     stack = vmap = slab = task = None
-    if not in_dm and vaddr < START_KERNEL_MAP:
+    pfn = page_pfn(kernel, vaddr)
+    if pfn is not None:  # a struct page: the slab it heads (all its objects), and itself
+        return AddressInfo(vaddr, in_image, None, None, slab_of_page(kernel, pfn), None,
+                           page_info(kernel, pfn << 12), True)
+    # vmalloc space and the modules' area (crash's IS_VMALLOC_ADDR), not the kernel image
+    if not in_dm and not START_KERNEL_MAP <= vaddr < MODULES_VADDR:
         stack = stack_owner(kernel, tasks, vaddr)
         vmap = vmap_area(kernel, vaddr)
     if vmap is None:
@@ -342,3 +357,24 @@ def describe_address(kernel: Kernel, tasks: list[Task], vaddr: int,
     phys = phys_of(kernel, vaddr)
     page = page_info(kernel, phys) if phys is not None else None
     return AddressInfo(vaddr, in_image, stack, vmap, slab, task, page)
+
+
+def page_pfn(kernel: Kernel, vaddr: int) -> int | None:
+    """The pfn whose struct page is at `vaddr` (None: not a struct page's address)."""
+    base = page_struct_base(kernel)
+    if base is None or vaddr < base:
+        return None
+    size = kernel.btf.sizeof("struct page")
+    pfn, rem = divmod(vaddr - base, size)
+    return pfn if not rem and pfn <= kernel.dump.info.max_pfn else None
+
+
+def slab_of_page(kernel: Kernel, pfn: int) -> SlabObject | None:
+    """The slab headed by page `pfn`, every object listed (crash's is_slab_page())."""
+    dm = direct_map(kernel)
+    if dm is None:
+        return None
+    found = slab_object(kernel, dm[0] + (pfn << 12))
+    if found is None or found.memory != dm[0] + (pfn << 12):
+        return None
+    return replace(found, object=None, every_object=True)
