@@ -856,8 +856,10 @@ def test_sparse_dump_claiming_gigabytes(sysrq_dump: Path, vmlinux_path: Path,
     import subprocess
     import sys
 
-    code = ("import resource, sys; from crashtui.cli import main; s = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(s)")
+    # VmHWM, not ru_maxrss: Linux carries the parent's (pytest's) peak RSS over fork + exec
+    code = ("import re, sys; from crashtui.cli import main; s = main(sys.argv[1:]); "
+            "status = open('/proc/self/status').read(); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)); sys.exit(s)")
     done = subprocess.run([sys.executable, "-c", code, str(path), str(vmlinux_path), "-c",
                            "sys"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
