@@ -375,3 +375,13 @@ def test_completion_of_new_commands(sessions: dict[str, Session]) -> None:
     assert complete(s, "whatis list_he") == ["whatis list_head "]
     assert complete(s, "whatis init_ta") == ["whatis init_task "]
     assert "vtop" in complete(None, "vt")[0] and complete(None, "whati") == ["whatis "]
+
+
+def test_kmem_address_in_a_sheaf_is_free_7x(sessions: dict[str, Session]) -> None:
+    """7.x: an object cached in CPU 0's sheaf is free though its slab counts it in use. drgn
+    0.3.0's slab_object_info(prog, 0xffff8e5b81fbe180) on 7.3-sysrq: slab_cache
+    0xffff8e5b81042700 (kmalloc-64), slab 0xfffff697c007ef80, allocated=False."""
+    out = run_command(sessions["7.3-sysrq"], "kmem ffff8e5b81fbe180")
+    assert out[1].startswith("ffff8e5b81042700 ") and out[1].endswith("  kmalloc-64")
+    assert out[3].split()[:2] == ["fffff697c007ef80", "ffff8e5b81fbe000"]
+    assert "   ffff8e5b81fbe180  (cpu 0 cache)" in out

@@ -215,14 +215,20 @@ def slab_object(kernel: Kernel, vaddr: int) -> SlabObject | None:
         pad = kernel.read_u32(cache_addr + kernel.btf.offsetof("kmem_cache", "red_left_pad")) \
             if flags & SLAB_RED_ZONE and kernel.btf.has_member("kmem_cache", "red_left_pad") \
             else 0
+        # 6.18+: objects cached in a CPU's sheaves or a barn are free (drgn's
+        # slab_object_info() says so too), though their slab counts them in use
+        sheaves = walk.sheaf_objects()
+        slab_free = _freelist(walk, freelist) | {o for o in sheaves
+                                                 if memory <= o < memory + objects * cache.size}
+        cpu_free = _freelist(walk, cpu_freelist)
         obj = None
         free_obj = False
         if memory <= vaddr < memory + objects * cache.size:
             start = memory + (vaddr - memory) // cache.size * cache.size
             obj = start + pad
-            free_obj = obj in _freelist(walk, freelist) | _freelist(walk, cpu_freelist)
-        slab_free = _freelist(walk, freelist)
-        cpu_free = _freelist(walk, cpu_freelist)
+            free_obj = obj in slab_free | cpu_free
+            if obj in sheaves and sheaves[obj] is not None:
+                cpu = sheaves[obj]
         return SlabObject(cache, head, memory, node_of_pfn(kernel, pfn), objects, inuse, obj,
                           free_obj, cpu,
                           free_objects=frozenset(slab_free | cpu_free),

@@ -127,6 +127,7 @@ class SlubLayout:
             self.pcs_main = off("slub_percpu_sheaves", "main")
             self.pcs_spare = off("slub_percpu_sheaves", "spare")
             self.sheaf_size = off("slab_sheaf", "size")
+            self.sheaf_objects = off("slab_sheaf", "objects")
             self.sheaf_barn_list = off("slab_sheaf", "barn_list")
             self.barn_full = off("node_barn", "sheaves_full")
 
@@ -228,6 +229,34 @@ class _CacheWalk:
                         if sheaf:
                             free += k.read_u32(sheaf + lay.sheaf_size)
         return free
+
+    def sheaf_objects(self) -> dict[int, int | None]:
+        """Objects cached in sheaves (6.18+): {object: its CPU, or None in a node's barn}."""
+        out: dict[int, int | None] = {}
+        k, lay = self.k, self.l
+        if lay.cpu_sheaves is None:
+            return out
+
+        def add(sheaf: int, cpu: int | None) -> None:
+            n = min(k.read_u32(sheaf + lay.sheaf_size), MAX_FREELIST)
+            raw = k.read(sheaf + lay.sheaf_objects, 8 * n)
+            for i in range(n):
+                out.setdefault(int.from_bytes(raw[8 * i:8 * i + 8], "little"), cpu)
+
+        base = k.read_u64(self.cache + lay.cpu_sheaves)
+        if base:
+            for cpu in self.cpus:
+                pcs = k.per_cpu(base, cpu)
+                for member in (lay.pcs_main, lay.pcs_spare):
+                    sheaf = k.read_u64(pcs + member)
+                    if sheaf:
+                        add(sheaf, cpu)
+        for _node, barn in self.nodes():
+            if barn:
+                full = walk_list(self.k, barn + lay.barn_full, MAX_SLABS_PER_LIST)
+                for n in full.nodes:
+                    add(n - lay.sheaf_barn_list, None)
+        return out
 
     def _cpu_partial_free(self, slab: int) -> int:
         free, seen = 0, set[int]()
