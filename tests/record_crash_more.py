@@ -66,6 +66,8 @@ COMMANDS = (
     ("kmem-free-slab.txt", "kmem {FREESLAB}"),
     ("kmem-page.txt", "kmem {PAGE}"),
     ("kmem-module.txt", "kmem {MODULE}"),
+    ("vtop-user.txt", "vtop -c 1 400000"),
+    ("vtop-user-stack.txt", "vtop -c {PID} {SP0}"),
 )
 MARKER = "==== record-crash-more ===="
 

@@ -192,7 +192,8 @@ WHATIS = [("whatis-var.txt", "whatis jiffies"), ("whatis-struct.txt", "whatis li
           ("whatis-task.txt", "whatis init_task"), ("whatis-banner.txt", "whatis linux_banner"),
           ("whatis-syscalls.txt", "whatis sys_call_table"),
           ("whatis-percpu.txt", "whatis runqueues")]
-VTOP = [("vtop-task.txt", "vtop {TASK}"), ("ptov.txt", "ptov 1000000")]
+VTOP = [("vtop-task.txt", "vtop {TASK}"), ("ptov.txt", "ptov 1000000"),
+        ("vtop-user.txt", "vtop -c 1 400000"), ("vtop-user-stack.txt", "vtop -c {PID} {SP0}")]
 
 
 @pytest.mark.parametrize("name", CRASH_DUMPS)

@@ -10,6 +10,7 @@ from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
+    from crashtui.kernel.tasks import Task
     from crashtui.kernel.vtop import PageWalk
 
 ADDR_HEADER = f"{'VIRTUAL':<16}  {'PHYSICAL':<16}"
@@ -47,15 +48,48 @@ def walk_lines(w: PageWalk) -> list[str]:
     return out + [f"  PAGE: {w.page:x}{size}", ""] + pte_lines(w.leaf, w.page)
 
 
-def vtop_lines(session: Session, arg: str) -> list[str]:
-    """crash's `vtop ADDRESS` for a kernel address."""
+def user_vtop_lines(session: Session, addr: int, task: Task) -> list[str]:
+    """crash's `vtop [-c TASK] ADDRESS` for a user address: the task's page tables, the VMA
+    holding the address and its page."""
     from crashtui.commands.kmemaddr import page_lines
+    from crashtui.kernel.memaddr import page_info
+    from crashtui.kernel.vm import task_vm
+    from crashtui.kernel.vtop import walk_user_address
+
+    k = session.kernel
+    tv = task_vm(k, task.address)
+    if not tv.mm:
+        raise CommandError(f"vtop: PID {task.pid} is a kernel thread: no user address space")
+    try:
+        walk = walk_user_address(k, tv.pgd, addr)
+    except CrashtuiError as exc:
+        raise CommandError(f"vtop: {exc.message}") from None
+    value = f"{walk.phys:x}" if walk.phys is not None else "(not mapped)"
+    out = [f"{'VIRTUAL':<10}  {'PHYSICAL':<16}", f"{addr:<10x}  {value:<16}", ""]
+    out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in walk.entries]
+    if walk.page is not None:
+        size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(walk.page_size, "  ")
+        out += [f"  PAGE: {walk.page:x}{size}", ""] + pte_lines(walk.leaf, walk.page)
+    vma = next((a for a in tv.areas if a.start <= addr < a.end), None)
+    if vma is not None:
+        from crashtui.commands.vm import VMA_HEADER
+
+        out += ["", VMA_HEADER, f"{vma.address:x} {vma.start:10x} {vma.end:10x} "
+                f"{vma.flags:x} {vma.file}"]
+    page = page_info(k, walk.phys) if walk.phys is not None else None
+    return out + ([""] + page_lines(page) if page is not None else [])
+
+
+def vtop_lines(session: Session, arg: str, task: Task | None = None) -> list[str]:
+    """crash's `vtop ADDRESS`: a kernel address, or a user one in a task's context."""
+    from crashtui.commands.kmemaddr import page_lines
+    from crashtui.commands.task import current_task
     from crashtui.kernel.memaddr import page_info
     from crashtui.kernel.vtop import walk_kernel_address
 
     addr = _hex_arg("vtop", arg)
     if addr < 1 << 47:
-        raise CommandError("vtop: user addresses need a task context (not supported)")
+        return user_vtop_lines(session, addr, task or current_task(session))
     k = session.kernel
     try:
         walk = walk_kernel_address(k, addr)
@@ -82,16 +116,25 @@ def ptov_lines(session: Session, arg: str) -> list[str]:
     return [ADDR_HEADER, f"{dm[0] + phys:<16x}  {phys:<16x}"]
 
 
-@command("vtop", "translate a kernel virtual address to physical, showing the page tables",
-         "vtop ADDRESS ...")
+@command("vtop", "translate a virtual address to physical, showing the page tables "
+         "(user addresses in the panic task's or -c PID's context)",
+         "vtop [-c PID|TASK] ADDRESS ...")
 def cmd_vtop(session: Session, args: list[str]) -> list[str]:
+    from crashtui.commands.task import select_tasks
+
+    task = None
+    if args[:1] == ["-c"]:
+        if len(args) < 2:
+            raise CommandError("vtop: -c needs a PID or task address")
+        task = select_tasks(session, [args[1]], "vtop")[0]
+        args = args[2:]
     if not args:
         raise CommandError("vtop: needs an address")
     out: list[str] = []
     for a in args:
         if out:
             out.append("")
-        out += vtop_lines(session, a)
+        out += vtop_lines(session, a, task)
     return out
 
 

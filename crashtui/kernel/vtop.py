@@ -58,12 +58,22 @@ def pte_flag_names(pte: int) -> list[str]:
 
 def walk_kernel_address(kernel: Kernel, vaddr: int) -> PageWalk:
     """Walk the kernel page tables for `vaddr` (KernelReadError if a table is unreadable)."""
-    pt = kernel.pagetable
+    pgd_phys = kernel.pagetable.pgd_phys
+    return _walk(kernel, pgd_phys, pgd_phys - kernel.phys_base + START_KERNEL_MAP, vaddr,
+                 user=False)
+
+
+def walk_user_address(kernel: Kernel, pgd: int, vaddr: int) -> PageWalk:
+    """Walk a task's page tables (mm->pgd, a direct-map address) for a user address; the PGD
+    entry is the walk's first entry, as crash's uvtop prints it."""
+    return _walk(kernel, kernel.translate(pgd), pgd, vaddr, user=True)
+
+
+def _walk(kernel: Kernel, pgd_phys: int, pgd_virt: int, vaddr: int, user: bool) -> PageWalk:
+    five = kernel.pagetable.five_level
     mask = ADDR_MASK & ~kernel.vmcoreinfo.numbers.get("sme_mask", 0)
-    pgd_phys = pt.pgd_phys
-    pgd_virt = pgd_phys - kernel.phys_base + START_KERNEL_MAP
-    shifts = (48, 39, 30, 21, 12) if pt.five_level else (39, 30, 21, 12)
-    names = ("P4D", "PUD", "PMD", "PTE") if pt.five_level else ("PUD", "PMD", "PTE")
+    shifts = (48, 39, 30, 21, 12) if five else (39, 30, 21, 12)
+    names = ("P4D", "PUD", "PMD", "PTE") if five else ("PUD", "PMD", "PTE")
 
     def entry(table: int, shift: int) -> tuple[int, int]:
         at = table + ((vaddr >> shift) & 0x1FF) * 8
@@ -73,15 +83,17 @@ def walk_kernel_address(kernel: Kernel, vaddr: int) -> PageWalk:
             raise KernelReadError(f"page table at {at:#x} unreadable: {exc.message}",
                                   vaddr) from exc
 
-    _at, top = entry(pgd_phys, shifts[0])
+    at, top = entry(pgd_phys, shifts[0])
     walk = PageWalk(vaddr, pgd_virt, top)
+    if user:
+        walk.entries.append(TableEntry("PGD", at, top))
     value = top
     for name, shift in zip(names, shifts[1:], strict=True):
         if not value & PRESENT:
             return walk
         at, value = entry(value & mask, shift)
         walk.entries.append(TableEntry(name, at, value))
-        if not value & PRESENT:
+        if not value & PRESENT and not (user and name == "PTE" and value & PROTNONE):
             return walk
         if name in ("PUD", "PMD") and value & PSE:
             size = 1 << shift
