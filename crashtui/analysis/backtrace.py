@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # The order crash prints pt_regs in an exception frame.
@@ -71,6 +72,30 @@ class Frame:
         if self.function is None:
             return f"{self.pc:#x}"
         return f"{self.function}+{self.offset:#x}" if self.offset else self.function
+
+    def resolve_source_later(self, lookup: Callable[[], SourceLocation | None]) -> None:
+        """Find `source` with `lookup` when it is first read: file:line costs a DWARF line
+        table each, and `bt` without -l prints none."""
+        self._source_lookup = lookup
+
+
+def _get_source(self: Frame) -> SourceLocation | None:
+    state = self.__dict__
+    lookup = state.pop("_source_lookup", None)
+    if lookup is not None:
+        state["_source"] = lookup()
+    found: SourceLocation | None = state.get("_source")
+    return found
+
+
+def _set_source(self: Frame, value: SourceLocation | None) -> None:
+    self.__dict__.pop("_source_lookup", None)
+    self.__dict__["_source"] = value
+
+
+# Frame.source: a plain dataclass field to every reader and writer, resolved on first read
+# when the builder deferred it (resolve_source_later).
+Frame.source = property(_get_source, _set_source)  # type: ignore[assignment]
 
 
 @dataclass

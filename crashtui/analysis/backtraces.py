@@ -439,7 +439,9 @@ class BacktraceBuilder:
         look = uf.pc if uf.signal else uf.pc - 1
         frame = Frame(index, uf.sp, uf.pc, named.function if named else None,
                       named.offset if named else 0, named.module if named else None,
-                      source=self.source(look), reliable=uf.reliable)
+                      reliable=uf.reliable)
+        if self.with_source:
+            frame.resolve_source_later(lambda: self.source(look))
         frame.return_address = not uf.signal
         frame.stack = uf.stack.label if uf.stack is not None else None
         if uf.regs is not None:

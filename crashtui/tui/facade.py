@@ -105,11 +105,11 @@ class SessionFacade:
 
     def backtraces(self) -> list[Backtrace]:
         with self.lock:
-            return list(self.session.backtraces)
+            return [_with_sources(bt) for bt in self.session.backtraces]
 
     def backtrace_of(self, task: int) -> Backtrace:
         with self.lock:
-            return self.session.backtrace_of(task)
+            return _with_sources(self.session.backtrace_of(task))
 
     # -- addresses --------------------------------------------------------------------------
 
@@ -206,3 +206,11 @@ class SessionFacade:
         with self.lock:
             write_report(self.session, path, ReportOptions(sources=self.sources))
         return path
+
+
+def _with_sources(bt: Backtrace) -> Backtrace:
+    """The backtrace with every frame's file:line looked up now, in the worker, under the lock
+    (the model defers them to first use)."""
+    for frame in bt.frames:
+        frame.source  # noqa: B018
+    return bt
