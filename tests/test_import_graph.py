@@ -21,9 +21,6 @@ KNOWN_CYCLES = {
     "crashtui.commands": "the command registry (command(), CommandError) is in commands/__init__"
                          ", which also imports every command module to fill it; splitting the "
                          "registry out waits for the commands being added for Linux 7.x",
-    "crashtui.report.excerpt": "excerpt.py takes Excerpt/FaultSite from report/gather.py, which "
-                               "calls fault_excerpt(); the fault site is moving into analysis/ "
-                               "(one culprit for every view)",
 }
 
 

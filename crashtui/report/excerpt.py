@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crashtui.analysis.backtrace import SourceLocation
-from crashtui.report.gather import Excerpt, ExcerptLine, FaultSite, module_files
+from crashtui.analysis.backtrace import ExceptionFrame, SourceLocation
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -14,6 +14,61 @@ if TYPE_CHECKING:
 CONTEXT = 10
 MAX_INSNS_BEFORE = 24
 MAX_INSNS_AFTER = 8
+
+
+@dataclass
+class FaultSite:
+    """Where the crash happened: the triage's culprit (crashtui.analysis.culprit), with what
+    the report's excerpt needs to find its source or disassembly."""
+
+    reason: str  # "exception RIP" | "first frame outside the panic path" | ...
+    address: int  # the RIP, or the frame's return address
+    lookup: int  # the address to look up in the line table (return address - 1)
+    function: str | None
+    offset: int
+    module: str | None
+    frame_index: int | None
+    exception: ExceptionFrame | None
+    source: SourceLocation | None = None
+    location: str | None = None  # the culprit's file:line as the triage prints it
+    pid: int | None = None  # the task whose backtrace holds it
+    command: str | None = None
+
+    @property
+    def symbol(self) -> str:
+        """`function+0x16`, or the raw address."""
+        if self.function is None:
+            return f"{self.address:#x}"
+        return f"{self.function}+{self.offset:#x}" if self.offset else self.function
+
+
+@dataclass(frozen=True)
+class ExcerptLine:
+    """One line of a source or disassembly excerpt."""
+
+    number: int | None  # source line number (None for disassembly)
+    text: str
+    marked: bool  # the faulting line / instruction
+
+
+@dataclass
+class Excerpt:
+    """Source lines around the faulting line, or the disassembly of the faulting function."""
+
+    kind: str  # "source" | "disassembly"
+    title: str  # the file shown, or the command that produced the disassembly
+    language: str  # fence info string: "c", "asm", "text"
+    lines: list[ExcerptLine]
+    origin: str = ""  # where the source file was found ("tree DIR", "next to MOD.ko", ...)
+
+
+def module_files(session: Session) -> dict[str, str]:
+    """The .ko files whose debug info the session uses, by module name (crash's mod -s)."""
+    table = session.__dict__.get("modules")  # only if already read: never load just for this
+    debuginfo = getattr(table, "debuginfo", None)
+    if not isinstance(debuginfo, Mapping):
+        return {}
+    return {name: str(getattr(di, "path", di)) for name, di in sorted(debuginfo.items())}
 
 
 def fault_excerpt(session: Session, site: FaultSite, sources: Sequence[str] = ()) -> Excerpt | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, SourceLocation
+from crashtui.analysis.backtrace import Backtrace
 from crashtui.analysis.logfacts import log_texts, read_log
 from crashtui.errors import CrashtuiError
+from crashtui.report.excerpt import Excerpt, FaultSite, fault_excerpt, module_files
 from crashtui.report.notes import Notes
 from crashtui.report.tables import ModuleRow, TaskRow, kmem_table, module_table, task_rows
 
@@ -38,52 +39,6 @@ class DumpFacts:
     page_size: int
     vmlinux: str | None
     build_id: str | None
-
-
-@dataclass
-class FaultSite:
-    """Where the crash happened: the triage's culprit (crashtui.analysis.culprit), with what
-    the report's excerpt needs to find its source or disassembly."""
-
-    reason: str  # "exception RIP" | "first frame outside the panic path" | ...
-    address: int  # the RIP, or the frame's return address
-    lookup: int  # the address to look up in the line table (return address - 1)
-    function: str | None
-    offset: int
-    module: str | None
-    frame_index: int | None
-    exception: ExceptionFrame | None
-    source: SourceLocation | None = None
-    location: str | None = None  # the culprit's file:line as the triage prints it
-    pid: int | None = None  # the task whose backtrace holds it
-    command: str | None = None
-
-    @property
-    def symbol(self) -> str:
-        """`function+0x16`, or the raw address."""
-        if self.function is None:
-            return f"{self.address:#x}"
-        return f"{self.function}+{self.offset:#x}" if self.offset else self.function
-
-
-@dataclass(frozen=True)
-class ExcerptLine:
-    """One line of a source or disassembly excerpt."""
-
-    number: int | None  # source line number (None for disassembly)
-    text: str
-    marked: bool  # the faulting line / instruction
-
-
-@dataclass
-class Excerpt:
-    """Source lines around the faulting line, or the disassembly of the faulting function."""
-
-    kind: str  # "source" | "disassembly"
-    title: str  # the file shown, or the command that produced the disassembly
-    language: str  # fence info string: "c", "asm", "text"
-    lines: list[ExcerptLine]
-    origin: str = ""  # where the source file was found ("tree DIR", "next to MOD.ko", ...)
 
 
 @dataclass
@@ -136,7 +91,6 @@ def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) 
         log_tail=lines[-LOG_TAIL:],
         errors=notes.errors, module_files=module_files(session), triage=triage, hang=hang)
     if excerpt and fault is not None:
-        from crashtui.report.excerpt import fault_excerpt
 
         analysis.excerpt = notes.attempt("source excerpt", lambda: fault_excerpt(session, fault, sources))
     return analysis
@@ -163,15 +117,6 @@ def _build_id(session: Session) -> str | None:
     except CrashtuiError:
         vm = session.kernel.vmlinux
         return valid_build_id(vm.build_id) if vm is not None else None
-
-
-def module_files(session: Session) -> dict[str, str]:
-    """The .ko files whose debug info the session uses, by module name (crash's mod -s)."""
-    table = session.__dict__.get("modules")  # only if already read: never load just for this
-    debuginfo = getattr(table, "debuginfo", None)
-    if not isinstance(debuginfo, Mapping):
-        return {}
-    return {name: str(getattr(di, "path", di)) for name, di in sorted(debuginfo.items())}
 
 
 def _panic_backtrace(session: Session, bts: list[Backtrace] | None,
