@@ -91,7 +91,7 @@ def crash_kmem_s_corrected(session: Session, name: str, file: str) -> list[str]:
     says 71 allocated, 67 is right. Here the objects crash skipped are counted independently
     (walking those CPUs' partial lists) and taken off crash's ALLOCATED.
     """
-    from crashtui.kernel.slab import SlubLayout, _CacheWalk
+    from crashtui.kernel.slab import CacheWalk, SlubLayout
 
     if not (OUTPUTS / name / file).is_file():
         return []
@@ -102,7 +102,7 @@ def crash_kmem_s_corrected(session: Session, name: str, file: str) -> list[str]:
         m = re.match(r"^([0-9a-f]{16})(\s+\d+\s+)(\d+)(\s+\d+\s+\d+\s+\d+k  \S+)$", line)
         if m and layout.cpu_slab is not None and layout.c_partial is not None:
             cache = int(m.group(1), 16)
-            walk = _CacheWalk(layout, cache, list(range(k.nr_cpu_ids)))
+            walk = CacheWalk(layout, cache, list(range(k.nr_cpu_ids)))
             base = k.read_u64(cache + layout.cpu_slab)
             skipped = sum(walk._cpu_partial_free(k.read_u64(k.per_cpu(base, cpu) +
                                                             layout.c_partial))

@@ -11,12 +11,12 @@ from crashtui.errors import CrashtuiError
 from crashtui.kernel.pagetable import MODULES_VADDR, START_KERNEL_MAP
 from crashtui.kernel.slab import (
     MAX_FREELIST,
+    CacheWalk,
     SlabCache,
     SlubLayout,
-    _CacheWalk,
-    _cpus,
     cache_addresses,
     read_cache,
+    slab_cpus,
 )
 
 if TYPE_CHECKING:
@@ -190,13 +190,13 @@ def slab_object(kernel: Kernel, vaddr: int) -> SlabObject | None:
         addrs, _ = cache_addresses(kernel, layout)
         if cache_addr not in addrs:
             return None
-        cpus = _cpus(kernel, layout)
+        cpus = slab_cpus(kernel, layout)
         cache = read_cache(kernel, layout, cache_addr, cpus)
         base = page_struct_base(kernel)
         assert base is not None
         pfn = (head - base) // kernel.btf.sizeof("struct page")
         memory = dm[0] + (pfn << 12)
-        walk = _CacheWalk(layout, cache_addr, cpus)
+        walk = CacheWalk(layout, cache_addr, cpus)
         inuse, objects = layout.counters(head)
         freelist = kernel.read_u64(head + layout.slab_freelist)
         cpu_freelist, cpu = 0, None
@@ -238,7 +238,7 @@ def slab_object(kernel: Kernel, vaddr: int) -> SlabObject | None:
         return None
 
 
-def _freelist(walk: _CacheWalk, head: int) -> set[int]:
+def _freelist(walk: CacheWalk, head: int) -> set[int]:
     seen: set[int] = set()
     q = head
     while q and not q & 1 and q not in seen and len(seen) < MAX_FREELIST:

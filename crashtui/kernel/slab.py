@@ -151,7 +151,7 @@ class SlubLayout:
         return n if 0 < n <= MAX_NODES else 1
 
 
-class _CacheWalk:
+class CacheWalk:
     """Counts of one cache (raises CrashtuiError where memory cannot be read)."""
 
     def __init__(self, layout: SlubLayout, cache: int, cpus: list[int]) -> None:
@@ -286,7 +286,7 @@ class _CacheWalk:
         return slabs, total, total - free
 
 
-def _cpus(kernel: Kernel, layout: SlubLayout) -> list[int]:
+def slab_cpus(kernel: Kernel, layout: SlubLayout) -> list[int]:
     """crash walks every possible CPU's kmem_cache_cpu; drgn the online CPUs' sheaves."""
     if layout.cpu_slab is None:
         try:
@@ -308,7 +308,7 @@ def read_cache(kernel: Kernel, layout: SlubLayout, addr: int, cpus: list[int]) -
                      k.read_u32(addr + layout.size), oo & 0xFFFF,
                      k.vmcoreinfo.page_size << (oo >> 16))
     try:
-        slabs, total, allocated = _CacheWalk(layout, addr, cpus).usage()
+        slabs, total, allocated = CacheWalk(layout, addr, cpus).usage()
     except CrashtuiError as exc:
         return SlabCache(**{**base.__dict__, "error": f"{name}: {exc.message}"})
     return SlabCache(**{**base.__dict__, "slabs": slabs, "total": total,
@@ -326,7 +326,7 @@ def slab_caches(kernel: Kernel, names: set[str] | None = None) -> SlabCacheList:
     layout = SlubLayout(kernel)
     addrs, error = cache_addresses(kernel, layout)
     errors = [f"slab_caches: {error}"] if error else []
-    cpus = _cpus(kernel, layout)
+    cpus = slab_cpus(kernel, layout)
     out: list[SlabCache] = []
     for addr in addrs:
         if names is not None:
