@@ -11,18 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "crashtui"
-
-# Cycles that exist today, each named by one of its modules, and why they are still there.
-# Breaking one turns its xfail below into a failure (strict): then remove it from here.
-KNOWN_CYCLES = {
-    "crashtui.commands": "the command registry (command(), CommandError) is in commands/__init__"
-                         ", which also imports every command module to fill it; splitting the "
-                         "registry out waits for the commands being added for Linux 7.x",
-}
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -137,13 +126,6 @@ def test_deferred_and_type_checking_imports(tmp_path: Path) -> None:
 
 
 def test_no_import_cycle() -> None:
-    """No cycle but the known ones (listed with their reason above)."""
+    """No module imports, even through a deferred import, anything that imports it back."""
     found = cycles(import_graph())
-    new = [c for c in found if not any(k in c for k in KNOWN_CYCLES)]
-    assert new == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in new)
-
-
-@pytest.mark.parametrize("module", [pytest.param(name, marks=pytest.mark.xfail(
-    strict=True, reason=reason)) for name, reason in KNOWN_CYCLES.items()])
-def test_known_cycle_is_gone(module: str) -> None:
-    assert not [c for c in cycles(import_graph()) if module in c]
+    assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)

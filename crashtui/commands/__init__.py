@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crashtui.errors import CrashtuiError
+from crashtui.commands.registry import COMMANDS, Command, CommandError, CommandFn, command
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
 
-CommandFn = Callable[["Session", list[str]], list[str]]
-
-
-class CommandError(CrashtuiError):
-    """A command was misused (unknown name, bad argument)."""
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    fn: CommandFn
-    summary: str
-    usage: str
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, summary: str, usage: str = "") -> Callable[[CommandFn], CommandFn]:
-    """Register a crash-style command."""
-
-    def register(fn: CommandFn) -> CommandFn:
-        COMMANDS[name] = Command(name, fn, summary, usage or name)
-        return fn
-
-    return register
+__all__ = ["COMMANDS", "Command", "CommandError", "CommandFn", "command", "command_names",
+           "run_command"]
 
 
 def _load_all() -> None:

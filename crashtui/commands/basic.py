@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashtui.commands import COMMANDS, CommandError, command
+from crashtui.commands.registry import COMMANDS, CommandError, command
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session

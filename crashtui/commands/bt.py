@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, Frame, SourceLocation
 from crashtui.analysis.backtraces import fill_missing_sources
-from crashtui.commands import CommandError, command
+from crashtui.commands.registry import CommandError, command
 from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashtui.commands import CommandError
+from crashtui.commands.registry import CommandError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session

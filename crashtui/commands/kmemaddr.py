@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashtui.commands import CommandError
 from crashtui.commands.kmemslab import SLAB_HEADER, slab_cache_line
+from crashtui.commands.registry import CommandError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session

@@ -18,7 +18,7 @@ import re
 import weakref
 from typing import TYPE_CHECKING
 
-from crashtui.commands import CommandError, command
+from crashtui.commands.registry import CommandError, command
 from crashtui.commands.struct import types_of
 from crashtui.commands.values import Printer
 from crashtui.debuginfo.ctype import CType, CTypeError, Place, Types, member_path, pointer_to

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from crashtui.commands import CommandError, command
+from crashtui.commands.registry import CommandError, command
 from crashtui.commands.struct import parse_address
 from crashtui.errors import CrashtuiError, KernelReadError, PageExcludedError
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashtui.commands import CommandError, command
+from crashtui.commands.registry import CommandError, command
 from crashtui.commands.values import Printer, declaration_lines
 from crashtui.debuginfo.ctype import CTypeError, Types, find_member
 from crashtui.errors import CrashtuiError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashtui.commands import CommandError, command
+from crashtui.commands.registry import CommandError, command
 from crashtui.debuginfo.symbols import crash_name
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.pagetable import START_KERNEL_MAP

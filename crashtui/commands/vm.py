@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashtui.commands import CommandError, command
+from crashtui.commands.registry import CommandError, command
 from crashtui.commands.sched import task_header
 from crashtui.commands.task import select_tasks
 
