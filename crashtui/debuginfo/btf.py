@@ -2,6 +2,12 @@
 
 One pass over the type section records where each type id starts; names are found through
 the string section on demand and types are decoded only when asked for.
+
+Why one file of ~830 lines: everything here is one reader, `Btf`, over the same raw records
+(the id index, the split-BTF base, the bounded member walks that hostile in-memory BTF needs);
+member lookup, enums, sizes of C type expressions and the C spelling of declarations all
+decode those records through its private helpers. Split by topic, each part would reach back
+into the others' internals.
 """
 
 from __future__ import annotations
