@@ -104,7 +104,7 @@ def vtop_lines(session: Session, arg: str, task: Task | None = None) -> list[str
     if phys is None:
         return out
     page = page_info(k, phys)
-    return out + ([""] + page_lines(page)[1:] if page is not None else [])
+    return out + ([""] + page_lines(page) if page is not None else [])
 
 
 def ptov_lines(session: Session, arg: str) -> list[str]:
