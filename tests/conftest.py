@@ -90,6 +90,11 @@ def _skip_missing(dump_dir: Path, build_id: str, exc: Exception) -> None:
     pytest.skip(f"debug vmlinux of {dump_dir.name} ({build_id}) unavailable: {exc}")
 
 
+def dump_of(name: str) -> Path:
+    """The dump file of sample-dumps/<name>."""
+    return next((SAMPLES / name).glob("dump.*"))
+
+
 def manifest_of(dump_dir: Path) -> dict[str, str]:
     """A sample dump's MANIFEST as a dict."""
     lines = (dump_dir / "MANIFEST").read_text().splitlines()

@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from conftest import dump_of
 
 from crashtui.report.regenerate import default_vmlinux, sample_dirs
 
@@ -18,9 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "docs" / "crashtui.schema.json"
 DUMPS = ["6.1-sysrq", "6.1-test-module"]
 
-
-def dump_of(name: str) -> Path:
-    return next((ROOT / "sample-dumps" / name).glob("dump.*"))
 
 
 def crash_file(name: str, file: str) -> list[str]:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, manifest_of, vmlinux_of
+from conftest import SAMPLES, dump_of, manifest_of, vmlinux_of
 
 from crashtui.analysis.session import Session
 from crashtui.commands import run_command
@@ -26,9 +25,6 @@ pytestmark = pytest.mark.skipif(not SEVEN, reason="no sample dump without crash'
 _STAMP = re.compile(r"^\[\s*(\d+\.\d+)\] \[\s*([TC]\d+)\] ?(.*)$")
 _FRAME = re.compile(r"^ (?:\? )?([\w.]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(\w+)\])?$")
 
-
-def dump_of(name: str) -> Path:
-    return next((SAMPLES / name).glob("dump.*"))
 
 
 def dmesg_of(name: str) -> list[tuple[str, str, str]]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, dump_of
 
 from crashtui.analysis.session import Session
 from crashtui.commands.kmem import kmem_lines
@@ -18,9 +18,6 @@ DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq", "6.12-test-module", "5.10
 ROWS = ["TOTAL MEM", "FREE", "USED", "SHARED", "BUFFERS", "CACHED", "SLAB", "TOTAL HUGE",
         "HUGE FREE", "TOTAL SWAP", "SWAP USED", "SWAP FREE", "COMMIT LIMIT", "COMMITTED"]
 
-
-def dump_of(name: str) -> Path:
-    return next((SAMPLES / name).glob("dump.*"))
 
 
 def crashtui(*args: str) -> subprocess.CompletedProcess[str]:

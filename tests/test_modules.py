@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, dump_of
 
 from crashtui.analysis.session import Session
 from crashtui.errors import DebugInfoError, KernelReadError
@@ -19,9 +19,6 @@ DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq", "6.12-test-module", "5.10
 TESTMOD = "6.1-test-module"
 RIP = 0xFFFFFFFFC03C4005  # the faulting instruction, in test_module's init text
 
-
-def dump_of(name: str) -> Path:
-    return next((SAMPLES / name).glob("dump.*"))
 
 
 def crash_out(name: str, what: str) -> list[str]:

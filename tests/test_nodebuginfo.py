@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import dump_of
 
 from crashtui.analysis.session import Session
 from crashtui.commands import run_command
@@ -29,9 +30,6 @@ DUMPS = [d for d in ("6.1-sysrq", "6.1-test-module", "6.12-sysrq", "6.12-test-mo
 COMMANDS = ["sys", "bt -a", "log", "ps", "kmem -i", "mod", "foreach bt"]
 IMAGE = 0xFFFFFFFF80000000
 
-
-def dump_of(name: str) -> Path:
-    return next((SAMPLES / name).glob("dump.*"))
 
 
 _vmlinux: dict[str, Path] = {}

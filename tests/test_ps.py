@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, dump_of
 
 from crashtui.analysis.session import Session
 from crashtui.errors import KernelReadError
@@ -15,9 +15,6 @@ from crashtui.errors import KernelReadError
 DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq", "6.12-test-module", "5.10-sysrq",
          "6.1-bug-kthread", "6.1-softlockup", "6.1-hung-task"]
 
-
-def dump_of(name: str) -> Path:
-    return next((SAMPLES / name).glob("dump.*"))
 
 
 def crash_ps(name: str) -> list[str]:

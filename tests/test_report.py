@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import dump_of
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
@@ -72,9 +73,6 @@ def parse(text: str) -> Parsed:
 def _text(inline: Token) -> str:
     return "".join(c.content for c in inline.children or [] if c.type in ("text", "code_inline"))
 
-
-def dump_of(name: str) -> Path:
-    return next((ROOT / "sample-dumps" / name).glob("dump.*"))
 
 
 def crash_file(name: str, file: str) -> list[str]:

@@ -5,18 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import dump_of
 
 from crashtui.analysis.session import Session
 from crashtui.errors import KernelReadError
 from crashtui.report.gather import gather
 from crashtui.report.jsondoc import build_document
 from crashtui.report.markdown import build_report
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def dump_of(name: str) -> Path:
-    return next((ROOT / "sample-dumps" / name).glob("dump.*"))
 
 
 def test_ps_kmem_and_module_problems_reach_the_report(vmlinux_path: Path,

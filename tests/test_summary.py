@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import dump_of
 
 from crashtui.analysis.session import Session
 
@@ -29,9 +30,6 @@ def crash_fields(path: Path) -> dict[str, str]:
         out[key.strip()] = value
     return out
 
-
-def dump_of(name: str) -> Path:
-    return next((Path(__file__).parent.parent / "sample-dumps" / name).glob("dump.*"))
 
 
 @pytest.mark.parametrize("name", SYS_DUMPS)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, dump_of
 
 from crashtui.analysis.backtraces import BacktraceBuilder
 from crashtui.analysis.session import Session
@@ -20,9 +20,6 @@ from crashtui.tui.registers import format_registers, registers_for
 
 pytestmark = pytest.mark.needs_vmlinux
 
-
-def dump_of(name: str) -> Path:
-    return next((SAMPLES / name).glob("dump.*"))
 
 
 def test_facts_are_the_models_own(vmlinux_path: Path, tmp_path: Path) -> None:
