@@ -287,3 +287,27 @@ def test_log_text_equals_drgn(name: str, with_vmlinux: Session) -> None:
     """drgn's `crash log` has the same records (it does not indent continuation lines)."""
     ours = [line.strip() for line in run_command(with_vmlinux, "log")]
     assert ours == [line.strip() for line in drgn_lines(name, "log")]
+
+
+EXPECTED_KIND = {"sysrq": "sysrq", "bug-kthread": "bug", "softlockup": "soft-lockup",
+                 "test-module": "null-pointer-dereference"}
+
+
+@pytest.mark.parametrize("mode", ["vmlinux", "dump only"])
+def test_json_and_triage(name: str, with_vmlinux: Session, dump_only: Session,
+                         mode: str) -> None:
+    """The JSON document is valid against its schema, with the triage kind of the scenario."""
+    import json
+
+    import jsonschema
+
+    from crashtui.report.jsondoc import build_document
+
+    session = with_vmlinux if mode == "vmlinux" else dump_only
+    doc = json.loads(json.dumps(build_document(session)))
+    schema = json.loads((SAMPLES.parent / "docs" / "crashtui.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    scenario = name.split("-", 1)[1]
+    if scenario in EXPECTED_KIND:
+        assert doc["triage"]["kind"] == EXPECTED_KIND[scenario]
+    assert len(doc["backtraces"]) == 4
