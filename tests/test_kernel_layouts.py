@@ -82,3 +82,24 @@ def test_page_use_on_6_1(sysrq_dump: Path, vmlinux_path: Path) -> None:
     init = next(t for t in session.tasks.tasks if t.pid == 1)
     assert page_use(k, k.translate(init.address) >> 12) == "slab"
     assert page_use(k, k.translate(k.symbol("panic")) >> 12) is None
+
+
+def test_thread_list_head_on_a_missing_page(sysrq_dump: Path, vmlinux_path: Path) -> None:
+    """A task's signal_struct on a page the dump lacks (makedumpfile 1.7.8 drops such slab
+    pages on 7.1+): its thread list is walked from the leader's own thread_node, so the task
+    count holds and no thread group is reported damaged."""
+    from test_robustness_support import overlay
+
+    from crashtui.kernel.tasks import TaskReader
+
+    session = Session.open(sysrq_dump, vmlinux_path)
+    k = session.kernel
+    reader = TaskReader(k)
+    init = next(t for t in Session.open(sysrq_dump, vmlinux_path).tasks.tasks if t.pid == 1)
+    signal = k.read_u64(init.address + reader.o_signal)
+    with overlay(k) as view:
+        view.hole(signal + reader.o_thread_head, 16)
+        assert reader.threads_of(init.address, errors := []) == [init.address]
+        assert errors == []
+        fields, warnings = sys_output(session)
+    assert fields["TASKS"] == "78" and warnings == []
