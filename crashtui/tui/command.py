@@ -39,6 +39,7 @@ class CommandInput(Input):
         Binding("down", "history(1)", "Next", show=False),
         Binding("tab", "complete", "Complete", show=False),
         Binding("escape", "leave", "Back", show=False),
+        Binding("ctrl+z", "app.zoom", "Zoom", show=False),  # `z` is typed here
     ]
 
     def __init__(self, completer: Callable[[str], list[str]], *, id: str | None = None) -> None:
