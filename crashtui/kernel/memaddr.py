@@ -9,6 +9,7 @@ from weakref import WeakKeyDictionary
 
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.pagetable import MODULES_VADDR, START_KERNEL_MAP
+from crashtui.kernel.pageuse import vmemmap_base
 from crashtui.kernel.slab import (
     MAX_FREELIST,
     CacheWalk,
@@ -73,20 +74,8 @@ class SlabObject:
     red_left_pad: int = 0
 
 
-def page_struct_base(kernel: Kernel) -> int | None:
-    """vmemmap: VMCOREINFO's SYMBOL(vmemmap) (6.x), else the vmemmap_base variable."""
-    base = kernel.vmcoreinfo.symbols.get("vmemmap")
-    if base is not None:
-        return base
-    var = kernel.symbol_or_none("vmemmap_base")
-    try:
-        return kernel.read_u64(var) if var is not None else None
-    except CrashtuiError:
-        return None
-
-
 def page_of_phys(kernel: Kernel, phys: int) -> int | None:
-    base = page_struct_base(kernel)
+    base = vmemmap_base(kernel)
     return None if base is None else base + (phys >> 12) * kernel.btf.sizeof("struct page")
 
 
@@ -192,7 +181,7 @@ def slab_object(kernel: Kernel, vaddr: int) -> SlabObject | None:
             return None
         cpus = slab_cpus(kernel, layout)
         cache = read_cache(kernel, layout, cache_addr, cpus)
-        base = page_struct_base(kernel)
+        base = vmemmap_base(kernel)
         assert base is not None
         pfn = (head - base) // kernel.btf.sizeof("struct page")
         memory = dm[0] + (pfn << 12)
@@ -367,7 +356,7 @@ def describe_address(kernel: Kernel, tasks: list[Task], vaddr: int,
 
 def page_pfn(kernel: Kernel, vaddr: int) -> int | None:
     """The pfn whose struct page is at `vaddr` (None: not a struct page's address)."""
-    base = page_struct_base(kernel)
+    base = vmemmap_base(kernel)
     if base is None or vaddr < base:
         return None
     size = kernel.btf.sizeof("struct page")

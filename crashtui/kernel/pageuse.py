@@ -23,7 +23,7 @@ MAX_COMPOUND_BYTES = 1 << 24  # struct pages of the largest compound page (order
 def page_use(kernel: Kernel, pfn: int) -> str | None:
     """'slab', 'free' (buddy) or None (something else, or unreadable) for page `pfn`."""
     vi = kernel.vmcoreinfo
-    vmemmap = _vmemmap(kernel)
+    vmemmap = vmemmap_base(kernel)
     size = vi.sizes.get("page")
     o_flags = vi.offsets.get("page.flags")
     o_mapcount = vi.offsets.get("page._mapcount")
@@ -52,7 +52,7 @@ def page_use(kernel: Kernel, pfn: int) -> str | None:
     return None
 
 
-def _vmemmap(kernel: Kernel) -> int | None:
+def vmemmap_base(kernel: Kernel) -> int | None:
     """The struct page array's base: VMCOREINFO's SYMBOL(vmemmap) (6.x+), else x86-64's
     vmemmap_base variable (KASLR moves it)."""
     base = kernel.vmcoreinfo.symbols.get("vmemmap")
