@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from test_tui import drive, press, screen_text
+from textual.widgets import OptionList
 from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.tui.app import CrashtuiApp
 from crashtui.tui.command import CommandInput
 from crashtui.tui.facade import SessionFacade
+from crashtui.tui.frames import FramesView
+from crashtui.tui.lines import TextLines
 from crashtui.tui.logview import LogLines
 from crashtui.tui.tasks import TasksTable
 
@@ -75,5 +78,75 @@ def test_zoom_gives_a_bottom_tab_the_whole_screen(session: Session, tmp_path: Pa
             in screen_text(app)
         await press(app, pilot, "ctrl+z")
         assert app.screen.maximized is None
+
+    drive(app, steps, size=SMALL)
+
+
+def test_j_k_and_slash_in_every_list(session: Session, tmp_path: Path) -> None:
+    app = make(session, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        frames = app.query_one(FramesView)
+        # CPUs: j/k walk them (the panic CPU 3 first, then 0)
+        await press(app, pilot, "c", "j")
+        assert frames.backtrace is not None and frames.backtrace.cpu == 0
+        await press(app, pilot, "k")
+        assert frames.backtrace is not None and frames.backtrace.cpu == 3
+        # Frames: j/k, / finds a function, n the next match
+        await press(app, pilot, "f")
+        start = frames.highlighted
+        assert start is not None
+        await press(app, pilot, "j")
+        assert frames.highlighted == start + 1
+        await press(app, pilot, "k")
+        assert frames.highlighted == start
+        await press(app, pilot, "slash")
+        await pilot.press(*"vfs_write")
+        await press(app, pilot, "enter")
+        assert frames.current is not None and frames.current.frame is not None
+        assert frames.current.frame.function == "vfs_write" and app.focused is frames
+        # the task picker: Enter on the empty filter goes to the list, j/k move
+        await press(app, pilot, "t", "enter")
+        options = app.query_one("#task-options", OptionList)
+        assert app.focused is options and options.highlighted == 0
+        await press(app, pilot, "j", "j")
+        assert options.highlighted == 2
+        await press(app, pilot, "k")
+        assert options.highlighted == 1
+        # the Tasks table: j/k, / by PID and by name
+        await press(app, pilot, "5")
+        table = app.query_one(TasksTable)
+        await press(app, pilot, "j")
+        assert table.cursor_row == 1
+        await press(app, pilot, "k")
+        assert table.cursor_row == 0
+        await press(app, pilot, "slash")
+        await pilot.press(*"kthreadd")
+        await press(app, pilot, "enter")
+        assert table.get_row_at(table.cursor_row)[-1].plain == "[kthreadd]"
+        await press(app, pilot, "slash")
+        await pilot.press(*"15")
+        await press(app, pilot, "enter")
+        assert table.get_row_at(table.cursor_row)[0].plain.strip(" >") == "15"
+        # command output: / finds, n goes on
+        await press(app, pilot, "colon")
+        await pilot.press(*"ps")
+        await press(app, pilot, "enter")
+        out = app.query_one("#command-output", TextLines)
+        out.focus()
+        await press(app, pilot, "slash")
+        await pilot.press(*"kworker")
+        await press(app, pilot, "enter")
+        first = out.cursor
+        assert "kworker" in out.line_text(first)
+        await press(app, pilot, "n")
+        assert out.cursor > first and "kworker" in out.line_text(out.cursor)
+        await press(app, pilot, "N")
+        assert out.cursor == first
+        # nothing found: a toast, the cursor stays
+        await press(app, pilot, "slash")
+        await pilot.press(*"no-such-task")
+        await press(app, pilot, "enter")
+        assert out.cursor == first
 
     drive(app, steps, size=SMALL)

@@ -8,6 +8,7 @@ from textual.widgets.option_list import Option
 
 from crashtui.analysis.backtrace import Backtrace
 from crashtui.tui.messages import ShowBacktrace
+from crashtui.tui.search import SearchableOptions
 from crashtui.tui.text import lit
 
 
@@ -22,8 +23,10 @@ def cpu_prompt(bt: Backtrace) -> Text:
     return text
 
 
-class CpuList(OptionList):
+class CpuList(SearchableOptions):
     """Moving through the CPUs shows each CPU's backtrace; the panic CPU comes first."""
+
+    search_title = "find a CPU (number or command)"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

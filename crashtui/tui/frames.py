@@ -15,6 +15,7 @@ from crashtui.analysis.culprit import Culprit, locate
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frameref import FrameRef
 from crashtui.tui.messages import FrameSelected
+from crashtui.tui.search import SearchableOptions
 from crashtui.tui.text import append_module_where, content, lit
 
 
@@ -147,9 +148,10 @@ def row_prompt(row: FrameRow, width: int) -> Text:
     return Text("\n", end="").join([head, *body])
 
 
-class FramesView(OptionList):
+class FramesView(SearchableOptions):
     """The frames of the selected CPU or task; moving onto one shows its source."""
 
+    search_title = "find a frame (function, file, module)"
     BINDINGS = [
         Binding("enter", "select", "Source", show=True),
         Binding("r", "registers", "Registers", show=False),

@@ -13,6 +13,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from crashtui.tui.search import ask
+
 
 class TextLines(ScrollView, can_focus=True):
     """Only the visible lines are rendered, so a 100 000-line log scrolls as fast as 10."""
@@ -27,6 +29,9 @@ class TextLines(ScrollView, can_focus=True):
         Binding("end,G", "goto(-1)", "Bottom", show=False),
         Binding("left,h", "scroll_left", "Left", show=False),
         Binding("right,l", "scroll_right", "Right", show=False),
+        Binding("slash", "search", "Search", show=False),
+        Binding("n", "next(1)", "Next", show=False),
+        Binding("N", "next(0)", "Previous", show=False),
     ]
 
     cursor: reactive[int] = reactive(0, always_update=True)
@@ -91,6 +96,14 @@ class TextLines(ScrollView, can_focus=True):
 
     def action_goto(self, index: int) -> None:
         self.cursor = index if index >= 0 else len(self._lines) - 1
+
+    def action_search(self) -> None:
+        ask(self, f"find in {self.border_title or 'this pane'}",
+            lambda term: self.find(term) is not None)
+
+    def action_next(self, forward: int) -> None:
+        if self.search_term:
+            self.find(self.search_term, bool(forward))
 
     def find(self, term: str, forward: bool = True, start: int | None = None) -> int | None:
         """Move the cursor to the next line containing term (case-insensitive); wraps."""

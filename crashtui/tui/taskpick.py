@@ -11,6 +11,7 @@ from textual.widgets.option_list import Option
 
 from crashtui.kernel.ps import PsRow
 from crashtui.tui.messages import ShowTask
+from crashtui.tui.search import SearchableOptions
 from crashtui.tui.text import content, lit
 
 
@@ -25,8 +26,8 @@ def task_prompt(row: PsRow) -> Text:
     return text
 
 
-class TaskOptions(OptionList):
-    """The filtered tasks."""
+class TaskOptions(SearchableOptions):
+    """The filtered tasks (`/` goes to the filter)."""
 
     BINDINGS = [Binding("slash", "search", "Search", show=False)]
 

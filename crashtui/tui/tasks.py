@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 
 from crashtui.kernel.ps import PsRow, PsTable
 from crashtui.tui.messages import ShowTask
+from crashtui.tui.search import ask, next_match
 from crashtui.tui.text import lit
 
 COLUMNS = ("PID", "PPID", "CPU", "TASK", "ST", "%MEM", "VSZ", "RSS", "COMM")
@@ -31,6 +32,11 @@ class TasksTable(DataTable[Text]):
         Binding("enter", "select_cursor", "Backtrace"),
         Binding("s", "sort", "Sort"),
         Binding("r", "reverse", "Reverse", show=False),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("slash", "search", "Search", show=False),
+        Binding("n", "next(1)", "Next", show=False),
+        Binding("N", "next(0)", "Previous", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -39,6 +45,7 @@ class TasksTable(DataTable[Text]):
         self.page_size = 4096
         self.sort_column = "PID"
         self.sort_reverse = False
+        self.search_term = ""
 
     def on_mount(self) -> None:
         for name in COLUMNS:
@@ -74,6 +81,30 @@ class TasksTable(DataTable[Text]):
     def action_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
         self._fill()
+
+    def action_search(self) -> None:
+        ask(self, "find a task (PID, command or task address)", self.find)
+
+    def action_next(self, forward: int) -> None:
+        if self.search_term:
+            self.find(self.search_term, bool(forward))
+
+    def find(self, term: str, forward: bool = True) -> bool:
+        """Move to the next row whose PID is term, or whose COMM or TASK contains it."""
+        self.search_term = term
+        texts = []
+        for i in range(self.row_count):
+            cells = [c.plain for c in self.get_row_at(i)]
+            pid, task, comm = cells[0].lstrip(" >"), cells[3], cells[-1]
+            texts.append(f"\0{pid}\0 {task} {comm}")
+        key = f"\0{term}\0" if term.isdigit() else term
+        found = next_match(texts, key, self.cursor_row, forward)
+        if found is None and term.isdigit():
+            found = next_match(texts, term, self.cursor_row, forward)
+        if found is None:
+            return False
+        self.move_cursor(row=found)
+        return True
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
