@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.color import ColorSystem
+from rich.style import Style
 from test_tui import drive, press, screen_text
 from textual.widgets import OptionList
 from tui_helpers import utc_timezone
@@ -148,5 +150,72 @@ def test_j_k_and_slash_in_every_list(session: Session, tmp_path: Path) -> None:
         await pilot.press(*"no-such-task")
         await press(app, pilot, "enter")
         assert out.cursor == first
+
+    drive(app, steps, size=SMALL)
+
+
+def cell_style(app: CrashtuiApp, needle: str) -> Style:
+    """The style of the first cell of `needle` on the screen, after Textual's line filters
+    (NO_COLOR's monochrome is applied there)."""
+    update = app.screen._compositor.render_full_update()
+    for line in update.strips:
+        segments = [seg for strip in line for seg in strip]
+        x = "".join(seg.text for seg in segments).find(needle)
+        if x < 0:
+            continue
+        pos = 0
+        for seg in segments:
+            if pos + len(seg.text) > x:
+                assert seg.style is not None
+                return seg.style
+            pos += len(seg.text)
+    raise AssertionError(f"{needle!r} is not on the screen")
+
+
+def ansi16(colour: Any) -> int:
+    """The one of 16 colours a terminal with TERM=xterm-16color is sent."""
+    return int(colour.downgrade(ColorSystem.STANDARD).number)
+
+
+def grey(colour: Any) -> int:
+    r, g, b = colour.get_truecolor()
+    return int(0.299 * r + 0.587 * g + 0.114 * b)
+
+
+def test_16_colours_keep_unfocused_borders_and_titles(session: Session, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm-16color")
+    monkeypatch.delenv("COLORTERM", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    app = make(session, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        assert app.console.color_system == "standard"
+        await press(app, pilot, "f")
+        for needle in ("CPUs", "Tasks (78)", "╭─ CPUs", "╭─ Tasks", "Backtrace: CPU 3", "╭─ Back",
+                       "sysrq_handle_crash · disa", "╭─ sysrq_handle_crash"):
+            style = cell_style(app, needle)
+            assert ansi16(style.color) != ansi16(style.bgcolor), needle
+        # the focused pane's border is another colour than the others'
+        assert ansi16(cell_style(app, "╭─ Back").color) != ansi16(cell_style(app, "╭─ CPUs").color)
+
+    drive(app, steps, size=SMALL)
+
+
+def test_no_color_keeps_the_panic_cpu_marker_and_titles(session: Session, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make(session, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        assert app.no_color
+        await press(app, pilot, "c")
+        for needle in ("▶", " !", "CPUs", "Tasks (78)", "╭─ Tasks", "Backtrace: CPU 3"):
+            style = cell_style(app, needle)
+            assert abs(grey(style.color) - grey(style.bgcolor)) > 60, needle  # was 5
+        # no colour: the focused pane is told by its heavy border
+        assert "┏━ CPUs" in screen_text(app)
+        await press(app, pilot, "f")
+        assert "┏━ Backtrace" in screen_text(app) and "╭─ CPUs" in screen_text(app)
 
     drive(app, steps, size=SMALL)

@@ -135,6 +135,8 @@ class CrashtuiApp(App[int]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        if self.no_color:
+            self.add_class("-nocolor")  # the focused pane's heavy border: styles/crashtui.tcss
         self.query_one(CpuList).border_title = "CPUs"
         self.query_one(FramesView).border_title = "Backtrace"
         self.query_one(FramesView).show_message("loading backtraces…")

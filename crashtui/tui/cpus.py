@@ -12,14 +12,16 @@ from crashtui.tui.search import SearchableOptions
 from crashtui.tui.text import lit
 
 
-def cpu_prompt(bt: Backtrace) -> Text:
-    """`▶3 init  PANIC` / ` 0 swapper/0`."""
+def cpu_prompt(bt: Backtrace, colour: bool = True) -> Text:
+    """`▶ 3 init !` / `  0 swapper/0`; without colour (NO_COLOR) the marks take the row's own
+    foreground: a red made grey would sit grey on the grey of the highlighted row."""
+    mark = "bold red" if colour else "bold"
     text = Text(no_wrap=True, overflow="ellipsis", end="")
-    text.append("▶" if bt.panic else " ", "bold red")
+    text.append("▶" if bt.panic else " ", mark)
     text.append(f"{bt.cpu:>2} ", "bold")
     text.append_text(lit(bt.command))
     if bt.panic:
-        text.append(" !", "bold red")
+        text.append(" !", mark)
     return text
 
 
@@ -36,7 +38,9 @@ class CpuList(SearchableOptions):
         """Fill the list, panic CPU first."""
         self.backtraces = sorted(backtraces, key=lambda b: (not b.panic, b.cpu))
         self.clear_options()
-        self.add_options(Option(cpu_prompt(bt), id=f"cpu-{bt.cpu}") for bt in self.backtraces)
+        colour = not self.app.no_color
+        self.add_options(Option(cpu_prompt(bt, colour), id=f"cpu-{bt.cpu}")
+                         for bt in self.backtraces)
         if self.backtraces:
             self.highlighted = 0
 
