@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -217,5 +218,40 @@ def test_no_color_keeps_the_panic_cpu_marker_and_titles(session: Session, tmp_pa
         assert "┏━ CPUs" in screen_text(app)
         await press(app, pilot, "f")
         assert "┏━ Backtrace" in screen_text(app) and "╭─ CPUs" in screen_text(app)
+
+    drive(app, steps, size=SMALL)
+
+
+def test_ctrl_c_interrupts_and_q_quits(session: Session, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make(session, tmp_path)
+    release = threading.Event()
+    real_run = app.facade.run
+
+    def slow_run(line: str) -> list[str]:
+        release.wait(30)  # a command that takes a while (crash's `foreach bt` on a big dump)
+        return real_run(line)
+
+    async def steps(pilot: Any) -> None:
+        monkeypatch.setattr(app.facade, "run", slow_run)
+        await press(app, pilot, "colon")
+        await pilot.press(*"sys", "enter")
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+c")
+        await pilot.pause(0.2)
+        out = app.query_one("#command-output", TextLines)
+        text = [out.line_text(i) for i in range(out.line_count)]
+        assert app.is_running and text[-3:-1] == ["crash> sys", "interrupted"]
+        release.set()
+        await app.settle()
+        text = [out.line_text(i) for i in range(out.line_count)]
+        assert not any("RELEASE" in t for t in text)  # the interrupted output is dropped
+        # nothing running: Ctrl+C says how to quit, and the app stays
+        await press(app, pilot, "escape", "ctrl+c")
+        assert app.is_running and app.return_code is None
+        assert any("q (or Ctrl+Q) quits" in str(n.message) for n in app._notifications)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert app.return_code == 0
 
     drive(app, steps, size=SMALL)

@@ -70,7 +70,7 @@ class CrashtuiApp(App[int]):
     COMMANDS = App.COMMANDS | {CpuProvider, TaskProvider, SymbolProvider, ActionProvider}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "interrupt", "Interrupt", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("colon", "command", "Command"),
         Binding("c", "focus('cpus')", "CPUs"),
@@ -449,6 +449,11 @@ class CrashtuiApp(App[int]):
     def action_log_panic(self) -> None:
         self.action_tab("log")
         self.query_one(LogLines).action_panic()
+
+    def action_interrupt(self) -> None:
+        """Ctrl+C as in crash and gdb: interrupt the running command, never quit (q does)."""
+        if not self.query_one(CommandView).interrupt():
+            self.notify("Ctrl+C interrupts a running command; q (or Ctrl+Q) quits", timeout=4)
 
     def action_zoom(self) -> None:
         if self.screen.maximized is not None:

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input
+from textual.worker import get_current_worker
 
 from crashtui.commands.complete import MAX_CANDIDATES
 from crashtui.errors import CrashtuiError
@@ -121,16 +122,27 @@ class CommandView(Vertical):
         if line:
             self.run_line(line)
 
-    @work(thread=True, group="command")
+    def interrupt(self) -> bool:
+        """Ctrl+C: drop the output of the commands still running (a thread cannot be stopped:
+        the command ends in the background, its output is not shown); False if none ran."""
+        running = [w for w in self.workers if w.group == "command" and w.is_running]
+        for worker in running:
+            worker.cancel()
+            self._append(worker.description or "", [lit("interrupted", "yellow")])
+        return bool(running)
+
+    @work(thread=True, group="command", description="")
     def run_line(self, line: str) -> None:
-        """Run one command in a worker and append its output."""
+        """Run one command in a worker and append its output (unless interrupted)."""
+        get_current_worker().description = line
         try:
             out = [lit(s) for s in self.app.facade.run(line)]  # type: ignore[attr-defined]
         except CrashtuiError as exc:
             out = [lit(f"{line.split()[0]}: {exc}", "red")]
         except Exception as exc:  # noqa: BLE001 - a failing command must not end the app
             out = [lit(f"internal error: {type(exc).__name__}: {exc}", "red")]
-        self.app.call_from_thread(self._append, line, out)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._append, line, out)
 
     def _append(self, line: str, out: list[Text]) -> None:
         start = len(self.output)
