@@ -219,16 +219,26 @@ class CacheWalk:
                     free += self.freelist_length(k.read_u64(c + lay.c_freelist))
                 if lay.c_partial is not None and lay.slab_next is not None:
                     free += self._cpu_partial_free(k.read_u64(c + lay.c_partial))
-        if lay.cpu_sheaves is not None:
-            base = k.read_u64(self.cache + lay.cpu_sheaves)
-            if base:
-                for cpu in self.cpus:
-                    pcs = k.per_cpu(base, cpu)
-                    for member in (lay.pcs_main, lay.pcs_spare):
-                        sheaf = k.read_u64(pcs + member)
-                        if sheaf:
-                            free += k.read_u32(sheaf + lay.sheaf_size)
+        for sheaf, _cpu in self._cpu_sheaves():
+            free += k.read_u32(sheaf + lay.sheaf_size)
         return free
+
+    def _cpu_sheaves(self) -> list[tuple[int, int]]:
+        """(sheaf, cpu) of each CPU's main and spare sheaf (6.18+ per-CPU object caches)."""
+        k, lay = self.k, self.l
+        if lay.cpu_sheaves is None:
+            return []
+        base = k.read_u64(self.cache + lay.cpu_sheaves)
+        if not base:
+            return []
+        out = []
+        for cpu in self.cpus:
+            pcs = k.per_cpu(base, cpu)
+            for member in (lay.pcs_main, lay.pcs_spare):
+                sheaf = k.read_u64(pcs + member)
+                if sheaf:
+                    out.append((sheaf, cpu))
+        return out
 
     def sheaf_objects(self) -> dict[int, int | None]:
         """Objects cached in sheaves (6.18+): {object: its CPU, or None in a node's barn}."""
@@ -243,14 +253,8 @@ class CacheWalk:
             for i in range(n):
                 out.setdefault(int.from_bytes(raw[8 * i:8 * i + 8], "little"), cpu)
 
-        base = k.read_u64(self.cache + lay.cpu_sheaves)
-        if base:
-            for cpu in self.cpus:
-                pcs = k.per_cpu(base, cpu)
-                for member in (lay.pcs_main, lay.pcs_spare):
-                    sheaf = k.read_u64(pcs + member)
-                    if sheaf:
-                        add(sheaf, cpu)
+        for sheaf, cpu in self._cpu_sheaves():
+            add(sheaf, cpu)
         for _node, barn in self.nodes():
             if barn:
                 full = walk_list(self.k, barn + lay.barn_full, MAX_SLABS_PER_LIST)
