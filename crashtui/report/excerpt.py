@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +10,7 @@ from crashtui.analysis.backtrace import ExceptionFrame, SourceLocation
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
+    from crashtui.kernel.modules import ModuleTable
 
 CONTEXT = 10
 MAX_INSNS_BEFORE = 24
@@ -64,11 +65,10 @@ class Excerpt:
 
 def module_files(session: Session) -> dict[str, str]:
     """The .ko files whose debug info the session uses, by module name (crash's mod -s)."""
-    table = session.__dict__.get("modules")  # only if already read: never load just for this
-    debuginfo = getattr(table, "debuginfo", None)
-    if not isinstance(debuginfo, Mapping):
+    table: ModuleTable | None = session.__dict__.get("modules")  # only if read already
+    if table is None:
         return {}
-    return {name: str(getattr(di, "path", di)) for name, di in sorted(debuginfo.items())}
+    return {name: str(di.path) for name, di in sorted(table.debuginfo.items())}
 
 
 def fault_excerpt(session: Session, site: FaultSite, sources: Sequence[str] = ()) -> Excerpt | None:
