@@ -266,8 +266,8 @@ class ModuleTable:
         where = di.section_at(addr)
         if line is None or where is None:
             return None
-        return ModuleSourceLine(str(line.file), int(line.line), int(getattr(line, "column", 0)),
-                                getattr(line, "comp_dir", None), mod.name, where[0], where[1])
+        return ModuleSourceLine(line.file, line.line, line.column, line.comp_dir, mod.name,
+                                where[0], where[1])
 
     # -- loading .ko files ---------------------------------------------------------------------
 
