@@ -16,7 +16,7 @@ from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.tui.app import CrashtuiApp
-from crashtui.tui.command import CommandInput
+from crashtui.tui.command import CommandInput, CommandView
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frames import FramesView
 from crashtui.tui.lines import TextLines
@@ -253,5 +253,43 @@ def test_ctrl_c_interrupts_and_q_quits(session: Session, tmp_path: Path,
         await pilot.press("q")
         await pilot.pause(0.2)
         assert app.return_code == 0
+
+    drive(app, steps, size=SMALL)
+
+
+def test_the_command_line_follows_the_task_shown_and_pipes(session: Session,
+                                                           tmp_path: Path) -> None:
+    app = make(session, tmp_path)
+
+    async def run(pilot: Any, line: str) -> list[str]:
+        out = app.query_one("#command-output", TextLines)
+        start = len(app.query_one(CommandView).output)  # the lines before: past commands'
+        await press(app, pilot, "colon")
+        await pilot.press(*line)
+        await press(app, pilot, "enter", "escape")
+        return [out.line_text(i) for i in range(start, out.line_count)]
+
+    async def steps(pilot: Any) -> None:
+        box = app.query_one(CommandInput)
+        assert "[PID 1 init]" in box.placeholder
+        # the task picker: kthreadd (PID 2) → `bt` is its backtrace
+        await press(app, pilot, "t")
+        await pilot.press(*"kthreadd")
+        await press(app, pilot, "enter", "enter")
+        assert "[PID 2 kthreadd]" in box.placeholder
+        out = await run(pilot, "bt")
+        assert out[0] == "crash> bt" and out[1].startswith("PID: 2 ")
+        assert out[1:-1] == app.facade.run("bt 2")
+        # a CPU: CPU 0's task
+        await press(app, pilot, "c", "j")
+        out = await run(pilot, "bt")
+        assert out[1].startswith("PID: 0 ") and "CPU: 0 " in out[1]
+        # set PID, then a pipe
+        out = await run(pilot, "set 1")
+        assert out[1] == "    PID: 1" and "[PID 1 init]" in box.placeholder
+        out = await run(pilot, "bt | head -n 2")
+        assert out[1:-1] == app.facade.run("bt 1")[:2]
+        out = await run(pilot, "log | grep -i 'not syncing'")
+        assert out[1:-1] == ["[    8.248592] Kernel panic - not syncing: sysrq triggered crash"]
 
     drive(app, steps, size=SMALL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
+from crashtui.commands.pipes import apply_pipes, pipe_filter, split_pipes
 from crashtui.commands.registry import COMMANDS, Command, CommandError, CommandFn, command
 
 if TYPE_CHECKING:
@@ -39,8 +40,11 @@ def _load_all() -> None:
 
 
 def run_command(session: Session, line: str) -> list[str]:
-    """Run one command line and return its output lines; raises CommandError/CrashtuiError."""
+    """Run one command line and return its output lines; raises CommandError/CrashtuiError.
+    `| grep`, `| head` and `| tail` stages filter the output (crashtui.commands.pipes)."""
     _load_all()
+    line, stages = split_pipes(line)
+    filters = [pipe_filter(argv) for argv in stages]
     try:
         argv = shlex.split(line)
     except ValueError as exc:
@@ -50,7 +54,7 @@ def run_command(session: Session, line: str) -> list[str]:
     cmd = COMMANDS.get(argv[0])
     if cmd is None:
         raise CommandError(f"{argv[0]}: command not found (try `help`)")
-    return cmd.fn(session, argv[1:])
+    return apply_pipes(cmd.fn(session, argv[1:]), filters)
 
 
 def command_names() -> list[str]:

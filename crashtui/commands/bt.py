@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from crashtui.analysis.backtrace import Backtrace, ExceptionFrame, Frame, SourceLocation
 from crashtui.analysis.backtraces import fill_missing_sources
+from crashtui.commands.context import context_address
 from crashtui.commands.registry import CommandError, command
 from crashtui.errors import CrashtuiError
 
@@ -185,6 +186,8 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
     elif rest:
         bts = [session.backtrace_of(t.address) for arg in rest
                for t in _tasks_matching(session, arg)]
+    elif (chosen := context_address(session)) is not None:  # `set PID`, or the app's task
+        bts = [session.backtrace_of(chosen)]
     else:
         bt = session.panic_backtrace
         if bt is None:

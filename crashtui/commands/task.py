@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from crashtui.commands.context import context_address, set_context_address
 from crashtui.commands.registry import CommandError, command
 
 if TYPE_CHECKING:
@@ -13,7 +14,13 @@ if TYPE_CHECKING:
 
 
 def current_task(session: Session) -> Task:
-    """crash's current context on opening a dump: the panic task (else CPU 0's)."""
+    """crash's current context: the task `set` chose, else (as on opening a dump) the panic
+    task, else the first task."""
+    chosen = context_address(session)
+    if chosen is not None:
+        for t in session.tasks.tasks:
+            if t.address == chosen:
+                return t
     task = session.summary.panic_task
     if task is not None:
         return task
@@ -69,3 +76,39 @@ def cmd_task(session: Session, args: list[str]) -> list[str]:
             out.append("")
         out += task_lines(session, t, hex_ints)
     return out
+
+
+def context_lines(session: Session, t: Task) -> list[str]:
+    """crash's context block (`set`): PID, COMMAND, TASK, CPU, STATE."""
+    panic = session.summary.panic_task
+    running = [bt.task for bt in session.backtraces if bt.active] if t.state_code == "RU" else []
+    state = t.state_name
+    if panic is not None and panic.address == t.address:
+        state += " (PANIC)"
+    elif t.address in running:
+        state += " (ACTIVE)"
+    return [f"    PID: {t.pid}", f'COMMAND: "{t.comm}"',
+            f"   TASK: {t.address:x}  [THREAD_INFO: {t.address:x}]",
+            f"    CPU: {t.cpu}", f"  STATE: {state}"]
+
+
+@command("set", "show or set the current context: the task bt, task, vm, files use by default",
+         "set [PID | TASK | -p | -c CPU]")
+def cmd_set(session: Session, args: list[str]) -> list[str]:
+    if len(args) == 2 and args[0] == "-c":
+        try:
+            cpu = int(args[1])
+        except ValueError:
+            raise CommandError(f"set: invalid cpu: {args[1]}") from None
+        found = [bt for bt in session.backtraces if bt.cpu == cpu and bt.task]
+        if not found:
+            raise CommandError(f"set: invalid cpu: {cpu}")
+        set_context_address(session, found[0].task)
+    elif args == ["-p"]:
+        set_context_address(session, None)
+    elif len(args) == 1 and not args[0].startswith("-"):
+        set_context_address(session, select_tasks(session, args, "set")[0].address)
+    elif args:
+        raise CommandError(f"set: unsupported argument {args[0]} "
+                           "(try: set [PID | TASK | -p | -c CPU])")
+    return context_lines(session, current_task(session))

@@ -302,6 +302,7 @@ class CrashtuiApp(App[int]):
 
     def show_backtrace(self, bt: Backtrace, focus: bool = False) -> None:
         self.current_bt = bt
+        self.set_context(bt)
         rows = self.rows_cache.get(id(bt))
         if rows is not None:
             self.query_one(FramesView).show(bt, rows)
@@ -355,7 +356,14 @@ class CrashtuiApp(App[int]):
             return
         self.rows_cache[id(bt)] = rows
         self.current_bt = bt
+        self._ui(self.set_context, bt)
         self._ui(self._rows_ready, bt, rows, True)
+
+    def set_context(self, bt: Backtrace) -> None:
+        """The command line's current task follows the backtrace shown (crash's `set PID`)."""
+        if bt.task:
+            self.facade.set_context(None if bt.panic else bt.task)
+            self.query_one(CommandView).show_context(f"PID {bt.pid} {bt.command}")
 
     def jump_to_cpu(self, cpu: int) -> None:
         if self.query_one(CpuList).select_cpu(cpu):

@@ -143,6 +143,17 @@ class CommandView(Vertical):
             out = [lit(f"internal error: {type(exc).__name__}: {exc}", "red")]
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._append, line, out)
+        if line.split()[0] == "set":
+            try:
+                label = self.app.facade.context_label()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - the prompt keeps its label
+                return
+            self.app.call_from_thread(self.show_context, label)
+
+    def show_context(self, label: str) -> None:
+        """The current task (crash's context) in the command line's prompt."""
+        self.query_one(CommandInput).placeholder = (
+            f"crash [{safe(label)}]> command (Tab completes, ↑ history, `help`)")
 
     def _append(self, line: str, out: list[Text]) -> None:
         start = len(self.output)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from crashtui.analysis.backtrace import Backtrace, SourceLocation
 from crashtui.analysis.source import Progress, SourceFinder, SourceResult
 from crashtui.commands import command_names, run_command
+from crashtui.commands.context import set_context_address
 from crashtui.tui.frameref import FrameRef
 
 if TYPE_CHECKING:
@@ -47,6 +48,19 @@ class SessionFacade:
         """Output lines of a crash-style command (raises CommandError / CrashtuiError)."""
         with self.lock:
             return run_command(self.session, line)
+
+    def set_context(self, task_address: int | None) -> None:
+        """The command line's current task (crash's `set`; None: the panic task): the app
+        sets it to the task whose backtrace it shows. A dict write: no lock needed."""
+        set_context_address(self.session, task_address)
+
+    def context_label(self) -> str:
+        """`PID 127 init`: the current task, for the command line's prompt."""
+        from crashtui.commands.task import current_task
+
+        with self.lock:
+            t = current_task(self.session)
+        return f"PID {t.pid} {t.comm}"
 
     def complete(self, text: str) -> list[str]:
         """The lines a command line can become on Tab (crashtui.commands.complete)."""
