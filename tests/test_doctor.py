@@ -45,6 +45,8 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "panic-policy": (set(), {"panic_on_oops", "panic_on_warn", "debug-vmlinux"}),
     "no-debuginfo": ({"debug-vmlinux"}, {"kernel-debuginfo"}),
     "old-kernel": (set(), {"kernel-version", "debug-vmlinux"}),
+    # recorded from a real make-dump guest (README.md): capture kernel loaded by its /init
+    "guest-6.1-sysrq": (set(), {"kdump-service", "debug-vmlinux"}),
 }
 
 
@@ -279,3 +281,21 @@ def test_unreadable_config_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "readable by root only" in by_id["kdump-service"].text
     assert report.ready
     assert any(line.endswith("[root]") for line in text_lines(report))
+
+
+def test_real_guest_tree_is_the_sample_dumps_kernel(tmp_path: Path) -> None:
+    """The tree recorded from a make-dump guest: ready, its build-id (read from its own
+    /sys/kernel/notes) is the 6.1 samples' kernel, and --test opens a dump of that kernel."""
+    report = examine(machine("guest-6.1-sysrq"))
+    assert report.ready
+    by_id = {c.id: c for c in report.checks}
+    assert by_id["capture-loaded"].status != WARNING and "= 1" in by_id["capture-loaded"].text
+    assert BUILD_ID in by_id["debug-vmlinux"].text
+    root = tmp_path / "root"
+    shutil.copytree(TREES / "guest-6.1-sysrq", root)
+    crash_dir = root / "var" / "crash" / "202611261023"
+    crash_dir.mkdir(parents=True)
+    os.symlink(SAMPLES / "6.1-sysrq" / "dump.202611261023", crash_dir / "dump.202611261023")
+    tested = examine(Machine(root, free_space=lambda _p: PLENTY), test=True)
+    assert tested.ready
+    assert any("fc06b3985f5cd9e1" in c.text for c in tested.checks)

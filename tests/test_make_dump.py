@@ -85,6 +85,29 @@ def test_make_dump_bookworm_sysrq_end_to_end(tmp_path: Path) -> None:
     check_release_with_crashtui(out / m["dump"], m["kernel_release"])
 
 
+@pytest.mark.slow
+def test_make_dump_doctor_tree_end_to_end(tmp_path: Path) -> None:
+    """The guest's own /proc and /sys with the capture kernel loaded: doctor says ready, and
+    the dump that same run produced opens with --test."""
+    if os.geteuid() != 0:
+        pytest.skip("make-dump needs root")
+    out = tmp_path / "doctor"
+    r = subprocess.run([sys.executable, str(MAKE_DUMP), "--suite", "bookworm", "--scenario",
+                        "sysrq", "--doctor-tree", "--out", str(out)],
+                       capture_output=True, text=True, timeout=3600)
+    assert r.returncode == 0, r.stderr[-6000:]
+    m = check_dump_dir(out)
+    root = out / "doctor-tree"
+    stamp = m["dump"].removeprefix("dump.")
+    (root / "var" / "crash" / stamp).mkdir(parents=True)
+    os.symlink(out / m["dump"], root / "var" / "crash" / stamp / m["dump"])
+    d = subprocess.run([sys.executable, "-m", "crashtui.cli", "doctor", "--root", str(root),
+                        "--test"], capture_output=True, text=True, timeout=600)
+    assert d.returncode == 0, d.stdout + d.stderr
+    assert d.stdout.rstrip().splitlines()[-1].startswith("ready")
+    assert "sysrq_handle_crash" in d.stdout and "opens" in d.stdout
+
+
 # crash 8.0.6 opens these (crash/ holds its outputs)
 CRASH_READ = ["6.12-sysrq", "6.12-test-module", "5.10-sysrq", "6.1-bug-kthread",
               "6.1-softlockup", "6.1-hung-task", "6.1-deadlock", "6.1-oom",

@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--check-level", type=int, metavar="N",
                    help="also save makedumpfile -c -d N as check-dN.* in the work directory "
                         "(not in --out), to see what -d 31 excluded")
+    p.add_argument("--doctor-tree", action="store_true",
+                   help="also copy what `crashtui doctor --root` reads (/proc, /sys files) out of "
+                        "the first kernel once the capture kernel is loaded, into OUT/doctor-tree "
+                        "(with the image's boot/config-RELEASE)")
     p.add_argument("--elf", action="store_true",
                    help="also save makedumpfile -E -d 31 (ELF vmcore, written .xz)")
     p.add_argument("--init-on-free", choices=("auto", "on", "off"), default="auto",
@@ -135,6 +139,21 @@ def _compound_fix(console_text: str) -> str:
             "page.compound_info>") if m else ""
 
 
+def _save_doctor_tree(got: Path, dest: Path, k: kernel.Kernel) -> None:
+    """The first kernel's /proc and /sys files, plus the image's kernel config as the
+    installed kernel would have it in /boot."""
+    if not (got / "sys" / "kernel" / "kexec_crash_loaded").is_file():
+        raise MakeDumpError(f"the first kernel recorded no doctor tree in {got}")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(got, dest)
+    for config in (k.root / "boot" / f"config-{k.release}", k.modules_dir / "config"):
+        if config.is_file():
+            (dest / "boot").mkdir(exist_ok=True)
+            shutil.copyfile(config, dest / "boot" / f"config-{k.release}")
+            break
+    log(f"doctor tree in {dest}")
+
+
 def make_dump(args: argparse.Namespace) -> None:
     if not debian.is_root():
         raise MakeDumpError("run as root (apt-get, debootstrap, chroot)")
@@ -171,7 +190,8 @@ def make_dump(args: argparse.Namespace) -> None:
     mods = kernel.module_load_order(k)
     log("guest modules: " + " ".join(m.name for m in mods))
     opts = {"zlib": "-c", "zstd": "-z"}[args.compress] + " -d 31"
-    conf = initramfs.config_text(sc.name, sc.shell, opts, args.elf, check_level=args.check_level)
+    conf = initramfs.config_text(sc.name, sc.shell, opts, args.elf, check_level=args.check_level,
+                                 doctor_tree=args.doctor_tree)
     busybox = Path("/bin/busybox")
 
     capture = initramfs.base_image(busybox, initramfs.INIT, conf, mods, k.root)
@@ -218,6 +238,8 @@ def make_dump(args: argparse.Namespace) -> None:
     for f in (dump, dmesg):
         shutil.copyfile(f, out / f.name)
         (out / f.name).chmod(0o644)
+    if args.doctor_tree:
+        _save_doctor_tree(got / "doctor-tree", out / "doctor-tree", k)
     if args.elf:
         elf = next(got.glob("vmcore-d31.elf.*"))
         log(f"compressing {elf.name} with xz")

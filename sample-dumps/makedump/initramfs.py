@@ -208,6 +208,27 @@ capture() {
     sleep 30
 }
 
+doctor_tree() {
+    # What `crashtui doctor --root` reads, copied from this (first) kernel with the capture
+    # kernel loaded, onto the output disk the capture kernel writes the dump to.
+    wait_disk
+    mount -t ext4 /dev/vda /mnt || die "mount /dev/vda"
+    t=/mnt/crash/doctor-tree
+    mkdir -p $t
+    for f in /proc/cmdline /proc/meminfo /proc/sys/kernel/osrelease /proc/sys/kernel/panic \
+             /proc/sys/kernel/panic_on_oops /proc/sys/kernel/softlockup_panic \
+             /proc/sys/kernel/hung_task_panic /proc/sys/kernel/hardlockup_panic \
+             /proc/sys/kernel/panic_on_rcu_stall /proc/sys/kernel/panic_on_warn \
+             /proc/sys/kernel/unknown_nmi_panic /proc/sys/kernel/sysrq /proc/sys/vm/panic_on_oom \
+             /sys/kernel/kexec_crash_size /sys/kernel/kexec_crash_loaded /sys/kernel/notes; do
+        [ -e $f ] && mkdir -p $t$(dirname $f) && cat $f > $t$f
+    done
+    [ -e /sys/kernel/btf/vmlinux ] && mkdir -p $t/sys/kernel/btf && : > $t/sys/kernel/btf/vmlinux
+    sync
+    umount /mnt
+    say "doctor tree recorded"
+}
+
 first() {
     say "first kernel up, scenario $SCENARIO"
     load_modules
@@ -222,6 +243,7 @@ first() {
         || die "kexec -p"
     [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || die "capture kernel not loaded"
     echo 1 > /proc/sys/kernel/panic_on_oops
+    if [ "$DOCTOR_TREE" = 1 ]; then doctor_tree; fi
     say "capture kernel loaded; kernel.panic_on_oops=1; starting background load"
     (while :; do :; done) &
     dd if=/dev/zero of=/dev/null 2>/dev/null &
@@ -240,8 +262,9 @@ if [ -e /proc/vmcore ]; then capture; else first; fi
 
 def config_text(scenario_name: str, scenario_shell: str, makedumpfile_opts: str, elf: bool,
                 settle: int = 5, crash_timeout: int = 150, check_level: int | None = None,
-                ) -> str:
+                doctor_tree: bool = False) -> str:
     return (f"SCENARIO='{scenario_name}'\n"
+            f"DOCTOR_TREE={1 if doctor_tree else 0}\n"
             f"MAKEDUMPFILE_OPTS='{makedumpfile_opts}'\n"
             f"ELF={1 if elf else 0}\n"
             f"CHECK_LEVEL={'' if check_level is None else check_level}\n"
