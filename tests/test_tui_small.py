@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SAMPLES
+from rich.cells import cell_len
 from rich.color import ColorSystem
 from rich.style import Style
 from test_tui import drive, press, screen_text
-from textual.widgets import OptionList
+from textual.widgets import Input, OptionList
 from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.tui.app import CrashtuiApp
 from crashtui.tui.command import CommandInput, CommandView
+from crashtui.tui.export import ExportScreen
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frames import FramesView
 from crashtui.tui.lines import TextLines
@@ -291,5 +296,100 @@ def test_the_command_line_follows_the_task_shown_and_pipes(session: Session,
         assert out[1:-1] == app.facade.run("bt 1")[:2]
         out = await run(pilot, "log | grep -i 'not syncing'")
         assert out[1:-1] == ["[    8.248592] Kernel panic - not syncing: sysrq triggered crash"]
+
+    drive(app, steps, size=SMALL)
+
+
+def test_help_explains_the_marks_and_fits_80_columns(session: Session, tmp_path: Path) -> None:
+    app = make(session, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "question_mark")
+        view = app.screen.query_one("#help-text", TextLines)
+        width = view.scrollable_content_region.width
+        assert 70 <= width < 80
+        lines = [view.line_text(i) for i in range(view.line_count)]
+        assert all(cell_len(t) <= width for t in lines)  # nothing cut at the pane's edge
+        text = "\n".join(lines)
+        for mark in ("▶  !", "  >  ", "  ?  ", "⚡", "‼"):
+            assert mark in text, mark
+        assert "the CPU that panicked" in text and "ORC unwinder" in text
+        # a description that was cut at 80 columns is whole now, wrapped under itself
+        screen = screen_text(app)
+        assert "(in the Log tab: the" in screen and " oops)" in screen
+        # every key and mark in the help lines (scrolled: the overlay is shorter than them)
+        await press(app, pilot, "G")
+        assert "Esc or ? closes this help." in screen_text(app)
+
+    drive(app, steps, size=SMALL)
+
+
+def test_errors_once_and_export_asks_before_overwriting(session: Session, tmp_path: Path) -> None:
+    app = make(session, tmp_path)
+    existing = tmp_path / "old-report.md"
+    existing.write_text("keep me\n")
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "colon")
+        await pilot.press(*"bt -z")
+        await press(app, pilot, "enter", "escape")
+        out = app.query_one("#command-output", TextLines)
+        text = [out.line_text(i) for i in range(out.line_count)]
+        assert "bt: unsupported option -z" in text and not any("bt: bt:" in t for t in text)
+        # export onto an existing file: the dialog says so, a second Enter overwrites
+        await press(app, pilot, "e")
+        box = app.screen.query_one("#export-path", Input)
+        box.value = str(existing)
+        await press(app, pilot, "enter")
+        assert isinstance(app.screen, ExportScreen) and "exists" in str(box.border_title)
+        assert existing.read_text() == "keep me\n"
+        await press(app, pilot, "enter")
+        await app.settle()
+        assert not isinstance(app.screen, ExportScreen) and "sysrq" in existing.read_text()
+        # a path in a directory that does not exist: one clear line
+        await press(app, pilot, "e")
+        bad = tmp_path / "no-such-dir" / "r.md"
+        app.screen.query_one("#export-path", Input).value = str(bad)
+        await press(app, pilot, "enter")
+        await app.settle()
+        messages = [str(n.message) for n in app._notifications]
+        assert f"export: cannot write {bad}: No such file or directory" in messages
+        assert not any("internal error" in m for m in messages)
+
+    drive(app, steps, size=SMALL)
+
+
+def test_y_copies_the_frame_and_Y_the_backtrace_with_osc52(session: Session,
+                                                            tmp_path: Path) -> None:
+    app = make(session, tmp_path)
+    crash_bt = (SAMPLES / "6.1-sysrq" / "crash" / "bt.txt").read_text().splitlines()
+    sent: list[str] = []
+
+    def source_line(line: str) -> bool:
+        return re.fullmatch(r"    \S+\.[chS]: \d+", line) is not None
+
+    async def steps(pilot: Any) -> None:
+        assert app._driver is not None
+        monkey_write = app._driver.write
+
+        def write(data: str) -> None:
+            sent.append(data)
+            monkey_write(data)
+
+        app._driver.write = write  # type: ignore[method-assign]
+        await press(app, pilot, "f", "y")  # the culprit frame: #3 sysrq_handle_crash
+        lines = app.clipboard.splitlines()
+        assert lines[0] == crash_bt[4] and source_line(lines[1])
+        assert lines[1].endswith("drivers/tty/sysrq.c: 155")
+        osc = f"\x1b]52;c;{base64.b64encode(app.clipboard.encode()).decode()}\a"
+        assert osc in sent
+        await press(app, pilot, "Y")
+        lines = app.clipboard.splitlines()
+        assert [s for s in lines if not source_line(s)] == crash_bt
+        assert sum(map(source_line, lines)) >= 8
+        # the log: y copies the cursor's line
+        await press(app, pilot, "4", "y")
+        log = app.query_one(LogLines)
+        assert app.clipboard == log.line_text(log.cursor) == "[    8.232592] sysrq: Trigger a crash"
 
     drive(app, steps, size=SMALL)

@@ -482,6 +482,11 @@ class CrashtuiApp(App[int]):
     def export(self, path: str) -> None:
         try:
             written = self.facade.export(path)
+        except OSError as exc:  # a missing directory, no permission, a full disk: one line
+            reason = exc.strerror or str(exc)
+            self._ui(self.notify, f"export: cannot write {path}: {reason}", severity="warning",
+                     markup=False)
+            return
         except Exception as exc:  # noqa: BLE001
             self._ui(self.notify, f"export: {error_text(exc)}", severity="warning", markup=False)
             return

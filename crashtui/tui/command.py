@@ -138,7 +138,8 @@ class CommandView(Vertical):
         try:
             out = [lit(s) for s in self.app.facade.run(line)]  # type: ignore[attr-defined]
         except CrashtuiError as exc:
-            out = [lit(f"{line.split()[0]}: {exc}", "red")]
+            name, message = line.split()[0], str(exc)
+            out = [lit(message if message.startswith(f"{name}:") else f"{name}: {message}", "red")]
         except Exception as exc:  # noqa: BLE001 - a failing command must not end the app
             out = [lit(f"internal error: {type(exc).__name__}: {exc}", "red")]
         if not get_current_worker().is_cancelled:

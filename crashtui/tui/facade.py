@@ -217,9 +217,10 @@ class SessionFacade:
         app's); returns the path written."""
         from crashtui.report.markdown import ReportOptions, write_report
 
+        target = Path(path).expanduser()
         with self.lock:
-            write_report(self.session, path, ReportOptions(sources=self.sources))
-        return path
+            write_report(self.session, target, ReportOptions(sources=self.sources))
+        return str(target)
 
 
 def _with_sources(bt: Backtrace) -> Backtrace:

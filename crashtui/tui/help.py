@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,28 +19,59 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("p", "panic: the panic CPU's culprit frame (in the Log tab: the oops)"),
     ("1 … 8", "tabs: Triage Registers Memory Log Tasks Modules Summary Command"),
     ("s", "full summary (crash's sys)"),
-    ("/  n  N", "search the log or filter tasks; next / previous match"),
-    (":", "command line: sys, bt, log, ps, kmem -i, mod, dis -l, help"),
+    ("/  n  N", "search the focused pane (log, command output, frames, CPUs, Tasks table; "
+                "in the task list: the filter); next / previous match"),
+    (":", "command line: sys, bt, log, ps, kmem -i, mod, dis -l, set PID, help; "
+          "pipes: | grep [-i -v -w -c] PAT, | head [-n N], | tail [-n N]"),
     ("Tab", "command line: complete commands, symbols, structs, modules"),
+    ("Ctrl+C", "interrupt a running command (it never quits)"),
+    ("y  Y", "frames: copy the selected frame / the whole backtrace as crash's bt -l; "
+             "other panes: y copies the cursor's line (OSC 52: over SSH and tmux too)"),
     ("l", "Modules tab: load the selected module's .ko"),
     ("s  r", "Tasks tab: sort by the next column, reverse"),
     (".", "source pane: centre the marked line again"),
-    ("e", "export a Markdown report"),
-    ("z", "zoom the focused pane (again: back)"),
+    ("e", "export a Markdown report (an existing file: Enter twice to overwrite)"),
+    ("z", "zoom the focused pane or the bottom tabs to the whole screen (again: back); "
+          "in the command line Ctrl+Z"),
     ("Ctrl+P", "command palette: jump to a CPU, task or symbol; export"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q  Ctrl+Q", "quit"),
 )
 
+MARKS: tuple[tuple[str, str], ...] = (
+    ("▶  !", "CPUs: the CPU that panicked (▶ before it, ! after its command)"),
+    (">", "task list, Tasks tab: a task running on a CPU when the dump was taken (as crash's ps)"),
+    ("#3 f+0x16", "a frame: function+offset of its return address, then [module] and file:line"),
+    ("?", "after a frame: found by frame pointer or a stack scan, not by the ORC unwinder: "
+          "it may be a stale return address (crash: `bt` lists it, `bt -f` shows the word)"),
+    ("⚡", "an exception or interrupt frame: the registers saved when it was taken; "
+          "`exception RIP` is where the CPU was"),
+    ("‼", "the backtrace stopped: why"),
+    ("▶ (source)", "source / disassembly: the frame's line or instruction"),
+    ("bold log", "Log tab: the oops or panic report the triage read"),
+)
 
-def help_lines() -> list[Text]:
-    """The key table as Text lines."""
-    lines = [Text("crashtui keys", "bold"), Text("")]
-    for key, what in KEYS:
-        lines.append(Text.assemble((f"  {key:<16}", "bold"), what))
-    lines += [Text(""), Text("Source is looked up with --source DIR or CRASHTUI_SOURCE=DIR "
-                             "(a kernel tree or a linux-source tarball).", "dim"),
-              Text("Esc or ? closes this help.", "dim")]
+INDENT = 18
+
+
+def _rows(table: tuple[tuple[str, str], ...], width: int) -> list[Text]:
+    """Key and description, the description wrapped under itself at `width` columns."""
+    lines: list[Text] = []
+    wrap = max(20, width - INDENT)
+    for key, what in table:
+        parts = textwrap.wrap(what, wrap) or [""]
+        lines.append(Text.assemble((f"  {key:<{INDENT - 2}}", "bold"), parts[0]))
+        lines += [Text(" " * INDENT + part) for part in parts[1:]]
+    return lines
+
+
+def help_lines(width: int = 100) -> list[Text]:
+    """The key table and the marks' meanings as Text lines, wrapped to `width` columns."""
+    lines = [Text("crashtui keys", "bold"), Text(""), *_rows(KEYS, width), Text(""),
+             Text("marks", "bold"), Text(""), *_rows(MARKS, width), Text("")]
+    for note in ("Source is looked up with --source DIR or CRASHTUI_SOURCE=DIR (a kernel tree "
+                 "or a linux-source tarball).", "Esc or ? closes this help."):
+        lines += [Text(part, "dim") for part in textwrap.wrap(note, max(20, width))]
     return lines
 
 
@@ -55,3 +88,9 @@ class HelpScreen(ModalScreen[None]):
         view.border_title = "Help"
         view.set_lines(help_lines())
         view.focus()
+
+    def on_resize(self) -> None:
+        view = self.query_one(TextLines)
+        width = view.scrollable_content_region.width
+        if width:
+            view.set_lines(help_lines(width))
