@@ -12,6 +12,7 @@ from textual.widgets.option_list import Option
 
 from crashtui.analysis.backtrace import REGISTER_ORDER, Backtrace
 from crashtui.analysis.culprit import Culprit, locate
+from crashtui.commands.bt import format_backtrace, format_exception, format_frame
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frameref import FrameRef
 from crashtui.tui.messages import FrameSelected
@@ -155,6 +156,8 @@ class FramesView(SearchableOptions):
     BINDINGS = [
         Binding("enter", "select", "Source", show=True),
         Binding("r", "registers", "Registers", show=False),
+        Binding("y", "copy_frame", "Copy", show=False),
+        Binding("Y", "copy_backtrace", "Copy bt", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -208,6 +211,34 @@ class FramesView(SearchableOptions):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         self.app.set_focus(self.app.query_one("#source"))
+
+    def copy(self, lines: list[str], what: str) -> None:
+        """To the terminal's clipboard with OSC 52 (over SSH and tmux too; tmux needs
+        `set -g set-clipboard on`)."""
+        self.app.copy_to_clipboard("\n".join(lines) + "\n")
+        self.notify(f"copied {what} (OSC 52)", timeout=2)
+
+    def action_copy_frame(self) -> None:
+        """The selected frame as crash's `bt -l` prints it (an exception: its registers)."""
+        ref = self.current
+        if ref is None:
+            return
+        if ref.exception is not None:
+            self.copy(format_exception(ref.exception, with_lines=True), "the exception frame")
+            return
+        if ref.frame is None:
+            return
+        lines = [format_frame(ref.frame)]
+        src = ref.frame.source
+        if src is not None:
+            lines.append(f"    {src.file}: {src.line}")
+        self.copy(lines, f"frame #{ref.frame.index}")
+
+    def action_copy_backtrace(self) -> None:
+        """The whole backtrace as crash's `bt -l` prints it."""
+        if self.backtrace is not None:
+            self.copy(format_backtrace(self.backtrace, with_lines=True),
+                      f"the backtrace of PID {self.backtrace.pid}")
 
     def action_registers(self) -> None:
         self.app.query_one("#tabs").active = "tab-registers"  # type: ignore[attr-defined]

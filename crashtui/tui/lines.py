@@ -29,6 +29,7 @@ class TextLines(ScrollView, can_focus=True):
         Binding("end,G", "goto(-1)", "Bottom", show=False),
         Binding("left,h", "scroll_left", "Left", show=False),
         Binding("right,l", "scroll_right", "Right", show=False),
+        Binding("y", "copy_line", "Copy line", show=False),
         Binding("slash", "search", "Search", show=False),
         Binding("n", "next(1)", "Next", show=False),
         Binding("N", "next(0)", "Previous", show=False),
@@ -96,6 +97,12 @@ class TextLines(ScrollView, can_focus=True):
 
     def action_goto(self, index: int) -> None:
         self.cursor = index if index >= 0 else len(self._lines) - 1
+
+    def action_copy_line(self) -> None:
+        """The cursor's line to the terminal's clipboard (OSC 52)."""
+        if self._lines:
+            self.app.copy_to_clipboard(self.line_text(self.cursor))
+            self.notify("copied the line (OSC 52)", timeout=2)
 
     def action_search(self) -> None:
         ask(self, f"find in {self.border_title or 'this pane'}",
