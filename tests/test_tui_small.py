@@ -131,7 +131,7 @@ def test_j_k_and_slash_in_every_list(session: Session, tmp_path: Path) -> None:
         await press(app, pilot, "slash")
         await pilot.press(*"kthreadd")
         await press(app, pilot, "enter")
-        assert table.get_row_at(table.cursor_row)[-1].plain == "[kthreadd]"
+        assert table.get_row_at(table.cursor_row)[4].plain == "[kthreadd]"
         await press(app, pilot, "slash")
         await pilot.press(*"15")
         await press(app, pilot, "enter")
@@ -198,7 +198,7 @@ def test_16_colours_keep_unfocused_borders_and_titles(session: Session, tmp_path
     async def steps(pilot: Any) -> None:
         assert app.console.color_system == "standard"
         await press(app, pilot, "f")
-        for needle in ("CPUs", "Tasks (78)", "╭─ CPUs", "╭─ Tasks", "Backtrace: CPU 3", "╭─ Back",
+        for needle in ("CPUs", "Tasks (78)", "╭─ CPUs", "╭─ Tasks", "Backtrace: PID 1", "╭─ Back",
                        "sysrq_handle_crash · disa", "╭─ sysrq_handle_crash"):
             style = cell_style(app, needle)
             assert ansi16(style.color) != ansi16(style.bgcolor), needle
@@ -216,7 +216,7 @@ def test_no_color_keeps_the_panic_cpu_marker_and_titles(session: Session, tmp_pa
     async def steps(pilot: Any) -> None:
         assert app.no_color
         await press(app, pilot, "c")
-        for needle in ("▶", " !", "CPUs", "Tasks (78)", "╭─ Tasks", "Backtrace: CPU 3"):
+        for needle in ("▶", " !", "CPUs", "Tasks (78)", "╭─ Tasks", "Backtrace: PID 1"):
             style = cell_style(app, needle)
             assert abs(grey(style.color) - grey(style.bgcolor)) > 60, needle  # was 5
         # no colour: the focused pane is told by its heavy border
@@ -391,5 +391,43 @@ def test_y_copies_the_frame_and_Y_the_backtrace_with_osc52(session: Session,
         await press(app, pilot, "4", "y")
         log = app.query_one(LogLines)
         assert app.clipboard == log.line_text(log.cursor) == "[    8.232592] sysrq: Trigger a crash"
+
+    drive(app, steps, size=SMALL)
+
+
+def test_tasks_table_at_80_columns(session: Session, tmp_path: Path) -> None:
+    app = make(session, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "5", "z")
+        table = app.query_one(TasksTable)
+        screen = screen_text(app)
+        # COMM whole at 80 columns, the sort shown in its column's header
+        assert "[swapper/0]" in screen and "[kthreadd]" in screen and "PID ▲" in screen
+        # the swappers (PID 0) in CPU order
+        cpus = [int(table.get_row_at(i)[2].plain) for i in range(table.row_count)
+                if table.get_row_at(i)[0].plain.strip(" >") == "0"]
+        assert cpus == sorted(cpus) and len(cpus) == 4
+        await press(app, pilot, "s")
+        assert "PPID ▲" in screen_text(app) and "PID ▲" not in screen_text(app).replace(
+            "PPID ▲", "")
+        await press(app, pilot, "r")
+        assert "PPID ▼" in screen_text(app)
+
+    drive(app, steps, size=SMALL)
+
+
+
+def test_the_backtrace_title_keeps_the_pid_at_80_columns(session: Session,
+                                                         tmp_path: Path) -> None:
+    app = make(session, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        assert "Backtrace: PID 1 · init" in screen_text(app)
+        await press(app, pilot, "t")
+        await pilot.press(*"129")
+        await press(app, pilot, "enter", "enter")
+        screen = screen_text(app)
+        assert "Backtrace: PID 129 " in screen  # not `PID 12…`
 
     drive(app, steps, size=SMALL)

@@ -171,7 +171,8 @@ class FramesView(SearchableOptions):
         """Show a backtrace, landing on `select` (default: the culprit frame)."""
         self.backtrace = bt
         self.rows = rows
-        self.border_title = content(f"Backtrace: CPU {bt.cpu} · PID {bt.pid} · {bt.command}"
+        # the PID first: a narrow pane cuts the title's end (`PID 12…` read as PID 12)
+        self.border_title = content(f"Backtrace: PID {bt.pid} · {bt.command} · CPU {bt.cpu}"
                                     if bt.active or bt.panic else
                                     f"Backtrace: PID {bt.pid} · {bt.command}")
         self._fill(culprit_index(rows, bt, self.culprit) if select is None else select)

@@ -13,9 +13,11 @@ from crashtui.tui.messages import ShowTask
 from crashtui.tui.search import ask, next_match
 from crashtui.tui.text import lit
 
-COLUMNS = ("PID", "PPID", "CPU", "TASK", "ST", "%MEM", "VSZ", "RSS", "COMM")
+# crash's ps columns, COMM moved before the numbers and TASK last: at 80 columns the name is
+# whole (`[swapper/0]`), the task address is what a narrow terminal cuts.
+COLUMNS = ("PID", "PPID", "CPU", "ST", "COMM", "%MEM", "VSZ", "RSS", "TASK")
 SORTS: dict[str, Any] = {
-    "PID": lambda r: (r.task.pid, r.task.address),
+    "PID": lambda r: (r.task.pid, r.task.cpu, r.task.address),  # the swappers by CPU
     "PPID": lambda r: (r.ppid, r.task.pid),
     "CPU": lambda r: (r.task.cpu, r.task.pid),
     "ST": lambda r: (r.task.state_code, r.task.pid),
@@ -48,8 +50,14 @@ class TasksTable(DataTable[Text]):
         self.search_term = ""
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """The headers, the sorted one with its arrow (the table has no border for a label)."""
+        arrow = " ▼" if self.sort_reverse else " ▲"
         for name in COLUMNS:
-            self.add_column(Text(name, justify="right" if name not in ("TASK", "ST", "COMM")
+            label = name + (arrow if name == self.sort_column else "")
+            self.add_column(Text(label, justify="right" if name not in ("TASK", "ST", "COMM")
                                  else "left"), key=name)
 
     def show(self, table: PsTable) -> None:
@@ -58,7 +66,8 @@ class TasksTable(DataTable[Text]):
         self._fill()
 
     def _fill(self) -> None:
-        self.clear()
+        self.clear(columns=True)
+        self._add_columns()
         rows = sorted(self.rows_data, key=SORTS[self.sort_column], reverse=self.sort_reverse)
         kib = self.page_size // 1024
         for r in rows:
@@ -66,12 +75,11 @@ class TasksTable(DataTable[Text]):
             style = "bold" if r.active else ""
             name = f"[{t.comm}]" if r.kernel_thread else t.comm
             self.add_row(Text(f"{'>' if r.active else ' '}{t.pid:>6}", style),
-                         Text(f"{r.ppid:>6}"), Text(f"{t.cpu:>3}"), Text(f"{t.address:016x}"),
+                         Text(f"{r.ppid:>6}"), Text(f"{t.cpu:>3}"),
                          Text(t.state_code, "red" if t.state_code in ("UN", "ZO") else ""),
-                         Text(f"{m.percent:>5.1f}"), Text(f"{m.total_vm * kib:>8}"),
-                         Text(f"{m.rss * kib:>8}"), lit(name, style), key=f"{t.address:x}")
-        arrow = "▼" if self.sort_reverse else "▲"
-        self.border_subtitle = Text(f"sorted by {self.sort_column} {arrow}")  # type: ignore[assignment]
+                         lit(name, style), Text(f"{m.percent:>5.1f}"),
+                         Text(f"{m.total_vm * kib:>8}"), Text(f"{m.rss * kib:>8}"),
+                         Text(f"{t.address:016x}"), key=f"{t.address:x}")
 
     def action_sort(self) -> None:
         keys = list(SORTS)
@@ -95,7 +103,7 @@ class TasksTable(DataTable[Text]):
         texts = []
         for i in range(self.row_count):
             cells = [c.plain for c in self.get_row_at(i)]
-            pid, task, comm = cells[0].lstrip(" >"), cells[3], cells[-1]
+            pid, comm, task = cells[0].lstrip(" >"), cells[4], cells[-1]
             texts.append(f"\0{pid}\0 {task} {comm}")
         key = f"\0{term}\0" if term.isdigit() else term
         found = next_match(texts, key, self.cursor_row, forward)
