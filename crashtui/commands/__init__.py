@@ -29,6 +29,7 @@ def _load_all() -> None:
         ps,
         rd,
         sched,
+        sig,
         struct,
         sym,
         task,

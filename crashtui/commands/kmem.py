@@ -39,9 +39,13 @@ def kmem_rows(session: Session) -> dict[str, dict[str, int | None]]:
             for r in info.rows}
 
 
-@command("kmem", "kernel memory: -i usage summary, -s slab caches, ADDRESS what an address is",
-         "kmem -i | kmem -s [CACHE] | kmem ADDRESS")
+@command("kmem", "kernel memory: -i usage summary, -s slab caches, -z zones, -f free areas, "
+         "ADDRESS what an address is", "kmem -i | kmem -s [CACHE] | kmem -z | kmem -f | kmem ADDRESS")
 def cmd_kmem(session: Session, args: list[str]) -> list[str]:
+    if args[:1] in (["-z"], ["-f"]):
+        from crashtui.commands.kmemzone import kmem_zone_command
+
+        return kmem_zone_command(session, args[0], args[1:])
     if args[:1] == ["-s"]:
         from crashtui.commands.kmemslab import kmem_s_lines
 
@@ -52,6 +56,6 @@ def cmd_kmem(session: Session, args: list[str]) -> list[str]:
         return kmem_address_lines(session, args[0])
     if args != ["-i"]:
         raise CommandError("kmem: supported: -i (memory usage), -s [CACHE] (slab caches), "
-                           "ADDRESS")
+                           "-z (zones), -f (free areas), ADDRESS")
     info = session.kmem
     return kmem_lines(info) + [f"kmem: {e}" for e in info.errors]

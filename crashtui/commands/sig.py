@@ -1,0 +1,77 @@
+"""sig [PID | TASK ...]: a task's signal handlers and pending/blocked masks, as crash prints
+them (task.c dump_signal_data(); the data is crashtui.kernel.signals')."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crashtui.commands.registry import CommandError, command
+from crashtui.errors import CrashtuiError
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+    from crashtui.kernel.signals import SigAction, SignalState, SigQueueEntry
+
+UVADDR_PRLEN = 10  # crash's width for user addresses on x86-64
+SIG_HEADER = " SIG    SIGACTION        HANDLER       MASK       FLAGS           "
+# the order crash tests them in (x86-64 values)
+SA_FLAGS = (("SA_NOCLDSTOP", 0x1), ("SA_RESTORER", 0x04000000), ("SA_NOCLDWAIT", 0x2),
+            ("SA_SIGINFO", 0x4), ("SA_ONSTACK", 0x08000000), ("SA_RESTART", 0x10000000),
+            ("SA_NODEFER", 0x40000000), ("SA_RESETHAND", 0x80000000))
+SPECIAL_HANDLERS = {(1 << 64) - 1: "SIG_ERR", 0: "SIG_DFL", 1: "SIG_IGN"}
+
+
+def action_line(a: SigAction) -> str:
+    handler = SPECIAL_HANDLERS.get(a.handler, f"{a.handler:x}")
+    names = [n for n, bit in SA_FLAGS if a.flags & bit]
+    text = f"({'|'.join(names)})" if names else ""
+    return (f"{'' if a.signo >= 10 else ' '}[{a.signo}] {a.address:<{UVADDR_PRLEN}x} "
+            f"{handler:>{UVADDR_PRLEN}} {a.mask:016x} {a.flags:x} {text}")
+
+
+def queue_lines(queue: list[SigQueueEntry]) -> list[str]:
+    if not queue:
+        return ["  SIGQUEUE: (empty)"]
+    return ["  SIGQUEUE:  SIG      SIGINFO     "] + \
+        [f"             {q.signo:3d}  {q.info:x}" for q in queue]
+
+
+def signal_lines(state: SignalState) -> list[str]:
+    """Everything after the task header."""
+    threads = f"NR_THREADS: {state.nr_threads}" if state.nr_threads is not None else ""
+    out = [f"SIGNAL_STRUCT: {state.signal_struct:x}  {threads}"]
+    if not state.signal_struct:
+        return out
+    out.append(SIG_HEADER)
+    out += [action_line(a) for a in state.actions]
+    out.append(f"SIGPENDING: {'yes' if state.sigpending else 'no'}")
+    out.append(f"   BLOCKED: {state.blocked:016x}")
+    if state.shared_pending is not None:
+        out.append("PRIVATE_PENDING")
+    out.append(f"    SIGNAL: {state.private_pending:016x}")
+    out += queue_lines(state.private_queue)
+    if state.shared_pending is not None:
+        out += ["SHARED_PENDING", f"    SIGNAL: {state.shared_pending:016x}"]
+        out += queue_lines(state.shared_queue)
+    return out + [f"sig: {e}" for e in state.errors]
+
+
+@command("sig", "a task's signal handlers, blocked and pending signals (default: the panic task)",
+         "sig [PID | TASK ...]")
+def cmd_sig(session: Session, args: list[str]) -> list[str]:
+    from crashtui.commands.sched import task_header
+    from crashtui.commands.task import select_tasks
+    from crashtui.kernel.signals import task_signals
+
+    bad = [a for a in args if a.startswith("-")]
+    if bad:
+        raise CommandError(f"sig: unsupported option {bad[0]} (try: sig [PID | TASK])")
+    out: list[str] = []
+    for t in select_tasks(session, args, "sig"):
+        out.append(task_header(t))
+        try:
+            out += signal_lines(task_signals(session.kernel, t.address))
+        except CrashtuiError as exc:
+            out.append(f"sig: task {t.address:x}: {exc}")
+        out.append("")
+    return out
