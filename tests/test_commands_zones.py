@@ -67,7 +67,7 @@ def test_recorded_where_expected() -> None:
 
 
 COMMANDS = [("kmem-z.txt", "kmem -z"), ("kmem-f.txt", "kmem -f"), ("sig.txt", "sig"),
-            ("sig-1.txt", "sig 1"), ("sig-pid.txt", "sig {PID}")]
+            ("sig-1.txt", "sig 1"), ("sig-pid.txt", "sig {PID}"), ("irq-s.txt", "irq -s")]
 
 
 @pytest.mark.parametrize("name", CRASH_DUMPS)
@@ -162,3 +162,34 @@ def test_sig_7x_equals_drgn(sessions: dict[str, Session], name: str, file: str,
     a = _sig_values(mine(sessions[name], cmd.format(PID=pid_of(name))))
     b = _sig_values(recorded(name, file))
     assert len([x for x in a if x[0].isdigit()]) == 64 and a == b
+
+
+def _irq_rows(lines: list[str], ncpu: int) -> list[tuple[int, tuple[int, ...], str, str]]:
+    """(irq, counts, chip, handler names) of each irq -s row (crash's chip-flow or drgn's chip)."""
+    out = []
+    for line in lines[1:]:
+        f = line.split()
+        out.append((int(f[0].rstrip(":")), tuple(int(x) for x in f[1:1 + ncpu]),
+                    f[1 + ncpu], f[-1]))
+    return out
+
+
+@pytest.mark.parametrize("name", DRGN_DUMPS)
+def test_irq_s_7x_equals_drgn(sessions: dict[str, Session], name: str) -> None:
+    """Same IRQs, counts per CPU, chips and handlers as drgn (7.2+: total_nr_irqs, the
+    sparse_irqs maple tree); crash adds the flow name to the chip (IO-APIC-edge)."""
+    a, b = mine(sessions[name], "irq -s"), recorded(name, "drgn-irq-s.txt")
+    assert a[0].split() == b[0].split()
+    ncpu = len(a[0].split())
+    rows, theirs = _irq_rows(a, ncpu), _irq_rows(b, ncpu)
+    assert len(rows) >= 5 and sum(sum(r[1]) for r in rows) > 0
+    assert [(r[0], r[1], r[3]) for r in rows] == [(t[0], t[1], t[3]) for t in theirs]
+    assert all(r[2].startswith(t[2] + "-") for r, t in zip(rows, theirs, strict=True))
+
+
+def test_irq_s_cpu_choice(sessions: dict[str, Session]) -> None:
+    out = run_command(sessions["6.1-sysrq"], "irq -s -c 1,3")
+    assert out[0] == "           CPU1       CPU3 "
+    assert out[1] == "  0:          0          0  IO-APIC-edge     timer"
+    with pytest.raises(CommandError, match="only -s"):
+        run_command(sessions["6.1-sysrq"], "irq")

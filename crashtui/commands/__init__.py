@@ -22,6 +22,7 @@ def _load_all() -> None:
         dis,
         files,
         hang,
+        irq,
         kmem,
         listcmd,
         mod,

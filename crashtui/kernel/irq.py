@@ -1,0 +1,134 @@
+"""Interrupt descriptors (kernel/irq/irqdesc.c): per IRQ its chip, flow name, handlers'
+names and per-CPU counts, found as crash's get_irq_desc_addr() finds them.
+
+Where the descriptors are is read from the symbols the kernel has: the static irq_desc[]
+(!CONFIG_SPARSE_IRQ), irq_desc_tree (a radix tree, i.e. an XArray, up to 6.4) or
+sparse_irqs (a maple tree, 6.5+, each entry's irq from irq_desc.irq_data.irq).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from crashtui.errors import CrashtuiError, KernelReadError
+
+if TYPE_CHECKING:
+    from crashtui.kernel.program import Kernel
+
+MAX_IRQS = 1 << 16
+MAX_ACTIONS = 256  # handlers sharing one line
+
+
+class IrqLayoutError(KernelReadError):
+    """Neither irq_desc[], irq_desc_tree nor sparse_irqs is in this kernel."""
+
+
+@dataclass(frozen=True)
+class Irq:
+    """One IRQ with at least one handler (irq_desc.action set)."""
+
+    irq: int
+    desc: int
+    chip: str | None  # irq_chip.name (None: no chip, or unreadable)
+    flow: str | None  # irq_desc.name: "edge", "fasteoi", ...
+    actions: list[str]  # irqaction.name of each handler, in chain order
+    counts: dict[int, int]  # CPU -> kstat_irqs count
+
+
+@dataclass
+class IrqTable:
+    nr_irqs: int
+    cpus: list[int]  # the CPUs counted (online)
+    irqs: list[Irq]
+    errors: list[str] = field(default_factory=list)
+
+
+def irq_descs(kernel: Kernel, errors: list[str]) -> dict[int, int]:
+    """irq number -> irq_desc address of every allocated descriptor."""
+    nr = nr_irqs(kernel)
+    static = kernel.symbol_or_none("irq_desc")
+    if static is not None:
+        size = kernel.sizeof("struct irq_desc")
+        return {i: static + i * size for i in range(nr)}
+    tree = kernel.symbol_or_none("irq_desc_tree")
+    if tree is not None:
+        from crashtui.kernel.pid import xarray_entries
+
+        head = tree + kernel.offsetof("xarray", "xa_head")
+        return {i: d for i, d in xarray_entries(kernel, head, errors, "irq_desc_tree")
+                if i < nr}
+    tree = kernel.symbol_or_none("sparse_irqs")
+    if tree is not None:
+        from crashtui.kernel.vm import maple_entries
+
+        o_irq = kernel.offsetof("irq_desc", "irq_data.irq")
+        out = {}
+        for d in maple_entries(kernel, tree, limit=MAX_IRQS):
+            try:
+                out[kernel.read_u32(d + o_irq)] = d
+            except CrashtuiError as exc:
+                errors.append(f"irq_desc {d:x}: {exc}")
+        return out
+    raise IrqLayoutError("no irq_desc, irq_desc_tree or sparse_irqs symbol")
+
+
+def nr_irqs(kernel: Kernel) -> int:
+    """The static irq_desc[]'s length, else the nr_irqs variable (crash's machdep->nr_irqs)."""
+    sym = kernel.symbols.lookup("irq_desc")
+    if sym is not None and sym.size:
+        return min(sym.size // kernel.sizeof("struct irq_desc"), MAX_IRQS)
+    # 7.2 renamed the variable total_nr_irqs (commit b99dc723b12e)
+    var = kernel.symbol_or_none("nr_irqs") or kernel.symbol_or_none("total_nr_irqs")
+    if var is None:
+        raise IrqLayoutError("neither nr_irqs nor total_nr_irqs is a symbol")
+    return min(kernel.read_u32(var), MAX_IRQS)
+
+
+def _string(kernel: Kernel, addr: int) -> str | None:
+    if not addr:
+        return None
+    try:
+        return kernel.read_cstr(addr, 64)
+    except CrashtuiError:
+        return None
+
+
+def interrupts(kernel: Kernel) -> IrqTable:
+    """Every IRQ below nr_irqs with a handler, and its counts on each online CPU."""
+    errors: list[str] = []
+    descs = irq_descs(kernel, errors)
+    cpus = kernel.cpumask("__cpu_online_mask") if kernel.has_symbol("__cpu_online_mask") \
+        else list(range(kernel.nr_cpu_ids))
+    off = kernel.offsetof
+    o_action = off("irq_desc", "action")
+    o_kstat = off("irq_desc", "kstat_irqs")
+    o_chip = off("irq_desc", "irq_data.chip")
+    o_flow = off("irq_desc", "name")
+    o_chip_name = off("irq_chip", "name")
+    o_act_name, o_act_next = off("irqaction", "name"), off("irqaction", "next")
+    out = []
+    for irq in sorted(descs):
+        desc = descs[irq]
+        try:
+            action = kernel.read_u64(desc + o_action)
+            if not action:
+                continue
+            kstat = kernel.read_u64(desc + o_kstat)
+            counts = {c: kernel.read_u32(kernel.per_cpu(kstat, c)) for c in cpus} \
+                if kstat else dict.fromkeys(cpus, 0)
+            chip = kernel.read_u64(desc + o_chip)
+            chip_name = _string(kernel, kernel.read_u64(chip + o_chip_name)) if chip else None
+            flow = _string(kernel, kernel.read_u64(desc + o_flow))
+            names: list[str] = []
+            seen: set[int] = set()
+            while action and action not in seen and len(seen) < MAX_ACTIONS:
+                seen.add(action)
+                name = _string(kernel, kernel.read_u64(action + o_act_name))
+                if name is not None:
+                    names.append(name)
+                action = kernel.read_u64(action + o_act_next)
+            out.append(Irq(irq, desc, chip_name, flow, names, counts))
+        except CrashtuiError as exc:
+            errors.append(f"irq {irq}: irq_desc {desc:x}: {exc}")
+    return IrqTable(nr_irqs(kernel), cpus, out, errors)
