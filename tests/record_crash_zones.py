@@ -4,7 +4,8 @@ tests/crash_outputs/<dump>/ (sample-dumps/ belongs to whoever made the dumps).
 
     .venv/bin/python tests/record_crash_zones.py 6.1-sysrq 5.10-sysrq 6.12-sysrq ...
 
-{PID} is the panic task's PID (from the dump's crash/bt.txt).
+{PID} is the panic task's PID (from the dump's crash/bt.txt), {PENDING} the first task with a
+signal queued (found with crashtui's own reading; the command is left out where none is).
 """
 from __future__ import annotations
 
@@ -30,8 +31,26 @@ COMMANDS = (
     ("sig-1.txt", "sig 1"),
     ("sig-pid.txt", "sig {PID}"),
     ("irq-s.txt", "irq -s"),
+    ("sig-pending.txt", "sig {PENDING}"),
 )
 MARKER = "==== record-crash-zones ===="
+
+
+def pending_task(dump_dir: Path, vmlinux: Path) -> str:
+    """The PID of the first task with a queued signal, or "" if none has one."""
+    sys.path.insert(0, str(ROOT))
+    from crashtui.analysis.session import Session
+    from crashtui.kernel.signals import task_signals
+
+    s = Session.open(next(dump_dir.glob("dump.*")), vmlinux)
+    try:
+        for t in s.tasks.tasks:
+            st = task_signals(s.kernel, t.address)
+            if st.private_queue or st.shared_queue:
+                return str(t.pid)
+        return ""
+    finally:
+        s.close()
 
 
 def record(name: str, crash: list[str]) -> None:
@@ -41,16 +60,20 @@ def record(name: str, crash: list[str]) -> None:
     bt = (dump_dir / "crash" / "bt.txt").read_text()
     pid = re.search(r"PID: (\d+)", bt)
     assert pid, "crash/bt.txt has no task header"
+    where = {"PID": pid.group(1), "PENDING": pending_task(dump_dir, vmlinux)}
+    commands = [(f, c) for f, c in COMMANDS if "{PENDING}" not in c or where["PENDING"]]
     cmds: list[str] = []
-    for _f, c in COMMANDS:
-        cmds += [c.format(PID=pid.group(1)), f"!echo '{MARKER}'"]
+    for _f, c in commands:
+        cmds += [c.format(**where), f"!echo '{MARKER}'"]
     outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), MARKER)
     out = ROOT / "tests" / "crash_outputs" / name
     out.mkdir(parents=True, exist_ok=True)
-    for (fname, _c), text in zip(COMMANDS, outputs, strict=False):
+    for (fname, _c), text in zip(commands, outputs, strict=False):
         (out / fname).write_text(text)
     (out / "zones-PID").write_text(pid.group(1) + "\n")
-    print(f"{name}: wrote {len(COMMANDS)} files", flush=True)
+    if where["PENDING"]:
+        (out / "zones-PENDING").write_text(where["PENDING"] + "\n")
+    print(f"{name}: wrote {len(commands)} files", flush=True)
 
 
 def main(args: list[str]) -> int:

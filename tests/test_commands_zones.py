@@ -78,6 +78,16 @@ def test_equals_crash(sessions: dict[str, Session], name: str, file: str, cmd: s
     assert a == b, f"{name}: {line}: " + first_difference(a, b)
 
 
+def test_sig_pending_queue_equals_crash(sessions: dict[str, Session]) -> None:
+    """6.1-sysrq PID 128 has SIGCHLD queued on its shared pending list (SIGPENDING: yes):
+    the queue walk and its siginfo address, as crash prints them."""
+    name = "6.1-sysrq"
+    pid = (OUTPUTS / name / "zones-PENDING").read_text().strip()
+    a, b = mine(sessions[name], f"sig {pid}"), recorded(name, "sig-pending.txt")
+    assert "              17  ffff8af3e33f39c8" in b and "SIGPENDING: yes" in b
+    assert a == b, first_difference(a, b)
+
+
 def test_kmem_f_counts_every_free_page(sessions: dict[str, Session]) -> None:
     """The free-list walk agrees with the kernel's own NR_FREE_PAGES counters (crash's
     '(verified)'), and the per-order pages are blocks << order."""
