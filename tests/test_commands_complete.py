@@ -21,7 +21,7 @@ def session(vmlinux_path: Path) -> Iterator[Session]:
 
 
 def test_command_names() -> None:
-    assert complete(None, "s") == ["set", "struct", "sym", "sys"]
+    assert complete(None, "s") == ["set", "sig", "struct", "sym", "sys"]
     assert complete(None, "str") == ["struct "]  # unique: ready for the next word
     assert complete(None, "help b") == ["help bt "]
     assert complete(None, "zz") == []
