@@ -81,3 +81,18 @@ def test_set_moves_the_context_bt_and_task_use(session: Session) -> None:
     assert run_command(session, "set ffff8af3c1204180")[0] == "    PID: 1"
     with pytest.raises(CommandError, match="set: invalid task or pid value: 99999"):
         run_command(session, "set 99999")
+
+
+def test_redirection_writes_the_output_to_a_file(session: Session, tmp_path: Path) -> None:
+    out = tmp_path / "bt.txt"
+    assert run_command(session, f"bt > {out}") == []
+    assert out.read_text().splitlines() == (CRASH / "bt.txt").read_text().splitlines()
+    assert run_command(session, f"ps | grep kworker | head -2 >> {out}") == []
+    ps_kworkers = [s for s in (CRASH / "ps.txt").read_text().splitlines() if "kworker" in s]
+    assert out.read_text().splitlines()[-2:] == ps_kworkers[:2]
+    # `->` is a member access, not a redirection
+    p_arrow = (CRASH / "p-arrow.txt").read_text().splitlines()
+    assert run_command(session, "p init_task.real_parent->pid")[-1].split("=")[1] == \
+        p_arrow[-1].split("=")[1]
+    with pytest.raises(CommandError, match="cannot write .*no-such-dir/x: No such file"):
+        run_command(session, f"bt > {tmp_path}/no-such-dir/x")

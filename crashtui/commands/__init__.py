@@ -5,7 +5,13 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from crashtui.commands.pipes import apply_pipes, pipe_filter, split_pipes
+from crashtui.commands.pipes import (
+    apply_pipes,
+    pipe_filter,
+    split_pipes,
+    split_redirect,
+    write_output,
+)
 from crashtui.commands.registry import COMMANDS, Command, CommandError, CommandFn, command
 
 if TYPE_CHECKING:
@@ -43,8 +49,10 @@ def _load_all() -> None:
 
 def run_command(session: Session, line: str) -> list[str]:
     """Run one command line and return its output lines; raises CommandError/CrashtuiError.
-    `| grep`, `| head` and `| tail` stages filter the output (crashtui.commands.pipes)."""
+    `| grep`, `| head` and `| tail` stages filter the output, `> FILE` writes it there
+    (crashtui.commands.pipes)."""
     _load_all()
+    line, target, append = split_redirect(line)
     line, stages = split_pipes(line)
     filters = [pipe_filter(argv) for argv in stages]
     try:
@@ -56,7 +64,11 @@ def run_command(session: Session, line: str) -> list[str]:
     cmd = COMMANDS.get(argv[0])
     if cmd is None:
         raise CommandError(f"{argv[0]}: command not found (try `help`)")
-    return apply_pipes(cmd.fn(session, argv[1:]), filters)
+    out = apply_pipes(cmd.fn(session, argv[1:]), filters)
+    if target is None:
+        return out
+    write_output(out, target, append)
+    return []
 
 
 def command_names() -> list[str]:

@@ -1,11 +1,13 @@
 """Output pipes on a command line, as crash passes them to the shell: `| grep [-i] [-v] [-w]
-[-c] [-e] PAT`, `| head [-n N | -N]`, `| tail [-n N | -N]`, any number, applied in order."""
+[-c] [-e] PAT`, `| head [-n N | -N]`, `| tail [-n N | -N]`, any number, applied in order;
+then `> FILE` or `>> FILE` at the end writes (appends) the output there instead."""
 
 from __future__ import annotations
 
 import re
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 
 from crashtui.commands.registry import CommandError
 
@@ -45,6 +47,40 @@ def split_pipes(line: str) -> tuple[str, list[list[str]]]:
         else:  # not a pipe: part of the command (an expression)
             command += "|" + piece
     return command, stages
+
+
+def split_redirect(line: str) -> tuple[str, str | None, bool]:
+    """(the line before it, FILE, append) of a trailing `> FILE` / `>> FILE` outside quotes;
+    (line, None, False) without one."""
+    quote = ""
+    at = -1
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ">" and (i == 0 or line[i - 1] != ">") and line[i - 1: i] != "-":
+            at = i  # `->` is C's member access, not a redirection
+    if at < 0:
+        return line, None, False
+    append = line[at + 1: at + 2] == ">"
+    try:
+        target = shlex.split(line[at + (2 if append else 1):])
+    except ValueError as exc:
+        raise CommandError(f"cannot parse redirection: {exc}") from None
+    if len(target) != 1:
+        raise CommandError("redirection: one file name after > (try: bt -a > bt.txt)")
+    return line[:at], target[0], append
+
+
+def write_output(lines: list[str], path: str, append: bool) -> None:
+    """The output to a file, as the shell's `>` / `>>` would (a bad path: CommandError)."""
+    try:
+        with open(Path(path).expanduser(), "a" if append else "w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in lines)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _count(cmd: str, text: str) -> int:
