@@ -22,7 +22,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("/  n  N", "search the focused pane (log, command output, frames, CPUs, Tasks table; "
                 "in the task list: the filter); next / previous match"),
     (":", "command line: sys, bt, log, ps, kmem -i, mod, dis -l, set PID, help; "
-          "pipes: | grep [-i -v -w -c] PAT, | head [-n N], | tail [-n N]"),
+          "pipes: | grep [-i -v -w -c] PAT, | head [-n N], | tail [-n N], > FILE"),
     ("Tab", "command line: complete commands, symbols, structs, modules"),
     ("Ctrl+C", "interrupt a running command (it never quits)"),
     ("y  Y", "frames: copy the selected frame / the whole backtrace as crash's bt -l; "
