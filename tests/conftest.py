@@ -6,9 +6,14 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample-dumps"
@@ -223,3 +228,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     else:
         for why in sorted(missing.values()):
             terminalreporter.line(f"  {why}")
+
+
+class SampleSessions(dict[str, "Session"]):
+    """Sessions on the sample dumps by name, opened with their debug vmlinux on first use."""
+
+    def __missing__(self, name: str) -> Session:
+        from crashtui.analysis.session import Session
+
+        self[name] = Session.open(dump_of(name), vmlinux_of(name))
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def sessions() -> Iterator[SampleSessions]:
+    """One session per sample dump for a test module (a module may define its own)."""
+    out = SampleSessions()
+    yield out
+    for s in out.values():
+        s.close()

@@ -26,18 +26,6 @@ CRASH_DUMPS = tuple(sorted(p.parent.name for p in OUTPUTS.glob("*/more-ADDRESSES
 DRGN_DUMPS = ("7.3-sysrq", "7.3-softlockup", "7.3-bug-kthread", "7.3-test-module")
 
 
-class _Sessions(dict[str, Session]):
-    def __missing__(self, name: str) -> Session:
-        self[name] = Session.open(next((SAMPLES / name).glob("dump.*")), vmlinux_of(name))
-        return self[name]
-
-
-@pytest.fixture(scope="module")
-def sessions() -> Iterator[dict[str, Session]]:
-    out = _Sessions()
-    yield out
-    for s in out.values():
-        s.close()
 
 
 def addresses(name: str) -> dict[str, str]:

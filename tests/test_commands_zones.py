@@ -8,14 +8,12 @@ drgn-*.txt) prints other columns, so on the 7.3 dumps the values are compared.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crashtui.analysis.session import Session
 from crashtui.commands import CommandError, run_command
-from tests.conftest import vmlinux_of
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample-dumps"
 OUTPUTS = Path(__file__).resolve().parent / "crash_outputs"
@@ -25,18 +23,6 @@ DRGN_DUMPS = tuple(sorted(p.parent.name for p in OUTPUTS.glob("*/drgn-kmem-z.txt
                           if (SAMPLES / p.parent.name / "MANIFEST").is_file()))
 
 
-class _Sessions(dict[str, Session]):
-    def __missing__(self, name: str) -> Session:
-        self[name] = Session.open(next((SAMPLES / name).glob("dump.*")), vmlinux_of(name))
-        return self[name]
-
-
-@pytest.fixture(scope="module")
-def sessions() -> Iterator[dict[str, Session]]:
-    out = _Sessions()
-    yield out
-    for s in out.values():
-        s.close()
 
 
 def recorded(name: str, file: str) -> list[str]:
