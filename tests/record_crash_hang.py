@@ -7,36 +7,19 @@ tests/crash_outputs/<dump>/ (sample-dumps/ belongs to whoever made the dumps).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "sample-dumps"))
+from recording import Sample, crash_command, crash_outputs, write_outputs
 
-from makedump.crashout import (  # noqa: E402
-    crash_command,
-    fetch_vmlinux,
-    read_manifest,
-    run_crash,
-    split_outputs,
-)
-
-COMMANDS = (("runq.txt", "runq"), ("runq-m.txt", "runq -m"), ("ps-m.txt", "ps -m"), ("foreach-UN-bt.txt", "foreach UN bt"))
+COMMANDS = (("runq.txt", "runq"), ("runq-m.txt", "runq -m"), ("ps-m.txt", "ps -m"),
+            ("foreach-UN-bt.txt", "foreach UN bt"))
 MARKER = "==== record-crash-hang ===="
 
 
 def record(name: str, crash: list[str]) -> None:
-    dump_dir = ROOT / "sample-dumps" / name
-    m = read_manifest(dump_dir)
-    vmlinux = fetch_vmlinux(m)
-    cmds: list[str] = []
-    for _f, c in COMMANDS:
-        cmds += [c, f"!echo '{MARKER}'"]
-    outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), MARKER)
-    out = ROOT / "tests" / "crash_outputs" / name
-    out.mkdir(parents=True, exist_ok=True)
-    lab = str(vmlinux.parent.parent.parent)
-    for (fname, _c), text in zip(COMMANDS, outputs, strict=False):
-        (out / fname).write_text(text.replace(lab, "$LAB"))
+    s = Sample.get(name)
+    outputs = crash_outputs(crash, s, [c for _f, c in COMMANDS], MARKER)
+    write_outputs(name, zip((f for f, _c in COMMANDS), outputs, strict=False),
+                  s.vmlinux.parent.parent.parent)
     print(f"{name}: wrote {len(COMMANDS)} files", flush=True)
 
 

@@ -15,16 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "sample-dumps"))
-
-from makedump.crashout import (  # noqa: E402
-    crash_command,
-    fetch_vmlinux,
-    read_manifest,
-    run_crash,
-    split_outputs,
-)
+from recording import Sample, crash_command, crash_outputs, run_crash, write_outputs
 
 COMMANDS = (
     ("kmem-s.txt", "kmem -s"),
@@ -85,7 +76,6 @@ def free_objects(dump_dir: Path, vmlinux: Path) -> dict[str, str]:
     """FREECPU: an object on a CPU's lockless freelist (kmalloc-256), FREESLAB: a free object
     of a slab on a node's partial list, PAGE: the struct page heading TASK's slab, MODULE: the
     first module's list node (found with crashtui's own walks)."""
-    sys.path.insert(0, str(ROOT))
     from crashtui.analysis.session import Session
     from crashtui.kernel.slab import SlubLayout, cache_addresses
 
@@ -120,26 +110,18 @@ def free_objects(dump_dir: Path, vmlinux: Path) -> dict[str, str]:
 
 
 def record(name: str, crash: list[str], only: set[str] | None = None) -> None:
-    dump_dir = ROOT / "sample-dumps" / name
-    m = read_manifest(dump_dir)
-    vmlinux = fetch_vmlinux(m)
-    where = addresses(dump_dir)
-    banner = run_crash(crash, vmlinux, dump_dir, m["dump"], ["sym linux_banner"])
+    s = Sample.get(name)
+    where = addresses(s.dir)
+    banner = run_crash(crash, s.vmlinux, s.dir, s.manifest["dump"], ["sym linux_banner"])
     where["BANNER"] = banner.split()[0]
-    where.update(free_objects(dump_dir, vmlinux))
+    where.update(free_objects(s.dir, s.vmlinux))
     # an address not found (no free object of that kind) leaves its command out
     commands = [(f, c) for f, c in COMMANDS
                 if not any(f"{{{k}}}" in c and v == "0" for k, v in where.items())
                 and (only is None or f in only)]
-    cmds: list[str] = []
-    for _f, c in commands:
-        cmds += [c.format(**where), f"!echo '{MARKER}'"]
-    outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), MARKER)
-    out = ROOT / "tests" / "crash_outputs" / name
-    out.mkdir(parents=True, exist_ok=True)
-    lab = str(vmlinux.parent.parent.parent)
-    for (fname, _c), text in zip(commands, outputs, strict=False):
-        (out / fname).write_text(text.replace(lab, "$LAB"))
+    outputs = crash_outputs(crash, s, [c.format(**where) for _f, c in commands], MARKER)
+    out = write_outputs(name, zip((f for f, _c in commands), outputs, strict=False),
+                        s.vmlinux.parent.parent.parent)
     (out / "more-ADDRESSES").write_text("".join(f"{k}={v}\n" for k, v in sorted(where.items())))
     print(f"{name}: wrote {len(commands)} files", flush=True)
 

@@ -13,16 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "sample-dumps"))
-
-from makedump.crashout import (  # noqa: E402
-    crash_command,
-    fetch_vmlinux,
-    read_manifest,
-    run_crash,
-    split_outputs,
-)
+from recording import Sample, crash_command, crash_outputs, write_outputs
 
 COMMANDS = (
     ("kmem-z.txt", "kmem -z"),
@@ -38,7 +29,6 @@ MARKER = "==== record-crash-zones ===="
 
 def pending_task(dump_dir: Path, vmlinux: Path) -> str:
     """The PID of the first task with a queued signal, or "" if none has one."""
-    sys.path.insert(0, str(ROOT))
     from crashtui.analysis.session import Session
     from crashtui.kernel.signals import task_signals
 
@@ -54,22 +44,14 @@ def pending_task(dump_dir: Path, vmlinux: Path) -> str:
 
 
 def record(name: str, crash: list[str]) -> None:
-    dump_dir = ROOT / "sample-dumps" / name
-    m = read_manifest(dump_dir)
-    vmlinux = fetch_vmlinux(m)
-    bt = (dump_dir / "crash" / "bt.txt").read_text()
+    s = Sample.get(name)
+    bt = (s.dir / "crash" / "bt.txt").read_text()
     pid = re.search(r"PID: (\d+)", bt)
     assert pid, "crash/bt.txt has no task header"
-    where = {"PID": pid.group(1), "PENDING": pending_task(dump_dir, vmlinux)}
+    where = {"PID": pid.group(1), "PENDING": pending_task(s.dir, s.vmlinux)}
     commands = [(f, c) for f, c in COMMANDS if "{PENDING}" not in c or where["PENDING"]]
-    cmds: list[str] = []
-    for _f, c in commands:
-        cmds += [c.format(**where), f"!echo '{MARKER}'"]
-    outputs = split_outputs(run_crash(crash, vmlinux, dump_dir, m["dump"], cmds), MARKER)
-    out = ROOT / "tests" / "crash_outputs" / name
-    out.mkdir(parents=True, exist_ok=True)
-    for (fname, _c), text in zip(commands, outputs, strict=False):
-        (out / fname).write_text(text)
+    outputs = crash_outputs(crash, s, [c.format(**where) for _f, c in commands], MARKER)
+    out = write_outputs(name, zip((f for f, _c in commands), outputs, strict=False))
     (out / "zones-PID").write_text(pid.group(1) + "\n")
     if where["PENDING"]:
         (out / "zones-PENDING").write_text(where["PENDING"] + "\n")
