@@ -87,8 +87,9 @@ def _signatures(argv: list[str]) -> int:
 
     args = build_signature_parser().parse_args(argv)
     # crash's habit (`crash vmlinux vmcore`): a kernel image among the dumps is a --vmlinux
-    args.vmlinux += [d for d in args.dumps if _is_kernel_image(d)]
-    args.dumps = [d for d in args.dumps if not _is_kernel_image(d)]
+    images = {d for d in args.dumps if _is_kernel_image(d)}
+    args.vmlinux += [d for d in args.dumps if d in images]
+    args.dumps = [d for d in args.dumps if d not in images]
     status = 0
     for dump in args.dumps:
         try:
