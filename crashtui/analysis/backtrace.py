@@ -65,6 +65,10 @@ class Frame:
     # pc is a return address: function and source are those of pc - 1, the call instruction
     # (False for an interrupted pc, whose own instruction is meant).
     return_address: bool = True
+    # Registers known in this frame (DWARF register names as crash prints them: rip, rsp, rbp,
+    # rbx, ...): all of them in a frame entered from pt_regs or NT_PRSTATUS, otherwise only what
+    # unwinding recovered (rip, rsp and, where the unwinder found it, rbp). Filled by the unwinder.
+    registers: dict[str, int] = field(default_factory=dict)
 
     @property
     def symbol(self) -> str:
