@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Record crash 8.0.6's mount, net, net -s, dev, dev -d/-D and swap outputs for sample dumps
+into tests/crash_outputs/<dump>/ (sample-dumps/ belongs to whoever made the dumps).
+
+    .venv/bin/python tests/record_crash_devices.py 6.1-sysrq 5.10-sysrq 6.12-sysrq ...
+
+{PID} is the panic task's PID (from the dump's crash/bt.txt), written to devices-PID.
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+from recording import Sample, crash_command, crash_outputs, write_outputs
+
+COMMANDS = (
+    ("mount.txt", "mount"),
+    ("mount-n-1.txt", "mount -n 1"),
+    ("net.txt", "net"),
+    ("net-n-pid.txt", "net -n {PID}"),
+    ("net-s.txt", "net -s"),
+    ("net-s-pids.txt", "net -s 1 {PID}"),
+    ("dev.txt", "dev"),
+    ("dev-d.txt", "dev -d"),
+    ("dev-D.txt", "dev -D"),
+    ("swap.txt", "swap"),
+)
+MARKER = "==== record-crash-devices ===="
+
+
+def record(name: str, crash: list[str]) -> None:
+    s = Sample.get(name)
+    bt = (s.dir / "crash" / "bt.txt").read_text()
+    pid = re.search(r"PID: (\d+)", bt)
+    assert pid, "crash/bt.txt has no task header"
+    outputs = crash_outputs(crash, s, [c.format(PID=pid.group(1)) for _f, c in COMMANDS],
+                            MARKER)
+    out = write_outputs(name, zip((f for f, _c in COMMANDS), outputs, strict=False))
+    (out / "devices-PID").write_text(pid.group(1) + "\n")
+    print(f"{name}: wrote {len(COMMANDS)} files", flush=True)
+
+
+def main(args: list[str]) -> int:
+    crash = crash_command()
+    for name in args:
+        record(name, crash)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
