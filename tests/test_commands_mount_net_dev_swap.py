@@ -150,8 +150,13 @@ def test_options_refused(sessions: dict[str, Session]) -> None:
         run_command(s, "dev -x")
     with pytest.raises(CommandError, match="invalid task or pid value: 999999"):
         run_command(s, "net -s 999999")
-    with pytest.raises(CommandError, match="mount: unsupported argument"):
+    with pytest.raises(CommandError, match="mount: unsupported argument -x"):
+        run_command(s, "mount -x")
+    # crash: "the super_block.s_files linked list does not exist in this kernel"
+    with pytest.raises(CommandError, match=r"super_block\.s_files linked list does not exist"):
         run_command(s, "mount /proc")
+    with pytest.raises(CommandError, match=r"super_block\.s_dirty linked list does not exist"):
+        run_command(s, "mount -i")
 
 
 @pytest.mark.parametrize(("cmd", "struct", "member"), [

@@ -48,12 +48,21 @@ def cmd_mount(session: Session, args: list[str]) -> list[str]:
 
     ns_arg: str | None = None
     rest = list(args)
+    btf = session.kernel.btf
     while rest:
         a = rest.pop(0)
         if a == "-n" and rest:
             ns_arg = rest.pop(0)
         elif a.startswith("-n") and len(a) > 2:
             ns_arg = a[2:]
+        elif a == "-i" and not btf.has_member("super_block", "s_dirty"):
+            raise CommandError("mount: the super_block.s_dirty linked list does not exist in "
+                               "this kernel (-i is not applicable)")
+        elif (a == "-f" or not a.startswith("-")) and not btf.has_member("super_block",
+                                                                         "s_files"):
+            # crash lists each mount's open files to search for an argument
+            raise CommandError("mount: the super_block.s_files linked list does not exist in "
+                               "this kernel (-f and searches are not applicable)")
         else:
             raise CommandError(f"mount: unsupported argument {a} (try: mount [-n PID | TASK])")
     task = namespace_task(session, ns_arg)
