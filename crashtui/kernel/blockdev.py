@@ -23,7 +23,8 @@ REQ_OP_MASK = 0xFF
 
 @dataclass(frozen=True)
 class Disk:
-    """One gendisk and its requests in flight (read/write, or async/sync on old kernels)."""
+    """One gendisk and its requests in flight (read/write, or async/sync on old kernels),
+    as C ints the way crash holds them."""
 
     major: int
     gendisk: int
@@ -162,13 +163,19 @@ def _hw_queues(kernel: Kernel, q: int, errors: list[str]) -> list[int]:
     return [int.from_bytes(raw[8 * i:8 * i + 8], "little") for i in range(n)]
 
 
+def c_int(value: int) -> int:
+    """A count as crash's `int` holds it (the low 32 bits, signed): per-CPU counters are
+    summed modulo 2**64 and one CPU's part may be negative."""
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
 def _per_cpu_pair(kernel: Kernel, base: int, offset: int, size: int) -> list[int]:
     """Sum over every CPU of a per-CPU pair of counters at base + offset."""
     out = [0, 0]
     for cpu in range(kernel.nr_cpu_ids):
         raw = kernel.read(kernel.per_cpu(base, cpu) + offset, 2 * size)
-        out[0] += int.from_bytes(raw[:size], "little", signed=size == 4)
-        out[1] += int.from_bytes(raw[size:], "little", signed=size == 4)
+        out[0] += int.from_bytes(raw[:size], "little", signed=True)
+        out[1] += int.from_bytes(raw[size:], "little", signed=True)
     return out
 
 
@@ -202,7 +209,7 @@ def queue_in_flight(kernel: Kernel, q: int, gendisk: int, errors: list[str]) -> 
         ctx = kernel.pointer(q, "request_queue", "queue_ctx")
         dispatched = _per_cpu_pair(kernel, ctx, kernel.offsetof("blk_mq_ctx", "rq_dispatched"), 8)
         completed = _per_cpu_pair(kernel, ctx, kernel.offsetof("blk_mq_ctx", "rq_completed"), 8)
-        return [dispatched[0] - completed[0], dispatched[1] - completed[1]]
+        return [c_int(dispatched[0] - completed[0]), c_int(dispatched[1] - completed[1])]
     for rl in ("rq", "root_rl"):
         if btf.has_member("request_queue", rl):
             raw = kernel.read(q + kernel.offsetof("request_queue", rl)
@@ -217,7 +224,8 @@ def queue_in_flight(kernel: Kernel, q: int, gendisk: int, errors: list[str]) -> 
                                "bd_stats")
     size = btf.member_type("disk_stats", "in_flight").resolved()
     elem = (btf.sizeof_id(size.target_id) if size.target_id is not None else None) or 8
-    return _per_cpu_pair(kernel, stats, kernel.offsetof("disk_stats", "in_flight"), elem)
+    return [c_int(n) for n in
+            _per_cpu_pair(kernel, stats, kernel.offsetof("disk_stats", "in_flight"), elem)]
 
 
 def disk_table(kernel: Kernel) -> DiskTable:
