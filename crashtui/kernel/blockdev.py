@@ -121,6 +121,12 @@ def _sbitmap_set_bits(kernel: Kernel, sb: int) -> list[int]:
     return out
 
 
+def request_state(kernel: Kernel, rq: int) -> tuple[int, int, int]:
+    """(request.q, request.state, REQ_OP_* of request.cmd_flags) of a struct request."""
+    return (kernel.pointer(rq, "request", "q"), kernel.member(rq, "request", "state", 4),
+            kernel.member(rq, "request", "cmd_flags", 4) & REQ_OP_MASK)
+
+
 def _tags_in_flight(kernel: Kernel, q: int, tags: int, counts: list[int]) -> None:
     """Count the requests of queue `q` in state MQ_RQ_IN_FLIGHT among a blk_mq_tags' busy
     tags (reserved first), reads in counts[0], writes in counts[1]."""
@@ -128,8 +134,10 @@ def _tags_in_flight(kernel: Kernel, q: int, tags: int, counts: list[int]) -> Non
     nr_reserved = kernel.member(tags, "blk_mq_tags", "nr_reserved_tags", 4)
     rqs = kernel.pointer(tags, "blk_mq_tags", "rqs")
     pointer = btf.member_type("blk_mq_tags", "bitmap_tags").resolved().kind == "ptr"
-    o_q, o_flags = kernel.offsetof("request", "q"), kernel.offsetof("request", "cmd_flags")
-    o_state = kernel.offsetof("request", "state")
+    try:
+        in_flight = btf.enumerator("MQ_RQ_IN_FLIGHT")  # enum mq_rq_state
+    except CrashtuiError:
+        in_flight = MQ_RQ_IN_FLIGHT
     sb_off = kernel.offsetof("sbitmap_queue", "sb")
     for member, reserved in (("breserved_tags", True), ("bitmap_tags", False)):
         if reserved and not nr_reserved:
@@ -141,10 +149,9 @@ def _tags_in_flight(kernel: Kernel, q: int, tags: int, counts: list[int]) -> Non
             rq = kernel.read_u64(rqs + 8 * (bit if reserved else bit + nr_reserved))
             if rq < 1 << 63:  # crash: not a kernel address, skipped
                 continue
-            if kernel.read_u64(rq + o_q) != q or \
-                    kernel.read_u32(rq + o_state) != MQ_RQ_IN_FLIGHT:
-                continue
-            counts[kernel.read_u32(rq + o_flags) & REQ_OP_MASK & 1] += 1
+            rq_q, state, op = request_state(kernel, rq)
+            if rq_q == q and state == in_flight:
+                counts[op & 1] += 1  # op_is_write()
 
 
 def _hw_queues(kernel: Kernel, q: int, errors: list[str]) -> list[int]:
