@@ -105,6 +105,17 @@ def test_stale_requests_are_not_in_flight(sessions: dict[str, Session], name: st
     assert queue_in_flight(k, disk.queue, disk.gendisk, []) == [0, 0]
 
 
+@pytest.mark.parametrize("name", ["5.10-sysrq", "6.1-sysrq", "6.12-sysrq", "7.3-sysrq",
+                                  "7.3-test-module"])
+def test_block_major_gendisk_is_the_disks(sessions: dict[str, Session], name: str) -> None:
+    """dev's BLKDEV row of the disk's major names the gendisk dev -d lists (found by bdev_map
+    before 5.11, by the block device inodes after) and its fops, virtblk_fops, in a module."""
+    s = sessions[name]
+    disk = run_command(s, "dev -d")[1].split()
+    rows = [r.split() for r in run_command(s, "dev") if r.startswith(f" {disk[0]} ")]
+    assert ["254", "virtblk", disk[1], "virtblk_fops"] in rows
+
+
 # -- 7.3: values against drgn ---------------------------------------------------------------
 
 def _rows(lines: list[str]) -> list[list[str]]:
