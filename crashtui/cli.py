@@ -233,6 +233,12 @@ def _run(args: argparse.Namespace) -> int:
                                 args.vmlinux)
     dump = _check_file(args.dump, "dump file")
     vmlinux = _check_file(args.vmlinux, "vmlinux") if args.vmlinux else None
+    if args.source:  # the analysis goes on without it (the app says it again in a toast)
+        from crashtui.analysis.source import source_problem
+
+        problem = source_problem(args.source)
+        if problem is not None:
+            _error(f"crashtui: warning: {problem}")
     if args.report is not None and args.report != "-":
         _check_output(args.report, "report")
     modules = list(args.modules)

@@ -222,9 +222,9 @@ def test_real_linux_source_tarball(linux_source: Path, tmp_path: Path) -> None:
     lines = res.path.read_text().splitlines()
     assert lines[154].strip() == SYSRQ_LINE_155
     assert fracs == sorted(fracs) and fracs[-1] == 1.0 and len(fracs) > 10
-    # nothing but the wanted file (and the index) was written
+    # nothing but the wanted file, the top Makefile (the tree's version) and the index
     written = [p for p in res.path.parents[3].rglob("*") if p.is_file()]
-    assert {p.name for p in written} == {"sysrq.c", ".index"}
+    assert {p.name for p in written} == {"sysrq.c", "Makefile", ".index"}
     t = time.monotonic()
     res2 = f.find("/build/reproducible-path/linux-6.1.192/kernel/panic.c", fetch=True)
     assert res2.path is not None and "void panic(" in res2.path.read_text()

@@ -109,6 +109,25 @@ def is_tarball(path: Path) -> bool:
     return path.is_file() and path.name.endswith(TARBALL_SUFFIXES)
 
 
+def source_problem(path: str | os.PathLike[str], what: str = "--source") -> str | None:
+    """Why a named source place cannot be used (one line naming it), or None if it can."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return None if os.access(p, os.R_OK | os.X_OK) else (
+                f"{what} {p}: directory not readable; source pane without it")
+        if is_tarball(p):
+            return None if os.access(p, os.R_OK) else (
+                f"{what} {p}: tarball not readable; source pane without it")
+        exists = p.exists()
+    except OSError as exc:
+        return f"{what} {p}: {exc.strerror or exc}; source pane without it"
+    if not exists:
+        return f"{what} {p}: no such file or directory; source pane without it"
+    return (f"{what} {p}: neither a directory nor a source tarball "
+            f"({', '.join(TARBALL_SUFFIXES[:4])}…); source pane without it")
+
+
 def _member_relpath(name: str) -> str | None:
     """A tar member's path inside the tree: the top directory (`linux-6.1.192/`) dropped."""
     rel = clean_relpath(name)
@@ -262,6 +281,18 @@ class SourceTarball:
         self._index = members
         self._index_loaded = True
 
+    def version(self) -> str | None:
+        """The tree's X.Y.Z from its top Makefile, once a read extracted it (else None)."""
+        p = self.cached("Makefile")
+        if p is None and self.has("Makefile"):  # indexed: one block read (a worker's call)
+            p = self.extract(["Makefile"]).get("Makefile")
+        if p is None:
+            return None
+        try:
+            return makefile_version(p.read_text("utf-8", "replace"))
+        except OSError:
+            return None
+
     def has(self, rel: str) -> bool | None:
         """Whether the tarball holds `rel` (None: not known until the first read)."""
         idx = self.index()
@@ -301,6 +332,8 @@ class SourceTarball:
 
         on_found(rel, path) is called as each file lands, before the whole pass ends."""
         want = {w for w in (clean_relpath(x) for x in wanted) if w is not None}
+        if want and self.cached("Makefile") is None:
+            want.add("Makefile")  # the tree's version, to compare with the kernel's
         with self._lock:
             found = {rel: p for rel in want if (p := self.cached(rel)) is not None}
             want -= set(found)
@@ -417,6 +450,39 @@ def _read_xz_range(f: IO[bytes], header: bytes, blocks: list[XzBlock],
     return result if len(result) == size else None
 
 
+_MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", re.M)
+_UPSTREAM = re.compile(r"(?<![\d.])(\d+\.\d+\.\d+)(?![\d.])")
+
+
+def makefile_version(text: str) -> str | None:
+    """`6.1.192` from a kernel tree's top Makefile (VERSION, PATCHLEVEL, SUBLEVEL)."""
+    found = dict(_MAKEFILE_VAR.findall(text[:4096]))
+    if not {"VERSION", "PATCHLEVEL"} <= found.keys():
+        return None
+    return f"{found['VERSION']}.{found['PATCHLEVEL']}.{found.get('SUBLEVEL', '0')}"
+
+
+def kernel_upstream_version(release: str | None, version: str | None) -> str | None:
+    """The upstream X.Y.Z a kernel was built from: the distribution's package version in its
+    uts version (`#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (…)`) when it has one, else its
+    release when that carries it (`6.12.118+deb13-cloud-amd64`; Debian's `6.1.0-56-…` ABI
+    names do not: X.Y.0 there is no sublevel)."""
+    m = re.search(r"\b(?:Debian|Ubuntu)\s+(\d+\.\d+\.\d+)", version or "")
+    if m:
+        return m.group(1)
+    m = _UPSTREAM.match(release or "")
+    if m and not re.match(r"\d+\.\d+\.0-\d+-", release or ""):
+        return m.group(1)
+    return None
+
+
+def version_note(tarball: str, tree_version: str | None, kernel_version: str | None) -> str:
+    """`linux-source-6.1.tar.xz is 6.1.190, the kernel is 6.1.192` when they differ, else ""."""
+    if tree_version is None or kernel_version is None or tree_version == kernel_version:
+        return ""
+    return f"{tarball} is {tree_version}, the kernel is {kernel_version}"
+
+
 @dataclass
 class SourceResult:
     """Where a source file was found (or not) and what was tried."""
@@ -425,6 +491,20 @@ class SourceResult:
     origin: str = ""  # "tree DIR", "tarball NAME", "next to MOD.ko", "DWARF path"
     tried: list[str] = field(default_factory=list)
     pending: list[tuple[SourceTarball, list[str]]] = field(default_factory=list)
+    tarball: SourceTarball | None = None  # the tarball it was read from
+    tree: Path | None = None  # the tree it was found in
+
+    @property
+    def tree_version(self) -> str | None:
+        """X.Y.Z of the tree or tarball the file came from (its top Makefile), if known."""
+        if self.tarball is not None:
+            return self.tarball.version()
+        if self.tree is not None:
+            try:
+                return makefile_version((self.tree / "Makefile").read_text("utf-8", "replace"))
+            except OSError:
+                return None
+        return None
 
 
 class SourceFinder:
@@ -436,7 +516,12 @@ class SourceFinder:
                  auto: bool = True) -> None:
         environ = os.environ if env is None else env
         roots: list[Path] = [Path(s) for s in sources]
-        roots += [Path(s) for s in environ.get(ENV_SOURCE, "").split(os.pathsep) if s]
+        named = [Path(s) for s in environ.get(ENV_SOURCE, "").split(os.pathsep) if s]
+        # places the user named that cannot be used: one line each, said by the views
+        self.problems = [p for p in (
+            *(source_problem(s) for s in sources),
+            *(source_problem(s, ENV_SOURCE) for s in named)) if p is not None]
+        roots += named
         if auto and release:
             m = re.match(r"(\d+\.\d+)", release)
             if m:
@@ -489,17 +574,19 @@ class SourceFinder:
         for tree in self.trees:
             for rel in rels:
                 if hit(tree / rel, f"tree {tree}"):
+                    res.tree = tree
                     return res
         whole = file if file.startswith("/") else posixpath.join(comp_dir or "", file)
         if whole.startswith("/"):
             for tree in self.trees:
                 if _inside(Path(whole), tree) and hit(Path(whole), f"tree {tree}"):
+                    res.tree = tree
                     return res
         for tb in self.tarballs:
             for rel in rels:
                 p = tb.cached(rel)
                 if p is not None:
-                    res.path, res.origin = p, f"tarball {tb.path.name}"
+                    res.path, res.origin, res.tarball = p, f"tarball {tb.path.name}", tb
                     return res
             known = [rel for rel in rels if tb.has(rel) is not False]
             if known:
@@ -510,6 +597,7 @@ class SourceFinder:
                 for rel in known:
                     if rel in got:
                         res.path, res.origin = got[rel], f"tarball {tb.path.name}"
+                        res.tarball = tb
                         res.pending = []
                         return res
                 res.tried.append(f"{tb.path.name}: {', '.join(known[:2])}"

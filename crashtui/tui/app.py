@@ -144,6 +144,8 @@ class CrashtuiApp(App[int]):
         for view_id in ("registers", "memory", "summary"):
             self.query_one(f"#{view_id}").set_lines([Text("loading…", "italic")])  # type: ignore[attr-defined]
         self.query_one(FramesView).focus()
+        for problem in self.facade.finder.problems:  # --source / CRASHTUI_SOURCE unusable
+            self.notify(problem, title="source", severity="warning", markup=False, timeout=10)
         self.load()
 
     # -- loading (a worker; each fact shows as soon as it is known) -------------------------

@@ -7,15 +7,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from crashtui.analysis.backtrace import SourceLocation
-from crashtui.analysis.source import display_path, read_source, tree_relative_candidates
+from crashtui.analysis.source import (
+    SourceResult,
+    display_path,
+    kernel_upstream_version,
+    read_source,
+    tree_relative_candidates,
+    version_note,
+)
 from crashtui.tui.frameref import FrameRef
 from crashtui.tui.source import SourceView, highlight_source, hint_lines, hint_subtitle
 from crashtui.tui.text import error_text, lit
 
 if TYPE_CHECKING:
     from crashtui.tui.app import CrashtuiApp
+
+
+_NOTED: WeakKeyDictionary[CrashtuiApp, set[str]] = WeakKeyDictionary()
 
 
 @dataclass
@@ -35,6 +46,7 @@ class SourceLoader:
 
     def __init__(self, app: CrashtuiApp) -> None:
         self.app = app
+        self._noted = _NOTED.setdefault(app, set())  # one loader per request, one toast per app
 
     def show(self, req: SourceRequest, ref: FrameRef | None = None) -> None:
         """Find and show a location's source; else the disassembly with a hint."""
@@ -95,11 +107,29 @@ class SourceLoader:
                          markup=False)
                 return False
             if shown and res.path == shown[0]:
-                self.app._ui(view.show_progress, res.origin)
+                self.app._ui(view.show_progress, self._origin(res))
                 return True
         if res.path is None:
             return False
-        return self._display_file(res.path, name, loc.line, res.origin)
+        return self._display_file(res.path, name, loc.line, self._origin(res))
+
+    def _origin(self, res: SourceResult) -> str:
+        """The pane's subtitle: where the file came from, first a note when that tree or
+        tarball is of another kernel version than the dump's (said once in a toast too)."""
+        place = (res.tarball.path.name if res.tarball is not None
+                 else str(res.tree) if res.tree is not None else "")
+        summary = self.app.facade.summary()
+        kernel = kernel_upstream_version(summary.fields.get("RELEASE"),
+                                         summary.fields.get("VERSION"))
+        tree = res.tree_version
+        note = version_note(place, tree, kernel)
+        if not note:
+            return res.origin
+        if note not in self._noted:
+            self._noted.add(note)
+            self.app._ui(self.app.notify, note, title="source of another version",
+                         severity="warning", markup=False, timeout=15)
+        return f"⚠ {tree}, kernel {kernel} · {res.origin}"
 
     def _display_file(self, path: Path, name: str, line: int, origin: str) -> bool:
         try:
