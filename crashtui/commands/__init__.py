@@ -39,14 +39,18 @@ def _load_all() -> None:
         ps,
         rd,
         sched,
+        search,
         sig,
         struct,
         swap,
         sym,
         task,
+        timer,
         triage,
+        tree,
         vm,
         vtop,
+        waitq,
         whatis,
     )
 

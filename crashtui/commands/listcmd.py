@@ -1,5 +1,5 @@
 """list: walk a linked list in memory and show each entry (and its members), like crash's
-`list` with -o, -s, -h, -H and -e."""
+`list` with -o, -s, -S, -l, -h, -O, -H, -r, -e, -x and -d."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from crashtui.errors import CrashtuiError
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
 
-USAGE = ("list [[-o] OFFSET | STRUCT.MEMBER] [-e END] [-s STRUCT[.MEMBER[,MEMBER]]] "
-         "[-h | -H] START")
+USAGE = ("list [[-o] OFFSET | STRUCT.MEMBER] [-e END] [-[s|S] STRUCT[.MEMBER[,MEMBER]] "
+         "[-l OFFSET]] [-x|-d] [-r] [-h [-O HEAD_OFFSET] | -H] START")
 
 
-def _member_offset(session: Session, text: str) -> int:
+def member_offset(session: Session, text: str, cmd: str = "list") -> int:
     """A number (decimal or 0x hex) or struct.member's offset."""
     from crashtui.commands.struct import types_of
 
@@ -26,12 +26,15 @@ def _member_offset(session: Session, text: str) -> int:
         try:
             bits, _f = find_member(types, types.struct_named(name), member)
         except CTypeError as exc:
-            raise CommandError(f"list: {exc.message}") from None
+            raise CommandError(f"{cmd}: {exc.message}") from None
         return bits // 8
     try:
         return int(text, 0)
     except ValueError:
-        raise CommandError(f"list: invalid offset: {text}") from None
+        raise CommandError(f"{cmd}: invalid offset: {text}") from None
+
+
+_member_offset = member_offset
 
 
 def _address(session: Session, text: str) -> int:
@@ -45,26 +48,37 @@ def _address(session: Session, text: str) -> int:
 
 
 def list_lines(session: Session, args: list[str]) -> list[str]:
-    """crash's `list`."""
+    """crash's `list` (tools.c cmd_list(), do_list())."""
     from crashtui.commands.struct import cmd_struct
     from crashtui.kernel.listwalk import walk_entries
 
     offset: int | None = None
+    head_offset: int | None = None
+    struct_offset = 0
     structs: list[str] = []
+    radix: list[str] = []
     start: int | None = None
     end = 0
-    head = head_pointer = False
+    head = head_pointer = reverse = False
     i = 0
     while i < len(args):
         a = args[i]
         value = args[i + 1] if i + 1 < len(args) else None
-        if a in ("-o", "-s", "-e") and value is None:
+        if a in ("-o", "-s", "-S", "-e", "-O", "-l") and value is None:
             raise CommandError(f"list: {a} needs a value ({USAGE})")
         if a == "-o":
             offset = _member_offset(session, value or "")
             i += 2
             continue
-        if a == "-s":
+        if a == "-O":
+            head_offset = _member_offset(session, value or "")
+            i += 2
+            continue
+        if a == "-l":
+            struct_offset = _member_offset(session, value or "")
+            i += 2
+            continue
+        if a in ("-s", "-S"):
             # -s a,b: two structs; -s a.x,y: members x and y of one
             structs += [value or ""] if "." in (value or "") else (value or "").split(",")
             i += 2
@@ -74,7 +88,17 @@ def list_lines(session: Session, args: list[str]) -> list[str]:
             i += 2
             continue
         if a in ("-h", "-H"):
-            head, head_pointer = True, a == "-H"
+            head, head_pointer = True, head_pointer or a == "-H"
+            i += 1
+            continue
+        if a == "-r":
+            reverse = True
+            i += 1
+            continue
+        if a in ("-x", "-d"):
+            if radix and radix != [a]:
+                raise CommandError("list: -d and -x are mutually exclusive")
+            radix = [a]
             i += 1
             continue
         if a.startswith("-"):
@@ -88,27 +112,40 @@ def list_lines(session: Session, args: list[str]) -> list[str]:
         i += 1
     if start is None:
         raise CommandError(f"list: no start address ({USAGE})")
+    if offset is not None and struct_offset:
+        raise CommandError("list: -l and -o are mutually exclusive")
+    if reverse and not head:
+        raise CommandError("list: -r is for lists of list_head (with -h or -H)")
+    if head_offset is not None and not head:
+        raise CommandError("list: -O is only used with -h")
     off = offset or 0
     member, list_head = off, 0
     out: list[str] = []
     if head:
-        member, list_head = 0, off
+        member, list_head = (8 if reverse else 0), off  # list_head.prev with -r
+        pointer_at = None
         if head_pointer:
             end = end or start
-            try:
-                start = session.kernel.read_u64(start)
-            except CrashtuiError as exc:
-                raise CommandError(f"list: cannot read list head {start:x}: {exc.message}") \
-                    from None
-            if start == end:
-                return ["(empty)"]
+            pointer_at = start + member
+        elif head_offset is not None:
+            # -O: the list's head is at another offset of the first structure
+            end = end or start + head_offset
+            pointer_at = start + head_offset
         else:
             start += off
+        if pointer_at is not None:
+            try:
+                start = session.kernel.read_u64(pointer_at)
+            except CrashtuiError as exc:
+                raise CommandError(f"list: cannot read list head {pointer_at:x}: "
+                                   f"{exc.message}") from None
+            if start == end:
+                return ["(empty)"]
     walk = walk_entries(session.kernel, start, member, list_head, end, head)
     for addr in walk.entries:
         out.append(f"{addr:x}")
         for s in structs:
-            out += cmd_struct(session, [s, f"{addr:x}"])
+            out += cmd_struct(session, [*radix, s, f"{addr - struct_offset:x}"])
     if walk.error:
         out += ["", f"list: {walk.error}"]
     return out

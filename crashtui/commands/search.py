@@ -1,0 +1,146 @@
+"""search [-s START] [-k | -u | -p] [-e END | -l LENGTH] [-m MASK] [-w | -h] VALUE...: where
+memory holds a value, as crash's `search` prints it (memory.c cmd_search()).
+
+Bounded: a byte budget (a `search stopped after N MiB` line says so), and in the app Ctrl+C
+ends a running search (the worker's cancellation is polled every 256 pages)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crashtui.commands.registry import CommandError, command
+from crashtui.errors import CrashtuiError
+
+if TYPE_CHECKING:
+    from crashtui.analysis.session import Session
+
+USAGE = ("search [-s start] [-k | -u | -p] [-e end | -l length] [-m mask] [-w | -h] "
+         "value | symbol ...")
+USER_END = 0x00007FFFFFFFF000  # TASK_SIZE_MAX (4-level paging)
+KERNEL_START = 0xFFFF800000000000
+
+
+def _worker_cancelled() -> bool:
+    """True when the app's command worker running this search was cancelled (Ctrl+C)."""
+    try:
+        from textual.worker import get_current_worker
+
+        return bool(get_current_worker().is_cancelled)
+    except Exception:  # noqa: BLE001 - not in a worker (crashtui -c, tests)
+        return False
+
+
+def _hex(text: str, what: str) -> int:
+    t = text.lower().removeprefix("0x")
+    if not t or any(c not in "0123456789abcdef" for c in t):
+        raise CommandError(f"search: invalid {what}: {text}")
+    return int(t, 16)
+
+
+def _address(session: Session, text: str, what: str) -> int:
+    addr = session.kernel.symbol_or_none(text)
+    return addr if addr is not None else _hex(text, what)
+
+
+def search_lines(session: Session, args: list[str]) -> list[str]:
+    from crashtui.kernel.search import (
+        ULONG_MAX,
+        Searcher,
+        kernel_pages,
+        physical_pages,
+        user_pages,
+    )
+
+    start: str | None = None
+    end: str | None = None
+    length: int | None = None
+    memtype = "k"
+    mask = 0
+    size = 8
+    values: list[tuple[int, str | None]] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        value = args[i + 1] if i + 1 < len(args) else None
+        if a in ("-s", "-e", "-l", "-m"):
+            if value is None:
+                raise CommandError(f"search: {a} needs a value ({USAGE})")
+            if a == "-s":
+                start = value
+            elif a == "-e":
+                end = value
+            elif a == "-l":
+                try:
+                    length = int(value, 0)
+                except ValueError:
+                    raise CommandError(f"search: invalid length: {value}") from None
+            else:
+                mask = _hex(value, "mask")
+            i += 2
+            continue
+        if a in ("-k", "-u", "-p"):
+            memtype = a[1]
+        elif a == "-w":
+            size = 4
+        elif a == "-h":
+            size = 2
+        elif a.startswith("-") and len(a) > 1:
+            raise CommandError(f"search: unsupported option {a} ({USAGE})")
+        else:
+            addr = session.kernel.symbol_or_none(a)
+            if addr is not None:
+                values.append((addr, None if mask else a))
+            else:
+                values.append((_hex(a, "value"), None))
+        i += 1
+    if not values:
+        raise CommandError(f"search: no value to search for ({USAGE})")
+    if end is not None and length is not None:
+        raise CommandError("search: -e and -l are mutually exclusive")
+    limit = (1 << (8 * size)) - 1
+    for v, _name in values:
+        if v > limit:
+            kind = "-w" if size == 4 else "-h"
+            raise CommandError(f"search: value too large for {kind} option: {v:x}")
+    k = session.kernel
+    if memtype == "p":
+        lo = _hex(start, "start") if start is not None else 0
+        hi = (_hex(end, "end") if end is not None else
+              lo + length if length is not None else (k.dump.info.max_pfn + 1) * 4096)
+        pages = physical_pages(k, lo, hi)
+    elif memtype == "u":
+        from crashtui.commands.task import current_task
+
+        lo = _hex(start, "start") if start is not None else 0
+        hi = (_hex(end, "end") if end is not None else
+              lo + length if length is not None else USER_END)
+        if lo >= KERNEL_START or hi > USER_END + 0x1000:
+            raise CommandError("search: invalid user virtual address range")
+        pages = user_pages(k, current_task(session).address, lo, hi)
+    else:
+        lo = _address(session, start, "start") if start is not None else KERNEL_START
+        hi = (_address(session, end, "end") if end is not None else
+              lo + length if length is not None else ULONG_MAX)
+        if lo < KERNEL_START:
+            raise CommandError(f"search: invalid kernel virtual address: {lo:x}")
+        pages = kernel_pages(k, lo, hi)
+    if hi <= lo:
+        raise CommandError("search: the end is not above the start")
+    lo &= ~7  # crash rounds the start down to a long
+    searcher = Searcher([v for v, _n in values], size, mask, cancelled=_worker_cancelled)
+    try:
+        result = searcher.run(page for page in pages if page[0] + len(page[1]) > lo)
+    except CrashtuiError as exc:
+        raise CommandError(f"search: {exc.message}") from None
+    out = []
+    for h in result.hits:
+        name = values[h.which][1]
+        out.append(f"{h.address:x}: {h.value:x} {'(' + name + ')' if name else ''}")
+    if result.stopped:
+        out.append(f"search: {result.stopped}; narrow it with -s/-e/-l")
+    return out
+
+
+@command("search", "search kernel (-k), user (-u) or physical (-p) memory for values", USAGE)
+def cmd_search(session: Session, args: list[str]) -> list[str]:
+    return search_lines(session, args)

@@ -1,0 +1,230 @@
+"""Searching memory for values (crash's `search`, memory.c search_virtual/search_physical).
+
+Memory is read a page at a time, only pages the dump has (excluded and absent pages are
+skipped, nothing outside the dump is read) and matched with numpy over the whole page.
+Kernel virtual space is crash's x86_64 ranges in crash's order: the direct map up to
+high_memory, the vmalloc areas (modules among them), the vmemmap, the kernel image map.
+A search stops at a byte budget or when its `cancelled` callback says so, and says which.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from crashtui.errors import CrashtuiError
+from crashtui.kernel.pagetable import START_KERNEL_MAP
+
+if TYPE_CHECKING:
+    from crashtui.kernel.program import Kernel
+
+PAGE = 4096
+DEFAULT_BUDGET = 8 << 30  # bytes read at most by one search
+MAX_HITS = 100_000
+_DTYPES: dict[int, str] = {8: "<u8", 4: "<u4", 2: "<u2"}
+ULONG_MAX = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    address: int
+    value: int  # the word found (before the mask)
+    which: int  # index of the searched value it matched
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit] = field(default_factory=list)
+    bytes_read: int = 0
+    seconds: float = 0.0
+    stopped: str | None = None  # why the search ended early
+
+
+@dataclass
+class Searcher:
+    """Values of `size` bytes (8, 4 or 2) with don't-care `mask` bits (crash: X | mask)."""
+
+    values: list[int]
+    size: int = 8
+    mask: int = 0
+    budget: int = DEFAULT_BUDGET
+    cancelled: Callable[[], bool] | None = None
+    result: SearchResult = field(default_factory=SearchResult)
+
+    def run(self, pages: Iterator[tuple[int, bytes]]) -> SearchResult:
+        """Search each (address, bytes) chunk in order; address-aligned words only."""
+        began = time.monotonic()
+        dtype = _DTYPES[self.size]
+        wmask = self.mask & ((1 << (8 * self.size)) - 1)
+        targets = [np.array((v | wmask) & ((1 << (8 * self.size)) - 1), dtype=dtype)
+                   for v in self.values]
+        out = self.result
+        for n, (addr, data) in enumerate(pages):
+            if out.bytes_read + len(data) > self.budget:
+                out.stopped = f"search stopped after {out.bytes_read >> 20} MiB (the budget)"
+                break
+            if n % 256 == 0 and self.cancelled is not None and self.cancelled():
+                out.stopped = f"search interrupted after {out.bytes_read >> 20} MiB"
+                break
+            out.bytes_read += len(data)
+            skip = (-addr) % self.size
+            usable = (len(data) - skip) // self.size * self.size
+            words = np.frombuffer(data, dtype=dtype, count=usable // self.size, offset=skip)
+            masked = words | np.array(wmask, dtype=dtype) if wmask else words
+            found: list[tuple[int, int]] = []
+            for i, t in enumerate(targets):
+                found += [(int(j), i) for j in np.flatnonzero(masked == t)]
+            if found:
+                found.sort()
+                for j, i in found:
+                    out.hits.append(Hit(addr + skip + j * self.size, int(words[j]), i))
+                if len(out.hits) >= MAX_HITS:
+                    out.stopped = f"search stopped after {MAX_HITS} hits"
+                    break
+        out.seconds = time.monotonic() - began
+        return out
+
+
+def physical_pages(kernel: Kernel, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Each page of physical memory in [start, end) the dump holds."""
+    dump = kernel.dump
+    last = min(end, (dump.info.max_pfn + 1) * PAGE)
+    addr = start
+    while addr < last:
+        pfn = addr // PAGE
+        stop = min((pfn + 1) * PAGE, last)
+        if dump.is_present(pfn):
+            try:
+                yield addr, dump.read_phys(addr, stop - addr)
+            except CrashtuiError:
+                pass
+        addr = stop
+
+
+def _mapped_pages(kernel: Kernel, start: int, end: int,
+                  translate: Callable[[int], int | None]) -> Iterator[tuple[int, bytes]]:
+    """Each mapped, present page of virtual [start, end)."""
+    addr = start
+    while addr < end:
+        stop = min((addr & ~(PAGE - 1)) + PAGE, end)
+        paddr = translate(addr)
+        if paddr is not None and kernel.dump.is_present(paddr // PAGE):
+            try:
+                yield addr, kernel.dump.read_phys(paddr, stop - addr)
+            except CrashtuiError:
+                pass
+        addr = stop
+
+
+def _kernel_translate(kernel: Kernel) -> Callable[[int], int | None]:
+    def tr(vaddr: int) -> int | None:
+        try:
+            return kernel.translate(vaddr)
+        except CrashtuiError:
+            return None
+    return tr
+
+
+def vmalloc_areas(kernel: Kernel) -> list[tuple[int, int]]:
+    """[va_start, va_end) of each busy vmap_area (vmap_area_list, else the vmap_area_root
+    rbtree), in address order."""
+    from crashtui.kernel.lists import walk_list
+    from crashtui.kernel.trees import rb_root_node, rbtree_walk
+
+    off = kernel.offsetof
+    o_start, o_end = off("vmap_area", "va_start"), off("vmap_area", "va_end")
+    areas: list[int] = []
+    head = kernel.symbol_or_none("vmap_area_list")
+    if head is not None:
+        o_list = off("vmap_area", "list")
+        areas = [n - o_list for n in walk_list(kernel, head).nodes]
+    else:
+        root = kernel.symbol_or_none("vmap_area_root")
+        if root is None:
+            return []
+        areas = [e.address for e in rbtree_walk(kernel, rb_root_node(kernel, root),
+                                                off("vmap_area", "rb_node")).entries]
+    out = []
+    for va in areas:
+        try:
+            out.append((kernel.read_u64(va + o_start), kernel.read_u64(va + o_end)))
+        except CrashtuiError:
+            continue
+    return sorted(out)
+
+
+def kernel_ranges(kernel: Kernel) -> list[tuple[str, int, int]]:
+    """crash's x86_64_get_kvaddr_ranges(): (kind, start, end) sorted by start."""
+    out: list[tuple[str, int, int]] = []
+    base = kernel.symbol_or_none("page_offset_base")
+    if base is not None:
+        page_offset = kernel.read_u64(base)
+        high = kernel.symbol_or_none("high_memory")
+        top = kernel.read_u64(high) if high is not None else \
+            page_offset + (kernel.dump.info.max_pfn + 1) * PAGE
+        out.append(("unity", page_offset, top))
+    end = kernel.symbol_or_none("_end")
+    if end is not None:
+        out.append(("kernel", START_KERNEL_MAP, end))
+    areas = vmalloc_areas(kernel)
+    if areas:
+        out.append(("vmalloc", areas[0][0], areas[-1][1]))
+    vmemmap = kernel.symbol_or_none("vmemmap_base")
+    if vmemmap is not None:
+        start = kernel.read_u64(vmemmap)
+        size = kernel.sizeof("struct page")
+        out.append(("vmemmap", start, start + (kernel.dump.info.max_pfn + 1) * size))
+    return sorted(out, key=lambda r: r[1])
+
+
+def kernel_pages(kernel: Kernel, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """The kernel virtual pages crash's `search -k` reads in [start, end), in its order."""
+    tr = _kernel_translate(kernel)
+    for kind, lo, hi in kernel_ranges(kernel):
+        lo, hi = max(lo, start), min(hi, end)
+        if lo >= hi:
+            continue
+        if kind == "unity":  # linear: only the pages the dump has
+            offset = kernel_ranges_unity_base(kernel, lo)
+            for paddr, data in physical_pages(kernel, lo - offset, hi - offset):
+                yield paddr + offset, data
+        elif kind == "vmalloc":
+            for a, b in vmalloc_areas(kernel):
+                a, b = max(a, lo), min(b, hi)
+                if a < b:
+                    yield from _mapped_pages(kernel, a, b, tr)
+        else:
+            yield from _mapped_pages(kernel, lo, hi, tr)
+
+
+def kernel_ranges_unity_base(kernel: Kernel, vaddr: int) -> int:
+    """The direct map's base (page_offset_base), given an address in it."""
+    base = kernel.symbol_or_none("page_offset_base")
+    if base is not None:
+        return kernel.read_u64(base)
+    return vaddr - kernel.translate(vaddr)
+
+
+def user_pages(kernel: Kernel, task: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """The present pages of a task's VMAs in [start, end)."""
+    from crashtui.kernel.vm import task_vm
+    from crashtui.kernel.vtop import walk_user_address
+
+    vm = task_vm(kernel, task)
+    if not vm.mm:
+        return
+
+    def tr(vaddr: int) -> int | None:
+        try:
+            return walk_user_address(kernel, vm.pgd, vaddr).phys
+        except CrashtuiError:
+            return None
+
+    for area in vm.areas:
+        a, b = max(area.start, start), min(area.end, end)
+        if a < b:
+            yield from _mapped_pages(kernel, a, b, tr)
