@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, SAMPLES, vmlinux_of
 from test_source import linux_source  # noqa: F401 - the tarball fixture
 from test_tui import drive, press, screen_text, source_cache  # noqa: F401 - fixtures
+from textual.widgets import Input
 from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
@@ -26,6 +27,7 @@ from crashtui.analysis.source import (
 from crashtui.tui.app import CrashtuiApp
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frames import FramesView
+from crashtui.tui.modules import ModulesTable, complete_path
 from crashtui.tui.source import SourceView
 
 pytestmark = pytest.mark.needs_vmlinux
@@ -184,6 +186,64 @@ def test_the_xz_vmcore_opens_in_the_app(vmlinux_path: Path, tmp_path: Path,
         assert frames.current.frame.function == "sysrq_handle_crash"
         text = screen_text(app)
         assert "#3  sysrq_handle_crash+0x16" in text and "Backtrace: PID 1 · init" in text
+
+    try:
+        drive(app, steps, SMALL)
+    finally:
+        s.close()
+
+
+# -- 4. path completion in the `l` (load .ko) prompt -----------------------------------------
+
+def test_complete_path_lists_directories_and_ko_files(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    mod_dir = SAMPLES / "6.1-test-module"
+    assert complete_path(f"{mod_dir}/te") == (f"{mod_dir}/test-module/", ["test-module/"])
+    # Makefile and test-module.c are no .ko: the one match is typed in whole
+    assert complete_path(f"{mod_dir}/test-module/") == (
+        f"{mod_dir}/test-module/test-module.ko", ["test-module.ko"])
+    done, matches = complete_path(f"{SAMPLES}/6.1-")
+    assert done == f"{SAMPLES}/6.1-" and "6.1-test-module/" in matches and len(matches) >= 7
+    assert complete_path(f"{SAMPLES}/6.1-t") == (f"{SAMPLES}/6.1-test-module/",
+                                                 ["6.1-test-module/"])
+    # ~ stays as typed; hidden entries only when asked for; nothing: the text as it was
+    (tmp_path / "mods").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert complete_path("~/m") == ("~/mods/", ["mods/"])
+    assert complete_path("~/") == ("~/mods/", ["mods/"])
+    assert complete_path("~/.h") == ("~/.hidden/", [".hidden/"])
+    assert complete_path("/nonexistent/x") == ("/nonexistent/x", [])
+
+
+def test_tab_completes_the_ko_path_and_loads_it(testmod_dump: Path, vmlinux_path: Path,
+                                                tmp_path: Path) -> None:
+    s = Session.open(testmod_dump, vmlinux_path)
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "6")
+        table = app.query_one(ModulesTable)
+        table.move_cursor(row=next(i for i, r in enumerate(table.rows_data)
+                                   if r.name == "test_module"))
+        await press(app, pilot, "l")
+        box = app.query_one("#ko-path", Input)
+        assert app.focused is box
+        await pilot.press(*f"{SAMPLES}/6.1-")
+        await press(app, pilot, "tab")  # many matches: listed, focus stays
+        assert app.focused is box and box.value == f"{SAMPLES}/6.1-"
+        assert any("6.1-test-module/" in m for m in messages(app))
+        await press(app, pilot, "t", "tab")
+        assert box.value == f"{SAMPLES}/6.1-test-module/"
+        await press(app, pilot, "t", "e", "tab", "tab")
+        assert box.value == f"{SAMPLES}/6.1-test-module/test-module/test-module.ko"
+        assert "Tab completes" in str(box.placeholder)
+        await press(app, pilot, "enter")
+        await app.settle()
+        await pilot.pause()
+        assert table.object_file(next(r for r in table.rows_data if r.name == "test_module")
+                                 ) == box.value
+        assert "test-module.c:9" in screen_text(app).splitlines()[1]  # the culprit's line
 
     try:
         drive(app, steps, SMALL)

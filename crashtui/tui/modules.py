@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.text import Text
@@ -12,7 +13,63 @@ from textual.message import Message
 from textual.widgets import DataTable, Input
 
 from crashtui.kernel.modules import Module, ModuleTable
-from crashtui.tui.text import lit
+from crashtui.tui.text import lit, safe
+
+KO_SUFFIXES = (".ko",)  # what the module loader reads (a compressed .ko.xz is not listed)
+MAX_SCANNED = 5000  # entries read from one directory while completing
+MAX_SHOWN = 30
+
+
+def complete_path(text: str, suffixes: tuple[str, ...] = KO_SUFFIXES) -> tuple[str, list[str]]:
+    """A typed path completed as a shell does: (the text extended by what every match shares,
+    the matches: sub-directories with a `/`, and files ending with one of `suffixes`). `~`
+    stays as typed; hidden entries only when the typed name starts with a dot."""
+    head, prefix = os.path.split(text)
+    directory = Path(os.path.expanduser(head or "."))
+    matches: list[str] = []
+    try:
+        with os.scandir(directory) as it:
+            for n, entry in enumerate(it):
+                if n >= MAX_SCANNED:
+                    break
+                name = entry.name
+                if not name.startswith(prefix) or (name.startswith(".") and
+                                                   not prefix.startswith(".")):
+                    continue
+                try:
+                    if entry.is_dir():
+                        matches.append(name + "/")
+                    elif name.endswith(suffixes) and entry.is_file():
+                        matches.append(name)
+                except OSError:
+                    continue
+    except OSError:
+        return text, []
+    matches.sort()
+    common = os.path.commonprefix(matches) if matches else ""
+    if len(common) <= len(prefix):
+        return text, matches
+    return os.path.join(head, common) if head else common, matches
+
+
+class KoPathInput(Input):
+    """The `.ko` path prompt: Tab completes directories and .ko files."""
+
+    BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
+
+    def action_complete(self) -> None:
+        before = self.value[: self.cursor_position]
+        done, matches = complete_path(before)
+        if safe(done) == done:  # a name with control characters is listed, never typed in
+            self.value = done + self.value[len(before):]
+            self.cursor_position = len(done)
+        if not matches:
+            self.notify(f"no directory or .ko file matches {before or './'}",
+                        severity="warning", markup=False, timeout=3)
+        elif len(matches) > 1:
+            shown = "  ".join(safe(m) for m in matches[:MAX_SHOWN])
+            more = f" (the first {MAX_SHOWN})" if len(matches) > MAX_SHOWN else ""
+            self.notify(shown, title=f"{len(matches)} matches{more}", markup=False, timeout=5)
 
 
 class ModulesTable(DataTable[Text]):
@@ -78,8 +135,8 @@ class ModulesView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield ModulesTable(id="modules-table")
-        yield Input(placeholder="path to the module's .ko (Enter: load, Esc: cancel)",
-                    id="ko-path")
+        yield KoPathInput(placeholder="path to the module's .ko (Tab completes, Enter: load, "
+                          "Esc: cancel)", id="ko-path")
 
     def on_mount(self) -> None:
         self.query_one("#ko-path", Input).display = False
@@ -98,7 +155,7 @@ class ModulesView(Vertical):
             self.notify("no module selected", severity="warning")
             return
         box = self.query_one("#ko-path", Input)
-        box.placeholder = f"path to {mod.name}.ko (Enter: load, Esc: cancel)"
+        box.placeholder = f"path to {mod.name}.ko (Tab completes, Enter: load, Esc: cancel)"
         box.display = True
         box.focus()
 
