@@ -249,3 +249,77 @@ def test_tab_completes_the_ko_path_and_loads_it(testmod_dump: Path, vmlinux_path
         drive(app, steps, SMALL)
     finally:
         s.close()
+
+
+# -- 6. a new user's smaller items at 80x24 ----------------------------------------------------
+
+def test_the_source_cursor_stays_in_view_after_a_resize(
+        session: Session, linux_source: Path, source_cache: Path) -> None:  # noqa: F811
+    """sysrq.c:155 is centred; the terminal shrinks: line 155 is still on screen (and back)."""
+    app = CrashtuiApp(SessionFacade(session, source=str(linux_source), cache_root=source_cache,
+                                    auto_source=False))
+
+    def in_view(src: SourceView) -> bool:
+        top, height = int(src.scroll_offset.y), src.scrollable_content_region.height
+        return top <= src.cursor < top + height
+
+    async def steps(pilot: Any) -> None:
+        src = app.query_one(SourceView)
+        assert src.kind == "source" and src.cursor == 154 and in_view(src)
+        for size in ((120, 40), (80, 24), (80, 14), (80, 40), (80, 24), (60, 13)):
+            await pilot.resize_terminal(*size)
+            await app.settle()
+            await pilot.pause()
+            await pilot.pause()
+            assert src.scrollable_content_region.height > 0
+            assert in_view(src), size
+            assert "▶155" in screen_text(app).replace(" ", ""), size
+
+    drive(app, steps, SMALL)
+
+
+def test_the_marked_instruction_stays_in_view_after_a_resize(testmod_dump: Path,
+                                                             vmlinux_path: Path,
+                                                             tmp_path: Path) -> None:
+    """No .ko: test_module_init's disassembly, +5 marked; the terminal shrinks (tmux showed
+    the mark out of view at 80x14 before)."""
+    s = Session.open(testmod_dump, vmlinux_path)
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        src = app.query_one(SourceView)
+        assert src.kind == "disassembly" and src.mark_line is not None
+        for size in ((120, 40), (80, 24), (80, 14), (80, 24)):
+            await pilot.resize_terminal(*size)
+            await app.settle()
+            await pilot.pause()
+            await pilot.pause()
+            top, height = int(src.scroll_offset.y), src.scrollable_content_region.height
+            assert top <= src.mark_line < top + height, size
+            assert "mov    0x1,%esi" in screen_text(app), size
+
+    try:
+        drive(app, steps, SMALL)
+    finally:
+        s.close()
+
+
+def test_a_user_space_frame_says_so_within_80_columns(testmod_dump: Path, vmlinux_path: Path,
+                                                      tmp_path: Path) -> None:
+    s = Session.open(testmod_dump, vmlinux_path)
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "f", "end")
+        await app.settle()
+        await pilot.pause()
+        src = app.query_one(SourceView)
+        assert str(src.border_title) == "user space"
+        text = screen_text(app)
+        for part in ("RIP 0x47fbe9", "is a user-space address:", "no kernel source."):
+            assert part in text, part
+
+    try:
+        drive(app, steps, SMALL)
+    finally:
+        s.close()

@@ -176,6 +176,15 @@ class SourceView(TextLines):
     def on_resize(self) -> None:
         if self.kind == "disassembly" and (self.size.width < COMPACT_BELOW) != self._compact:
             self._render_disassembly()
+        elif self.kind in ("source", "disassembly"):
+            self.call_after_refresh(self._keep_cursor_in_view)
+
+    def _keep_cursor_in_view(self) -> None:
+        """After a resize: the cursor's line (the marked one unless moved) back in the middle
+        if the new height left it out of view."""
+        top, height = int(self.scroll_offset.y), self.scrollable_content_region.height
+        if height > 0 and not top <= self.cursor < top + height:
+            self.centre(self.cursor)
 
     def _centre_now(self, index: int) -> None:
         """Centre at once when laid out (deterministic), else after the first layout."""

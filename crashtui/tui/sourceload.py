@@ -53,9 +53,10 @@ class SourceLoader:
         be = self.app.facade
         view = self.app.query_one(SourceView)
         if req.user_mode:
-            self.app._ui(view.show_message, "user space", [
-                lit(f"RIP {req.target or 0:#x} is a user-space address: no kernel source.",
-                    "italic")])
+            self.app._ui(view.show_message, "user space", [  # short lines: 80 columns
+                lit(f"RIP {req.target or 0:#x}", "italic"),
+                lit("is a user-space address:", "italic"),
+                lit("no kernel source.", "italic")])
             return
         loc, module, function = req.loc, req.module, req.function
         if ref is not None:
