@@ -74,7 +74,8 @@ def addresses(dump: Path, vmlinux: Path) -> dict[str, str]:
         node_data = k.symbol_or_none("node_data")
         if node_data is not None:
             out["PGDAT"] = f"{k.read_u64(node_data):x}"
-        hr = k.per_cpu(k.symbol("hrtimer_bases"), 0) + off("hrtimer_cpu_base", "clock_base")
+        hr = (k.per_cpu(k.symbol("hrtimer_bases"), 0) & (1 << 64) - 1) + off(
+            "hrtimer_cpu_base", "clock_base")
         out["HRBASE"] = f"{hr:x}"
         node = k.read_u64(hr + off("hrtimer_clock_base", "active"))
         if node:

@@ -116,7 +116,10 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
               lo + length if length is not None else USER_END)
         if lo >= KERNEL_START or hi > USER_END + 0x1000:
             raise CommandError("search: invalid user virtual address range")
-        pages = user_pages(k, current_task(session).address, lo, hi)
+        task = current_task(session)
+        if not task.mm:
+            raise CommandError("search: current context has no user address space")
+        pages = user_pages(k, task.address, lo, hi)
     else:
         lo = _address(session, start, "start") if start is not None else KERNEL_START
         hi = (_address(session, end, "end") if end is not None else

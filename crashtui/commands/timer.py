@@ -101,8 +101,8 @@ def _cpu_lines(session: Session, cb: HrCpuBase) -> list[str]:
 
 
 def _clock_lines(session: Session, clock: ClockBase) -> list[str]:
-    out = [f"  CLOCK: {clock.index}  HRTIMER_CLOCK_BASE: {clock.address:x}  "
-           f"[{_symstr(session, clock.get_time)}]"]
+    name = "" if clock.get_time is None else f"  [{_symstr(session, clock.get_time)}]"
+    out = [f"  CLOCK: {clock.index}  HRTIMER_CLOCK_BASE: {clock.address:x}{name}"]
     timers = clock.timers
     if not timers:
         return out + ["  (empty)"] + [f"timer: {e}" for e in clock.errors]

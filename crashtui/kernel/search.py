@@ -139,9 +139,18 @@ def vmalloc_areas(kernel: Kernel) -> list[tuple[int, int]]:
     o_start, o_end = off("vmap_area", "va_start"), off("vmap_area", "va_end")
     areas: list[int] = []
     head = kernel.symbol_or_none("vmap_area_list")
+    nodes = kernel.symbol_or_none("vmap_nodes")
     if head is not None:
         o_list = off("vmap_area", "list")
         areas = [n - o_list for n in walk_list(kernel, head).nodes]
+    elif nodes is not None and kernel.has_symbol("nr_vmap_nodes"):
+        # 6.9+: vmap_nodes[nr_vmap_nodes], each with its busy areas on busy.head
+        o_list = off("vmap_area", "list")
+        o_busy = off("vmap_node", "busy") + off("rb_list", "head")
+        size = kernel.sizeof("struct vmap_node")
+        array = kernel.read_u64(nodes)
+        for i in range(min(kernel.read_u32(kernel.symbol("nr_vmap_nodes")), 4096)):
+            areas += [n - o_list for n in walk_list(kernel, array + i * size + o_busy).nodes]
     else:
         root = kernel.symbol_or_none("vmap_area_root")
         if root is None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
 
 MAX_TIMERS_PER_BUCKET = 1 << 16
+ULONG = (1 << 64) - 1
 BASE_NAMES = {1: ("BASE_STD",), 2: ("BASE_STD", "BASE_DEF"),
               3: ("BASE_LOCAL", "BASE_GLOBAL", "BASE_DEF")}
 
@@ -64,7 +65,7 @@ class ClockBase:
 
     index: int
     address: int
-    get_time: int
+    get_time: int | None  # None: 7.x clock bases have no get_time (only a clockid)
     now: int
     timers: list[HrTimer] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -119,7 +120,7 @@ def timer_wheel(kernel: Kernel, cpus: list[int] | None = None) -> TimerWheel:
     names = BASE_NAMES[nr_timer_bases(kernel)]
     out = TimerWheel(jiffies, [])
     for cpu in range(kernel.nr_cpu_ids) if cpus is None else cpus:
-        first = kernel.per_cpu(base_sym, cpu)
+        first = kernel.per_cpu(base_sym, cpu) & ULONG  # 6.15+: per-CPU symbols are not 0-based
         for i, name in enumerate(names):
             base = TimerBase(cpu, name, first + i * size)
             out.bases.append(base)
@@ -176,17 +177,21 @@ def hrtimer_bases(kernel: Kernel, cpus: list[int] | None = None) -> list[HrCpuBa
     clock_size = kernel.sizeof("struct hrtimer_clock_base")
     nclocks = (btf.member_type("hrtimer_cpu_base", "clock_base").resolved().length or 0)
     o_clock = off("hrtimer_cpu_base", "clock_base")
-    o_get_time = off("hrtimer_clock_base", "get_time")
+    o_get_time = off("hrtimer_clock_base", "get_time") \
+        if btf.has_member("hrtimer_clock_base", "get_time") else None
     o_offset = off("hrtimer_clock_base", "offset") \
         if btf.has_member("hrtimer_clock_base", "offset") else None
-    o_active = off("hrtimer_clock_base", "active")
-    if btf.has_member("timerqueue_head", "rb_root.rb_root"):  # rb_root_cached (4.20+)
-        o_root = o_active + off("timerqueue_head", "rb_root.rb_root")
+    # the queue's rb_root: timerqueue_head.rb_root (rb_root_cached, 4.20+) or 7.x's
+    # timerqueue_linked_head.rb_root (rb_root_linked), both .rb_root; else timerqueue_head.head
+    if btf.has_member("hrtimer_clock_base", "active.rb_root.rb_root"):
+        o_root = off("hrtimer_clock_base", "active.rb_root.rb_root")
     else:
-        o_root = o_active + off("timerqueue_head", "head")
-    # hrtimer.node is a timerqueue_node whose first member is its rb_node
-    o_node = off("hrtimer", "node") + off("timerqueue_node", "node")
-    o_expires = off("hrtimer", "node") + off("timerqueue_node", "expires")
+        o_root = off("hrtimer_clock_base", "active.head")
+    # hrtimer.node: a timerqueue_node {rb_node node; expires}, or 7.x's timerqueue_linked_node
+    # whose node is an rb_node_linked {rb_node node; prev; next}
+    o_node = off("hrtimer", "node.node.node") if btf.has_member("hrtimer", "node.node.node") \
+        else off("hrtimer", "node.node")
+    o_expires = off("hrtimer", "node.expires")
     o_soft = off("hrtimer", "_softexpires") if btf.has_member("hrtimer", "_softexpires") \
         else None
     o_function = off("hrtimer", "function")
@@ -194,11 +199,11 @@ def hrtimer_bases(kernel: Kernel, cpus: list[int] | None = None) -> list[HrCpuBa
     uptime = hrtimer_now_jiffies(kernel)
     out: list[HrCpuBase] = []
     for cpu in range(kernel.nr_cpu_ids) if cpus is None else cpus:
-        cpu_base = kernel.per_cpu(sym, cpu)
+        cpu_base = kernel.per_cpu(sym, cpu) & ULONG
         clocks: list[ClockBase] = []
         for j in range(nclocks):
             base = cpu_base + o_clock + j * clock_size
-            get_time = kernel.read_u64(base + o_get_time)
+            get_time = kernel.read_u64(base + o_get_time) if o_get_time is not None else None
             offset = _ktime(kernel, base + o_offset) if o_offset is not None else 0
             clock = ClockBase(j, base, get_time,
                               (uptime * ns_per_jiffy + offset) & 0xFFFFFFFFFFFFFFFF)
