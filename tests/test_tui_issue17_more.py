@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, SAMPLES, vmlinux_of
-from test_source import linux_source  # noqa: F401 - the tarball fixture
+from test_source import SYSRQ_DWARF, linux_source  # noqa: F401 - the tarball fixture
 from test_tui import drive, press, screen_text, source_cache  # noqa: F401 - fixtures
 from textual.widgets import Input
 from tui_helpers import utc_timezone
 
 from crashtui.analysis.session import Session
 from crashtui.analysis.source import (
+    SourceFinder,
     SourceTarball,
     kernel_upstream_version,
     makefile_version,
@@ -130,6 +131,22 @@ def test_the_real_tarballs_version_is_read_from_its_makefile(
     assert version_note("linux-source-6.1.tar.xz", "6.1.190", "6.1.192") == \
         "linux-source-6.1.tar.xz is 6.1.190, the kernel is 6.1.192"
     assert version_note("linux-source-6.1.tar.xz", "6.1.192", "6.1.192") == ""
+
+
+def test_a_tree_knows_its_version_too(linux_source: Path,  # noqa: F811
+                                      source_cache: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A kernel tree (here the files read out of the real tarball, laid out as a tree)."""
+    tb = SourceTarball(linux_source, source_cache)
+    got = tb.extract(["drivers/tty/sysrq.c", "Makefile"])
+    tree = tmp_path / "linux"
+    for rel, path in got.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(path.read_bytes())
+    res = SourceFinder([tree], env={}, cache_root=tmp_path, auto=False).find(SYSRQ_DWARF)
+    assert res.path == tree / "drivers/tty/sysrq.c" and res.tree == tree
+    assert res.tree_version == "6.1.192"
+    assert version_note(str(tree), res.tree_version, "6.12.118") == \
+        f"{tree} is 6.1.192, the kernel is 6.12.118"
 
 
 def test_a_tarball_of_another_version_says_so(linux_source: Path,  # noqa: F811
