@@ -111,6 +111,6 @@ UNSIGNED = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I
 
 # Sections a DwarfSections may hold (attribute name = section name without ".debug_").
 DEBUG_SECTION_NAMES = ("info", "abbrev", "line", "str", "line_str", "rnglists", "ranges",
-                  "aranges", "addr", "str_offsets")
+                  "aranges", "addr", "str_offsets", "loclists", "loc", "frame")
 
 DEFAULT_CU_CACHE = 48

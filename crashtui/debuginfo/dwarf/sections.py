@@ -32,6 +32,9 @@ class DwarfSections:
     aranges: Buffer | None = None
     addr: Buffer | None = None
     str_offsets: Buffer | None = None
+    loclists: Buffer | None = None  # variables' location lists (DWARF 5)
+    loc: Buffer | None = None  # the same in DWARF 4
+    frame: Buffer | None = None  # call frame information (callee-saved registers)
 
     @classmethod
     def from_image(cls, image: ElfImage) -> DwarfSections:

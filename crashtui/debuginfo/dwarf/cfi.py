@@ -1,0 +1,268 @@
+"""Call frame information (.debug_frame, DWARF 5 §6.4): where a function saved the
+caller's registers at an address, so a caller frame's callee-saved registers can be known.
+
+The section is indexed once (FDE address ranges, ~50k FDEs for a distro vmlinux, one pass
+over its ~2.5 MiB); a lookup runs one CIE's and one FDE's instructions up to the address.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from dataclasses import dataclass, field
+
+from crashtui.debuginfo.linetable import Buffer, read_sleb, read_uleb
+
+MAX_INSTRUCTIONS = 100_000
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How to find a register's value in the caller: kind "offset" (saved at CFA + n),
+    "val_offset" (is CFA + n), "register" (in register n), "same", "undefined", "expr"
+    (saved at the address the expression computes), "val_expr"."""
+
+    kind: str
+    n: int = 0
+    expr: bytes = b""
+
+
+@dataclass
+class Row:
+    """The CFA rule (register + offset, or an expression) and the register rules at an address."""
+
+    cfa_reg: int | None = None
+    cfa_offset: int = 0
+    cfa_expr: bytes | None = None
+    rules: dict[int, Rule] = field(default_factory=dict)
+    return_register: int = 16
+
+
+@dataclass
+class _Cie:
+    code_align: int
+    data_align: int
+    return_register: int
+    instructions: bytes
+    address_size: int
+
+
+class CallFrameInfo:
+    """The FDEs of one .debug_frame section, indexed by address."""
+
+    def __init__(self, buf: Buffer, address_size: int = 8) -> None:
+        self.buf = buf
+        self.address_size = address_size
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._fdes: list[tuple[int, int, int]] = []  # (cie offset, instructions start, end)
+        self._cies: dict[int, _Cie] = {}
+        self._index()
+
+    def _index(self) -> None:
+        buf = self.buf
+        pos = 0
+        n = len(buf)
+        asz = self.address_size
+        afmt = "<Q" if asz == 8 else "<I"
+        rows = []
+        while pos + 4 <= n:
+            (length,) = struct.unpack_from("<I", buf, pos)
+            pos += 4
+            osz = 4
+            if length == 0xFFFFFFFF:
+                (length,) = struct.unpack_from("<Q", buf, pos)
+                pos += 8
+                osz = 8
+            if length == 0:
+                continue
+            end = pos + length
+            if end > n:
+                break
+            cie_id = struct.unpack_from("<I" if osz == 4 else "<Q", buf, pos)[0]
+            if cie_id not in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF):
+                loc = struct.unpack_from(afmt, buf, pos + osz)[0]
+                rng = struct.unpack_from(afmt, buf, pos + osz + asz)[0]
+                if loc and rng:
+                    rows.append((loc, loc + rng, (cie_id, pos + osz + 2 * asz, end)))
+            pos = end
+        rows.sort(key=lambda r: r[0])
+        self._starts = [r[0] for r in rows]
+        self._ends = [r[1] for r in rows]
+        self._fdes = [r[2] for r in rows]
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def _cie(self, offset: int) -> _Cie | None:
+        hit = self._cies.get(offset)
+        if hit is not None:
+            return hit
+        buf = self.buf
+        (length,) = struct.unpack_from("<I", buf, offset)
+        pos = offset + 4
+        osz = 4
+        if length == 0xFFFFFFFF:
+            (length,) = struct.unpack_from("<Q", buf, pos)
+            pos += 8
+            osz = 8
+        end = pos + length
+        pos += osz  # CIE_id
+        version = buf[pos]
+        pos += 1
+        aug_end = bytes(buf[pos:end]).find(b"\0")
+        if aug_end < 0:
+            return None
+        aug = bytes(buf[pos:pos + aug_end])
+        pos += aug_end + 1
+        if aug not in (b"",):
+            return None  # augmentations are an .eh_frame matter; .debug_frame has none
+        asz = self.address_size
+        if version >= 4:
+            asz = buf[pos]
+            pos += 2  # address_size, segment_selector_size
+        code_align, pos = read_uleb(buf, pos)
+        data_align, pos = read_sleb(buf, pos)
+        if version == 1:
+            ret = buf[pos]
+            pos += 1
+        else:
+            ret, pos = read_uleb(buf, pos)
+        cie = _Cie(code_align, data_align, ret, bytes(buf[pos:end]), asz)
+        self._cies[offset] = cie
+        return cie
+
+    def row_at(self, address: int) -> Row | None:
+        """The CFI row in effect at `address`, or None when no FDE covers it."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or not address < self._ends[i]:
+            return None
+        cie_off, ins_start, ins_end = self._fdes[i]
+        cie = self._cie(cie_off)
+        if cie is None:
+            return None
+        row = Row(return_register=cie.return_register)
+        _run(cie.instructions, cie, row, None, self._starts[i], address, None)
+        initial = Row(row.cfa_reg, row.cfa_offset, row.cfa_expr, dict(row.rules),
+                      row.return_register)
+        _run(bytes(self.buf[ins_start:ins_end]), cie, row, initial, self._starts[i],
+             address, cie.address_size)
+        return row
+
+
+def _run(code: bytes, cie: _Cie, row: Row, initial: Row | None, loc: int, address: int,
+         address_size: int | None) -> None:
+    """Execute CFA instructions (§6.4.2) until the location passes `address`."""
+    pos = 0
+    n = len(code)
+    stack: list[tuple[int | None, int, bytes | None, dict[int, Rule]]] = []
+    ca, da = cie.code_align, cie.data_align
+    count = 0
+    while pos < n:
+        count += 1
+        if count > MAX_INSTRUCTIONS:
+            return
+        op = code[pos]
+        pos += 1
+        high, low = op & 0xC0, op & 0x3F
+        if high == 0x40:  # advance_loc
+            loc += low * ca
+            if loc > address:
+                return
+            continue
+        if high == 0x80:  # offset
+            off, pos = read_uleb(code, pos)
+            row.rules[low] = Rule("offset", off * da)
+            continue
+        if high == 0xC0:  # restore
+            _restore(row, initial, low)
+            continue
+        if op == 0x00:  # nop
+            continue
+        if op == 0x01:  # set_loc
+            asz = address_size or 8
+            loc = int.from_bytes(code[pos:pos + asz], "little")
+            pos += asz
+            if loc > address:
+                return
+        elif op in (0x02, 0x03, 0x04):  # advance_loc1/2/4
+            size = {0x02: 1, 0x03: 2, 0x04: 4}[op]
+            loc += int.from_bytes(code[pos:pos + size], "little") * ca
+            pos += size
+            if loc > address:
+                return
+        elif op == 0x05:  # offset_extended
+            r, pos = read_uleb(code, pos)
+            off, pos = read_uleb(code, pos)
+            row.rules[r] = Rule("offset", off * da)
+        elif op == 0x06:  # restore_extended
+            r, pos = read_uleb(code, pos)
+            _restore(row, initial, r)
+        elif op == 0x07:  # undefined
+            r, pos = read_uleb(code, pos)
+            row.rules[r] = Rule("undefined")
+        elif op == 0x08:  # same_value
+            r, pos = read_uleb(code, pos)
+            row.rules[r] = Rule("same")
+        elif op == 0x09:  # register
+            r, pos = read_uleb(code, pos)
+            r2, pos = read_uleb(code, pos)
+            row.rules[r] = Rule("register", r2)
+        elif op == 0x0A:  # remember_state
+            stack.append((row.cfa_reg, row.cfa_offset, row.cfa_expr, dict(row.rules)))
+        elif op == 0x0B:  # restore_state
+            if stack:
+                row.cfa_reg, row.cfa_offset, row.cfa_expr, row.rules = stack.pop()
+        elif op == 0x0C:  # def_cfa
+            row.cfa_reg, pos = read_uleb(code, pos)
+            row.cfa_offset, pos = read_uleb(code, pos)
+            row.cfa_expr = None
+        elif op == 0x0D:  # def_cfa_register
+            row.cfa_reg, pos = read_uleb(code, pos)
+            row.cfa_expr = None
+        elif op == 0x0E:  # def_cfa_offset
+            row.cfa_offset, pos = read_uleb(code, pos)
+        elif op == 0x0F:  # def_cfa_expression
+            ln, pos = read_uleb(code, pos)
+            row.cfa_expr = bytes(code[pos:pos + ln])
+            pos += ln
+        elif op in (0x10, 0x16):  # expression, val_expression
+            r, pos = read_uleb(code, pos)
+            ln, pos = read_uleb(code, pos)
+            row.rules[r] = Rule("expr" if op == 0x10 else "val_expr", 0,
+                                bytes(code[pos:pos + ln]))
+            pos += ln
+        elif op == 0x11:  # offset_extended_sf
+            r, pos = read_uleb(code, pos)
+            off, pos = read_sleb(code, pos)
+            row.rules[r] = Rule("offset", off * da)
+        elif op == 0x12:  # def_cfa_sf
+            row.cfa_reg, pos = read_uleb(code, pos)
+            off, pos = read_sleb(code, pos)
+            row.cfa_offset = off * da
+            row.cfa_expr = None
+        elif op == 0x13:  # def_cfa_offset_sf
+            off, pos = read_sleb(code, pos)
+            row.cfa_offset = off * da
+        elif op in (0x14, 0x15):  # val_offset, val_offset_sf
+            r, pos = read_uleb(code, pos)
+            if op == 0x14:
+                off, pos = read_uleb(code, pos)
+            else:
+                off, pos = read_sleb(code, pos)
+            row.rules[r] = Rule("val_offset", off * da)
+        elif op == 0x2E:  # GNU_args_size
+            _, pos = read_uleb(code, pos)
+        elif op == 0x2F:  # GNU_negative_offset_extended
+            r, pos = read_uleb(code, pos)
+            off, pos = read_uleb(code, pos)
+            row.rules[r] = Rule("offset", -off * da)
+        else:
+            return  # unknown instruction: stop with what is known
+
+
+def _restore(row: Row, initial: Row | None, r: int) -> None:
+    if initial is not None and r in initial.rules:
+        row.rules[r] = initial.rules[r]
+    else:
+        row.rules.pop(r, None)

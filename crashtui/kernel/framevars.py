@@ -1,0 +1,438 @@
+"""A backtrace frame's arguments and locals: DWARF scopes at its pc evaluated in the dump.
+
+The DWARF is the vmlinux's (KASLR slide removed) or a loaded .ko's (placed at the module's
+runtime addresses). A return-address frame is looked up at pc - 1 (the call instruction, as
+gdb and drgn do); an exception RIP at the RIP itself. Registers are those the frame knows
+(Frame.registers, filled by the unwinder; all of pt_regs after an exception, NT_PRSTATUS
+for the first frame); rsp of a return-address frame is the slot of its return address + 8.
+The CFA (DW_OP_call_frame_cfa, the usual DW_AT_frame_base on x86-64) is the caller's rsp
+before the call: the stack slot of this frame's own return address, i.e. the next frame's
+sp, + 8. A value no register or memory of the dump gives is "unknown", with the reason;
+a variable without location at that pc is "optimized out".
+"""
+
+from __future__ import annotations
+
+import struct
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from crashtui.analysis.variables import OPTIMIZED_OUT, FrameVariable, FrameVariables
+from crashtui.debuginfo.dwarf.expr import (
+    ExprContext,
+    ExprUnknown,
+    Piece,
+    evaluate,
+    register_name,
+)
+from crashtui.debuginfo.dwarf.scopes import ScopeChain, ScopeVariable, scopes_at
+from crashtui.errors import CrashtuiError
+
+if TYPE_CHECKING:
+    from crashtui.analysis.backtrace import Backtrace, Frame
+    from crashtui.debuginfo.ctype import CType, Types
+
+MAX_VALUE_BYTES = 1 << 16  # a variable bigger than this is shown by address only
+MAX_VARIABLES = 512  # per frame
+
+_TYPES: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def debug_info_for(session: Any, pc: int) -> tuple[Any, int] | None:
+    """(DwarfLines, runtime - DWARF address) covering a runtime pc: the vmlinux's, or a
+    loaded .ko's placed at the module's runtime addresses; None when there is none."""
+    kernel = session.kernel
+    lo, hi = kernel.symbol_or_none("_text"), kernel.symbol_or_none("_end")
+    if lo is not None and hi is not None and lo <= pc < hi:
+        vm = kernel.vmlinux
+        lines = vm.lines if vm is not None else None
+        return (lines, kernel.kaslr_offset) if lines is not None else None
+    try:
+        table = session.modules
+        mod = table.module_at(pc)
+        di = table.debuginfo.get(mod.name) if mod is not None else None
+    except CrashtuiError:
+        return None
+    if di is None or not di.ko.has_dwarf:
+        return None
+    return di.ko.lines(di.section_bases), 0
+
+
+def frame_variables(session: Any, bt: Backtrace, frame: Frame,
+                    exception: bool = False) -> FrameVariables:
+    """The variables of `frame` of `bt` (exception=True: of the code interrupted by the
+    pt_regs saved after it, crash's `[exception RIP: ...]`)."""
+    frames = [f for f in bt.frames if not f.inline]
+    pos = next((i for i, f in enumerate(frames) if f is frame), None)
+    if pos is None:
+        pos = next((i for i, f in enumerate(frames) if f.index == frame.index), 0)
+    f = frames[pos] if frames else frame
+    if exception and f.exception is not None:
+        ef = f.exception
+        pc = ef.rip
+        regs = dict(ef.registers)
+        lookup = pc
+        name = ef.function
+    else:
+        exception = False
+        pc = f.pc
+        regs = dict(frame_registers(session, bt).get(pos, {}))
+        lookup = pc - 1 if f.return_address else pc
+        name = f.function
+    out = FrameVariables(name, pc, lookup, f.index, exception,
+                         registers=tuple(sorted(regs)))
+    if exception and f.exception is not None and f.exception.user_mode:
+        out.error = "user-mode registers: no kernel variables"
+        return out
+    cfa = _cfa(frames, pos, exception)
+    try:
+        found = debug_info_for(session, lookup)
+        if found is None:
+            out.error = "no DWARF for this address (vmlinux without debug info, or the " \
+                        "module's .ko not loaded: mod -s)"
+            return out
+        lines, slide = found
+        chain = scopes_at(lines, lookup - slide)
+    except CrashtuiError as exc:
+        out.error = str(exc)
+        return out
+    if chain is None:
+        out.error = "no DWARF function covers this address"
+        return out
+    _fill(session, out, chain, regs, cfa, slide)
+    return out
+
+
+CALLEE_SAVED = (3, 6, 12, 13, 14, 15)  # rbx rbp r12-r15: kept across calls (psABI)
+_CFI: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _cfi_of(lines: Any) -> Any:
+    """The CallFrameInfo of a DwarfLines' .debug_frame (indexed once), or None."""
+    from crashtui.debuginfo.dwarf.cfi import CallFrameInfo
+
+    if lines not in _CFI:
+        buf = getattr(lines.sections, "frame", None)
+        try:
+            _CFI[lines] = CallFrameInfo(buf) if buf is not None else None
+        except (IndexError, struct.error):
+            _CFI[lines] = None
+    return _CFI[lines]
+
+
+def caller_registers(session: Any, pc: int, regs: dict[str, int], interrupted: bool
+                     ) -> dict[str, int] | None:
+    """The registers of the caller of the code at runtime `pc` with `regs`, by the call
+    frame information (.debug_frame): rsp = CFA, rip = the return address, callee-saved
+    registers restored or unchanged; None when no CFI covers pc or the CFA is unknown."""
+    look = pc if interrupted else pc - 1
+    found = debug_info_for(session, look)
+    if found is None:
+        return None
+    lines, slide = found
+    cfi = _cfi_of(lines)
+    if cfi is None:
+        return None
+    row = cfi.row_at(look - slide)
+    if row is None or row.cfa_expr is not None or row.cfa_reg is None:
+        return None
+    base = regs.get(register_name(row.cfa_reg))
+    if base is None:
+        return None
+    cfa = (base + row.cfa_offset) & ((1 << 64) - 1)
+
+    def word(addr: int) -> int | None:
+        try:
+            return int.from_bytes(session.kernel.read(addr, 8), "little")
+        except CrashtuiError:
+            return None
+
+    out: dict[str, int] = {}
+    for r in sorted(set(CALLEE_SAVED) | set(row.rules)):
+        if r == 7 or r == row.return_register:
+            continue
+        name = register_name(r)
+        rule = row.rules.get(r)
+        value: int | None = None
+        if rule is None or rule.kind == "same":
+            value = regs.get(name) if r in CALLEE_SAVED else None
+        elif rule.kind == "offset":
+            value = word(cfa + rule.n)
+        elif rule.kind == "val_offset":
+            value = cfa + rule.n
+        elif rule.kind == "register":
+            value = regs.get(register_name(rule.n))
+        if value is not None:
+            out[name] = value
+    ret = row.rules.get(row.return_register)
+    rip = word(cfa + ret.n) if ret is not None and ret.kind == "offset" else None
+    if rip is None:
+        return None
+    out["rip"] = rip
+    out["rsp"] = cfa
+    return out
+
+
+def frame_registers(session: Any, bt: Backtrace) -> dict[int, dict[str, int]]:
+    """The registers known in each frame (index into the non-inline frames): the frame's
+    own (Frame.registers), completed by unwinding with .debug_frame from the nearest full
+    register set before it (NT_PRSTATUS, a kernel-mode pt_regs, a rich Frame.registers)."""
+    hit: dict[int, dict[str, int]] | None = bt.__dict__.get("_frame_registers")
+    if hit is not None:
+        return hit
+    frames = [f for f in bt.frames if not f.inline]
+    known: dict[int, dict[str, int]] = {}
+    pending: tuple[int, dict[str, int], bool] | None = None
+    start = bt.start
+    if start is not None and not start.user_mode and start.rip:
+        pending = (start.rip, dict(start.registers), True)
+    elif bt.active:
+        pending = _prstatus(session, bt.cpu)
+    for pos, f in enumerate(frames):
+        regs = dict(f.registers)
+        got: dict[str, int] | None = None
+        if pending is not None:
+            cur: tuple[int, dict[str, int], bool] | None = pending
+            for _ in range(6):
+                if cur is None:
+                    break
+                if cur[0] == f.pc:
+                    got = cur[1]
+                    break
+                nxt = caller_registers(session, cur[0], cur[1], cur[2])
+                cur = (nxt["rip"], nxt, False) if nxt is not None else None
+        if got is not None:
+            regs = {**got, **regs}
+        regs.setdefault("rip", f.pc)
+        if "rsp" not in regs and f.return_address:
+            regs["rsp"] = f.sp + 8
+        known[pos] = regs
+        if got is not None or len(regs) > 3:
+            pending = (f.pc, regs, not f.return_address)
+        ef = f.exception
+        if ef is not None and not ef.user_mode and ef.rip:
+            pending = (ef.rip, dict(ef.registers), True)
+    bt.__dict__["_frame_registers"] = known  # computed once per backtrace
+    return known
+
+
+def _prstatus(session: Any, cpu: int) -> tuple[int, dict[str, int], bool] | None:
+    """The kernel-mode NT_PRSTATUS registers of a CPU (where a running task stopped)."""
+    try:
+        notes = session.backtrace_builder.cpu_registers
+    except (CrashtuiError, AttributeError):
+        return None
+    if not 0 <= cpu < len(notes):
+        return None
+    regs = dict(notes[cpu].registers)
+    if not regs.get("rip") or regs.get("cs", 0) & 3:
+        return None
+    return regs["rip"], regs, True
+
+
+def _cfa(frames: list[Frame], pos: int, exception: bool) -> int | None:
+    """The caller's rsp before the call: the next frame's return-address slot + 8."""
+    f = frames[pos]
+    if not exception and f.exception is not None:
+        return None  # the next frame is the interrupted code's caller, not this one's
+    if pos + 1 >= len(frames):
+        return None
+    nxt = frames[pos + 1]
+    if not nxt.return_address or nxt.stack_name:
+        return None
+    return nxt.sp + 8
+
+
+def _fill(session: Any, out: FrameVariables, chain: ScopeChain, regs: dict[str, int],
+          cfa: int | None, slide: int) -> None:
+    kernel = session.kernel
+    try:
+        types: Types | None = session.types
+    except CrashtuiError:
+        types = None
+
+    def read_register(r: int) -> int:
+        name = register_name(r)
+        if name not in regs:
+            raise ExprUnknown(f"register {name} not known in this frame")
+        return regs[name]
+
+    def read_memory(addr: int, size: int) -> bytes:
+        try:
+            return bytes(kernel.read(addr, size))
+        except CrashtuiError as exc:
+            raise ExprUnknown(f"cannot read memory at {addr:#x}") from exc
+
+    def need_cfa() -> int:
+        if cfa is None:
+            raise ExprUnknown("frame's CFA not known (no caller frame on this stack)")
+        return cfa
+
+    base_ctx = ExprContext(read_register, read_memory, cfa=need_cfa, addrx=chain.addrx,
+                           relocate=lambda a: a + slide)
+
+    def frame_base() -> int:
+        if chain.frame_base is None:
+            raise ExprUnknown("no frame base at this pc")
+        pieces = evaluate(chain.frame_base, base_ctx)
+        p = pieces[0]
+        if p.kind == "memory":
+            return p.value
+        if p.kind == "register":
+            return read_register(p.value)
+        if p.kind == "value":
+            return p.value
+        raise ExprUnknown("frame base not known")
+
+    ctx = ExprContext(read_register, read_memory, frame_base, need_cfa, chain.addrx,
+                      lambda a: a + slide)
+    top = chain.functions[0].name
+    count = 0
+    for fn in chain.functions:
+        for sv in fn.variables:
+            count += 1
+            if count > MAX_VARIABLES:
+                return
+            out.variables.append(_variable(session, types, chain, sv, fn.name,
+                                           fn.name != top or fn.inlined, ctx, cfa))
+
+
+def _dwarf_type(chain: ScopeChain, offset: int | None) -> Any:
+    from crashtui.debuginfo.dwarfvars import DwarfType, _type_at
+
+    if offset is None:
+        return DwarfType("void", "void")
+    cache = _TYPES.setdefault(chain.reader, {})
+    t = cache.get(offset)
+    if t is None:
+        t = cache[offset] = _type_at(chain.reader, offset, 0)
+    return t
+
+
+def _ctype(types: Types | None, d: Any) -> CType:
+    from crashtui.debuginfo.ctype import CType
+
+    if types is not None:
+        try:
+            return types.from_dwarf(d)
+        except CrashtuiError:
+            pass
+    return CType("int" if d.tag == "base" else "void", d.name or d.tag, d.size)
+
+
+def _variable(session: Any, types: Types | None, chain: ScopeChain, sv: ScopeVariable,
+              function: str, inlined: bool, ctx: ExprContext, cfa: int | None
+              ) -> FrameVariable:
+    ct = _ctype(types, _dwarf_type(chain, sv.type_offset))
+    v = FrameVariable(sv.name, ct.name, sv.parameter, function, inlined, ctype=ct)
+    size = ct.size if ct.size is not None else 8
+    if sv.expr is None:
+        if sv.const_value is not None:
+            v.location = "constant"
+            c = sv.const_value
+            v.data = c[:size] if isinstance(c, bytes) else \
+                (c & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        else:
+            v.state = OPTIMIZED_OUT
+            return v
+    else:
+        try:
+            pieces = evaluate(sv.expr, ctx)
+            v.data, v.location, v.address = _assemble(pieces, size, ctx, cfa)
+        except ExprUnknown as exc:
+            if str(exc).startswith("optimized"):
+                v.state = OPTIMIZED_OUT
+            else:
+                v.state, v.reason = "unknown", str(exc)
+            return v
+        except (IndexError, struct.error, ValueError) as exc:
+            v.state, v.reason = "error", f"damaged location expression: {exc}"
+            return v
+    v.value = summary(session, types, ct, v.data, v.address)
+    return v
+
+
+def _assemble(pieces: list[Piece], size: int, ctx: ExprContext, cfa: int | None
+              ) -> tuple[bytes | None, str, int | None]:
+    """The variable's bytes from its location pieces, where it is, and its address."""
+    if len(pieces) == 1 and pieces[0].size is None:
+        p = pieces[0]
+        if p.kind == "memory":
+            where = "stack" if cfa is not None and cfa - 0x4000 <= p.value < cfa + 0x100 \
+                else "memory"
+            if size > MAX_VALUE_BYTES:
+                return None, where, p.value
+            return ctx.read_memory(p.value, size), where, p.value
+        if p.kind == "optimized":
+            raise ExprUnknown("optimized out")
+        data = _piece_bytes(p, size, ctx)
+        where = f"register {register_name(p.value)}" if p.kind == "register" else "computed"
+        return data, where, None
+    out = bytearray()
+    kinds: set[str] = set()
+    for p in pieces:
+        n = p.size or 0
+        if p.kind == "optimized":
+            raise ExprUnknown("optimized out (part of it)")
+        if p.kind == "memory":
+            out += ctx.read_memory(p.value, n)
+            kinds.add("memory")
+        else:
+            out += _piece_bytes(p, n, ctx)
+            kinds.add("register" if p.kind == "register" else "computed")
+    loc = "pieces: " + ", ".join(sorted(kinds))
+    return bytes(out[:size]).ljust(size, b"\0"), loc, None
+
+
+def _piece_bytes(p: Piece, size: int, ctx: ExprContext) -> bytes:
+    if p.kind == "register":
+        if size > 8:
+            raise ExprUnknown(f"{size}-byte value in one register")
+        return (ctx.read_register(p.value) & ((1 << 64) - 1)).to_bytes(8, "little")[:size]
+    if p.kind == "value":
+        return (p.value & ((1 << 64) - 1)).to_bytes(8, "little")[:size].ljust(size, b"\0")
+    return p.data[:size].ljust(size, b"\0")
+
+
+def summary(session: Any, types: Types | None, ct: CType, data: bytes | None,
+            address: int | None) -> str:
+    """A one-line value: integers in decimal, pointers in hex (with the symbol of a kernel
+    address), enums by name, aggregates as `{...}`."""
+    if data is None:
+        return f"{{...}} at {address:#x}" if address is not None else "{...}"
+    kind = ct.kind
+    if kind == "int":
+        v = int.from_bytes(data[:ct.size or 8], "little", signed=ct.signed)
+        if ct.boolean:
+            return {0: "false", 1: "true"}.get(v, str(v))
+        return str(v)
+    if kind == "enum":
+        v = int.from_bytes(data[:ct.size or 4], "little", signed=ct.signed)
+        if types is not None:
+            for name, val in types.enumerators(ct).items():
+                if val == v:
+                    return name
+        return str(v)
+    if kind == "ptr":
+        v = int.from_bytes(data[:8], "little")
+        sym = _symbol(session, v) if v else None
+        return f"{v:#x} <{sym}>" if sym else f"{v:#x}"
+    if kind == "float" and ct.size in (4, 8):
+        return repr(struct.unpack("<f" if ct.size == 4 else "<d", data[:ct.size])[0])
+    return "{...}"
+
+
+def _symbol(session: Any, addr: int) -> str | None:
+    """`name+off` for an address in the kernel image or a module's text."""
+    try:
+        hit = session.symbolize(addr)
+    except (CrashtuiError, AttributeError):
+        return None
+    if hit is None:
+        return None
+    name, off, _module = hit
+    k = session.kernel
+    lo, hi = k.symbol_or_none("_text"), k.symbol_or_none("_end")
+    if _module is None and (lo is None or hi is None or not lo <= addr < hi):
+        return None
+    return f"{name}+{off:#x}" if off else name
