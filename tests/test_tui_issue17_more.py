@@ -340,3 +340,27 @@ def test_a_user_space_frame_says_so_within_80_columns(testmod_dump: Path, vmlinu
         drive(app, steps, SMALL)
     finally:
         s.close()
+
+
+def test_the_selected_frame_stays_in_view_after_a_resize(session: Session,
+                                                         tmp_path: Path) -> None:
+    app = CrashtuiApp(SessionFacade(session, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        frames = app.query_one(FramesView)
+        for keys in (("f", "end"), ("f", "home"), ("f", "end", "up", "up")):
+            await press(app, pilot, *keys)
+            index = frames.highlighted
+            assert index is not None
+            shown = frames.get_option_at_index(index).prompt
+            head = str(getattr(shown, "plain", shown)).splitlines()[0][:18]
+            for size in ((80, 14), (120, 40), (80, 24), (70, 12), (80, 24)):
+                await pilot.resize_terminal(*size)
+                await app.settle()
+                await pilot.pause()
+                await pilot.pause()
+                assert frames.highlighted == index
+                text = screen_text(app)
+                assert head in text, (keys, size, head, text)
+
+    drive(app, steps, SMALL)

@@ -72,6 +72,15 @@ class SearchableOptions(OptionList):
     search_title = "find"
     search_term = ""
 
+    def on_resize(self) -> None:
+        """The highlighted row stays on screen when the pane shrinks (OptionList keeps its
+        scroll offset: a frame selected at 120x40 was out of view at 80x24)."""
+        self.call_after_refresh(self._highlight_in_view)
+
+    def _highlight_in_view(self) -> None:
+        if self.highlighted is not None:
+            self.scroll_to_highlight()
+
     def action_search(self) -> None:
         ask(self, self.search_title, self.find)
 
