@@ -127,14 +127,11 @@ def caller_registers(session: Any, pc: int, regs: dict[str, int], interrupted: b
     registers restored or unchanged; None when no CFI covers pc or the CFA is unknown."""
     look = pc if interrupted else pc - 1
     found = debug_info_for(session, look)
-    if found is None:
-        return None
-    lines, slide = found
-    cfi = _cfi_of(lines)
-    if cfi is None:
-        return None
-    row = cfi.row_at(look - slide)
-    if row is None or row.cfa_expr is not None or row.cfa_reg is None:
+    cfi = _cfi_of(found[0]) if found is not None else None
+    row = cfi.row_at(look - found[1]) if cfi is not None and found is not None else None
+    if row is None:
+        return _orc_caller_registers(session, look, regs)
+    if row.cfa_expr is not None or row.cfa_reg is None:
         return None
     base = regs.get(register_name(row.cfa_reg))
     if base is None:
@@ -173,6 +170,66 @@ def caller_registers(session: Any, pc: int, regs: dict[str, int], interrupted: b
     return out
 
 
+_CODEMAPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _orc_caller_registers(session: Any, look: int, regs: dict[str, int]
+                          ) -> dict[str, int] | None:
+    """The caller's registers by ORC where .debug_frame has nothing (assembly code): a
+    CALL entry gives rsp and rip, its bp rule rbp; rbx and r12-r15 are kept (as drgn does)."""
+    from crashtui.debuginfo.orc import (
+        ORC_REG_BP,
+        ORC_REG_BP_INDIRECT,
+        ORC_REG_PREV_SP,
+        ORC_REG_SP,
+        ORC_REG_SP_INDIRECT,
+        ORC_REG_UNDEFINED,
+        OrcType,
+    )
+    from crashtui.kernel.unwind import CodeMap
+
+    kernel = session.kernel
+    code = _CODEMAPS.get(kernel)
+    if code is None:
+        code = _CODEMAPS[kernel] = CodeMap(kernel)
+    try:
+        orc = code.lookup(look)
+    except CrashtuiError:
+        return None
+    if orc is None or orc.type != OrcType.CALL:
+        return None
+    sp, bp = regs.get("rsp"), regs.get("rbp")
+
+    def word(addr: int) -> int:
+        return int.from_bytes(kernel.read(addr, 8), "little")
+
+    try:
+        if orc.sp_reg == ORC_REG_SP and sp is not None:
+            cfa = sp + orc.sp_offset
+        elif orc.sp_reg == ORC_REG_BP and bp is not None:
+            cfa = bp + orc.sp_offset
+        elif orc.sp_reg == ORC_REG_SP_INDIRECT and sp is not None:
+            cfa = word(sp) + orc.sp_offset
+        elif orc.sp_reg == ORC_REG_BP_INDIRECT and bp is not None:
+            cfa = word(bp + orc.sp_offset)
+        else:
+            return None
+        cfa &= (1 << 64) - 1
+        out: dict[str, int] = {name: regs[name] for name in ("rbx", "r12", "r13", "r14",
+                                                             "r15") if name in regs}
+        if orc.bp_reg == ORC_REG_PREV_SP:
+            out["rbp"] = word(cfa + orc.bp_offset)
+        elif orc.bp_reg == ORC_REG_BP and bp is not None:
+            out["rbp"] = word(bp + orc.bp_offset)
+        elif orc.bp_reg == ORC_REG_UNDEFINED and bp is not None:
+            out["rbp"] = bp
+        out["rip"] = word(cfa - 8)
+        out["rsp"] = cfa
+    except CrashtuiError:
+        return None
+    return out
+
+
 def frame_registers(session: Any, bt: Backtrace) -> dict[int, dict[str, int]]:
     """The registers known in each frame (index into the non-inline frames): the frame's
     own (Frame.registers), completed by unwinding with .debug_frame from the nearest full
@@ -188,6 +245,8 @@ def frame_registers(session: Any, bt: Backtrace) -> dict[int, dict[str, int]]:
         pending = (start.rip, dict(start.registers), True)
     elif bt.active:
         pending = _prstatus(session, bt.cpu)
+    elif bt.task:
+        pending = _inactive_task(session, bt.task)
     for pos, f in enumerate(frames):
         regs = dict(f.registers)
         got: dict[str, int] | None = None
@@ -228,6 +287,24 @@ def _prstatus(session: Any, cpu: int) -> tuple[int, dict[str, int], bool] | None
     if not regs.get("rip") or regs.get("cs", 0) & 3:
         return None
     return regs["rip"], regs, True
+
+
+def _inactive_task(session: Any, task: int) -> tuple[int, dict[str, int], bool] | None:
+    """A sleeping task's registers from its `struct inactive_task_frame` at task->thread.sp
+    (arch/x86/include/asm/switch_to.h: what __switch_to_asm pushed), returning to ret_addr."""
+    k = session.kernel
+    try:
+        sp = k.read_u64(task + k.offsetof("task_struct", "thread.sp"))
+        regs = {name: k.read_u64(sp + k.offsetof("inactive_task_frame", member))
+                for name, member in (("rbx", "bx"), ("rbp", "bp"), ("r12", "r12"),
+                                     ("r13", "r13"), ("r14", "r14"), ("r15", "r15"))}
+        o_ret = k.offsetof("inactive_task_frame", "ret_addr")
+        pc = k.read_u64(sp + o_ret)
+    except CrashtuiError:
+        return None
+    regs["rip"] = pc
+    regs["rsp"] = sp + o_ret + 8
+    return pc, regs, False
 
 
 def _cfa(frames: list[Frame], pos: int, exception: bool) -> int | None:

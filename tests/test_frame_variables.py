@@ -1,0 +1,183 @@
+"""Frame variables (arguments and locals from DWARF, valued in the dump) against drgn 0.3.0.
+
+tests/crash_outputs/<dump>/drgn-frame-vars.json holds what drgn's `frame.locals()` and
+`frame[name]` give for the crashed thread and the scenario's kthreads (recorded by
+tests/record_drgn_frame_vars.py). For every drgn frame crashtui also has (same pc), every
+variable drgn reads must have the same bytes in crashtui, and one drgn calls absent must
+not get a value from crashtui.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from crashtui.debuginfo.dwarf.expr import ExprContext, ExprUnknown, evaluate
+from crashtui.kernel.framevars import frame_variables
+
+if TYPE_CHECKING:
+    from crashtui.analysis.backtrace import Backtrace
+    from crashtui.analysis.session import Session
+    from crashtui.analysis.variables import FrameVariables
+
+from tests.conftest import SAMPLES
+
+OUTPUTS = Path(__file__).resolve().parent / "crash_outputs"
+RECORDED = sorted(p.parent.name for p in OUTPUTS.glob("*/drgn-frame-vars.json"))
+
+
+def _session(sessions: Any, name: str) -> Session:
+    s: Session = sessions[name]
+    if not s.modules.debuginfo:
+        for d in sorted({ko.parent for ko in (SAMPLES / name).glob("*/*.ko")}):
+            s.load_modules_dir(d)
+        s.__dict__.pop("backtrace_builder", None)
+        s.__dict__.pop("panic_backtrace", None)
+        s.__dict__.pop("backtraces", None)
+    return s
+
+
+def _backtrace(s: Session, thread: dict[str, Any]) -> Backtrace | None:
+    if thread["why"] == "crashed":
+        bt = s.panic_backtrace
+        if bt is not None and bt.pid == thread.get("tid"):
+            return bt
+    task = next((t for t in s.tasks.tasks if t.pid == thread.get("tid")), None)
+    return s.backtrace_of(task.address) if task is not None else None
+
+
+def _crashtui_frames(s: Session, bt: Backtrace) -> dict[tuple[int, bool], FrameVariables]:
+    """crashtui's variables by (pc, interrupted) for every frame and exception RIP."""
+    out: dict[tuple[int, bool], FrameVariables] = {}
+    for f in bt.frames:
+        if f.inline:
+            continue
+        out.setdefault((f.pc, not f.return_address), frame_variables(s, bt, f))
+        if f.exception is not None and not f.exception.user_mode:
+            out.setdefault((f.exception.rip, True), frame_variables(s, bt, f, exception=True))
+    return out
+
+
+def _compare(name: str, s: Session) -> tuple[int, int, list[str], int]:
+    """(values compared equal, absent ones checked, problems, frames compared)."""
+    doc = json.loads((OUTPUTS / name / "drgn-frame-vars.json").read_text())
+    equal = absent = frames = 0
+    problems: list[str] = []
+    for thread in doc["threads"]:
+        if "frames" not in thread:
+            continue
+        bt = _backtrace(s, thread)
+        if bt is None:
+            continue
+        ours = _crashtui_frames(s, bt)
+        for fr in thread["frames"]:
+            fv = ours.get((fr["pc"], fr["interrupted"]))
+            if fv is None or fv.error:
+                continue
+            frames += 1
+            group = [v for v in fv.variables
+                     if v.function == fr["function"] and v.inlined == fr["inline"]]
+            for var, rec in fr["locals"].items():
+                where = f"{name} PID {thread['tid']} {fr['function']} {fr['pc']:#x} {var}"
+                mine = next((v for v in reversed(group) if v.name == var), None)
+                if "error" in rec:
+                    continue
+                if mine is None:
+                    problems.append(f"{where}: not listed by crashtui")
+                    continue
+                if rec["absent"]:
+                    absent += 1
+                    if mine.known:
+                        problems.append(f"{where}: drgn says absent, crashtui says "
+                                        f"{mine.display()}")
+                    continue
+                want = bytes.fromhex(rec["bytes"])
+                if not mine.known or mine.data is None:
+                    problems.append(f"{where}: drgn reads {want.hex()}, crashtui says "
+                                    f"{mine.display()}")
+                elif mine.data[:len(want)] != want:
+                    problems.append(f"{where}: drgn reads {want.hex()}, crashtui "
+                                    f"{mine.data[:len(want)].hex()}")
+                else:
+                    equal += 1
+    return equal, absent, problems, frames
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_frame_variables_equal_drgn(sessions: Any, name: str) -> None:
+    s = _session(sessions, name)
+    _equal, _absent, problems, frames = _compare(name, s)
+    assert not problems, "\n".join(problems)
+    assert frames > 0, f"{name}: no frame of drgn's found in crashtui's backtraces"
+
+
+def test_every_recording_compares_values(sessions: Any) -> None:
+    """Across the recordings, crashtui matches drgn on real values, not only absences."""
+    assert len(RECORDED) >= 5
+    total = 0
+    for name in RECORDED:
+        total += _compare(name, _session(sessions, name))[0]
+    assert total >= 50
+
+
+def test_kthread_arguments_6_1_deadlock(sessions: Any) -> None:
+    """kthread() of khungtaskd, called through ret_from_fork: its locals come from
+    callee-saved registers restored by .debug_frame (drgn's values)."""
+    s = _session(sessions, "6.1-deadlock")
+    bt = s.panic_backtrace
+    assert bt is not None
+    frame = next(f for f in bt.frames if f.function == "kthread")
+    fv = frame_variables(s, bt, frame)
+    threadfn = fv.named("threadfn")
+    assert threadfn is not None and threadfn.value is not None
+    assert threadfn.value.endswith("<watchdog>")
+    assert threadfn.location == "register r15"
+    ret = fv.named("ret")
+    assert ret is not None and ret.value == "-4"
+
+
+def test_optimized_out_is_not_invented(sessions: Any) -> None:
+    s = _session(sessions, "6.1-deadlock")
+    bt = s.panic_backtrace
+    assert bt is not None
+    frame = next(f for f in bt.frames if f.function == "panic")
+    fv = frame_variables(s, bt, frame)
+    i = fv.named("i")
+    assert i is not None and i.state == "optimized out" and i.display() == "<optimized out>"
+    fmt = fv.named("fmt")
+    assert fmt is not None and fmt.parameter and fmt.type == "const char *"
+
+
+def _ctx(regs: dict[int, int], mem: dict[int, bytes]) -> ExprContext:
+    def reg(r: int) -> int:
+        if r not in regs:
+            raise ExprUnknown(f"register {r}")
+        return regs[r]
+
+    return ExprContext(reg, lambda a, n: mem[a][:n], frame_base=lambda: 0x1000,
+                       cfa=lambda: 0x2000)
+
+
+def test_expression_evaluator_synthetic() -> None:
+    """Error paths and the operations the kernel's DWARF rarely shows, on synthetic bytes."""
+    assert evaluate(bytes([0x55]), _ctx({}, {}))[0].kind == "register"  # DW_OP_reg5
+    p = evaluate(bytes([0x91, 0x78]), _ctx({}, {}))[0]  # DW_OP_fbreg -8
+    assert (p.kind, p.value) == ("memory", 0x1000 - 8)
+    p = evaluate(bytes([0x9C, 0x23, 0x10]), _ctx({}, {}))[0]  # call_frame_cfa; plus_uconst 16
+    assert p.value == 0x2010
+    p = evaluate(bytes([0x31, 0x32, 0x22, 0x9F]), _ctx({}, {}))[0]  # lit1 lit2 plus stack_value
+    assert (p.kind, p.value) == ("value", 3)
+    pieces = evaluate(bytes([0x50, 0x93, 0x04, 0x51, 0x93, 0x04]), _ctx({}, {}))
+    assert [(q.kind, q.value, q.size) for q in pieces] == [("register", 0, 4),
+                                                             ("register", 1, 4)]
+    with pytest.raises(ExprUnknown, match="entry_value"):
+        evaluate(bytes([0xA3, 0x01, 0x55, 0x9F]), _ctx({}, {}))
+    with pytest.raises(ExprUnknown, match="register 3"):
+        evaluate(bytes([0x73, 0x00]), _ctx({}, {}))  # DW_OP_breg3 0 without rbx
+    with pytest.raises(ExprUnknown, match="does not terminate"):
+        evaluate(bytes([0x2F, 0xFD, 0xFF]), _ctx({}, {}))  # DW_OP_skip -3: a loop
+    with pytest.raises(ExprUnknown, match="underflow"):
+        evaluate(bytes([0x22]), _ctx({}, {}))
