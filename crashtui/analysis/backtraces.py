@@ -444,6 +444,7 @@ class BacktraceBuilder:
             frame.resolve_source_later(lambda: self.source(look))
         frame.return_address = not uf.signal
         frame.stack = uf.stack.label if uf.stack is not None else None
+        frame.registers = dict(uf.registers)
         if uf.regs is not None:
             frame.exception = self._exception(uf.regs)
             frame.exception.kind = uf.stack.label if uf.stack is not None else ""

@@ -62,6 +62,14 @@ _ORC_REG_NAMES = {ORC_REG_R10: "r10", ORC_REG_R13: "r13", ORC_REG_DI: "rdi", ORC
 # struct inactive_task_frame (arch/x86/include/asm/switch_to.h, x86-64): r15 r14 r13 r12 bx bp
 # ret_addr (plus `flags` first on some 4.x kernels); offsets come from BTF when present.
 _INACTIVE_FRAME_DEFAULTS = {"bp": 40, "ret_addr": 48}
+# The callee-saved registers __switch_to_asm pushes there (member name -> register name).
+_INACTIVE_FRAME_SAVED = (("r15", "r15"), ("r14", "r14"), ("r13", "r13"), ("r12", "r12"),
+                         ("bx", "rbx"))
+
+# The registers a frame entered from a full register set knows (pt_regs / NT_PRSTATUS; not
+# orig_rax, which is no register, nor the segment bases).
+FRAME_REGISTERS = ("rip", "rsp", "rflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp",
+                   "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "cs", "ss")
 
 
 @dataclass
@@ -88,6 +96,9 @@ class UnwindFrame:
     regs: SavedRegs | None = None  # the pt_regs this frame's code saved (printed after it)
     reliable: bool = True  # False: found by prologue analysis, frame pointer or stack scan
     shown: bool = True  # False: an interrupted pc crash prints only as `[exception RIP: ...]`
+    # The registers known in this frame: all of a full register set, else rip, rsp (the
+    # callee's CFA) and rbp where ORC or the saved context recovered it (see _known_registers).
+    registers: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +117,23 @@ class _State:
     regs: dict[str, int] | None = None  # registers valid at this frame (from pt_regs/PRSTATUS)
     full_regs: bool = False
     signal: bool = False
+    bp_known: bool = False  # bp is this frame's real rbp (not a leftover or a guess)
+    saved: dict[str, int] | None = None  # other registers known here (an inactive_task_frame)
+
+
+def _known_registers(state: _State) -> dict[str, int]:
+    """The registers known in the frame `state` describes: a full register set as it is, else
+    rip and rsp, the iret frame's rflags/cs/ss, rbp when known and any saved registers."""
+    if state.full_regs and state.regs is not None:
+        return {k: state.regs[k] for k in FRAME_REGISTERS if k in state.regs}
+    out = {"rip": state.ip, "rsp": state.sp}
+    if state.regs is not None:  # a partial (iret) frame
+        out.update((k, state.regs[k]) for k in ("rflags", "cs", "ss") if k in state.regs)
+    if state.bp_known:
+        out["rbp"] = state.bp
+    if state.saved:
+        out.update(state.saved)
+    return out
 
 
 @dataclass(frozen=True)
@@ -298,24 +326,27 @@ class Unwinder:
 
     # -- starting points ------------------------------------------------------------------
 
-    def from_return_address(self, slot: int, task_stack: Stack | None,
-                            bp: int = 0) -> UnwindResult:
+    def from_return_address(self, slot: int, task_stack: Stack | None, bp: int = 0,
+                            saved: dict[str, int] | None = None) -> UnwindResult:
         """Unwind starting at a return address stored at `slot` (crash's frame #0 found by
-        scanning the stack, e.g. machine_kexec or crash_nmi_callback)."""
+        scanning the stack, e.g. machine_kexec or crash_nmi_callback). `saved`: registers
+        known in that frame (rbp among them makes `bp` known)."""
         try:
             ip = self._read_u64(slot)
         except UnwindError as exc:
             return UnwindResult([], exc.message)
-        state = _State(ip, slot + 8, bp)
-        first = UnwindFrame(ip, slot, self.stacks.find(slot, task_stack))
+        state = _State(ip, slot + 8, bp, bp_known=saved is not None and "rbp" in saved,
+                       saved=saved)
+        first = UnwindFrame(ip, slot, self.stacks.find(slot, task_stack),
+                            registers=_known_registers(state))
         return self._run(state, first, task_stack)
 
     def from_registers(self, registers: dict[str, int], task_stack: Stack | None) -> UnwindResult:
         """Unwind from a full register set (NT_PRSTATUS or a pt_regs): the pc is exact."""
         state = _State(registers["rip"], registers["rsp"], registers.get("rbp", 0),
-                       dict(registers), True, True)
+                       dict(registers), True, True, bp_known="rbp" in registers)
         first = UnwindFrame(state.ip, state.sp, self.stacks.find(state.sp, task_stack),
-                            signal=True)
+                            signal=True, registers=_known_registers(state))
         return self._run(state, first, task_stack)
 
     def from_inactive_task(self, thread_sp: int, task_stack: Stack | None) -> UnwindResult:
@@ -332,12 +363,27 @@ class Unwinder:
             ip = self._read_u64(thread_sp + o_ret)
         except UnwindError as exc:
             return UnwindResult([], exc.message)
+        saved = self._inactive_saved(thread_sp)
+        saved["rbp"] = bp
         if ip in self.fork_entries:  # unwind_orc.c __unwind_start: signal = ip == ret_from_fork
-            state = _State(ip, thread_sp + o_ret + 8, bp, signal=True)
+            state = _State(ip, thread_sp + o_ret + 8, bp, signal=True, bp_known=True,
+                           saved=saved)
             first = UnwindFrame(ip, thread_sp + o_ret, self.stacks.find(thread_sp, task_stack),
-                                signal=True)
+                                signal=True, registers=_known_registers(state))
             return self._run(state, first, task_stack)
-        return self.from_return_address(thread_sp + o_ret, task_stack, bp)
+        return self.from_return_address(thread_sp + o_ret, task_stack, bp, saved)
+
+    def _inactive_saved(self, thread_sp: int) -> dict[str, int]:
+        """rbx, r12-r15 as __switch_to_asm pushed them in the `struct inactive_task_frame`
+        (only members BTF names; nothing when it has none or a word is unreadable)."""
+        out: dict[str, int] = {}
+        for member, name in _INACTIVE_FRAME_SAVED:
+            try:
+                off = self.kernel.offsetof("inactive_task_frame", member)
+                out[name] = self.kernel.read_u64(thread_sp + off)
+            except CrashtuiError:
+                continue
+        return out
 
     @cached_property
     def fork_entries(self) -> frozenset[int]:
@@ -407,7 +453,7 @@ class Unwinder:
 
         if orc.type == OrcType.CALL:
             slot = sp - 8
-            new = _State(self._read_u64(slot), sp, state.bp)
+            new = _State(self._read_u64(slot), sp, state.bp, bp_known=state.bp_known)
             shown_sp, signal = slot, False
         elif orc.type == OrcType.REGS:
             try:
@@ -417,7 +463,7 @@ class Unwinder:
             frame.regs = SavedRegs(sp, regs)
             if user_mode(regs):
                 return state, None
-            new = _State(regs["rip"], regs["rsp"], state.bp, regs, True, True)
+            new = _State(regs["rip"], regs["rsp"], state.bp, regs, True, True, bp_known=True)
             shown_sp, signal = regs["rsp"], True
         elif orc.type == OrcType.REGS_PARTIAL:
             try:
@@ -427,7 +473,8 @@ class Unwinder:
             frame.regs = SavedRegs(sp - IRET_FRAME_OFFSET, iret, partial=True)
             if user_mode(iret):
                 return state, None
-            new = _State(iret["rip"], iret["rsp"], state.bp, iret, False, True)
+            new = _State(iret["rip"], iret["rsp"], state.bp, iret, False, True,
+                         bp_known=state.bp_known)
             shown_sp, signal = iret["rsp"], True
         else:
             raise UnwindError(f"unknown ORC entry type {orc.type} at {state.ip:#x}")
@@ -438,8 +485,10 @@ class Unwinder:
                 new.bp = new.regs["rbp"]
         elif orc.bp_reg == ORC_REG_PREV_SP:
             new.bp = self._read_u64(sp + orc.bp_offset)
+            new.bp_known = True
         elif orc.bp_reg == ORC_REG_BP:
             new.bp = self._read_u64(state.bp + orc.bp_offset)
+            new.bp_known = state.bp_known
         else:
             raise UnwindError(f"unknown ORC bp register {orc.bp_reg} at {state.ip:#x}")
         return new, self._new_frame(new, shown_sp, signal, frame, state.sp, task_stack,
@@ -461,7 +510,7 @@ class Unwinder:
             # "[exception RIP: ...]".
             shown = self.stacks.find(prev.regs.address, task_stack) != stack
         return UnwindFrame(new.ip, shown_sp, stack, signal=signal, reliable=reliable,
-                           shown=shown)
+                           shown=shown, registers=_known_registers(new))
 
     # -- fallbacks where ORC has no entry ---------------------------------------------------
 
@@ -473,14 +522,14 @@ class Unwinder:
             found = method(state, stack)
             if found is None:
                 continue
-            slot, bp = found
+            slot, bp, bp_known = found
             try:
                 ip = self._read_u64(slot)
             except UnwindError:
                 continue
             if not self.code.is_text(ip):
                 continue
-            new = _State(ip, slot + 8, bp)
+            new = _State(ip, slot + 8, bp, bp_known=bp_known)
             try:
                 return new, self._new_frame(new, slot, False, frame, state.sp, task_stack,
                                             reliable=False)
@@ -488,7 +537,9 @@ class Unwinder:
                 continue
         raise UnwindError(f"no unwind information for {state.ip:#x} and no caller found")
 
-    def _by_prologue(self, state: _State, stack: Stack | None) -> tuple[int, int] | None:
+    def _by_prologue(self, state: _State, stack: Stack | None) -> tuple[int, int, bool] | None:
+        """The caller's return-address slot and rbp by simulating the prologue (rbp known
+        when the function saved it, or when it was known and the function left it alone)."""
         k = self.kernel
         look = state.ip if state.signal else state.ip - 1
         hit = k.symbolize(look)
@@ -507,24 +558,28 @@ class Unwinder:
             return None
         depth, rbp_at = res
         slot = state.sp + depth
-        bp = state.bp
+        bp, bp_known = state.bp, state.bp_known
         if rbp_at is not None:
             try:
                 bp = self._read_u64(slot - rbp_at)
             except UnwindError:
                 return None
-        return slot, bp
+            bp_known = True
+        return slot, bp, bp_known
 
-    def _by_frame_pointer(self, state: _State, stack: Stack | None) -> tuple[int, int] | None:
+    def _by_frame_pointer(self, state: _State, stack: Stack | None
+                          ) -> tuple[int, int, bool] | None:
+        """The frame-pointer chain's next frame (its rbp a guess: not known)."""
         bp = state.bp
         if stack is None or not stack.contains(bp, 16) or bp < state.sp:
             return None
         try:
-            return bp + 8, self._read_u64(bp)
+            return bp + 8, self._read_u64(bp), False
         except UnwindError:
             return None
 
-    def _by_scan(self, state: _State, stack: Stack | None) -> tuple[int, int] | None:
+    def _by_scan(self, state: _State, stack: Stack | None) -> tuple[int, int, bool] | None:
+        """The next text address on the stack (frames may be skipped: rbp not known)."""
         if stack is None or not stack.contains(state.sp):
             return None
         end = min(stack.end, state.sp + 8 * MAX_SCAN_WORDS)
@@ -537,6 +592,6 @@ class Unwinder:
                 return None
             for i, (word,) in enumerate(struct.iter_unpack("<Q", raw[:(len(raw) // 8) * 8])):
                 if self.code.is_text(word):
-                    return pos + 8 * i, state.bp
+                    return pos + 8 * i, state.bp, False
             pos += chunk
         return None
