@@ -181,3 +181,37 @@ def test_expression_evaluator_synthetic() -> None:
         evaluate(bytes([0x2F, 0xFD, 0xFF]), _ctx({}, {}))  # DW_OP_skip -3: a loop
     with pytest.raises(ExprUnknown, match="underflow"):
         evaluate(bytes([0x22]), _ctx({}, {}))
+
+
+def test_locals_command(sessions: Any) -> None:
+    """`locals` prints the culprit frame of the current context, `locals N NAME->member`
+    follows a pointer, bad input is one CommandError line."""
+    from crashtui.commands import CommandError, run_command
+
+    s = _session(sessions, "6.1-deadlock")
+    out = run_command(s, "locals")
+    assert out[1].startswith(" #4 kthread at ")
+    assert "    (arg) void *_create = (void *) 0xffff8bac812930c0" in out
+    assert "    int ret = -4" in out
+    assert run_command(s, "locals 2 fmt") == [
+        'fmt = 0xffffffffa16f6ee0 "hung_task: blocked tasks"']
+    assert run_command(s, "locals 2 buf") == [
+        "buf = \"hung_task: blocked tasks\", '\\000' <repeats 1000 times>"]
+    assert run_command(s, "locals 2 i") == ["i = <optimized out>"]
+    assert run_command(s, "locals 4 param.sched_priority") == ["param.sched_priority = 0"]
+    assert run_command(s, "locals -x 4 ret") == ["ret = 0xfffffffc"]
+    for bad, msg in (("locals 99", "no frame #99"), ("locals 2 nosuch", "no variable nosuch"),
+                     ("locals -e 2", "no kernel-mode exception RIP"),
+                     ("locals -q", "unknown option -q")):
+        with pytest.raises(CommandError, match=msg):
+            run_command(s, bad)
+
+
+def test_locals_exception_rip(sessions: Any) -> None:
+    """The culprit of a fault is the code at the exception RIP: test_module_init's `p`."""
+    from crashtui.commands import run_command
+
+    s = _session(sessions, "6.1-test-module")
+    out = run_command(s, "locals")
+    assert out[1] == " #6 [exception RIP: test_module_init] at ffffffffc03c4005"
+    assert out[2] == "    int *p = (int *) 0x1"

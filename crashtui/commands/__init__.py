@@ -28,6 +28,7 @@ def _load_all() -> None:
         dev,
         dis,
         files,
+        framevars,
         hang,
         irq,
         kmem,

@@ -492,11 +492,36 @@ def summary(session: Any, types: Types | None, ct: CType, data: bytes | None,
         return str(v)
     if kind == "ptr":
         v = int.from_bytes(data[:8], "little")
+        t = ct.target
+        if v and t is not None and t.kind == "int" and t.size == 1 and t.char:
+            return f"{v:#x} {_c_string(session, v)}"
         sym = _symbol(session, v) if v else None
         return f"{v:#x} <{sym}>" if sym else f"{v:#x}"
     if kind == "float" and ct.size in (4, 8):
         return repr(struct.unpack("<f" if ct.size == 4 else "<d", data[:ct.size])[0])
     return "{...}"
+
+
+def _c_string(session: Any, addr: int, limit: int = 80) -> str:
+    """`"text"` of a C string in the dump (at most `limit` characters, `...` after)."""
+    out = b""
+    try:
+        while len(out) <= limit:
+            n = min(64, 0x1000 - ((addr + len(out)) & 0xFFF))
+            chunk = bytes(session.kernel.read(addr + len(out), n))
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                out += chunk[:nul]
+                break
+            out += chunk
+    except CrashtuiError:
+        if not out:
+            return "<cannot read the string>"
+    text = out[:limit].decode("latin-1")
+    text = "".join(c if " " <= c < "\x7f" and c not in "\"\\" else
+                   {"\"": '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}.get(c, f"\\{ord(c):03o}")
+                   for c in text)
+    return f'"{text}"' + ("..." if len(out) > limit else "")
 
 
 def _symbol(session: Any, addr: int) -> str | None:
@@ -513,3 +538,37 @@ def _symbol(session: Any, addr: int) -> str | None:
     if _module is None and (lo is None or hi is None or not lo <= addr < hi):
         return None
     return f"{name}+{off:#x}" if off else name
+
+
+def located_variables(session: Any, bt: Backtrace, skip_waits: bool = False
+                      ) -> FrameVariables | None:
+    """The variables of a backtrace's culprit frame (crashtui.analysis.culprit.locate: its
+    first exception RIP or first frame outside the machinery), or None."""
+    from crashtui.analysis.culprit import locate
+
+    at = locate(bt, skip_waits)
+    if at is None:
+        return None
+    return frame_variables(session, bt, at.frame, exception=at.exception)
+
+
+def culprit_variables(session: Any) -> FrameVariables | None:
+    """The variables of the triage's culprit frame (what the report and JSON show)."""
+    try:
+        c = session.triage.culprit
+    except CrashtuiError:
+        return None
+    if c is None or c.frame is None:
+        return None
+    try:
+        bt = session.panic_backtrace
+        if bt is None or (c.task is not None and bt.task != c.task):
+            bt = session.backtrace_of(c.task) if c.task is not None else None
+    except CrashtuiError:
+        return None
+    if bt is None:
+        return None
+    frame = next((f for f in bt.frames if f.index == c.frame and not f.inline), None)
+    if frame is None:
+        return None
+    return frame_variables(session, bt, frame, exception=c.exception)
