@@ -209,14 +209,14 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
     return _join([format_backtrace(bt, lines, inline, words=words) for bt in bts])
 
 
-FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "DE", "PA", "WA", "ID", "NE")
+FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "SW", "DE", "PA", "WA", "ID", "NE")
 
 
-@command("foreach", "run bt, ps, task, files or vm for every task, or those in a state or "
-         "named", "foreach [STATE|PID|TASK|COMMAND ...] bt [-l] [-i] [-f] | ps | task [-x] | "
-         "files | vm")
+@command("foreach", "run bt, ps, task, files, vm, sig or net for every task, or those "
+         "selected", "foreach [PID|TASK|NAME|'REGEX'|kernel|user|gleader|active|STATE ...] "
+         "bt [-l] [-i] [-f] | ps | task [-x] | files | vm | sig [-g] | net [-s]")
 def cmd_foreach(session: Session, args: list[str]) -> list[str]:
-    from crashtui.commands.foreach import FOREACH_COMMANDS, foreach_lines
+    from crashtui.commands.foreach import FOREACH_COMMANDS, foreach_lines, selected_tasks
 
     keyword = next((i for i, a in enumerate(args) if a in FOREACH_COMMANDS), None)
     if keyword is not None and "bt" not in args[:keyword]:
@@ -224,12 +224,12 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
         states = {a for a in selectors if a in FOREACH_STATES}
         return foreach_lines(session, states, [a for a in selectors if a not in states],
                              args[keyword], args[keyword + 1:])
-    state = args[0] if args and args[0] in FOREACH_STATES else None
-    if state is not None:
-        args = args[1:]
-    if not args or args[0] != "bt":
-        raise CommandError("foreach: supported: foreach [STATE|PID|TASK|COMMAND ...] "
-                           "bt|ps|task|files|vm")
+    at = args.index("bt") if "bt" in args else None
+    if at is None:
+        raise CommandError("foreach: supported: foreach [PID|TASK|NAME|kernel|user|gleader|"
+                           "active|STATE ...] bt|ps|task|files|vm|sig|net")
+    tasks = selected_tasks(session, args[:at])
+    args = args[at:]
     flags, rest, _ = _parse_flags(args[1:], "lif")
     if rest:
         raise CommandError(f"foreach: unsupported argument {rest[0]}")
@@ -240,9 +240,7 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
         def words(a: Frame, b: Frame) -> list[str]:
             return frame_words(session, a, b)
     blocks: list[list[str]] = []
-    for task in session.tasks.tasks:
-        if state is not None and task.state_code != state:
-            continue
+    for task in tasks:
         try:
             bt = session.backtrace_of(task.address)
         except CrashtuiError as exc:

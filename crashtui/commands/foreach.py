@@ -1,8 +1,10 @@
-"""foreach [STATE | PID | TASK | COMMAND ...] ps|task|files|vm: one command over many tasks, as
-crash prints it (foreach bt is commands/bt.py's)."""
+"""foreach [PID | TASK | NAME | 'REGEX' | kernel | user | gleader | active | STATE ...]
+ps|task|files|vm|sig|net: one command over many tasks, as crash prints it (task.c
+cmd_foreach(); foreach bt is commands/bt.py's, with the same selectors)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from crashtui.commands.registry import CommandError
@@ -11,17 +13,56 @@ if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.kernel.tasks import Task
 
-FOREACH_COMMANDS = ("ps", "task", "files", "vm")
+FOREACH_COMMANDS = ("ps", "task", "files", "vm", "sig", "net")
+FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "SW", "DE", "WA", "PA", "ID", "NE")
+KEYWORDS = ("kernel", "user", "gleader", "active")
+# crash's foreach commands that crashtui does not run per task (yet)
+NOT_HERE = ("set", "vtop")
+_REGEX_CHARS = set(".*+?[](){}|^$")
 
 
-def _selected(session: Session, states: set[str], names: list[str]) -> list[Task]:
-    """Tasks in crash's order, kept by state, PID, task address or command name."""
+def selected_tasks(session: Session, selectors: list[str]) -> list[Task]:
+    """Tasks in crash's order kept by the selectors: PIDs, task addresses, names (a name with
+    regex characters is crash's quoted 'REGEX', searched), kernel/user/gleader/active and a
+    state; PIDs, addresses and names add up, the keywords and state then filter."""
+    states = {s for s in selectors if s in FOREACH_STATES}
+    words = {s for s in selectors if s in KEYWORDS}
+    names = [s for s in selectors if s not in states and s not in words]
+    rows = {r.task.address: r for r in session.ps.rows}
+    pids: set[int] = set()
+    addrs: set[int] = set()
+    comms: set[str] = set()
+    patterns: list[re.Pattern[str]] = []
+    comm_set = {t.comm for t in session.tasks.tasks}
+    for n in names:
+        text = n.lower().removeprefix("0x")
+        if n.isdigit():
+            pids.add(int(n))
+        elif len(text) > 8 and all(c in "0123456789abcdef" for c in text):
+            addrs.add(int(text, 16))
+        elif n.removeprefix("\\") in comm_set or not _REGEX_CHARS & set(n):
+            comms.add(n.removeprefix("\\"))
+        else:
+            try:
+                patterns.append(re.compile(n))
+            except re.error as exc:
+                raise CommandError(f"foreach: invalid regular expression: {n}: {exc}") from None
     out = []
     for t in session.tasks.tasks:
+        if names and not (t.pid in pids or t.address in addrs or t.comm in comms or
+                          any(p.search(t.comm) for p in patterns)):
+            continue
         if states and t.state_code not in states:
             continue
-        if names and not any(n == t.comm or (n.isdigit() and int(n) == t.pid) or
-                             n.lower().removeprefix("0x") == f"{t.address:x}" for n in names):
+        row = rows.get(t.address)
+        kthread = row.kernel_thread if row is not None else t.is_kthread
+        if "kernel" in words and not kthread:
+            continue
+        if ("user" in words or "gleader" in words) and kthread:
+            continue
+        if "gleader" in words and t.pid != t.tgid:
+            continue
+        if "active" in words and not (row is not None and row.active):
             continue
         out.append(t)
     return out
@@ -29,21 +70,36 @@ def _selected(session: Session, states: set[str], names: list[str]) -> list[Task
 
 def foreach_lines(session: Session, states: set[str], names: list[str], cmd: str,
                   flags: list[str]) -> list[str]:
-    """crash's `foreach ... CMD`: ps's one table; task/files/vm one block per task."""
+    """crash's `foreach ... CMD`: ps's one table; task/files/vm/sig/net one block per task."""
     from crashtui.commands.files import files_lines
     from crashtui.commands.ps import PS_HEADER, ps_line
     from crashtui.commands.task import task_lines
     from crashtui.commands.vm import vm_lines
 
-    bad = [f for f in flags if f not in (("-x", "-d") if cmd == "task" else ())]
+    allowed = {"task": ("-x", "-d"), "sig": ("-g",), "net": ("-s",)}.get(cmd, ())
+    bad = [f for f in flags if f not in allowed]
     if bad:
         raise CommandError(f"foreach: {cmd} option {bad[0]} is not supported")
-    tasks = _selected(session, states, names)
+    tasks = selected_tasks(session, sorted(states) + names)
     if cmd == "ps":
         by_addr = {r.task.address: r for r in session.ps.rows}
         rows = [by_addr[t.address] for t in tasks if t.address in by_addr]
         return [PS_HEADER] + [ps_line(r, session.ps.page_size) for r in rows]
-    out: list[str] = []
+    if cmd == "sig":
+        from crashtui.commands.sig import sig_task_lines
+
+        out: list[str] = []
+        groups: set[int] = set()
+        for t in tasks:
+            if "-g" in flags:  # one block per thread group
+                if t.tgid in groups:
+                    continue
+                groups.add(t.tgid)
+            out += sig_task_lines(session, t, "-g" in flags)
+        return out
+    if cmd == "net":
+        return _net_lines(session, tasks, "-s" in flags)
+    out = []
     for t in tasks:
         if out:
             out.append("")
@@ -53,4 +109,15 @@ def foreach_lines(session: Session, states: set[str], names: list[str], cmd: str
             out += files_lines(session, t)
         else:
             out += vm_lines(session, t)
+    return out
+
+
+def _net_lines(session: Session, tasks: list[Task], sockets: bool) -> list[str]:
+    """crash's `foreach net [-s]`: each task's sockets (net -s), a blank line between;
+    without -s crash warns and shows the sockets all the same."""
+    from crashtui.commands.net import socket_lines
+
+    out = [] if sockets else ["WARNING: net command requires -s or -S option", ""]
+    for i, t in enumerate(tasks):
+        out += ([""] if i else []) + socket_lines(session, t)
     return out

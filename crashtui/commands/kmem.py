@@ -39,9 +39,14 @@ def kmem_rows(session: Session) -> dict[str, dict[str, int | None]]:
             for r in info.rows}
 
 
-@command("kmem", "kernel memory: -i usage summary, -s slab caches, -z zones, -f free areas, "
-         "ADDRESS what an address is", "kmem -i | kmem -s [CACHE] | kmem -z | kmem -f | kmem ADDRESS")
+@command("kmem", "kernel memory: -i usage, -s slab caches, -z zones, -f/-F free lists, "
+         "-p pages, -g page flags, ADDRESS what an address is",
+         "kmem -i | -s [CACHE] | -z | -f [ADDRESS] | -F | -p [ADDRESS] | -g [FLAGS] | ADDRESS")
 def cmd_kmem(session: Session, args: list[str]) -> list[str]:
+    if args[:1] in (["-g"], ["-p"], ["-F"]) or (args[:1] == ["-f"] and args[1:]):
+        from crashtui.commands.kmempage import kmem_page_command
+
+        return kmem_page_command(session, args[0], args[1:])
     if args[:1] in (["-z"], ["-f"]):
         from crashtui.commands.kmemzone import kmem_zone_command
 
@@ -56,6 +61,7 @@ def cmd_kmem(session: Session, args: list[str]) -> list[str]:
         return kmem_address_lines(session, args[0])
     if args != ["-i"]:
         raise CommandError("kmem: supported: -i (memory usage), -s [CACHE] (slab caches), "
-                           "-z (zones), -f (free areas), ADDRESS")
+                           "-z (zones), -f [ADDRESS] / -F (free lists), -p [ADDRESS] "
+                           "(pages), -g [FLAGS] (page flags), ADDRESS")
     info = session.kmem
     return kmem_lines(info) + [f"kmem: {e}" for e in info.errors]

@@ -11,6 +11,7 @@ from crashtui.errors import CrashtuiError
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.kernel.signals import SigAction, SignalState, SigQueueEntry
+    from crashtui.kernel.tasks import Task
 
 UVADDR_PRLEN = 10  # crash's width for user addresses on x86-64
 SIG_HEADER = " SIG    SIGACTION        HANDLER       MASK       FLAGS           "
@@ -56,22 +57,60 @@ def signal_lines(state: SignalState) -> list[str]:
     return out + [f"sig: {e}" for e in state.errors]
 
 
-@command("sig", "a task's signal handlers, blocked and pending signals (default: the panic task)",
-         "sig [PID | TASK ...]")
-def cmd_sig(session: Session, args: list[str]) -> list[str]:
+def group_lines(session: Session, t: Task) -> list[str]:
+    """crash's `sig -g`: the thread group's handlers and shared pending set, then each
+    thread's (same tgid, in task-list order) own pending and blocked sets, indented."""
     from crashtui.commands.sched import task_header
-    from crashtui.commands.task import select_tasks
     from crashtui.kernel.signals import task_signals
 
+    k = session.kernel
+    state = task_signals(k, t.address)
+    threads = f"NR_THREADS: {state.nr_threads}" if state.nr_threads is not None else ""
+    out = [task_header(t), f"SIGNAL_STRUCT: {state.signal_struct:x}  {threads}"]
+    if not state.signal_struct:
+        return out + [""]
+    out.append(SIG_HEADER)
+    out += [action_line(a) for a in state.actions]
+    if state.shared_pending is not None:
+        out += ["SHARED_PENDING", f"    SIGNAL: {state.shared_pending:016x}"]
+        out += queue_lines(state.shared_queue)
+    out.append("")
+    for th in session.tasks.tasks:
+        if th.tgid != t.tgid:  # the idle tasks (tgid 0) are one group, as crash has them
+            continue
+        st = state if th.address == t.address else task_signals(k, th.address)
+        body = [task_header(th), f"SIGPENDING: {'yes' if st.sigpending else 'no'}",
+                f"   BLOCKED: {st.blocked:016x}", "PRIVATE_PENDING",
+                f"    SIGNAL: {st.private_pending:016x}"] + queue_lines(st.private_queue)
+        out += ["  " + line for line in body] + [""]
+        out += [f"sig: {e}" for e in st.errors if e not in state.errors or st is state]
+    return out
+
+
+def sig_task_lines(session: Session, t: Task, group: bool) -> list[str]:
+    """`sig` (or `sig -g`) of one task, ending with a blank line."""
+    from crashtui.commands.sched import task_header
+    from crashtui.kernel.signals import task_signals
+
+    try:
+        if group:
+            return group_lines(session, t)
+        return [task_header(t)] + signal_lines(task_signals(session.kernel, t.address)) + [""]
+    except CrashtuiError as exc:
+        return [task_header(t), f"sig: task {t.address:x}: {exc}", ""]
+
+
+@command("sig", "a task's signal handlers, blocked and pending signals (default: the panic "
+         "task); -g the whole thread group", "sig [-g] [PID | TASK ...]")
+def cmd_sig(session: Session, args: list[str]) -> list[str]:
+    from crashtui.commands.task import select_tasks
+
+    group = "-g" in args
+    args = [a for a in args if a != "-g"]
     bad = [a for a in args if a.startswith("-")]
     if bad:
-        raise CommandError(f"sig: unsupported option {bad[0]} (try: sig [PID | TASK])")
+        raise CommandError(f"sig: unsupported option {bad[0]} (try: sig [-g] [PID | TASK])")
     out: list[str] = []
     for t in select_tasks(session, args, "sig"):
-        out.append(task_header(t))
-        try:
-            out += signal_lines(task_signals(session.kernel, t.address))
-        except CrashtuiError as exc:
-            out.append(f"sig: task {t.address:x}: {exc}")
-        out.append("")
+        out += sig_task_lines(session, t, group)
     return out

@@ -132,3 +132,82 @@ def interrupts(kernel: Kernel) -> IrqTable:
         except CrashtuiError as exc:
             errors.append(f"irq {irq}: irq_desc {desc:x}: {exc}")
     return IrqTable(nr_irqs(kernel), cpus, out, errors)
+
+
+@dataclass(frozen=True)
+class IrqDescRow:
+    """One IRQ number below nr_irqs: its descriptor (0: none allocated), handlers and
+    affinity, as crash's `irq` and `irq -a` show them."""
+
+    irq: int
+    desc: int
+    actions: list[tuple[int, str | None]]  # (irqaction address, irqaction.name)
+    affinity: list[int] | None  # irq_common_data.affinity CPUs (None: unreadable)
+
+
+@dataclass
+class IrqDescTable:
+    nr_irqs: int
+    rows: list[IrqDescRow]
+    errors: list[str] = field(default_factory=list)
+
+
+def _affinity(kernel: Kernel, desc: int) -> list[int] | None:
+    """irq_desc.irq_common_data.affinity (4.3+) or irq_data.affinity: a cpumask_var_t,
+    an array or (CONFIG_CPUMASK_OFFSTACK) a pointer, as BTF says."""
+    btf = kernel.btf
+    for path in ("irq_common_data.affinity", "irq_data.affinity"):
+        head, _, tail = path.partition(".")
+        outer = "irq_common_data" if head == "irq_common_data" else "irq_data"
+        if not btf.has_member("irq_desc", head) or not btf.has_member(outer, tail):
+            continue
+        at = desc + kernel.offsetof("irq_desc", path)
+        if btf.member_type(outer, tail).resolved().kind == "ptr":
+            at = kernel.read_u64(at)
+        n = kernel.nr_cpu_ids
+        bits = int.from_bytes(kernel.read(at, ((n + 63) // 64) * 8), "little")
+        return [c for c in range(n) if bits >> c & 1]
+    return None
+
+
+def irq_desc_table(kernel: Kernel, wanted: list[int] | None = None) -> IrqDescTable:
+    """Every IRQ number below nr_irqs (or those wanted) with its descriptor and handlers."""
+    errors: list[str] = []
+    descs = irq_descs(kernel, errors)
+    nr = nr_irqs(kernel)
+    o_action = kernel.offsetof("irq_desc", "action")
+    o_act_name, o_act_next = (kernel.offsetof("irqaction", "name"),
+                              kernel.offsetof("irqaction", "next"))
+    rows = []
+    for irq in (wanted if wanted is not None else range(nr)):
+        desc = descs.get(irq, 0)
+        actions: list[tuple[int, str | None]] = []
+        affinity = None
+        if desc:
+            try:
+                action = kernel.read_u64(desc + o_action)
+                seen: set[int] = set()
+                while action and action not in seen and len(seen) < MAX_ACTIONS:
+                    seen.add(action)
+                    actions.append((action, _string(kernel,
+                                                    kernel.read_u64(action + o_act_name))))
+                    action = kernel.read_u64(action + o_act_next)
+                affinity = _affinity(kernel, desc)
+            except CrashtuiError as exc:
+                errors.append(f"irq {irq}: irq_desc {desc:x}: {exc}")
+        rows.append(IrqDescRow(irq, desc, actions, affinity))
+    return IrqDescTable(nr, rows, errors)
+
+
+def softirq_actions(kernel: Kernel) -> list[tuple[int, int]]:
+    """(vector, handler) of softirq_vec[NR_SOFTIRQS] (struct softirq_action.action)."""
+    base = kernel.symbol("softirq_vec")
+    size = kernel.sizeof("struct softirq_action")
+    sym = kernel.symbols.lookup("softirq_vec")
+    count = sym.size // size if sym is not None and sym.size else 10
+    try:
+        count = kernel.btf.enumerator("NR_SOFTIRQS")
+    except CrashtuiError:
+        pass
+    o_action = kernel.offsetof("softirq_action", "action")
+    return [(i, kernel.read_u64(base + i * size + o_action)) for i in range(min(count, 64))]

@@ -188,3 +188,38 @@ def zone_mem_map(kernel: Kernel, zone: Zone) -> int:
     if not zone.spanned or base is None:
         return 0
     return base + zone.start_pfn * kernel.sizeof("struct page")
+
+
+def free_list_pages(kernel: Kernel, fl: FreeList, zone: Zone) -> list[int]:
+    """The struct page of each block on one free list, in list order (page.lru / buddy_list
+    links them; bounded as zone_free_lists() is)."""
+    o_lru = kernel.offsetof("page", "lru")
+    return [node - o_lru for node in
+            list_for_each(kernel, fl.head, limit=(zone.spanned >> fl.order) + 1)]
+
+
+@dataclass(frozen=True)
+class FreeBlock:
+    """The free block holding a page: its zone, free list, head page and the page's place."""
+
+    zone: Zone
+    free_list: FreeList
+    head: int
+    nth: int  # 0: the block's first page
+    pages: int
+
+
+def free_block_of(kernel: Kernel, page: int) -> FreeBlock | None:
+    """The buddy free block whose pages include the struct page at `page` (None: in use)."""
+    size = kernel.sizeof("struct page")
+    for z in memory_zones(kernel).zones:
+        if not z.free_pages:
+            continue
+        for fl in zone_free_lists(kernel, z):
+            if not fl.blocks:
+                continue
+            span = size << fl.order
+            for head in free_list_pages(kernel, fl, z):
+                if head <= page < head + span:
+                    return FreeBlock(z, fl, head, (page - head) // size, 1 << fl.order)
+    return None
