@@ -215,3 +215,21 @@ def test_locals_exception_rip(sessions: Any) -> None:
     out = run_command(s, "locals")
     assert out[1] == " #6 [exception RIP: test_module_init] at ffffffffc03c4005"
     assert out[2] == "    int *p = (int *) 0x1"
+
+
+def test_json_culprit_variables(sessions: Any) -> None:
+    """--json: triage.culprit.variables, valid against docs/crashtui.schema.json."""
+    import jsonschema
+
+    from crashtui.report.jsondoc import build_document
+
+    s = _session(sessions, "6.1-deadlock")
+    doc = build_document(s)
+    schema = json.loads((SAMPLES.parent / "docs" / "crashtui.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    fv = doc["triage"]["culprit"]["variables"]
+    assert fv["function"] == "take_both.cold" and fv["error"] is None
+    by_name = {v["name"]: v for v in fv["variables"]}
+    assert by_name["first"]["value"] == "0xffffffffc028d000 <lock_b>"
+    assert by_name["first"]["kind"] == "parameter"
+    assert by_name["who"]["value"] == '0xffffffffc028c091 "deadlock_ba"'

@@ -30,8 +30,23 @@ def build_document(session: Session) -> dict[str, Any]:
     a.backtraces = with_inline_frames(session, a.backtraces, a.errors)
     doc = document(a)
     doc["triage"] = triage_json(session, doc["errors"])
+    if doc["triage"] is not None and doc["triage"].get("culprit") is not None:
+        doc["triage"]["culprit"]["variables"] = culprit_variables_json(session, doc["errors"])
     doc["blocked"] = blocked_json(a.hang)
     return doc
+
+
+def culprit_variables_json(session: Session, errors: list[str]) -> dict[str, Any] | None:
+    """The culprit frame's arguments and locals (crashtui.kernel.framevars), or None."""
+    from crashtui.errors import CrashtuiError
+    from crashtui.kernel.framevars import culprit_variables
+
+    try:
+        fv = culprit_variables(session)
+    except CrashtuiError as exc:
+        errors.append(f"variables: {exc.message}")
+        return None
+    return fv.as_json() if fv is not None else None
 
 
 def blocked_json(hang: HangReport | None) -> dict[str, Any] | None:
