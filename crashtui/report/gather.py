@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.analysis.summary import Summary
     from crashtui.analysis.triage import Triage
+    from crashtui.analysis.variables import FrameVariables
     from crashtui.kernel.printk import KernelLog
 
 LOG_BLOCK_MAX = 300  # lines of the oops/panic report shown
@@ -62,6 +63,7 @@ class Analysis:
     module_files: dict[str, str] = field(default_factory=dict)  # .ko debug info in use
     triage: Triage | None = None
     hang: HangReport | None = None  # the blocked tasks (hangs, deadlocks, forced panics)
+    variables: FrameVariables | None = None  # the culprit frame's arguments and locals
 
 
 def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) -> Analysis:
@@ -90,10 +92,18 @@ def gather(session: Session, excerpt: bool = True, sources: Sequence[str] = ()) 
         log=lines, log_block=log_block(log, lines, summary.panic_message),
         log_tail=lines[-LOG_TAIL:],
         errors=notes.errors, module_files=module_files(session), triage=triage, hang=hang)
+    if culprit is not None:
+        analysis.variables = notes.attempt("variables", lambda: _culprit_variables(session))
     if excerpt and fault is not None:
 
         analysis.excerpt = notes.attempt("source excerpt", lambda: fault_excerpt(session, fault, sources))
     return analysis
+
+
+def _culprit_variables(session: Session) -> FrameVariables | None:
+    from crashtui.kernel.framevars import culprit_variables
+
+    return culprit_variables(session)
 
 
 def dump_facts(session: Session) -> DumpFacts:

@@ -72,7 +72,7 @@ def render(a: Analysis, opts: ReportOptions) -> str:
     kos = {name: opts.show(path) for name, path in a.module_files.items()}
     parts = [_title(a), _intro(a, dump_name, opts), _triage(a.triage, opts),
              _summary(a, dump_name, vmlinux_name),
-             _panic(a), _fault(a, opts), _blocked(a), _registers(a), _other_cpus(a), _kmem(a),
+             _panic(a), _fault(a, opts), _variables(a), _blocked(a), _registers(a), _other_cpus(a), _kmem(a),
              _tasks(a),
              _modules(a), _log(a), _facts(a, dump_name, vmlinux_name, kos),
              _reproduce(dump_name, vmlinux_name, kos), _errors(a)]
@@ -188,6 +188,35 @@ def _fault(a: Analysis, opts: ReportOptions) -> str:
         intro = (f"No source file found; disassembly ({md.code(ex.title)}), the faulting "
                  "instruction marked `>`:")
     return f"{head}\n\n{intro}\n\n{md.fence(body, ex.language)}"
+
+
+MAX_VARIABLE_ROWS = 40
+
+
+def _variables(a: Analysis) -> str:
+    """The culprit frame's arguments and locals (`locals`), one table row each."""
+    fv = a.variables
+    if fv is None or a.fault is None:
+        return ""
+    head = "## Variables of the faulting frame (`locals`)"
+    if fv.error:
+        return f"{head}\n\n*None listed: {md.inline(fv.error)}.*"
+    if not fv.variables:
+        return f"{head}\n\n*The function has no arguments or locals.*"
+    rows = []
+    for v in fv.variables[:MAX_VARIABLE_ROWS]:
+        name = f"{v.function}(): {v.name}" if v.inlined else v.name
+        value = v.display()
+        if len(value) > 100:
+            value = value[:100] + "..."
+        rows.append([md.code(name, in_table=True), "argument" if v.parameter else "local",
+                     md.code(v.type, in_table=True), md.code(value, in_table=True),
+                     md.cell(v.location or "")])
+    more = len(fv.variables) - MAX_VARIABLE_ROWS
+    tail = f"\n\n*{more} more: `locals` in the app or `crashtui -c locals`.*" if more > 0 else ""
+    return (f"{head}\n\nFrom DWARF at the frame's pc; `<optimized out>`: no location there, "
+            "`<unknown: ...>`: the location needs a register or memory the dump does not "
+            "give.\n\n" + md.table(["Name", "Kind", "Type", "Value", "Where"], rows) + tail)
 
 
 def _blocked(a: Analysis) -> str:
