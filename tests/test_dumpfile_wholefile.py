@@ -58,9 +58,9 @@ def test_the_real_xz_vmcore_opens_as_the_elf_it_holds(cache: Path, elf_bytes: by
         assert dump.info.partial and dump.info.nr_cpus in (None, 4)
     finally:
         dump.close()
-    mtime = copies[0].stat().st_mtime_ns
-    open_dump(XZ).close()  # the second open reuses the copy
-    assert list(cache.iterdir()) == copies and copies[0].stat().st_mtime_ns == mtime
+    inode = copies[0].stat().st_ino
+    open_dump(XZ).close()  # the second open reuses the copy (not written again)
+    assert list(cache.iterdir()) == copies and copies[0].stat().st_ino == inode
 
 
 def test_sys_of_the_xz_dump_equals_the_kdump_dump() -> None:
@@ -165,3 +165,19 @@ def test_a_changed_file_replaces_its_old_copy(tmp_path: Path, cache: Path) -> No
     open_dump(mine).close()
     second = list(cache.iterdir())
     assert len(first) == len(second) == 1 and first != second
+
+
+def test_the_cache_keeps_the_three_most_recently_used(tmp_path: Path, cache: Path,
+                                                      elf_bytes: bytes) -> None:
+    head = gzip.compress(elf_bytes[: 1 << 20], 1)  # the vmcore's first MiB: still an ELF
+    c = compression_of(head)
+    assert c is not None
+    copies = []
+    for n in range(4):
+        mine = tmp_path / f"vmcore{n}.gz"
+        mine.write_bytes(head)
+        copies.append(decompressed_copy(mine, c))
+        os.utime(copies[-1], ns=((n + 1) * 10**9, (n + 1) * 10**9))  # an older use
+        if n == 1:  # the first is used again: the most recent now
+            assert decompressed_copy(tmp_path / "vmcore0.gz", c) == copies[0]
+    assert sorted(cache.iterdir()) == sorted([copies[0], copies[2], copies[3]])

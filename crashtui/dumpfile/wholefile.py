@@ -4,8 +4,8 @@ A vmcore is read at random offsets, which a compressed stream does not allow: th
 decompressed once into a cache file (`$CRASHTUI_CACHE/dumps`, else `$XDG_CACHE_HOME/crashtui/dumps`
 or `~/.cache/crashtui/dumps`) keyed by the compressed file's path, size and mtime, and that copy
 is opened. Bounded: the free space is checked before (when the size is known: xz's index,
-zstd's frame header) and while writing; a damaged stream or a result that is no dump leaves
-nothing behind. With CRASHTUI_CACHE=off the user is told the command that decompresses it.
+zstd's frame header) and while writing, at most MAX_KEPT copies are kept (least recently used
+removed first); a damaged stream or a result that is no dump leaves nothing behind. With CRASHTUI_CACHE=off the user is told the command that decompresses it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from crashtui.fileio import atomic_write
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 CHUNK = 1 << 20
 SPACE_CHECK_EVERY = 32 << 20
+MAX_KEPT = 3  # decompressed dumps kept in the cache (the least recently used go first)
 FREE_MARGIN = 256 << 20  # left free on the cache's file system, whatever the dump's size
 DUMP_MAGICS = (b"\x7fELF", b"KDUMP   ", b"makedumpfile", b"DISKDUMP")
 
@@ -186,6 +187,10 @@ def decompressed_copy(path: Path, c: Compression,
     stem = path.name[:-len(c.suffix)] if path.name.endswith(c.suffix) else path.name
     target = root / f"{stem[:80]}-{key}-{st.st_size}-{st.st_mtime_ns}"
     if target.is_file():
+        try:
+            os.utime(target)  # the least recently used copies are the ones pruned
+        except OSError:
+            pass
         return target
     free = free_space or (lambda p: shutil.disk_usage(p).free)
     try:
@@ -243,7 +248,21 @@ def decompressed_copy(path: Path, c: Compression,
         raise DumpFormatError(f"{c.name}-compressed dump is damaged ({exc}) after "
                               f"{written >> 20} MiB; nothing kept", path) from None
     progress.end(written)
+    prune(root, keep=target)
     return target
+
+
+def prune(root: Path, keep: Path, most: int | None = None) -> None:
+    """Remove the least recently used decompressed dumps beyond the `most` newest."""
+    most = MAX_KEPT if most is None else most
+    try:
+        copies = sorted((p for p in root.iterdir() if p.is_file() and p != keep
+                         and not p.name.startswith(".")),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in copies[max(0, most - 1):]:
+        old.unlink(missing_ok=True)
 
 
 class _NoSpace(Exception):
