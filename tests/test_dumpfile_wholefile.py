@@ -181,3 +181,11 @@ def test_the_cache_keeps_the_three_most_recently_used(tmp_path: Path, cache: Pat
         if n == 1:  # the first is used again: the most recent now
             assert decompressed_copy(tmp_path / "vmcore0.gz", c) == copies[0]
     assert sorted(cache.iterdir()) == sorted([copies[0], copies[2], copies[3]])
+    # a partial copy a killed run left is removed an hour later, a fresh one kept
+    old, fresh = cache / ".vmcore.1234.part", cache / ".vmcore.5678.part"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(old, (1, 1))
+    (tmp_path / "vmcore9.gz").write_bytes(head)
+    decompressed_copy(tmp_path / "vmcore9.gz", c)
+    assert not old.exists() and fresh.exists()

@@ -32,6 +32,7 @@ from crashtui.fileio import atomic_write
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 CHUNK = 1 << 20
 SPACE_CHECK_EVERY = 32 << 20
+STALE_PART = 3600  # seconds without a write after which a partial copy is a leftover
 MAX_KEPT = 3  # decompressed dumps kept in the cache (the least recently used go first)
 FREE_MARGIN = 256 << 20  # left free on the cache's file system, whatever the dump's size
 DUMP_MAGICS = (b"\x7fELF", b"KDUMP   ", b"makedumpfile", b"DISKDUMP")
@@ -256,9 +257,12 @@ def prune(root: Path, keep: Path, most: int | None = None) -> None:
     """Remove the least recently used decompressed dumps beyond the `most` newest."""
     most = MAX_KEPT if most is None else most
     try:
-        copies = sorted((p for p in root.iterdir() if p.is_file() and p != keep
-                         and not p.name.startswith(".")),
+        entries = [p for p in root.iterdir() if p.is_file() and p != keep]
+        copies = sorted((p for p in entries if not p.name.startswith(".")),
                         key=lambda p: p.stat().st_mtime, reverse=True)
+        for part in (p for p in entries if p.name.startswith(".") and p.name.endswith(".part")):
+            if time.time() - part.stat().st_mtime > STALE_PART:  # a killed run's leftover
+                part.unlink(missing_ok=True)
     except OSError:
         return
     for old in copies[max(0, most - 1):]:
