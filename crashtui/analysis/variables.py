@@ -72,3 +72,16 @@ class FrameVariables:
         return {"function": self.function, "pc": f"{self.pc:#x}", "frame": self.frame,
                 "exception": self.exception, "error": self.error,
                 "variables": [v.as_json() for v in self.variables]}
+
+
+@dataclass
+class ValueNode:
+    """A member, element or pointed-to object of a value, as the Variables tree expands it."""
+
+    name: str  # "flags", "[3]", "*task"
+    type: str
+    value: str  # one line, as FrameVariable.value
+    expandable: bool = False  # a struct/union/array, or a non-NULL pointer to a struct/union
+    ctype: Any = None
+    data: bytes | None = None
+    address: int | None = None

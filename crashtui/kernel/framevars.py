@@ -17,7 +17,7 @@ import struct
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from crashtui.analysis.variables import OPTIMIZED_OUT, FrameVariable, FrameVariables
+from crashtui.analysis.variables import OPTIMIZED_OUT, FrameVariable, FrameVariables, ValueNode
 from crashtui.debuginfo.dwarf.expr import (
     ExprContext,
     ExprUnknown,
@@ -497,6 +497,11 @@ def summary(session: Any, types: Types | None, ct: CType, data: bytes | None,
             return f"{v:#x} {_c_string(session, v)}"
         sym = _symbol(session, v) if v else None
         return f"{v:#x} <{sym}>" if sym else f"{v:#x}"
+    t = ct.target
+    if kind == "array" and t is not None and t.kind == "int" and t.char and t.size == 1:
+        text = data.split(b"\0", 1)[0][:80].decode("latin-1")
+        return '"' + "".join(c if " " <= c < "\x7f" and c not in "\"\\" else
+                             f"\\{ord(c):03o}" for c in text) + '"'
     if kind == "float" and ct.size in (4, 8):
         return repr(struct.unpack("<f" if ct.size == 4 else "<d", data[:ct.size])[0])
     return "{...}"
@@ -572,3 +577,75 @@ def culprit_variables(session: Any) -> FrameVariables | None:
     if frame is None:
         return None
     return frame_variables(session, bt, frame, exception=c.exception)
+
+
+MAX_CHILDREN = 256  # members or elements listed per expanded node
+
+
+def expandable(ct: CType | None, data: bytes | None) -> bool:
+    """True for a struct/union/array (not a char array) or a non-NULL pointer to one."""
+    if ct is None:
+        return False
+    t = ct.target
+    if ct.kind in ("struct", "union"):
+        return True
+    if ct.kind == "array":
+        return not (t is not None and t.kind == "int" and t.char and t.size == 1) and \
+            bool(ct.length)
+    if ct.kind == "ptr" and t is not None and t.kind in ("struct", "union") and t.size:
+        return data is not None and int.from_bytes(data[:8], "little") != 0
+    return False
+
+
+def expand(session: Any, ct: CType, data: bytes | None, address: int | None
+           ) -> list[ValueNode]:
+    """The children of a value: a struct's members, an array's elements (at most
+    MAX_CHILDREN), or for a pointer the members of the struct it points to."""
+    types: Types = session.types
+    kernel = session.kernel
+    if ct.kind == "ptr":
+        target = ct.target
+        if data is None or target is None or not target.size:
+            return []
+        ptr = int.from_bytes(data[:8], "little")
+        try:
+            raw = bytes(kernel.read(ptr, min(target.size, MAX_VALUE_BYTES)))
+        except CrashtuiError as exc:
+            return [ValueNode(f"*{ct.name}", target.name, f"<{exc.message}>")]
+        return expand(session, target, raw, ptr)
+    if data is None and address is not None and ct.size:
+        try:
+            data = bytes(kernel.read(address, min(ct.size, MAX_VALUE_BYTES)))
+        except CrashtuiError as exc:
+            return [ValueNode("?", ct.name, f"<{exc.message}>")]
+    if data is None:
+        return []
+    out: list[ValueNode] = []
+    if ct.kind in ("struct", "union"):
+        for f in types.fields(ct)[:MAX_CHILDREN]:
+            off = f.bit_offset // 8
+            ft = f.type
+            if f.bit_size:
+                word = int.from_bytes(data[off:off + 8].ljust(8, b"\0"), "little")
+                v = (word >> (f.bit_offset % 8)) & ((1 << f.bit_size) - 1)
+                if ft.signed and v >> (f.bit_size - 1):
+                    v -= 1 << f.bit_size
+                out.append(ValueNode(f.name, f"{ft.name} : {f.bit_size}", str(v)))
+                continue
+            size = ft.size or 0
+            fdata = data[off:off + size] if off + size <= len(data) else None
+            addr = address + off if address is not None else None
+            out.append(ValueNode(f.name or "<anonymous>", ft.name,
+                                 summary(session, types, ft, fdata, addr),
+                                 expandable(ft, fdata), ft, fdata, addr))
+        return out
+    if ct.kind == "array" and ct.target is not None and ct.target.size:
+        elem = ct.target
+        esize: int = elem.size or 1
+        n = min(ct.length or 0, MAX_CHILDREN, len(data) // esize)
+        for i in range(n):
+            edata = data[i * esize:(i + 1) * esize]
+            addr = address + i * esize if address is not None else None
+            out.append(ValueNode(f"[{i}]", elem.name, summary(session, types, elem, edata, addr),
+                                 expandable(elem, edata), elem, edata, addr))
+    return out

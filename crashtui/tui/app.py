@@ -42,6 +42,7 @@ from crashtui.tui.taskpick import TaskPicker
 from crashtui.tui.tasks import TasksTable
 from crashtui.tui.text import error_text, lit, safe
 from crashtui.tui.triage_view import TriageBar, TriageView
+from crashtui.tui.variables import VariablesView
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -58,7 +59,8 @@ def stylesheet() -> Path | None:
 
 
 STYLESHEET = stylesheet()
-TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command")
+TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command",
+        "variables")
 
 
 class CrashtuiApp(App[int]):
@@ -132,6 +134,8 @@ class CrashtuiApp(App[int]):
                 yield SummaryView(id="summary", show_cursor=False)
             with TabPane("Command", id="tab-command"):
                 yield CommandView(id="command")
+            with TabPane("Variables", id="tab-variables"):
+                yield VariablesView(id="variables")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -379,6 +383,7 @@ class CrashtuiApp(App[int]):
         ref = event.ref
         self.current_ref = ref
         self.query_one(RegistersView).show(ref.backtrace, ref)
+        self.query_one(VariablesView).load(ref)
         exc = ref.exception
         fn = ref.frame.function if ref.frame is not None and exc is None else None
         title = (f"#{ref.frame.index} {ref.frame.symbol}" if ref.frame is not None and exc is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crashtui.analysis.backtrace import Backtrace, SourceLocation
 from crashtui.analysis.source import Progress, SourceFinder, SourceResult
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.analysis.summary import Summary
     from crashtui.analysis.triage import Triage
+    from crashtui.analysis.variables import FrameVariables, ValueNode
     from crashtui.kernel.mm import KmemInfo
     from crashtui.kernel.modules import ModuleTable
     from crashtui.kernel.ps import PsTable
@@ -124,6 +125,26 @@ class SessionFacade:
     def backtrace_of(self, task: int) -> Backtrace:
         with self.lock:
             return _with_sources(self.session.backtrace_of(task))
+
+    # -- frame variables --------------------------------------------------------------------
+
+    def frame_variables(self, ref: FrameRef) -> FrameVariables | None:
+        """The arguments and locals of a frames-pane row (crashtui.kernel.framevars)."""
+        from crashtui.kernel.framevars import frame_variables
+
+        if ref.frame is None:
+            return None
+        with self.lock:
+            return frame_variables(self.session, ref.backtrace, ref.frame,
+                                   exception=ref.exception is not None)
+
+    def expand_value(self, ctype: Any, data: bytes | None, address: int | None
+                     ) -> list[ValueNode]:
+        """The members/elements of a variable's value, or of the struct a pointer points to."""
+        from crashtui.kernel.framevars import expand
+
+        with self.lock:
+            return expand(self.session, ctype, data, address)
 
     # -- addresses --------------------------------------------------------------------------
 

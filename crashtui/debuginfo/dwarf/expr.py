@@ -253,7 +253,7 @@ def evaluate(expr: bytes, ctx: ExprContext, address_size: int = 8) -> list[Piece
             pending = None
             stack.clear()
         elif op in (0xA3, 0xF3):  # DW_OP_entry_value, DW_OP_GNU_entry_value
-            raise ExprUnknown("value at function entry (DW_OP_entry_value) not known")
+            raise ExprUnknown("entry value (DW_OP_entry_value)")
         elif op in (0xA0, 0xF2):  # DW_OP_implicit_pointer, DW_OP_GNU_implicit_pointer
             raise ExprUnknown("implicit pointer (the pointed-to object was optimized out)")
         elif op in (0xFA,):  # DW_OP_GNU_parameter_ref

@@ -1,0 +1,153 @@
+"""The Variables tab: the selected frame's arguments and locals (DWARF), struct and pointer
+values expanded lazily (members, the pointed-to struct), read in a worker via the facade."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import work
+from textual.binding import Binding
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+from textual.worker import get_current_worker
+
+from crashtui.kernel.framevars import expandable
+from crashtui.tui.text import error_text, lit, safe
+
+if TYPE_CHECKING:
+    from crashtui.analysis.variables import FrameVariable, FrameVariables, ValueNode
+    from crashtui.tui.facade import SessionFacade
+    from crashtui.tui.frameref import FrameRef
+
+
+@dataclass
+class NodeValue:
+    """What a tree node needs to expand: the value's C type and bytes or address."""
+
+    ctype: Any
+    data: bytes | None
+    address: int | None
+    loaded: bool = False
+
+
+def variable_label(v: FrameVariable) -> Text:
+    """`name = value  type` (arguments marked), the value's state styled."""
+    t = Text()
+    if v.parameter:
+        t.append("arg ", "dim")
+    t.append(safe(v.name), "bold")
+    t.append(" = ")
+    if v.known:
+        t.append(safe(v.value or ""))
+    else:
+        t.append(safe(v.display()), "dim italic")
+    t.append(f"  {safe(v.type)}", "dim")
+    return t
+
+
+def child_label(c: ValueNode) -> Text:
+    return Text.assemble((safe(c.name), "bold"), " = ", safe(c.value),
+                         (f"  {safe(c.type)}", "dim"))
+
+
+class VariablesView(Tree[NodeValue | None]):
+    """The selected frame's variables; Enter/Space expands a struct or a pointer."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("Variables", **kwargs)
+        self.show_root = True
+        self.guide_depth = 2
+        self._token = 0
+
+    @property
+    def facade(self) -> SessionFacade:
+        facade: SessionFacade = self.app.facade  # type: ignore[attr-defined]
+        return facade
+
+    def load(self, ref: FrameRef) -> None:
+        """Show the variables of a frames-pane row (read in a worker)."""
+        self._token += 1
+        self.clear()
+        self.root.set_label(lit("reading the frame's variables...", "italic"))
+        self._read(ref, self._token)
+
+    @work(thread=True, group="variables", exclusive=True)
+    def _read(self, ref: FrameRef, token: int) -> None:
+        try:
+            fv = self.facade.frame_variables(ref)
+            error = None
+        except Exception as exc:  # noqa: BLE001 - shown in the pane
+            fv, error = None, error_text(exc)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show, fv, error, token)
+
+    def show(self, fv: FrameVariables | None, error: str | None = None,
+             token: int | None = None) -> None:
+        """Fill the tree (from the UI thread)."""
+        if token is not None and token != self._token:
+            return
+        self.clear()
+        if fv is None:
+            self.root.set_label(lit(error or "no frame selected", "italic"))
+            return
+        where = "exception RIP " if fv.exception else ""
+        head = f"#{fv.frame} {where}{fv.function or '??'} at {fv.pc:x}"
+        if fv.error:
+            self.root.set_label(Text.assemble(safe(head), ("  " + safe(fv.error), "italic")))
+            return
+        self.root.set_label(Text.assemble((safe(head), "bold"),
+                                          (f"  {len(fv.variables)} variables", "dim")))
+        parent: TreeNode[NodeValue | None] = self.root
+        scope: tuple[str, bool] | None = None
+        for v in fv.variables:
+            if v.inlined and (v.function, True) != scope:
+                parent = self.root.add(Text.assemble(("inlined ", "dim"),
+                                                     (safe(v.function) + "()", "bold")),
+                                       expand=True)
+            elif not v.inlined:
+                parent = self.root
+            scope = (v.function, v.inlined)
+            if v.known and expandable(v.ctype, v.data):
+                parent.add(variable_label(v), NodeValue(v.ctype, v.data, v.address))
+            else:
+                parent.add_leaf(variable_label(v), None)
+        if not fv.variables:
+            self.root.add_leaf(lit("no arguments or locals", "italic"))
+        self.root.expand()
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeValue | None]) -> None:
+        nv = event.node.data
+        if nv is None or nv.loaded:
+            return
+        nv.loaded = True
+        event.node.add_leaf(lit("reading...", "italic"))
+        self._expand(event.node, nv)
+
+    @work(thread=True, group="variables-expand")
+    def _expand(self, node: TreeNode[NodeValue | None], nv: NodeValue) -> None:
+        try:
+            children = self.facade.expand_value(nv.ctype, nv.data, nv.address)
+            error = None
+        except Exception as exc:  # noqa: BLE001
+            children, error = [], error_text(exc)
+        self.app.call_from_thread(self._fill_node, node, children, error)
+
+    def _fill_node(self, node: TreeNode[NodeValue | None], children: list[ValueNode],
+                      error: str | None) -> None:
+        node.remove_children()
+        if error:
+            node.add_leaf(lit(error, "italic"))
+        for c in children:
+            if c.expandable:
+                node.add(child_label(c), NodeValue(c.ctype, c.data, c.address))
+            else:
+                node.add_leaf(child_label(c), None)
+        if not children and not error:
+            node.add_leaf(lit("(nothing to show)", "italic"))
