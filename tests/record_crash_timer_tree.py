@@ -42,6 +42,8 @@ COMMANDS = (
     ("tree-maple-p-s.txt", "tree -t maple -r mm_struct.mm_mt -p -x "
                            "-s vm_area_struct.vm_start,vm_end {MMMT}"),
     ("tree-maple-irq.txt", "tree -t maple -p {IRQMT}"),
+    ("tree-maple-v.txt", "tree -t maple -v -p -r mm_struct.mm_mt {MMMT}"),
+    ("tree-maple-irq-v.txt", "tree -t maple -v {IRQMT}"),
     ("list-r-H.txt", "list -r -H modules"),
     ("list-r-h.txt", "list -o task_struct.tasks -r -h init_task"),
     ("list-l-s.txt", "list {TASKSNEXT} -l task_struct.tasks -s task_struct.comm"),
@@ -53,6 +55,9 @@ COMMANDS = (
     ("search-p-mask.txt", "search -p -m ffff {TASK}"),
     ("search-u.txt", "search -u -w 464c457f"),
     ("search-p-w.txt", "search -p -w 464c457f"),
+    ("search-t.txt", "search -t {TASK}"),
+    ("search-T.txt", "search -T {TASK}"),
+    ("search-T-x.txt", "search -T -w {TASKLOW}"),
 )
 MARKER = "==== record-crash-timer-tree ===="
 
@@ -67,7 +72,7 @@ def addresses(dump: Path, vmlinux: Path) -> dict[str, str]:
         off = k.offsetof
         t1 = next(t for t in s.tasks.tasks if t.pid == 1)
         t2 = next(t for t in s.tasks.tasks if t.pid == 2)
-        out = {"TASK": f"{t1.address:x}", "STACK": f"{t1.stack:x}",
+        out = {"TASK": f"{t1.address:x}", "TASKLOW": f"{t1.address & 0xFFFFFFFF:x}", "STACK": f"{t1.stack:x}",
                "KTHREADD": f"{t2.address:x}",
                "KHUGEWQ": f"{k.symbol('khugepaged_wait'):x}",
                "TASKSNEXT": f"{k.read_u64(k.symbol('init_task') + off('task_struct', 'tasks')):x}"}

@@ -44,6 +44,8 @@ COMMANDS = [
     ("tree-maple-p-s.txt", "tree -t maple -r mm_struct.mm_mt -p -x "
                            "-s vm_area_struct.vm_start,vm_end {MMMT}"),
     ("tree-maple-irq.txt", "tree -t maple -p {IRQMT}"),
+    ("tree-maple-v.txt", "tree -t maple -v -p -r mm_struct.mm_mt {MMMT}"),
+    ("tree-maple-irq-v.txt", "tree -t maple -v {IRQMT}"),
     ("list-r-H.txt", "list -r -H modules"),
     ("list-r-h.txt", "list -o task_struct.tasks -r -h init_task"),
     ("list-l-s.txt", "list {TASKSNEXT} -l task_struct.tasks -s task_struct.comm"),
@@ -55,14 +57,18 @@ COMMANDS = [
     ("search-p-mask.txt", "search -p -m ffff {TASK}"),
     ("search-u.txt", "search -u -w 464c457f"),
     ("search-p-w.txt", "search -p -w 464c457f"),
+    ("search-t.txt", "search -t {TASK}"),
+    ("search-T.txt", "search -T {TASK}"),
+    ("search-T-x.txt", "search -T -w {TASKLOW}"),
 ]
 # where crash 8.0.6 is wrong (KNOWN-ERRORS.md): not compared line by line
-WRONG = {("6.12-sysrq", "timer.txt"), ("6.12-sysrq", "timer-C1.txt"),
-         ("6.12-sysrq", "timer-r.txt"), ("6.12-sysrq", "timer-r-C2.txt")}
+WRONG = {(name, file) for name in DUMPS if name.startswith("6.12-")
+         for file in ("timer.txt", "timer-C1.txt", "timer-r.txt", "timer-r-C2.txt")}
+DUMPS_612 = tuple(name for name in DUMPS if name.startswith("6.12-"))
 # crash prints a member of an anonymous struct/union (6.12's vm_area_struct.vm_start) indented
 # as gdb nests it and without the last comma; crashtui's `struct` (commands/struct.py) does
 # not yet: the tree walk itself is compared, the member lines without their indentation
-STRUCT_INDENT = {("6.12-sysrq", "tree-maple-p-s.txt")}
+STRUCT_INDENT = {(name, "tree-maple-p-s.txt") for name in DUMPS_612}
 TIMERS = [("timer.txt", "timer"), ("timer-r.txt", "timer -r"), ("timer-C1.txt", "timer -C 1"),
           ("timer-r-C2.txt", "timer -r -C 2")]
 
@@ -130,17 +136,19 @@ def _blocks(lines: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def test_612_timer_bases(sessions: dict[str, Session]) -> None:
+@pytest.mark.parametrize("name", DUMPS_612)
+def test_612_timer_bases(sessions: dict[str, Session], name: str) -> None:
     """6.12 has BASE_LOCAL, BASE_GLOBAL and BASE_DEF: crash 8.0.6's two blocks are the first
-    two line for line; the third (which crash never shows) holds CPU 0's tcp_orphan_update
-    timer, as drgn's per_cpu(timer_bases, 0)[2] does (KNOWN-ERRORS.md)."""
-    theirs = recorded("6.12-sysrq", "timer.txt")
+    two line for line; the third (which crash never shows) holds, on 6.12-sysrq, CPU 0's
+    tcp_orphan_update timer, as drgn's per_cpu(timer_bases, 0)[2] does (KNOWN-ERRORS.md)."""
+    theirs = recorded(name, "timer.txt")
     if theirs is None:
         pytest.skip("not recorded")
-    out = mine(sessions["6.12-sysrq"], "timer")
+    out = mine(sessions[name], "timer")
     assert sum(line.startswith("TIMER_BASES[0]") for line in out) == 3
-    assert "TIMER_BASES[0][BASE_DEF]: ffff8ef4fec24bc0" in out
-    assert any("ffffffffb965d520" in line and "<tcp_orphan_update>" in line for line in out)
+    if name == "6.12-sysrq":
+        assert "TIMER_BASES[0][BASE_DEF]: ffff8ef4fec24bc0" in out
+        assert any("ffffffffb965d520" in x and "<tcp_orphan_update>" in x for x in out)
     a, b = _blocks(out), _blocks(theirs)
     assert all(a[key] == b[key] for key in b) and len(a) == len(b) * 3 // 2
 
@@ -157,14 +165,16 @@ def _timer_rows(lines: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
-def test_612_hrtimers(sessions: dict[str, Session]) -> None:
+@pytest.mark.parametrize("name", DUMPS_612)
+def test_612_hrtimers(sessions: dict[str, Session], name: str) -> None:
     """6.12 timer -r: the same hrtimers as crash; only CURRENT and TTE differ, crash taking
-    HZ to be 1000 (KNOWN-ERRORS.md): the kernel's now is 2191 jiffies of 4 ms."""
-    theirs = recorded("6.12-sysrq", "timer-r.txt")
+    HZ to be 1000 (KNOWN-ERRORS.md): on 6.12-sysrq the kernel's now is 2191 jiffies of 4 ms."""
+    theirs = recorded(name, "timer-r.txt")
     if theirs is None:
         pytest.skip("not recorded")
-    out = mine(sessions["6.12-sysrq"], "timer -r")
-    assert "   8764000000" in out and "  227191000000" in theirs
+    out = mine(sessions[name], "timer -r")
+    if name == "6.12-sysrq":
+        assert "   8764000000" in out and "  227191000000" in theirs
     assert _timer_rows(out) == _timer_rows(theirs) and len(_timer_rows(out)) > 40
 
 

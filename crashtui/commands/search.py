@@ -13,9 +13,11 @@ from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
+    from crashtui.kernel.search import SearchResult
 
-USAGE = ("search [-s start] [-k | -u | -p] [-e end | -l length] [-m mask] [-w | -h] "
-         "value | symbol ...")
+USAGE = ("search [-s start] [-k | -u | -p | -t | -T] [-e end | -l length] [-m mask] "
+         "[-w | -h] value | symbol ...")
+THREAD_SIZE = 16384  # x86-64 kernel stacks (THREAD_SIZE_ORDER 2)
 USER_END = 0x00007FFFFFFFF000  # TASK_SIZE_MAX (4-level paging)
 KERNEL_START = 0xFFFF800000000000
 
@@ -78,7 +80,7 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
                 mask = _hex(value, "mask")
             i += 2
             continue
-        if a in ("-k", "-u", "-p"):
+        if a in ("-k", "-u", "-p", "-t", "-T"):
             memtype = a[1]
         elif a == "-w":
             size = 4
@@ -103,6 +105,10 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
             kind = "-w" if size == 4 else "-h"
             raise CommandError(f"search: value too large for {kind} option: {v:x}")
     k = session.kernel
+    if memtype in ("t", "T"):
+        if start is not None or end is not None or length is not None:
+            raise CommandError("search: -t and -T take no -s, -e or -l")
+        return _stack_lines(session, values, size, mask, memtype == "T")
     if memtype == "p":
         lo = _hex(start, "start") if start is not None else 0
         hi = (_hex(end, "end") if end is not None else
@@ -135,12 +141,45 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
         result = searcher.run(page for page in pages if page[0] + len(page[1]) > lo)
     except CrashtuiError as exc:
         raise CommandError(f"search: {exc.message}") from None
+    return _hit_lines(result, values)
+
+
+def _hit_lines(result: SearchResult, values: list[tuple[int, str | None]]) -> list[str]:
     out = []
     for h in result.hits:
         name = values[h.which][1]
         out.append(f"{h.address:x}: {h.value:x} {'(' + name + ')' if name else ''}")
     if result.stopped:
         out.append(f"search: {result.stopped}; narrow it with -s/-e/-l")
+    return out
+
+
+def _stack_lines(session: Session, values: list[tuple[int, str | None]], size: int, mask: int,
+                 active_only: bool) -> list[str]:
+    """crash's -t/-T: each task's kernel stack (-T: the tasks on a CPU), a task header
+    before its first hit, a blank line between tasks."""
+    from crashtui.commands.sched import task_header
+    from crashtui.kernel.pid import running_tasks
+    from crashtui.kernel.search import Searcher, stack_pages
+
+    active = set(running_tasks(session.kernel)) if active_only else set()
+    out: list[str] = []
+    budget = None
+    for t in session.tasks.tasks:
+        if not t.stack or (active_only and t.address not in active):
+            continue
+        searcher = Searcher([v for v, _n in values], size, mask, cancelled=_worker_cancelled)
+        if budget is not None:
+            searcher.budget = budget
+        result = searcher.run(stack_pages(session.kernel, t.stack, t.stack + THREAD_SIZE))
+        budget = searcher.budget - result.bytes_read
+        if result.hits:
+            out += ([""] if out else []) + [task_header(t)]
+            out += _hit_lines(result, values)
+        elif result.stopped:
+            out += _hit_lines(result, values)
+        if result.stopped:
+            break
     return out
 
 

@@ -55,7 +55,7 @@ def struct_lines(session: Session, specs: list[str], addr: int, radix: list[str]
 
 
 def tree_walk(session: Session, kind: str, start: int, node_pointer: bool, node_offset: int,
-              linear: bool) -> TreeWalk:
+              linear: bool, verbose: bool = False) -> TreeWalk:
     from crashtui.kernel.trees import maple_walk, rb_root_node, rbtree_walk, xarray_walk
 
     k = session.kernel
@@ -64,7 +64,7 @@ def tree_walk(session: Session, kind: str, start: int, node_pointer: bool, node_
         return rbtree_walk(k, node, node_offset, linear)
     if kind in ("xarray", "radix"):
         return xarray_walk(k, start, not node_pointer)
-    return maple_walk(k, start, not node_pointer)
+    return maple_walk(k, start, not node_pointer, verbose=verbose)
 
 
 def tree_lines(session: Session, args: list[str]) -> list[str]:
@@ -72,7 +72,7 @@ def tree_lines(session: Session, args: list[str]) -> list[str]:
     root_offset: int | None = None
     node_offset: int | None = None
     specs: list[str] = []
-    position = linear = node_pointer = False
+    position = linear = node_pointer = verbose = False
     radix: list[str] = []
     rest: list[str] = []
     i = 0
@@ -120,7 +120,7 @@ def tree_lines(session: Session, args: list[str]) -> list[str]:
                         raise CommandError("tree: -d and -x are mutually exclusive")
                     radix = [f"-{f}"]
                 elif f == "v":
-                    raise CommandError("tree: -v (maple node dump) is not supported")
+                    verbose = True
                 else:
                     raise CommandError(f"tree: invalid option -{f} ({USAGE})")
         else:
@@ -135,6 +135,8 @@ def tree_lines(session: Session, args: list[str]) -> list[str]:
         raise CommandError(f"tree: -l option is not applicable to {name}")
     if kind != "rbtree" and node_offset is not None:
         raise CommandError(f"tree: -o option is not applicable to {name}")
+    if kind != "maple" and verbose:
+        raise CommandError(f"tree: -v option is not applicable to {name}")
     if root_offset is not None and node_pointer:
         raise CommandError("tree: -r and -N options are mutually exclusive")
     if not rest:
@@ -145,12 +147,16 @@ def tree_lines(session: Session, args: list[str]) -> list[str]:
     if not node_pointer:
         start += root_offset or 0
     try:
-        walk = tree_walk(session, kind, start, node_pointer, node_offset or 0, linear)
+        walk = tree_walk(session, kind, start, node_pointer, node_offset or 0, linear, verbose)
     except CrashtuiError as exc:
         raise CommandError(f"tree: {exc.message}") from None
     out: list[str] = []
-    for e in walk.entries:
-        out.append(f"{e.address:x}")
+    for e in walk.items if verbose else walk.entries:
+        if isinstance(e, str):
+            out.append(e)
+            continue
+        if not verbose:
+            out.append(f"{e.address:x}")
         if position:
             out.append(f"  position: {e.position}" if kind == "rbtree" else
                        f"  index: {e.index}  position: {e.position}")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 PAGE = 4096
 DEFAULT_BUDGET = 8 << 30  # bytes read at most by one search
 MAX_HITS = 100_000
+RUN = 64  # pages read and matched at once
 _DTYPES: dict[int, str] = {8: "<u8", 4: "<u4", 2: "<u2"}
 ULONG_MAX = (1 << 64) - 1
 
@@ -63,11 +64,11 @@ class Searcher:
         targets = [np.array((v | wmask) & ((1 << (8 * self.size)) - 1), dtype=dtype)
                    for v in self.values]
         out = self.result
-        for n, (addr, data) in enumerate(pages):
-            if out.bytes_read + len(data) > self.budget:
-                out.stopped = f"search stopped after {out.bytes_read >> 20} MiB (the budget)"
-                break
-            if n % 256 == 0 and self.cancelled is not None and self.cancelled():
+        for addr, data in pages:
+            over = out.bytes_read + len(data) > self.budget
+            if over:  # search up to the budget, then stop
+                data = data[:max(0, self.budget - out.bytes_read)]
+            if self.cancelled is not None and self.cancelled():
                 out.stopped = f"search interrupted after {out.bytes_read >> 20} MiB"
                 break
             out.bytes_read += len(data)
@@ -85,23 +86,40 @@ class Searcher:
                 if len(out.hits) >= MAX_HITS:
                     out.stopped = f"search stopped after {MAX_HITS} hits"
                     break
+            if over:
+                out.stopped = f"search stopped after {out.bytes_read >> 20} MiB (the budget)"
+                break
         out.seconds = time.monotonic() - began
         return out
 
 
 def physical_pages(kernel: Kernel, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """Each page of physical memory in [start, end) the dump holds."""
+    """Physical memory in [start, end) the dump holds, in runs of up to RUN present pages."""
     dump = kernel.dump
     last = min(end, (dump.info.max_pfn + 1) * PAGE)
     addr = start
     while addr < last:
-        pfn = addr // PAGE
-        stop = min((pfn + 1) * PAGE, last)
-        if dump.is_present(pfn):
+        run_start = addr
+        while addr < last and addr - run_start < RUN * PAGE and dump.is_present(addr // PAGE):
+            addr = min((addr // PAGE + 1) * PAGE, last)
+        if addr > run_start:
             try:
-                yield addr, dump.read_phys(addr, stop - addr)
+                yield run_start, dump.read_phys(run_start, addr - run_start)
             except CrashtuiError:
-                pass
+                yield from _page_by_page(kernel, run_start, addr)
+        else:
+            addr = min((addr // PAGE + 1) * PAGE, last)
+
+
+def _page_by_page(kernel: Kernel, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """A run that failed as a whole, its readable pages one at a time."""
+    addr = start
+    while addr < end:
+        stop = min((addr // PAGE + 1) * PAGE, end)
+        try:
+            yield addr, kernel.dump.read_phys(addr, stop - addr)
+        except CrashtuiError:
+            pass
         addr = stop
 
 
@@ -216,6 +234,11 @@ def kernel_ranges_unity_base(kernel: Kernel, vaddr: int) -> int:
     if base is not None:
         return kernel.read_u64(base)
     return vaddr - kernel.translate(vaddr)
+
+
+def stack_pages(kernel: Kernel, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """The mapped, present pages of one kernel stack (crash's -t reads them directly)."""
+    yield from _mapped_pages(kernel, start, end, _kernel_translate(kernel))
 
 
 def user_pages(kernel: Kernel, task: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:

@@ -40,6 +40,7 @@ class TreeEntry:
 class TreeWalk:
     entries: list[TreeEntry] = field(default_factory=list)
     error: str | None = None
+    items: list[str | TreeEntry] = field(default_factory=list)  # maple -v: lines and entries
 
 
 def rbtree_walk(kernel: Kernel, node: int, node_offset: int = 0, linear: bool = False,
@@ -150,12 +151,30 @@ def xarray_walk(kernel: Kernel, head: int, is_root: bool = True,
     return out
 
 
+def _ptr(v: int) -> str:
+    """glibc's %p."""
+    return f"0x{v:x}" if v else "(nil)"
+
+
+def _mt_entry_text(entry: int) -> str:
+    """crash's dump_mt_entry() value: a value entry, the zero entry, a reserved one or a
+    pointer."""
+    if entry & 1:
+        return f"value {entry >> 1} (0x{entry >> 1:x}) [0x{entry:x}]"
+    if entry == 0x406:  # XA_ZERO_ENTRY = xa_mk_internal(257)
+        return "zero (257)"
+    if entry < 4096 and entry & 3 == XA_TAG_INTERNAL:
+        return f"UNKNOWN ENTRY (0x{entry:x})"
+    return f"0x{entry:x}"
+
+
 def maple_walk(kernel: Kernel, tree: int, is_root: bool = True,
-               limit: int = MAX_TREE_NODES) -> TreeWalk:
+               limit: int = MAX_TREE_NODES, verbose: bool = False) -> TreeWalk:
     """crash's do_maple_tree_traverse(): each non-NULL leaf entry in index order, numbered
     from 1 (crash's -p index), its position the node path and slot (`root/0/3`); the node
     type is read from the encoded pointer, the slot/pivot counts from maple_range_64 and
-    maple_arange_64's arrays."""
+    maple_arange_64's arrays. `verbose` (-v) also keeps crash's node and entry dump in
+    `items`, each entry's TreeEntry after its line."""
     off = kernel.offsetof
     btf = kernel.btf
     r64_piv, r64_slot = off("maple_range_64", "pivot"), off("maple_range_64", "slot")
@@ -170,11 +189,26 @@ def maple_walk(kernel: Kernel, tree: int, is_root: bool = True,
     out = TreeWalk()
     seen: set[int] = set()
     counter = [0]
+    pending = [""]  # a node line crash leaves open (dense nodes print no contents)
 
-    def entry(value: int, path: str, slot: int) -> None:
+    def emit(text: str) -> None:
+        out.items.append(pending[0] + text)
+        pending[0] = ""
+
+    def span(lo: int, hi: int, depth: int) -> str:
+        pad = " " * min(2 * depth, 32)
+        return f"{pad}{lo}: " if lo == hi else f"{pad}{lo}-{hi}: "
+
+    def entry(value: int, lo: int, hi: int, depth: int, path: str, slot: int,
+              prefix: str = "") -> None:
+        if verbose:
+            emit(prefix + span(lo, hi, depth) + _mt_entry_text(value))
         if value:
             counter[0] += 1
-            out.entries.append(TreeEntry(value, f"{path}/{slot}", counter[0]))
+            e = TreeEntry(value, f"{path}/{slot}", counter[0])
+            out.entries.append(e)
+            if verbose:
+                out.items.append(e)
 
     def node(enode: int, lo: int, hi: int, depth: int, path: str) -> bool:
         addr = enode & ~MAPLE_NODE_MASK
@@ -192,17 +226,34 @@ def maple_walk(kernel: Kernel, tree: int, is_root: bool = True,
         def u64(o: int) -> int:
             return int.from_bytes(raw[o:o + 8], "little")
 
+        head = (span(lo, hi, depth) + f"node 0x{addr:x} depth {depth} type {kind} parent "
+                f"{_ptr(u64(off('maple_node', 'parent')))}")
         if kind == MAPLE_DENSE:
+            if verbose:
+                pending[0] = head  # crash prints no newline after a dense node's line
             for i in range(dense_n):
-                entry(u64(dense_slot + 8 * i), path, i)
+                entry(u64(dense_slot + 8 * i), lo + i, lo + i, depth, path, i,
+                      "OUT OF RANGE: " if lo + i > hi else "")
             return True
         if kind in (MAPLE_LEAF_64, MAPLE_RANGE_64):
             piv, slots, n = r64_piv, r64_slot, r64_n
+            gaps = ""
         elif kind == MAPLE_ARANGE_64:
             piv, slots, n = a64_piv, a64_slot, a64_n
+            o_gap, o_meta = off("maple_arange_64", "gap"), off("maple_arange_64", "meta")
+            end = raw[o_meta + off("maple_metadata", "end")]
+            gap = raw[o_meta + off("maple_metadata", "gap")]
+            gaps = "".join(f"{u64(o_gap + 8 * i)} " for i in range(n)) + \
+                f"| {end:02X} {gap:02X}| "
         else:
+            if verbose:
+                emit(head + " UNKNOWN TYPE")
             out.error = f"maple node {addr:x}: unknown type {kind}"
             return False
+        if verbose:
+            pairs = "".join(f"{_ptr(u64(slots + 8 * i))} {u64(piv + 8 * i)} "
+                            for i in range(n - 1))
+            emit(f"{head} contents: {gaps}{pairs}{_ptr(u64(slots + 8 * (n - 1)))}")
         leaf = kind < MAPLE_RANGE_64
         first = lo
         for i in range(n):
@@ -215,10 +266,15 @@ def maple_walk(kernel: Kernel, tree: int, is_root: bool = True,
             if last == 0 and i > 0:
                 break
             if leaf:
-                entry(slot, path, i)
+                entry(slot, first, last, depth + 1, path, i)
             elif slot and not node(slot, first, last, depth + 1, f"{path}/{i}"):
                 return False
-            if last >= hi:
+            if last == hi:
+                break
+            if last > hi:
+                if verbose:
+                    emit(f"node 0x{addr + off('maple_node', 'mr64'):x} last ({last}) > max "
+                         f"({hi}) at pivot {i}!")
                 break
             first = last + 1
         return True
@@ -228,8 +284,15 @@ def maple_walk(kernel: Kernel, tree: int, is_root: bool = True,
         node(tree, 0, mt_max.get(kind, ULONG_MAX), 0, "direct")
         return out
     root = kernel.read_u64(tree + off("maple_tree", "ma_root"))
+    if verbose:
+        flags = kernel.read_u32(tree + off("maple_tree", "ma_flags"))
+        emit(f"maple_tree({tree:x}) flags {flags:X}, height {(flags & 0x7C) >> 2} "
+             f"root 0x{root:x}")
+        emit("")
     if root & XA_TAG_MASK == XA_TAG_INTERNAL and root > 4096:
         node(root, 0, mt_max.get((root >> 3) & 0xF, ULONG_MAX), 0, "root")
     else:
-        entry(root, "", 0)
+        entry(root, 0, 0, 0, "", 0)
+    if pending[0]:
+        emit("")
     return out
