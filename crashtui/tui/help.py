@@ -17,7 +17,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Tab  Shift+Tab", "next / previous pane"),
     ("c  t  f  o", "focus CPUs, task filter, frames, source"),
     ("p", "panic: the panic CPU's culprit frame (in the Log tab: the oops)"),
-    ("1 … 8", "tabs: Triage Registers Memory Log Tasks Modules Summary Command"),
+    ("1 … 9", "tabs: Triage Registers Memory Log Tasks Modules Summary Command Variables"),
     ("s", "full summary (crash's sys)"),
     ("/  n  N", "search the focused pane (log, command output, frames, CPUs, Tasks table; "
                 "in the task list: the filter); next / previous match"),
