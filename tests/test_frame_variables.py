@@ -88,6 +88,9 @@ def _compare(name: str, s: Session) -> tuple[int, int, list[str], int]:
                 if mine is None:
                     problems.append(f"{where}: not listed by crashtui")
                     continue
+                if "type" in rec and mine.type != rec["type"]:
+                    problems.append(f"{where}: drgn's type {rec['type']!r}, crashtui's "
+                                    f"{mine.type!r}")
                 if rec["absent"]:
                     absent += 1
                     if mine.known:
@@ -135,6 +138,7 @@ def test_kthread_arguments_6_1_deadlock(sessions: Any) -> None:
     assert threadfn is not None and threadfn.value is not None
     assert threadfn.value.endswith("<watchdog>")
     assert threadfn.location == "register r15"
+    assert threadfn.type == "int (*)(void *)"
     ret = fv.named("ret")
     assert ret is not None and ret.value == "-4"
 
@@ -193,6 +197,8 @@ def test_locals_command(sessions: Any) -> None:
     assert out[1].startswith(" #4 kthread at ")
     assert "    (arg) void *_create = (void *) 0xffff8bac812930c0" in out
     assert "    int ret = -4" in out
+    assert "    int (*threadfn)(void *) = (int (*)(void *)) 0xffffffffa0595200 <watchdog>" \
+        in out
     assert run_command(s, "locals 2 fmt") == [
         'fmt = 0xffffffffa16f6ee0 "hung_task: blocked tasks"']
     assert run_command(s, "locals 2 buf") == [

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from crashtui.commands.context import context_address
 from crashtui.commands.registry import CommandError, command
 from crashtui.commands.struct import types_of
-from crashtui.commands.values import Printer, string_literal
+from crashtui.commands.values import Printer, func_pointer_name, string_literal
 from crashtui.debuginfo.ctype import CTypeError, Place, member_path
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.framevars import frame_variables, located_variables
@@ -68,13 +68,18 @@ def _value_text(printer: Printer, v: FrameVariable) -> str:
     t = ct.target
     if ct.kind == "array" and t is not None and t.kind == "int" and t.char and t.size == 1 \
             and not printer.hex_ints:
-        text, nul, rest = v.data.partition(b"\0")
+        chars, nul, rest = v.data.partition(b"\0")
         if nul and not rest.strip(b"\0") and len(rest) >= 8:  # gdb's <repeats N times>
-            return f"{string_literal(text)}, '\\000' <repeats {len(rest) + 1} times>"
+            return f"{string_literal(chars)}, '\\000' <repeats {len(rest) + 1} times>"
     try:
-        return printer.top(v.ctype, v.data, v.address or 0)
+        text = printer.top(ct, v.data, v.address or 0)
     except CrashtuiError:
         return v.value or ""
+    if ct.kind == "ptr":  # the cast as DWARF spells the type (`int (*)(void *)`)
+        for prefix in (f"({ct.name}) ", f"({func_pointer_name(ct)}) "):
+            if text.startswith(prefix):
+                return f"({v.type}) {text[len(prefix):]}"
+    return text
 
 
 def _member(session: Session, printer: Printer, v: FrameVariable, path: str) -> list[str]:

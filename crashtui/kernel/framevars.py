@@ -386,6 +386,20 @@ def _dwarf_type(chain: ScopeChain, offset: int | None) -> Any:
     return t
 
 
+_NAMES: weakref.WeakKeyDictionary[Any, dict[int | None, str]] = weakref.WeakKeyDictionary()
+
+
+def _type_name(chain: ScopeChain, offset: int | None) -> str:
+    """The type's C spelling as gdb and drgn print it (cached per DWARF reader)."""
+    from crashtui.debuginfo.dwarf.typenames import type_name
+
+    cache = _NAMES.setdefault(chain.reader, {})
+    name = cache.get(offset)
+    if name is None:
+        name = cache[offset] = type_name(chain.reader, offset)
+    return name
+
+
 def _ctype(types: Types | None, d: Any) -> CType:
     from crashtui.debuginfo.ctype import CType
 
@@ -401,7 +415,8 @@ def _variable(session: Any, types: Types | None, chain: ScopeChain, sv: ScopeVar
               function: str, inlined: bool, ctx: ExprContext, cfa: int | None
               ) -> FrameVariable:
     ct = _ctype(types, _dwarf_type(chain, sv.type_offset))
-    v = FrameVariable(sv.name, ct.name, sv.parameter, function, inlined, ctype=ct)
+    v = FrameVariable(sv.name, _type_name(chain, sv.type_offset), sv.parameter, function,
+                      inlined, ctype=ct)
     size = ct.size if ct.size is not None else 8
     if sv.expr is None:
         if sv.const_value is not None:
