@@ -193,7 +193,7 @@ def test_new_commands_are_registered() -> None:
 @pytest.mark.parametrize("line", ["struct no_such_struct", "struct task_struct.nope ffffffff81000000",
                                   "p no_such_symbol_anywhere", "rd", "rd zzz", "rd jiffies 0",
                                   "struct", "p", "rd -q jiffies", "p jiffies:1",
-                                  "struct list_head 1 0", "struct -o list_head ffffffff81000000"])
+                                  "struct list_head 1 0", "struct -o list_head.next ffffffff81000000"])
 def test_command_misuse_is_a_command_error(line: str, sessions: dict[str, Session]) -> None:
     with pytest.raises(CommandError):
         run_command(sessions["6.1-sysrq"], line)
@@ -255,7 +255,7 @@ def test_struct_count_and_hex(sessions: dict[str, Session]) -> None:
     where = addresses("6.1-sysrq")
     two = run_command(s, f"struct list_head {where['SP0']} 2")
     assert two[:4] == crash_lines("6.1-sysrq", "struct-list-head-addr.txt")
-    assert len(two) == 8 and two[4] == "struct list_head {"
+    assert len(two) == 9 and two[4] == "" and two[5] == "struct list_head {"  # as crash
     hexed = run_command(s, f"struct task_struct.pid -x {where['TASK']}")
     assert hexed == ["  pid = 0x1,"]
     assert run_command(s, "union rcu_special")[0] == "union rcu_special {"

@@ -70,6 +70,9 @@ def run_command(session: Session, line: str) -> list[str]:
         raise CommandError(f"cannot parse command line: {exc}") from None
     if not argv:
         return []
+    if argv[0].startswith("p/"):  # gdb's p/x: the format as p's first argument
+        head, _slash, fmt = argv[0].partition("/")
+        argv[:1] = [head, "/" + fmt]
     cmd = COMMANDS.get(argv[0])
     if cmd is None:
         raise CommandError(f"{argv[0]}: command not found (try `help`)")

@@ -1,15 +1,17 @@
-"""p: print a kernel variable (or a member, element or address of one) like crash's `p`.
+"""p: print the value of a C expression like crash's `p` (its gdb's `print`).
 
-    p jiffies                 jiffies = $1 = 4294894302
-    p -x jiffies              jiffies = $2 = 0xfffee2de
-    p init_uts_ns.name.release, p init_task.comm[0], p &init_task, p init_task.mm->pgd
-    p runqueues               a per-CPU variable: its type and every CPU's address
-    p runqueues:1             CPU 1's copy: per_cpu(runqueues, 1) = $3 = {...}
+    p jiffies                           jiffies = $1 = 4294894302
+    p -x jiffies, p/x jiffies           in hex
+    p *init_task.mm, p &init_task.comm[1], p init_task.tasks.next->next
+    p ((struct task_struct *)0xffff...)->pid, p (unsigned long)x + 8, p sizeof(struct rq)
+    p runqueues                         a per-CPU variable: its type and every CPU's address
+    p runqueues:1, p cpu_number:a       CPU 1's copy / every CPU's: per_cpu(runqueues, 1) = ...
 
-A variable's type is read from the vmlinux's DWARF (crashtui.debuginfo.dwarfvars); per-CPU
-variables' from BTF (its only DATASEC is .data..percpu, so without the vmlinux only per-CPU
-variables can be printed; other variables are refused with a pointer to `rd`). Values print as gdb prints them; `$N` counts per session like gdb's value
-history.
+Expressions are parsed by crashtui.kernel.cexpr and evaluated by crashtui.kernel.cvalue
+(globals typed from the vmlinux's DWARF, per-CPU variables and casts from BTF; without the
+vmlinux only per-CPU variables have a type). As crash does, the value is labelled `NAME = `
+when the expression's first word is a kernel symbol. Values print as gdb prints them
+(crashtui.commands.values); `$N` counts per session like gdb's value history.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ from typing import TYPE_CHECKING
 from crashtui.commands.registry import CommandError, command
 from crashtui.commands.struct import types_of
 from crashtui.commands.values import Printer
-from crashtui.debuginfo.ctype import CType, CTypeError, Place, Types, member_path, pointer_to
+from crashtui.debuginfo.ctype import CType, Types
 from crashtui.errors import CrashtuiError
+from crashtui.kernel.cexpr import ExprError, Node, parse
+from crashtui.kernel.cvalue import Evaluator, Value
+from crashtui.kernel.cvalue import variable_type as _variable_type
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
 
 MAX_VALUE = 1 << 20
 _HISTORY: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
-_EXPR = re.compile(r"(&?)([A-Za-z_]\w*)(?::(\d+|a))?(.*)", re.S)
 
 
 def _next_number(session: Session) -> int:
@@ -38,127 +42,123 @@ def _next_number(session: Session) -> int:
     return n
 
 
-def _percpu_type(session: Session, types: Types, name: str) -> CType | None:
-    """The type of a per-CPU variable (a BTF VAR), or None."""
-    btf = types.btf
-    for tid in btf.ids_by_name(name):
-        t = btf.type(tid)
-        if t.kind == "var" and t.target_id is not None:
-            return types.from_btf(t.target_id)
-    return None
-
-
 def variable_type(session: Session, types: Types, name: str) -> CType | None:
     """The declared type of a global variable (DWARF), or None if unknown."""
-    vm = session.kernel.vmlinux
-    if vm is None:
-        return None
-    try:
-        lines = vm.lines
-    except CrashtuiError:
-        return None
-    if lines is None:
-        return None
-    from crashtui.debuginfo.dwarfvars import variable_type as dwarf_type
-
-    d = dwarf_type(lines, name)
-    if d is None:
-        return None
-    hint = None
-    try:
-        sym = session.kernel.symbols.lookup(name)
-    except CrashtuiError:
-        sym = None
-    ct = types.from_dwarf(d)
-    if sym is not None and sym.size and ct.kind == "array" and ct.length is None and \
-            ct.target is not None and ct.target.size:
-        hint = sym.size // ct.target.size
-        ct = types.from_dwarf(d, hint)
-    return ct
+    return _variable_type(session.kernel, types, name)
 
 
-@command("p", "print a kernel variable, a member or element of one, or its address",
-         "p [-x|-d] [&]SYMBOL[.member|->member|[index]...] | p VAR:CPU")
+@command("p", "print the value of a C expression: variables, members, casts, pointers",
+         "p [-x|-d] EXPRESSION | p VAR:CPU[,CPU...]|a  (C: . -> * & [] casts sizeof + - ...)")
 def cmd_p(session: Session, args: list[str]) -> list[str]:
     hex_ints = False
+    labelled = True
     rest: list[str] = []
-    for a in args:
-        if a == "-x":
-            hex_ints = True
-        elif a == "-d":
-            hex_ints = False
-        elif a.startswith("-") and len(a) > 1 and not a[1:].isdigit():
+    for i, a in enumerate(args):
+        if a in ("-x", "/x") or (a == "-d" or a == "/d"):
+            hex_ints = a.endswith("x")
+            labelled = labelled and not a.startswith("/")
+        elif a.startswith("-") and len(a) > 1 and not a[1:2].isdigit() and a[1:2] != "(":
             raise CommandError(f"p: unsupported option {a}")
         else:
-            rest.append(a)
+            rest = list(args[i:])
+            break
     if not rest:
         raise CommandError("p: usage: p [-x|-d] EXPRESSION")
     text = " ".join(rest).strip()
-    if re.fullmatch(r"-?(0x[0-9a-fA-F]+|\d+)", text):
-        v = int(text, 0)
-        return [f"${_next_number(session)} = {hex(v) if hex_ints else v}"]
-    m = _EXPR.fullmatch(text)
-    if m is None:
-        raise CommandError(f"p: cannot parse expression: {text}")
-    amp, name, cpu, path = m.group(1), m.group(2), m.group(3), m.group(4).strip()
     types = types_of(session)
     k = session.kernel
-    addr = k.symbol_or_none(name)
-    if addr is None:
-        raise CommandError(f'p: No symbol "{name}" in current context.')
     printer = Printer(session, types, hex_ints)
-    percpu = _percpu_type(session, types, name)
+    percpu = _PERCPU.fullmatch(text)
     if percpu is not None:
-        if cpu is None and not path and not amp:
-            return _percpu_listing(session, name, addr, percpu)
-        if cpu is None or cpu == "a":
-            raise CommandError(f"p: {name} is a per-CPU variable: give the CPU, p {name}:N")
-        offsets = k.per_cpu_offsets
-        c = int(cpu)
-        if not 0 <= c < len(offsets):
+        return _per_cpu_values(session, types, printer, percpu.group(1), percpu.group(2),
+                               percpu.group(3))
+    ev = Evaluator(k, types)
+    if re.fullmatch(r"[A-Za-z_]\w*", text):
+        addr = k.symbol_or_none(text)
+        pct = ev.percpu_type(text) if addr is not None else None
+        if addr is not None and pct is not None:
+            return _percpu_listing(session, text, addr, pct)
+    node = _parse(ev, text)
+    try:
+        value = ev.eval(node)
+        shown = render(ev, printer, value)
+    except CrashtuiError as exc:
+        raise _error(exc) from None
+    first = rest[0]
+    label = f"{first} = " if labelled and re.fullmatch(r"[A-Za-z_]\w*", first) and \
+        k.symbol_or_none(first) is not None else ""
+    return f"{label}${_next_number(session)} = {shown}".split("\n")
+
+
+def _error(exc: CrashtuiError) -> CommandError:
+    """gdb's message as p's one line (a missing vmlinux is said as is, not as p's)."""
+    msg = exc.message
+    return CommandError(msg if msg.startswith("no type information") else f"p: {msg}")
+
+
+_PERCPU = re.compile(r"([A-Za-z_]\w*):(a|all|\d+(?:,\d+)*)((?:\.|->|\[).*)?", re.S)
+
+
+def _parse(ev: Evaluator, text: str) -> Node:
+    try:
+        return parse(text, ev.is_type)
+    except ExprError as exc:
+        raise _error(exc) from None
+
+
+def render(ev: Evaluator, printer: Printer, value: Value) -> str:
+    """A value as gdb prints it after `$N = ` (multi-line for structs)."""
+    ct = value.type
+    if ct.kind == "void":
+        return "void"
+    if value.raw is not None or value.bits is not None:
+        size = ct.size or 8
+        v = ev.read_int(value) & ((1 << (8 * size)) - 1)
+        return printer.top(ct, v.to_bytes(size, "little"), 0)
+    addr = value.address or 0
+    if ct.kind == "func":  # crash breaks the line after `$N = ` for a function
+        return "\n " + printer.value(ct, b"", addr, 0)
+    size = ct.size or 0
+    if not 0 < size <= MAX_VALUE:
+        raise ExprError(f"cannot print {ct.name}: size unknown" if not size
+                        else f"cannot print {ct.name}: {size} bytes is more than {MAX_VALUE}")
+    try:
+        data = session_read(ev, addr, size)
+    except CrashtuiError:
+        raise ExprError(f"Cannot access memory at address {addr:#x}") from None
+    return printer.top(ct, data, addr)
+
+
+def session_read(ev: Evaluator, addr: int, size: int) -> bytes:
+    return ev.k.read(addr, size)
+
+
+def _per_cpu_values(session: Session, types: Types, printer: Printer, name: str, spec: str,
+                    path: str | None) -> list[str]:
+    """crash's `p VAR:CPU` / `p VAR:a`: each CPU's copy, `per_cpu(VAR, N) = $M = value`."""
+    k = session.kernel
+    ev = Evaluator(k, types)
+    if k.symbol_or_none(name) is None:
+        raise CommandError(f'p: No symbol "{name}" in current context.')
+    if ev.percpu_type(name) is None:
+        raise CommandError(f"p: {name} is not a per-CPU variable")
+    try:
+        n = len(k.per_cpu_offsets)
+    except CrashtuiError as exc:
+        raise CommandError(f"p: per-CPU offsets unreadable: {exc.message}") from None
+    cpus = list(range(n)) if spec in ("a", "all") else [int(c) for c in spec.split(",")]
+    node = _parse(ev, name + (path or ""))
+    out: list[str] = []
+    for c in cpus:
+        if not 0 <= c < n:
             raise CommandError(f"p: invalid cpu {c}")
-        place = Place(k.per_cpu(addr, c), percpu)
-        label = f"per_cpu({name}, {c})"
-    else:
-        if cpu is not None:
-            raise CommandError(f"p: {name} is not a per-CPU variable")
-        ct = variable_type(session, types, name)
-        if ct is None and k.vmlinux is None:
-            # The kernel's BTF has one DATASEC, .data..percpu: no other variable has a type
-            # without the vmlinux's DWARF (Debian's 6.1 and 6.12; 5.10's BTF has none at all).
-            raise CommandError(f"no type information for this variable without the debug "
-                               f"vmlinux (BTF only describes per-CPU variables); try "
-                               f"`rd {name}` or give the vmlinux")
-        if ct is None:
-            raise CommandError(f"p: '{name}' has unknown type (no DWARF for it in the vmlinux); "
-                               f"try rd {name}")
-        place = Place(addr, ct)
-        label = name
-    if path:
         try:
-            place = member_path(types, place, path, k.read_u64)
-        except CTypeError as exc:
-            raise CommandError(exc.message) from None
-    ct = place.type
-    if amp:
-        ptr = pointer_to(ct)
-        value = printer.top(ptr, place.address.to_bytes(8, "little"), 0)
-    else:
-        size = ct.size or 0
-        if ct.kind == "func":
-            value = printer.value(ct, b"", place.address, 0)
-        elif not 0 < size <= MAX_VALUE:
-            raise CommandError(f"p: cannot print {ct.name}: size unknown")
-        else:
-            try:
-                data = k.read(place.address, size)
-            except CrashtuiError:
-                raise CommandError(f"p: Cannot access memory at address {place.address:#x}") \
-                    from None
-            value = printer.top(ct, data, place.address)
-    n = _next_number(session)
-    head = f"{label} = ${n} = " if not path and not amp else f"${n} = "
-    return (head + value).split("\n")
+            shown = render(ev, printer, Evaluator(k, types, c).eval(node))
+        except CrashtuiError as exc:
+            raise _error(exc) from None
+        label = f"per_cpu({name}, {c}) = " if not path else ""
+        out += f"{label}${_next_number(session)} = {shown}".split("\n")
+    return out
 
 
 def _percpu_listing(session: Session, name: str, addr: int, ct: CType) -> list[str]:

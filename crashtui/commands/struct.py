@@ -2,6 +2,7 @@
 
     struct NAME                      the declaration (gdb ptype) and SIZE
     struct -o NAME                   the same with member offsets
+    struct -o NAME ADDR              the same with each member's address
     struct NAME ADDR [COUNT]         the contents at ADDR (a hex address or a symbol)
     struct NAME.m1,m2.sub ADDR       only those members, `  m1 = value,` each
     -x / -d                          integers in hex / decimal (default)
@@ -77,9 +78,11 @@ def _struct_cmd(session: Session, args: list[str], tag: str) -> list[str]:
         if dot:
             raise CommandError(f"{tag}: a member list needs an address: {tag} {rest[0]} ADDR")
         return declaration_lines(types, ct, offsets)
-    if offsets:
-        raise CommandError(f"{tag}: -o with an address is not supported")
     addr = parse_address(session, rest[1], tag)
+    if offsets:
+        if dot or len(rest) == 3:
+            raise CommandError(f"{tag}: -o with an address takes no members or count")
+        return declaration_lines(types, ct, True, addr)
     count = 1
     if len(rest) == 3:
         try:
@@ -95,6 +98,8 @@ def _struct_cmd(session: Session, args: list[str], tag: str) -> list[str]:
     out: list[str] = []
     for i in range(count):
         at = addr + i * size
+        if i and not fields:
+            out.append("")  # crash separates the entries of a count with a blank line
         try:
             data = session.kernel.read(at, size)
         except CrashtuiError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crashtui.debuginfo.ctype import CType, Field, Types, gdb_spelling
+from crashtui.debuginfo.symbols import Symbol
 from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
@@ -46,6 +47,38 @@ class Printer:
             return None
         hit = k.symbolize(addr)
         if hit is None:
+            return None
+        sym, off = hit
+        if not sym.size:
+            sym = self._sized_alias(sym) or sym
+        return f"{sym.name}+{off}" if off else sym.name
+
+    def _sized_alias(self, sym: Symbol) -> Symbol | None:
+        """Of the symbols at sym's address, one with a size (gdb prefers an object's own
+        name, idle_sched_class, to a linker label there, __begin_sched_classes)."""
+        import numpy as np
+
+        try:
+            table = self.session.kernel.symbols
+        except CrashtuiError:
+            return None
+        a = np.uint64(sym.address)
+        lo = int(np.searchsorted(table.addresses, a, side="left"))
+        hi = int(np.searchsorted(table.addresses, a, side="right"))
+        for i in range(hi - 1, lo - 1, -1):
+            if int(table.sizes[i]):
+                return table.symbol_at(i)
+        return None
+
+    def sized_symbol_of(self, addr: int) -> str | None:
+        """`name+off` only inside a symbol's size (gdb names a char pointer's target only
+        then: a string literal in .rodata has no symbol of its own)."""
+        k = self.session.kernel
+        lo, hi = k.symbol_or_none("_text"), k.symbol_or_none("_end")
+        if lo is None or hi is None or not lo <= addr < hi:
+            return None
+        hit = k.symbolize(addr)
+        if hit is None or not hit[0].size or hit[1] >= hit[0].size:
             return None
         sym, off = hit
         return f"{sym.name}+{off}" if off else sym.name
@@ -107,7 +140,9 @@ class Printer:
         target = ct.target
         if target is not None and target.kind == "int" and target.char and target.size == 1 \
                 and v:
-            return f"{text} {self._c_string_at(v)}"
+            sym = self.sized_symbol_of(v)
+            return f"{text} <{sym}> {self._c_string_at(v)}" if sym else \
+                f"{text} {self._c_string_at(v)}"
         sym = self.symbol_of(v) if v else None
         return f"{text} <{sym}>" if sym else text
 
@@ -240,13 +275,18 @@ def string_literal(raw: bytes) -> str:
 
 # -- ptype (struct NAME without an address) --------------------------------------------------------
 
-def declaration_lines(types: Types, ct: CType, offsets: bool) -> list[str]:
-    """crash's `struct NAME` (gdb ptype) and `struct -o NAME` layouts, SIZE line included."""
+def declaration_lines(types: Types, ct: CType, offsets: bool,
+                      address: int | None = None) -> list[str]:
+    """crash's `struct NAME` (gdb ptype) and `struct -o NAME` layouts, SIZE line included;
+    with an address (`struct -o NAME ADDR`) each member's address replaces its offset."""
     b = types.btf
     assert ct.btf_id is not None
     tag = "union" if ct.kind == "union" else "struct"
     size = ct.size or 0
-    width = len(str(size)) + 4
+    width = (len(f"{address:x}") if address is not None else len(str(size))) + 4
+
+    def where(bits: int) -> str:
+        return f"{address + bits // 8:x}" if address is not None else str(bits // 8)
     tag_name = b.string(b._raw(ct.btf_id)[2])
     out = [f"{tag} {tag_name} {{"]
 
@@ -255,9 +295,10 @@ def declaration_lines(types: Types, ct: CType, offsets: bool) -> list[str]:
             bits = base_bits + off
             inner = b.resolve_id(mtype)
             t = b.type(inner) if inner else None
-            lead = (f"{'[' + str(bits // 8) + ']':>{width}} " + "    " * (depth - 1)) \
+            lead = (f"{'[' + where(bits) + ']':>{width}} " + "    " * (depth - 1)) \
                 if offsets else "    " * depth
-            blank = (" " * (width + 1) + "    " * (depth - 1)) if offsets else "    " * depth
+            blank = (" " * (9 if address is not None else width + 1) + "    " * (depth - 1)) \
+                if offsets else "    " * depth
             if not name and t is not None and t.kind in ("struct", "union") and not t.name \
                     and mtype == inner:
                 yield f"{blank}{t.kind} {{"
