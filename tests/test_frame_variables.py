@@ -239,3 +239,36 @@ def test_json_culprit_variables(sessions: Any) -> None:
     assert by_name["first"]["value"] == "0xffffffffc028d000 <lock_b>"
     assert by_name["first"]["kind"] == "parameter"
     assert by_name["who"]["value"] == '0xffffffffc028c091 "deadlock_ba"'
+
+
+def _cfi_section() -> bytes:
+    """A .debug_frame with one CIE (CFA = rsp+8, return address at CFA-8) and one FDE for
+    [0x1000, 0x1010): push %rbx at 0x1001 (CFA = rsp+16, rbx at CFA-16)."""
+    import struct as st
+
+    cie_body = (st.pack("<I", 0xFFFFFFFF) + bytes([4]) + b"\0" + bytes([8, 0]) +
+                bytes([1, 0x78, 16]) +  # code align 1, data align -8, return register 16
+                bytes([0x0C, 7, 8, 0x90, 1]))  # def_cfa rsp+8; offset r16 at cfa-8
+    cie_body += b"\0" * (-len(cie_body) % 8)
+    cie = st.pack("<I", len(cie_body)) + cie_body
+    fde_body = (st.pack("<I", 0) + st.pack("<QQ", 0x1000, 0x10) +
+                bytes([0x41, 0x0E, 16, 0x83, 2]))  # advance 1; cfa offset 16; rbx at cfa-16
+    fde_body += b"\0" * (-len(fde_body) % 8)
+    return cie + st.pack("<I", len(fde_body)) + fde_body
+
+
+def test_call_frame_information_synthetic() -> None:
+    from crashtui.debuginfo.dwarf.cfi import CallFrameInfo
+
+    cfi = CallFrameInfo(_cfi_section())
+    assert len(cfi) == 1
+    row = cfi.row_at(0x1000)
+    assert row is not None and (row.cfa_reg, row.cfa_offset) == (7, 8) and 3 not in row.rules
+    row = cfi.row_at(0x1005)
+    assert row is not None and (row.cfa_reg, row.cfa_offset) == (7, 16)
+    assert row.rules[3].kind == "offset" and row.rules[3].n == -16
+    assert row.rules[16].n == -8
+    assert cfi.row_at(0x1010) is None and cfi.row_at(0xFFF) is None
+    # truncated or garbage sections index what they can, never raise
+    assert len(CallFrameInfo(_cfi_section()[:-7])) == 0
+    assert len(CallFrameInfo(bytes(range(256)) * 4)) >= 0

@@ -96,6 +96,9 @@ def frame_variables(session: Any, bt: Backtrace, frame: Frame,
     except CrashtuiError as exc:
         out.error = str(exc)
         return out
+    except (IndexError, KeyError, ValueError, OverflowError, struct.error) as exc:
+        out.error = f"damaged DWARF at {lookup:#x}: {exc}"
+        return out
     if chain is None:
         out.error = "no DWARF function covers this address"
         return out
@@ -258,7 +261,11 @@ def frame_registers(session: Any, bt: Backtrace) -> dict[int, dict[str, int]]:
                 if cur[0] == f.pc:
                     got = cur[1]
                     break
-                nxt = caller_registers(session, cur[0], cur[1], cur[2])
+                try:
+                    nxt = caller_registers(session, cur[0], cur[1], cur[2])
+                except (CrashtuiError, IndexError, KeyError, ValueError, OverflowError,
+                        struct.error):
+                    nxt = None  # damaged .debug_frame or ORC: this chain ends here
                 cur = (nxt["rip"], nxt, False) if nxt is not None else None
         if got is not None:
             regs = {**got, **regs}
@@ -370,8 +377,14 @@ def _fill(session: Any, out: FrameVariables, chain: ScopeChain, regs: dict[str, 
             count += 1
             if count > MAX_VARIABLES:
                 return
-            out.variables.append(_variable(session, types, chain, sv, fn.name,
-                                           fn.name != top or fn.inlined, ctx, cfa))
+            try:
+                v = _variable(session, types, chain, sv, fn.name, fn.name != top or fn.inlined,
+                              ctx, cfa)
+            except (CrashtuiError, IndexError, KeyError, ValueError, OverflowError,
+                    struct.error) as exc:
+                v = FrameVariable(sv.name, "?", sv.parameter, fn.name, fn.inlined,
+                                  state="error", reason=f"damaged DWARF: {exc}")
+            out.variables.append(v)
 
 
 def _dwarf_type(chain: ScopeChain, offset: int | None) -> Any:
