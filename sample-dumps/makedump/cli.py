@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--suite", choices=debian.SUITES, default="bookworm",
                    help="Debian suite whose cloud kernel to use (default: bookworm)")
     p.add_argument("--scenario", choices=sorted(SCENARIOS), default="sysrq")
+    p.add_argument("--arch", choices=("amd64", "arm64"), default="amd64",
+                   help="the guest's Debian architecture (arm64: qemu-system-aarch64 under TCG, "
+                        "see makedump/arm64.py)")
+    p.add_argument("--arm64-dump", choices=("qemu", "kdump"), default="qemu",
+                   help="arm64: who saves the dump: QEMU's dump-guest-memory after the panic "
+                        "(default) or makedumpfile in a kexec -p capture kernel")
     p.add_argument("--out", type=Path, required=True,
                    help="directory for dump.*, dmesg.*, MANIFEST (and the module)")
     p.add_argument("--kernel-version", help="package version, e.g. 6.1.192-2 "
@@ -62,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "and -d 31 drops them even where makedumpfile cannot tell free pages "
                         "(1.7.6 on 6.12 excludes none); auto: on for kernels after 6.1")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
-    p.add_argument("--cpus", type=int, default=4)
+    p.add_argument("--cpus", type=int, help="vCPUs (default: 4; arm64 2)")
     p.add_argument("--memory", type=int, default=1024, help="guest MiB (default 1024)")
     p.add_argument("--crashkernel", default="256M")
     p.add_argument("--timeout", type=int, default=900, help="seconds for the whole QEMU run")
@@ -159,6 +165,12 @@ def make_dump(args: argparse.Namespace) -> None:
         raise MakeDumpError("run as root (apt-get, debootstrap, chroot)")
     if shutil.which("apt-get") is None:
         raise MakeDumpError("needs a Debian machine (apt-get)")
+    if args.cpus is None:
+        args.cpus = 2 if args.arch == "arm64" else 4
+    if args.arch == "arm64":
+        from . import arm64
+        arm64.make_dump(args)
+        return
     sc = SCENARIOS[args.scenario]
     out: Path = args.out.resolve()
     if (out / "MANIFEST").exists() and not args.force:

@@ -133,26 +133,39 @@ def debs_dir() -> Path:
     return d
 
 
-def download(package: str, version: str) -> Path:
-    """apt-get download package=version into the cache (once); returns the .deb."""
+def download(package: str, version: str, arch: str | None = None) -> Path:
+    """apt-get download package=version (of a foreign `arch` if given) into the cache (once);
+    returns the .deb."""
     d = debs_dir()
-    pattern = f"{package}_{version.replace(':', '%3a')}_*.deb"   # apt's file name for an epoch
+    pattern = f"{package}_{version.replace(':', '%3a')}_{arch or '*'}.deb"  # apt's name for an epoch
     found = sorted(d.glob(pattern))
     if found:
         return found[0]
-    run(["apt-get", "download", "-q", f"{package}={version}"], cwd=d)
+    run(["apt-get", "download", "-q", f"{package}{':' + arch if arch else ''}={version}"], cwd=d)
     found = sorted(d.glob(pattern))
     if not found:
         raise MakeDumpError(f"apt-get download {package}={version} left no {pattern} in {d}")
     return found[0]
 
 
-def download_from_suite(package: str, suite: str) -> tuple[Path, str]:
-    """The newest version of `package` in `suite`; returns (.deb, version)."""
-    versions = madison(package, suite)
+def download_from_suite(package: str, suite: str, arch: str | None = None) -> tuple[Path, str]:
+    """The newest version of `package` (of a foreign `arch` if given) in `suite`; returns
+    (.deb, version)."""
+    spec = f"{package}:{arch}" if arch else package
+    versions = madison(spec, suite)
     if not versions:
-        raise MakeDumpError(f"{package} not found in {suite} (apt-cache madison)")
-    return download(package, versions[0]), versions[0]
+        raise MakeDumpError(f"{spec} not found in {suite} (apt-cache madison)")
+    return download(package, versions[0], arch), versions[0]
+
+
+def ensure_foreign_arch(arch: str) -> bool:
+    """dpkg --add-architecture `arch` (packages of it are only downloaded and unpacked, never
+    installed). True if it was added (apt-get update is then needed)."""
+    have = run(["dpkg", "--print-foreign-architectures"], capture=True, quiet=True).stdout.split()
+    if arch in have:
+        return False
+    run(["dpkg", "--add-architecture", arch])
+    return True
 
 
 def deb_field(deb: Path, field: str) -> str:

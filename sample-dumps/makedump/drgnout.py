@@ -11,9 +11,12 @@ writing <dump dir>/drgn/<name>.txt. The vmlinux cache directory is written $LAB.
 from __future__ import annotations
 
 import argparse
+import lzma
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .crashout import fetch_vmlinux, read_manifest
@@ -40,6 +43,10 @@ for pair in sys.argv[2:]:
             print(f"drgn: crash {command}: {type(exc).__name__}: {exc}")
     with open(f"{out}/{name}", "w") as f:
         f.write(buf.getvalue())
+if prog.platform.arch.name == "AARCH64":   # no crash for arm64 on amd64 hosts: drgn's own trace
+    thread = prog.crashed_thread()
+    with open(f"{out}/crashed-thread.txt", "w") as f:
+        f.write(f"crashed thread: tid {thread.tid} {thread.name}\n{thread.stack_trace()}\n")
 '''
 
 
@@ -56,7 +63,16 @@ def record(dump_dir: Path, drgn: str, vmlinux: Path | None = None) -> Path:
     kos = sorted(dump_dir.glob("*/*.ko"))
     script = out / ".record.py"
     script.write_text(SCRIPT)
-    cmd = [drgn, "-q", "-c", str(dump_dir / m["dump"]), "-s", str(vmlinux)]
+    core = dump_dir / m["dump"]
+    tmp_core = None
+    if m.get("dump_elf"):
+        # QEMU's kdump-zlib file has no architecture libkdumpfile knows: drgn reads the ELF
+        tmp_core = Path(tempfile.mkdtemp()) / "vmcore.elf"
+        log(f"decompressing {m['dump_elf']} for drgn")
+        with lzma.open(dump_dir / m["dump_elf"]) as fin, tmp_core.open("wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 22)
+        core = tmp_core
+    cmd = [drgn, "-q", "-c", str(core), "-s", str(vmlinux)]
     for ko in kos:
         cmd += ["-s", str(ko)]
     cmd += [str(script), str(out)] + [f"{name}={c}" for name, c in COMMANDS]
@@ -66,19 +82,29 @@ def record(dump_dir: Path, drgn: str, vmlinux: Path | None = None) -> Path:
                            env={**os.environ, "PAGER": "cat"})
     finally:
         script.unlink()
+        if tmp_core is not None:
+            shutil.rmtree(tmp_core.parent)
     if r.returncode != 0:
         raise MakeDumpError(f"drgn failed ({r.returncode}):\n{r.stderr[-3000:]}")
     lab = str(vmlinux.parent.parent.parent)
     for name, _ in COMMANDS:
         f = out / name
-        f.write_text(f.read_text().replace(lab, "$LAB").replace(str(dump_dir) + "/", ""))
+        text = f.read_text().replace(lab, "$LAB").replace(str(dump_dir) + "/", "")
+        if tmp_core is not None:
+            text = text.replace(str(tmp_core), m["dump_elf"])
+        f.write_text(text)
     version = " ".join(drgn_version(drgn).split())
-    shown = " ".join(["drgn", "-q", "-c", m["dump"], "-s", str(vmlinux).replace(lab, "$LAB")]
+    shown = " ".join(["drgn", "-q", "-c", m["dump"] if tmp_core is None else
+                      f"<{m['dump_elf']} decompressed>", "-s", str(vmlinux).replace(lab, "$LAB")]
                      + [f"-s {ko.relative_to(dump_dir)}" for ko in kos])
     (out / "README.md").write_text(
         f"# drgn's port of crash's commands on {dump_dir.name}\n\n"
-        "crash 9.0.2 (sid) and 8.0.6 (trixie) cannot open this 7.x dump, so these files are "
-        "what drgn prints instead, recorded by `sample-dumps/record-crash-drgn "
+        + ("crash 9.0.2 (sid) and 8.0.6 (trixie) cannot open this 7.x dump" if
+           m.get("arch", "amd64") == "amd64" else "Debian packages no crash for arm64 targets "
+           "on amd64 hosts (and libkdumpfile, hence drgn, cannot open QEMU's kdump-zlib file, "
+           "so drgn read the ELF dump)")
+        + ", so these files are what drgn prints instead, recorded by "
+        "`sample-dumps/record-crash-drgn "
         f"sample-dumps/{dump_dir.name}`.\n\n"
         f"drgn: `{version}` (PyPI `drgn`, in a venv of its own).\n\n"
         f"Each file is one command, run in one drgn session as `{shown} SCRIPT`, where the "
@@ -86,6 +112,8 @@ def record(dump_dir: Path, drgn: str, vmlinux: Path | None = None) -> Path:
         "stderr captured (`$LAB` is the vmlinux cache directory):\n\n"
         "| file | command |\n|---|---|\n"
         + "".join(f"| `{name}` | `crash {c}` |\n" for name, c in COMMANDS)
+        + ("| `crashed-thread.txt` | `prog.crashed_thread().stack_trace()` (drgn's unwinder "
+           "with the vmlinux's DWARF CFI) |\n" if (out / "crashed-thread.txt").exists() else "")
         + "\nThe same by hand: `drgn -c DUMP -s VMLINUX -e 'from drgn.commands import "
         "run_command; run_command(prog, \"crash bt -a\")'`.\n"
         "Where drgn is wrong on this dump, `KNOWN-ERRORS.md` here says so with the proof.\n")

@@ -237,11 +237,16 @@ first() {
         case "$w" in crashkernel=*|crashlab.*) ;; *) append="$append $w" ;; esac
     done
     append="${append# } reset_devices nr_cpus=1 irqpoll nousb"
-    say "kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append=\"$append\""
-    kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append="$append" \
-        || kexec -s -p /boot/vmlinuz --initrd=/boot/capture.img --append="$append" \
-        || die "kexec -p"
-    [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || die "capture kernel not loaded"
+    if [ "$KDUMP" = 0 ]; then
+        # QEMU dumps the guest's memory itself (dump-guest-memory) once the kernel panics.
+        say "no capture kernel: QEMU's dump-guest-memory saves the dump"
+    else
+        say "kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append=\"$append\""
+        kexec -p /boot/vmlinuz --initrd=/boot/capture.img --append="$append" \
+            || kexec -s -p /boot/vmlinuz --initrd=/boot/capture.img --append="$append" \
+            || die "kexec -p"
+        [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || die "capture kernel not loaded"
+    fi
     echo 1 > /proc/sys/kernel/panic_on_oops
     if [ "$DOCTOR_TREE" = 1 ]; then doctor_tree; fi
     say "capture kernel loaded; kernel.panic_on_oops=1; starting background load"
@@ -262,8 +267,9 @@ if [ -e /proc/vmcore ]; then capture; else first; fi
 
 def config_text(scenario_name: str, scenario_shell: str, makedumpfile_opts: str, elf: bool,
                 settle: int = 5, crash_timeout: int = 150, check_level: int | None = None,
-                doctor_tree: bool = False) -> str:
+                doctor_tree: bool = False, kdump: bool = True) -> str:
     return (f"SCENARIO='{scenario_name}'\n"
+            f"KDUMP={1 if kdump else 0}\n"
             f"DOCTOR_TREE={1 if doctor_tree else 0}\n"
             f"MAKEDUMPFILE_OPTS='{makedumpfile_opts}'\n"
             f"ELF={1 if elf else 0}\n"

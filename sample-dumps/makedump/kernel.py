@@ -14,6 +14,8 @@ from .util import MakeDumpError, cache_root, elf_build_id, log, run, sha256_file
 
 FLAVOUR = "cloud-amd64"
 META = f"linux-image-{FLAVOUR}"
+# Debian's architecture names of the guests make-dump can boot (amd64 is the host's).
+FOREIGN = {"amd64": None, "arm64": "arm64"}
 # Modules the guests load, in this order once modprobe has added their dependencies.
 GUEST_MODULES = ("virtio_pci", "virtio_blk", "qemu_fw_cfg")
 
@@ -27,6 +29,7 @@ class Kernel:
     dbg_root: Path = field(default=Path())  # extracted -dbg package
     vmlinux_build_id: str = ""
     vmlinux_sha256: str = ""
+    arch: str = "amd64"          # Debian architecture of the packages
 
     @property
     def image_package(self) -> str:
@@ -72,41 +75,45 @@ class Kernel:
 
 
 def candidates(suite: str, kernel_version: str | None, kernel_release: str | None,
-               ) -> list[tuple[str, str]]:
+               arch: str = "amd64") -> list[tuple[str, str]]:
     """(release, version) pairs to try, best first."""
+    flavour = f"cloud-{arch}"
+    meta = f"linux-image-{flavour}"
+    qual = f":{arch}" if FOREIGN[arch] else ""
     if kernel_release:
-        versions = debian.madison(f"linux-image-{kernel_release}", suite)
+        versions = debian.madison(f"linux-image-{kernel_release}{qual}", suite)
         if kernel_version:
             versions = [v for v in versions if v == kernel_version] or [kernel_version]
         if not versions:
             raise MakeDumpError(f"linux-image-{kernel_release} is not in {suite} "
                                 "(apt-cache madison); is the suite in apt's sources?")
         return [(kernel_release, v) for v in versions]
-    versions = debian.madison(META, suite)
+    versions = debian.madison(meta + qual, suite)
     if kernel_version:
         versions = [v for v in versions if v == kernel_version]
         if not versions:
-            raise MakeDumpError(f"{META} {kernel_version} is not in {suite}; give "
+            raise MakeDumpError(f"{meta} {kernel_version} is not in {suite}; give "
                                 "--kernel-release (e.g. 6.1.0-56-cloud-amd64) instead")
     out = []
     for v in versions:
-        dep = debian.show_field(f"{META}={v}", "Depends")
-        m = re.search(rf"linux-image-(\S+-{FLAVOUR})\b", dep)
+        dep = debian.show_field(f"{meta}{qual}={v}", "Depends")
+        m = re.search(rf"linux-image-(\S+-{flavour})\b", dep)
         if m:
             out.append((m.group(1), v))
     if not out:
-        raise MakeDumpError(f"no {META} in {suite} (apt-cache madison {META})")
+        raise MakeDumpError(f"no {meta} in {suite} (apt-cache madison {meta}{qual})")
     return out
 
 
-def prepare(suite: str, kernel_version: str | None, kernel_release: str | None) -> Kernel:
+def prepare(suite: str, kernel_version: str | None, kernel_release: str | None,
+            arch: str = "amd64") -> Kernel:
     """Download and extract the image and -dbg packages of the chosen kernel."""
     errors = []
-    for release, version in candidates(suite, kernel_version, kernel_release):
-        k = Kernel(suite=suite, release=release, version=version)
+    for release, version in candidates(suite, kernel_version, kernel_release, arch):
+        k = Kernel(suite=suite, release=release, version=version, arch=arch)
         try:
             images = image_debs(k)
-            dbg = debian.download(k.dbg_package, version)
+            dbg = debian.download(k.dbg_package, version, FOREIGN[arch])
         except MakeDumpError as exc:
             # Seen on bullseye: the newest -dbg may be missing from the mirror.
             log(f"{release} {version} unusable, trying an older one: {exc}")
@@ -121,12 +128,12 @@ def image_debs(k: Kernel) -> list[Path]:
     """The image package, and on 7.x the packages it was split into: linux-image-<release> is
     then a small package depending on linux-binary-<release> (vmlinuz),
     linux-modules-<release> and linux-base-<release> (modules.builtin, System.map)."""
-    image = debian.download(k.image_package, k.version)
+    image = debian.download(k.image_package, k.version, FOREIGN[k.arch])
     debs = [image]
     for alts in debian.parse_depends(debian.deb_field(image, "Depends")):
         name, ver = alts[0]
         if name.startswith("linux-") and name.endswith("-" + k.release) and ver == k.version:
-            debs.append(debian.download(name, ver))
+            debs.append(debian.download(name, ver, FOREIGN[k.arch]))
     return debs
 
 
