@@ -206,9 +206,12 @@ def test_locals_command(sessions: Any) -> None:
     assert run_command(s, "locals 2 i") == ["i = <optimized out>"]
     assert run_command(s, "locals 4 param.sched_priority") == ["param.sched_priority = 0"]
     assert run_command(s, "locals -x 4 ret") == ["ret = 0xfffffffc"]
+    star = run_command(s, "locals 4 *self")
+    assert star[0] == "*self = {" and "  threadfn = 0xffffffffa0595200 <watchdog>," in star
     for bad, msg in (("locals 99", "no frame #99"), ("locals 2 nosuch", "no variable nosuch"),
                      ("locals -e 2", "no kernel-mode exception RIP"),
-                     ("locals -q", "unknown option -q")):
+                     ("locals -q", "unknown option -q"),
+                     ("locals 4 *ret", "ret is not a pointer")):
         with pytest.raises(CommandError, match=msg):
             run_command(s, bad)
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.analysis.variables import FrameVariable, FrameVariables
 
-_USAGE = "locals [-x] [-e] [FRAME#] [NAME[.member|->member|[index]...]]"
+_USAGE = "locals [-x] [-e] [FRAME#] [[*]NAME[.member|->member|[index]...]]"
 
 
 def declaration(type_name: str, name: str) -> str:
@@ -93,7 +93,9 @@ def _member(session: Session, printer: Printer, v: FrameVariable, path: str) -> 
         if ct.kind != "ptr" or ct.target is None:
             raise CommandError(f"locals: {v.name} is not a pointer")
         start = Place(int.from_bytes(v.data[:8], "little"), ct.target)
-        path = "." + path[2:]
+        path = "." + path[2:] if len(path) > 2 else ""
+        if not path:
+            shown = ""
     elif v.address is not None:
         start = Place(v.address, ct)
     else:
@@ -143,14 +145,20 @@ def cmd_locals(session: Session, args: list[str]) -> list[str]:
         raise CommandError(f"locals: {exc.message}") from None
     printer = Printer(session, types_of(session), hex_ints=hex_ints)
     if name is not None:
-        m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", name)
+        star = name.startswith("*")
+        m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", name.lstrip("*"))
         if m is None:
             raise CommandError(f"locals: invalid variable name: {name}")
         v = fv.named(m.group(0))
         if v is None:
             raise CommandError(f"locals: no variable {m.group(0)} in this frame")
-        if m.end() < len(name):
-            return _member(session, printer, v, name[m.end():])
+        path = name.lstrip("*")[m.end():]
+        if star:  # *NAME: what the pointer points to (crash's `struct TYPE ADDR`)
+            if path:
+                raise CommandError("locals: *NAME takes no member path (use NAME->member)")
+            return ["*" + line for line in _member(session, printer, v, "->")]
+        if path:
+            return _member(session, printer, v, path)
         return [f"{v.name} = {_value_text(printer, v)}"]
     where = f"[exception RIP: {fv.function}]" if fv.exception else (fv.function or "??")
     head = [f"PID: {bt.pid:<7} TASK: {bt.task:x}  CPU: {bt.cpu}  COMMAND: \"{bt.command}\"",
