@@ -99,3 +99,73 @@ def test_crashed_thread_matches_after_exception(sessions: Any) -> None:
     crashed = next(t for t in _drgn("6.12-test-module") if t["why"] == "crashed")
     matched, _, seen = _compare(session, crashed)
     assert matched >= 4 and "rbp" in seen
+
+
+def test_cfi_completed_registers_equal_drgn(sessions: Any) -> None:
+    """What the Registers tab and JSON show for a caller frame (Frame.registers completed with
+    .debug_frame's callee-saved registers) equals drgn too, rbx and r12-r15 included."""
+    from crashtui.analysis.regnotes import known_registers
+
+    checked = 0
+    for name in DUMPS:
+        session = sessions[name]
+        for thread in _drgn(name):
+            task = next(t for t in session.tasks.tasks if t.pid == thread["tid"])
+            bt = backtrace_of_task(session, task.address)
+            by_pc = {f["pc"]: f for f in thread["frames"] if not f["inline"]
+                     and "registers" in f}
+            for frame in bt.frames:
+                theirs = by_pc.get(frame.pc)
+                if theirs is None:
+                    continue
+                regs, _ = known_registers(session, bt, frame)
+                for reg, value in regs.items():
+                    assert theirs["registers"].get(reg) == value, (name, frame.symbol, reg)
+                    checked += 1
+    assert checked > 400
+
+
+def test_notes_on_a_real_dump(sessions: Any) -> None:
+    """Each kind of note on 6.1-test-module, and no exception on hostile values."""
+    from crashtui.analysis.regnotes import RegisterAnnotator
+
+    session = sessions["6.1-test-module"]
+    notes = RegisterAnnotator(session)
+    assert notes.note(0xFFFFFFFFC03C4000) == "test_module_init [test_module]"
+    assert notes.note(0xFFFFFFFFC03C4005) == "test_module_init+0x5 [test_module]"
+    panic = session.kernel.symbol("panic")
+    assert notes.note(panic + 0x13) == "panic+0x13"
+    task = next(t for t in session.tasks.tasks if t.pid == 526)
+    assert notes.note(task.address) == f"task 526 ({task.comm})"
+    assert notes.note(task.address + 0x10) == f"in task 526 ({task.comm}) +0x10"
+    assert notes.note(task.stack + 0x100) == "stack of PID 526"
+    bt = session.panic_backtrace
+    exc = next(f.exception for f in bt.frames if f.exception is not None)
+    assert notes.note(exc.registers["rbp"]) == "[kmalloc-16]"
+    irq = next(s for s in session.backtrace_builder.stacks.cpu_stacks if s.kind == "irq")
+    assert notes.note(irq.begin + 8) == f"IRQ stack of CPU {irq.cpu}"
+    assert notes.note(0) == "NULL"
+    assert notes.note(0x18) == "near NULL"
+    assert notes.note(-12 & (1 << 64) - 1) == "-ENOMEM"
+    assert notes.note(-512 & (1 << 64) - 1) == "-ERESTARTSYS"
+    assert notes.note(0x7FFDA8D26848) == "user address"
+    assert notes.note(0xDEAD000000000122) == "LIST_POISON2"
+    assert notes.note(0x0000900000000000) == "non-canonical"
+    assert notes.note(0x246, "rflags") == "IF ZF PF"
+    assert notes.note(0x10, "cs") == ""
+    for hostile in (1 << 64, -1, 0xFFFF888000000000, 0xFFFFEA0000000000, 0xFFFFFFFFFF600000,
+                    (1 << 64) - 4096, 0xFFFFC90000000000):
+        notes.note(hostile)  # no exception, whatever it says
+
+
+def test_json_culprit_registers(sessions: Any) -> None:
+    """--json's triage.culprit.registers: the page fault's pt_regs, annotated."""
+    from crashtui.report.jsondoc import build_document
+
+    doc = build_document(sessions["6.1-test-module"])
+    regs = doc["triage"]["culprit"]["registers"]
+    assert regs["title"] == "exception RIP test_module_init+5"
+    values = {v["name"]: v for v in regs["values"]}
+    assert values["rbx"] == {"name": "rbx", "value": "0xffffffffc03c4000",
+                             "note": "test_module_init [test_module]"}
+    assert values["rax"]["note"] == "NULL" and regs["unknown"] == []

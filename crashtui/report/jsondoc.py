@@ -32,6 +32,7 @@ def build_document(session: Session) -> dict[str, Any]:
     doc["triage"] = triage_json(session, doc["errors"])
     if doc["triage"] is not None and doc["triage"].get("culprit") is not None:
         doc["triage"]["culprit"]["variables"] = culprit_variables_json(session, doc["errors"])
+        doc["triage"]["culprit"]["registers"] = culprit_registers_json(session, doc["errors"])
     doc["blocked"] = blocked_json(a.hang)
     return doc
 
@@ -47,6 +48,31 @@ def culprit_variables_json(session: Session, errors: list[str]) -> dict[str, Any
         errors.append(f"variables: {exc.message}")
         return None
     return fv.as_json() if fv is not None else None
+
+
+def culprit_registers_json(session: Session, errors: list[str]) -> dict[str, Any] | None:
+    """The culprit frame's registers, annotated (crashtui.analysis.regnotes): the pt_regs
+    when the culprit is an exception RIP, else what unwinding knows in that frame."""
+    from crashtui.analysis.regnotes import RegisterAnnotator, frame_registers
+    from crashtui.errors import CrashtuiError
+
+    try:
+        c = session.triage.culprit
+        if c is None or c.frame is None:
+            return None
+        bt = session.panic_backtrace
+        if bt is None or (c.task is not None and bt.task != c.task):
+            bt = session.backtrace_of(c.task) if c.task is not None else None
+        frame = None if bt is None else next(
+            (f for f in bt.frames if f.index == c.frame and not f.inline), None)
+        if bt is None or frame is None:
+            return None
+        exception = frame.exception if c.exception else None
+        return frame_registers(session, RegisterAnnotator(session), bt, frame,
+                               exception).as_json()
+    except CrashtuiError as exc:
+        errors.append(f"registers: {exc.message}")
+        return None
 
 
 def blocked_json(hang: HangReport | None) -> dict[str, Any] | None:

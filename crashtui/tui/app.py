@@ -121,7 +121,7 @@ class CrashtuiApp(App[int]):
             with TabPane("Triage", id="tab-triage"):
                 yield TriageView(id="triage")
             with TabPane("Registers", id="tab-registers"):
-                yield RegistersView(id="registers", show_cursor=False)
+                yield RegistersView(id="registers")
             with TabPane("Memory", id="tab-memory"):
                 yield MemoryView(id="memory", show_cursor=False)
             with TabPane("Log", id="tab-log"):
@@ -335,6 +335,7 @@ class CrashtuiApp(App[int]):
         frames = self.query_one(FramesView)
         if not any(r.ref for r in frames.rows):
             self.query_one(RegistersView).show(bt, None)
+            self.load_registers(bt, None)
             self.query_one(SourceView).show_message("Source", [lit("no frames", "italic")])
         if focus:
             frames.focus()
@@ -383,6 +384,7 @@ class CrashtuiApp(App[int]):
         ref = event.ref
         self.current_ref = ref
         self.query_one(RegistersView).show(ref.backtrace, ref)
+        self.load_registers(ref.backtrace, ref)
         self.query_one(VariablesView).load(ref)
         exc = ref.exception
         fn = ref.frame.function if ref.frame is not None and exc is None else None
@@ -390,6 +392,20 @@ class CrashtuiApp(App[int]):
                  else f"exception RIP {ref.pc:#x}")
         self.show_source(SourceRequest(title, None, None, fn, ref.pc if ref.exact else ref.pc - 1,
                                        user_mode=bool(exc and exc.user_mode)), ref)
+
+    @work(thread=True, group="registers", exclusive=True)
+    def load_registers(self, bt: Backtrace, ref: FrameRef | None) -> None:
+        """The Registers tab for a frame: its known registers, annotated (dump reads)."""
+        try:
+            data = self.facade.frame_registers(bt, ref)
+        except Exception:  # noqa: BLE001 - crash's block (already shown) stays
+            return
+        if data is not None:
+            self._ui(self._registers_ready, bt, ref, data)
+
+    def _registers_ready(self, bt: Backtrace, ref: FrameRef | None, data: Any) -> None:
+        if ref is self.current_ref or (ref is None and self.current_bt is bt):
+            self.query_one(RegistersView).show_frame(bt, ref, data)
 
     # -- the source pane -------------------------------------------------------------------
 
@@ -467,7 +483,14 @@ class CrashtuiApp(App[int]):
 
     def action_interrupt(self) -> None:
         """Ctrl+C as in crash and gdb: interrupt the running command, never quit (q does)."""
-        if not self.query_one(CommandView).interrupt():
+        if self.query_one(CommandView).interrupt():
+            return
+        selected = self.screen.get_selected_text()
+        if selected:  # Ctrl+C with text selected by the mouse copies it, as in a terminal
+            self.copy_to_clipboard(selected)
+            self.screen.clear_selection()
+            self.notify("copied the selection (OSC 52)", timeout=2)
+        else:
             self.notify("Ctrl+C interrupts a running command; q (or Ctrl+Q) quits", timeout=4)
 
     def action_zoom(self) -> None:

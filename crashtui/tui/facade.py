@@ -19,6 +19,7 @@ from crashtui.commands.context import set_context_address
 from crashtui.tui.frameref import FrameRef
 
 if TYPE_CHECKING:
+    from crashtui.analysis.regnotes import FrameRegisters
     from crashtui.analysis.session import Session
     from crashtui.analysis.summary import Summary
     from crashtui.analysis.triage import Triage
@@ -125,6 +126,24 @@ class SessionFacade:
     def backtrace_of(self, task: int) -> Backtrace:
         with self.lock:
             return _with_sources(self.session.backtrace_of(task))
+
+    def frame_registers(self, bt: Backtrace, ref: FrameRef | None) -> FrameRegisters | None:
+        """The annotated registers of a frames-pane row (None: a trace with no frame and no
+        saved registers): an exception row's saved set, a frame's own, else the CPU's."""
+        from crashtui.analysis.regnotes import RegisterAnnotator, frame_registers
+
+        with self.lock:
+            annotator = self.__dict__.get("_register_annotator")
+            if annotator is None:
+                annotator = self.__dict__["_register_annotator"] = \
+                    RegisterAnnotator(self.session)
+            if ref is not None and (ref.exception is not None or ref.frame is not None):
+                return frame_registers(self.session, annotator, bt, ref.frame, ref.exception)
+            if bt.start is not None:
+                return frame_registers(self.session, annotator, bt, None, bt.start)
+            frame = next((f for f in bt.frames if not f.inline), None)
+            return None if frame is None else frame_registers(self.session, annotator, bt,
+                                                                frame)
 
     # -- frame variables --------------------------------------------------------------------
 

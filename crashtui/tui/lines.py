@@ -11,6 +11,7 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 
 from crashtui.tui.search import ask
@@ -99,8 +100,13 @@ class TextLines(ScrollView, can_focus=True):
         self.cursor = index if index >= 0 else len(self._lines) - 1
 
     def action_copy_line(self) -> None:
-        """The cursor's line to the terminal's clipboard (OSC 52)."""
-        if self._lines:
+        """The cursor's line to the terminal's clipboard (OSC 52); text selected with the
+        mouse instead, when there is some."""
+        selected = self.screen.get_selected_text()
+        if selected:
+            self.app.copy_to_clipboard(selected)
+            self.notify("copied the selection (OSC 52)", timeout=2)
+        elif self._lines:
             self.app.copy_to_clipboard(self.line_text(self.cursor))
             self.notify("copied the line (OSC 52)", timeout=2)
 
@@ -151,9 +157,22 @@ class TextLines(ScrollView, can_focus=True):
             text.stylize(self.get_component_rich_style("text-lines--mark"))
         if cursor_here:
             text.stylize(self.get_component_rich_style("text-lines--cursor"))
+        selection = self.text_selection
+        span = selection.get_span(index) if selection is not None else None
+        if span is not None:  # the mouse selection (Textual's; Ctrl+C or y copies it)
+            start, end = span
+            text.stylize(self.screen.get_component_rich_style("screen--selection"), start,
+                         len(text) if end == -1 else end)
         text.stylize_before(base)
         strip = Strip(text.render(self.app.console), text.cell_len)
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The text under a mouse selection (line index and column: apply_offsets')."""
+        return selection.extract("\n".join(t.plain for t in self._lines)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
 
     def on_focus(self) -> None:
         self.refresh()

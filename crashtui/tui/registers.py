@@ -1,10 +1,13 @@
-"""The Registers tab: the register set of the selected exception frame or CPU, as crash prints it."""
+"""The Registers tab: the registers of the selected frame, each value annotated (what it points
+at), and crash's register block for an exception frame or the CPU's NT_PRSTATUS."""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 
 from crashtui.analysis.backtrace import Backtrace
+from crashtui.analysis.regnotes import FrameRegisters
 from crashtui.tui.frameref import FrameRef
 from crashtui.tui.lines import TextLines
 from crashtui.tui.text import lit
@@ -56,17 +59,79 @@ def registers_for(bt: Backtrace, ref: FrameRef | None) -> tuple[str, dict[str, i
 
 
 class RegistersView(TextLines):
-    """Registers of the selected CPU or exception frame."""
+    """Registers of the selected frame: `y` copies the value under the cursor, `Y` them all."""
+
+    BINDINGS = [
+        Binding("Y", "copy_all", "Copy all", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None,
+                 show_cursor: bool = True) -> None:
+        super().__init__(id=id, classes=classes, show_cursor=show_cursor)
+        self.values: dict[int, int] = {}  # line -> the register value it shows
+
+    def _head(self, bt: Backtrace) -> Text:
+        return Text.assemble(("PID: ", "bold"), f"{bt.pid:<8} ", ("CPU: ", "bold"),
+                             f"{bt.cpu:<4} ", ("COMMAND: ", "bold"), lit(f'"{bt.command}"'))
 
     def show(self, bt: Backtrace | None, ref: FrameRef | None) -> None:
+        """What is known without reading the dump: crash's block of the exception frame or
+        CPU registers (the annotated list follows with show_frame)."""
+        self.values = {}
         if bt is None:
+            self.border_title = "Registers"
             self.set_lines([lit("no backtrace selected", "italic")])
             return
         found = registers_for(bt, ref)
-        head = Text.assemble(("PID: ", "bold"), f"{bt.pid:<8} ", ("CPU: ", "bold"),
-                             f"{bt.cpu:<4} ", ("COMMAND: ", "bold"), lit(f'"{bt.command}"'))
+        self.border_title = "Registers" if ref is None else f"Registers of {_which(ref)}"
         if found is None:
-            self.set_lines([head, lit("no saved register set in this backtrace", "italic")])
+            self.set_lines([self._head(bt), lit("no saved register set in this backtrace",
+                                                "italic")])
             return
         title, regs = found
-        self.set_lines([head, lit(title, "dim"), *format_registers(regs)])
+        self.set_lines([self._head(bt), lit(title, "dim"), *format_registers(regs)])
+
+    def show_frame(self, bt: Backtrace, ref: FrameRef | None, data: FrameRegisters) -> None:
+        """The frame's known registers, one a line with what each value is, then the unknown
+        ones by name (never another frame's values)."""
+        lines: list[Text] = [self._head(bt)]
+        found = registers_for(bt, ref) if ref is None or ref.exception is not None else None
+        if found is not None:  # crash's block first: what a crash user knows
+            lines += [lit(found[0], "dim"), *format_registers(found[1]), Text("")]
+        self.border_title = f"Registers of {data.title}"
+        lines.append(Text.assemble((data.title, "bold"), "  ", (data.origin, "dim")))
+        self.values = {}
+        first = len(lines)
+        for note in data.known:
+            self.values[len(lines)] = note.value
+            width = 16 if note.name not in ("cs", "ss") else 4
+            lines.append(Text.assemble(
+                (f"{note.name.upper():>6} ", "bold"), f"{note.value:0{width}x}".ljust(16),
+                ("  " + note.note if note.note else "", "cyan")))
+        if data.unknown:
+            lines.append(lit("not known in this frame: " + " ".join(
+                n.upper() for n in data.unknown), "italic"))
+        self.set_lines(lines, cursor=first)
+
+    def action_copy_line(self) -> None:
+        """The register value under the cursor (16 hex digits) to the clipboard (OSC 52);
+        on another line, a selection or the line itself."""
+        value = self.values.get(self.cursor)
+        if value is None or self.screen.get_selected_text():
+            super().action_copy_line()
+            return
+        self.app.copy_to_clipboard(f"{value:016x}")
+        self.notify(f"copied {value:016x} (OSC 52)", timeout=2)
+
+    def action_copy_all(self) -> None:
+        """Every line of the tab to the clipboard (OSC 52)."""
+        if self.line_count:
+            self.app.copy_to_clipboard("\n".join(self.line_text(i).rstrip()
+                                                 for i in range(self.line_count)) + "\n")
+            self.notify("copied the registers (OSC 52)", timeout=2)
+
+
+def _which(ref: FrameRef) -> str:
+    if ref.exception is not None:
+        return f"exception RIP {ref.exception.rip_symbol}"
+    return f"#{ref.frame.index} {ref.frame.symbol}" if ref.frame is not None else "?"

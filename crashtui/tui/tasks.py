@@ -39,6 +39,8 @@ class TasksTable(DataTable[Text]):
         Binding("slash", "search", "Search", show=False),
         Binding("n", "next(1)", "Next", show=False),
         Binding("N", "next(0)", "Previous", show=False),
+        Binding("y", "copy_task", "Copy address", show=False),
+        Binding("Y", "copy_row", "Copy row", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -80,6 +82,25 @@ class TasksTable(DataTable[Text]):
                          lit(name, style), Text(f"{m.percent:>5.1f}"),
                          Text(f"{m.total_vm * kib:>8}"), Text(f"{m.rss * kib:>8}"),
                          Text(f"{t.address:016x}"), key=f"{t.address:x}")
+
+    def _cursor_cells(self) -> list[str]:
+        if not self.row_count:
+            return []
+        return [c.plain.strip() for c in self.get_row_at(self.cursor_row)]
+
+    def action_copy_task(self) -> None:
+        """The selected task's address (TASK, the last column) to the clipboard (OSC 52)."""
+        cells = self._cursor_cells()
+        if cells:
+            self.app.copy_to_clipboard(cells[-1])
+            self.notify(f"copied {cells[-1]} (OSC 52)", timeout=2)
+
+    def action_copy_row(self) -> None:
+        """The selected row, its columns two spaces apart, to the clipboard (OSC 52)."""
+        cells = self._cursor_cells()
+        if cells:
+            self.app.copy_to_clipboard("  ".join(cells) + "\n")
+            self.notify("copied the row (OSC 52)", timeout=2)
 
     def action_sort(self) -> None:
         keys = list(SORTS)
