@@ -4,8 +4,10 @@
 sorted: the first word completes to command names; later words to what that command takes —
 kernel symbols (and loaded modules' symbols) for sym/dis/rd/p/struct addresses, struct and
 union names for struct/union, symbols and structs for whatis/list, slab cache names for
-kmem -s, command names for help, module names for mod. A unique result
-ends with a space, ready for the next word.
+kmem -s, command names for help, module names for mod; members after `p EXPR.` /
+`p EXPR->` (EXPR typed from DWARF/BTF without reading the dump) and `struct NAME.` (nested
+`struct NAME.se.`, lists `struct NAME.pid,co`). A unique result ends with a space, ready for
+the next word (a member does not: `.` may follow).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
+    from crashtui.debuginfo.ctype import CType
 
 MAX_CANDIDATES = 50
 SYMBOL_COMMANDS = frozenset(("sym", "dis", "rd", "p", "bt"))
@@ -43,7 +46,14 @@ def complete(session: Session | None, text: str) -> list[str]:
     if session is None:
         return []
     if cmd in TYPE_COMMANDS and len(words) == 1 + sum(w.startswith("-") for w in words[1:]):
+        if "." in word:
+            done, partial, names = _struct_members(session, cmd, word)
+            return _member_lines(prefix + done, partial, names)
         return _lines(prefix, type_names(session, word, "union" if cmd == "union" else "struct"))
+    if cmd == "p" and ("." in text[len(cmd):] or "->" in text[len(cmd):]):
+        members = _expression_members(session, text)
+        if members is not None:
+            return _member_lines(*members)
     if cmd == "mod":
         return _lines(prefix, _module_names(session, word))
     if cmd in ("whatis", "list"):
@@ -61,6 +71,96 @@ def _lines(prefix: str, words: list[str]) -> list[str]:
     if len(words) == 1:
         return [prefix + words[0] + " "]
     return [prefix + w for w in words]
+
+
+def _member_lines(prefix: str, partial: str, names: list[str]) -> list[str]:
+    """Completed lines for member names (no space after a unique one: `.` may follow)."""
+    return [prefix + n for n in sorted(set(n for n in names if n.startswith(partial)))
+            ][:MAX_CANDIDATES]
+
+
+def _struct_members(session: Session, cmd: str, word: str) -> tuple[str, str, list[str]]:
+    """`struct NAME.a.b,c.pa`: (word up to `pa`, `pa`, members of c's type)."""
+    from crashtui.kernel.cvalue import member_names
+
+    name, _dot, path = word.partition(".")
+    head, comma, last = path.rpartition(",")
+    parent, dot, partial = last.rpartition(".")
+    done = name + "." + head + comma + parent + dot
+    try:
+        types = session.types
+        ct = types.struct_named(f"union {name}" if cmd == "union" else name)
+        for m in parent.split(".") if dot else []:
+            ct = _member_type(session, ct, m)
+        return done, partial, member_names(types, ct)
+    except CrashtuiError:
+        return done, partial, []
+
+
+def _member_type(session: Session, ct: CType, name: str) -> CType:
+    from crashtui.kernel.cvalue import find_field
+
+    found = find_field(session.types, ct, name, 0, 0)
+    if found is None:
+        raise CrashtuiError(f"no member {name}")
+    t = found[1].type
+    return t.target if t.kind == "ptr" and t.target is not None else t
+
+
+def _expression_members(session: Session, text: str) -> tuple[str, str, list[str]] | None:
+    """For `p EXPR.pa` / `p EXPR->pa`: (line up to `pa`, `pa`, members of EXPR's type),
+    EXPR being the postfix expression before the last `.`/`->` (`init_task.mm`,
+    `((struct task_struct *)0x...)`), typed without reading the dump; None if not that."""
+    m = re.search(r"(\.|->)([A-Za-z_]\w*)?$", text)
+    if m is None:
+        return None
+    end = m.start()
+    start = _operand_start(text, end)
+    if start is None or start == end:
+        return None
+    from crashtui.kernel.cexpr import parse
+    from crashtui.kernel.cvalue import Evaluator, member_names
+
+    try:
+        types = session.types
+        ev = Evaluator(session.kernel, types)
+        base = text[start:end]
+        percpu = re.match(r"([A-Za-z_]\w*):(\d+|a)", base)
+        if percpu:
+            base = percpu.group(1) + base[percpu.end():]
+        ct = ev.type_of(parse(base, ev.is_type))
+        if ct.kind == "ptr" and ct.target is not None:
+            ct = ct.target
+        if ct.kind not in ("struct", "union"):
+            return None
+        return text[:m.end(1)], m.group(2) or "", member_names(types, ct)
+    except CrashtuiError:
+        return None
+
+
+def _operand_start(text: str, end: int) -> int | None:
+    """Where the postfix expression ending at `end` starts (identifiers, `.`, `->`,
+    `[...]`, `(...)`, a `NAME:CPU` per-CPU prefix), scanning backwards."""
+    i = end
+    while i > 0:
+        ch = text[i - 1]
+        if ch.isalnum() or ch in "_.:":
+            i -= 1
+        elif ch == ">" and i >= 2 and text[i - 2] == "-":
+            i -= 2
+        elif ch in ")]":
+            depth = 0
+            while i > 0:
+                c = text[i - 1]
+                depth += 1 if c in ")]" else -1 if c in "([" else 0
+                i -= 1
+                if depth == 0:
+                    break
+            if depth:
+                return None
+        else:
+            break
+    return i
 
 
 def symbol_names(session: Session, prefix: str, limit: int = MAX_CANDIDATES) -> list[str]:

@@ -136,6 +136,40 @@ class Evaluator:
             return self.binary(node.op, self.eval(node.left), self.eval(node.right))
         raise ExprError("unsupported expression")
 
+    def type_of(self, node: Node) -> CType:
+        """The type of an expression without reading the dump (for completion)."""
+        if isinstance(node, Ident):
+            ct = self.percpu_type(node.name) or self.variable_type(node.name)
+            if ct is None:
+                raise ExprError(f'No symbol "{node.name}" in current context.')
+            return ct
+        if isinstance(node, Member):
+            base = self.type_of(node.base)
+            if base.kind == "ptr" and base.target is not None:
+                base = base.target
+            if base.kind not in ("struct", "union"):
+                raise ExprError("Attempt to extract a component of a value that is not a "
+                                "structure.")
+            found = find_field(self.types, base, node.name, 0, 0)
+            if found is None:
+                raise ExprError(f"There is no member named {node.name}.")
+            return found[1].type
+        if isinstance(node, Index):
+            base = self.type_of(node.base)
+            if base.kind not in ("array", "ptr") or base.target is None:
+                raise ExprError(f"cannot subscript something of type `{base.name}'")
+            return base.target
+        if isinstance(node, Unary) and node.op == "*":
+            base = self.type_of(node.operand)
+            if base.kind not in ("array", "ptr") or base.target is None:
+                raise ExprError("Attempt to take contents of a non-pointer value.")
+            return base.target
+        if isinstance(node, Unary) and node.op == "&":
+            return pointer_to(self.type_of(node.operand))
+        if isinstance(node, Cast):
+            return self.ctype(node.type)
+        return self.eval(node).type
+
     def ident(self, name: str) -> Value:
         k = self.k
         addr = k.symbol_or_none(name)
