@@ -41,6 +41,7 @@ class Zone:
     start_pfn: int
     node_start_pfn: int
     vm_stat: list[tuple[str, int]]  # zone_stat_item name -> value, in enum order
+    managed: int | None = None  # zone.managed_pages (None: no such member)
 
     @property
     def free_pages(self) -> int:
@@ -116,6 +117,8 @@ def memory_zones(kernel: Kernel) -> ZoneTable:
     nzones = min(btf.member_type("pglist_data", "node_zones").resolved().length or 0, MAX_ZONES)
     o_node_start = kernel.offsetof("pglist_data", "node_start_pfn")
 
+    has_managed = btf.has_member("zone", "managed_pages")
+
     def field_(zone: int, member: str) -> int:
         return kernel.read_u64(zone + kernel.offsetof("zone", member))
 
@@ -144,7 +147,8 @@ def memory_zones(kernel: Kernel) -> ZoneTable:
                                 kernel.read_u64(z + o_wm + 8 * marks[2])),
                     start_pfn=field_(z, "zone_start_pfn"),
                     node_start_pfn=node_start,
-                    vm_stat=list(zip(names, stats, strict=True))))
+                    vm_stat=list(zip(names, stats, strict=True)),
+                    managed=field_(z, "managed_pages") if has_managed else None))
             except CrashtuiError as exc:
                 errors.append(f"node {nid} zone {i} at {z:x} unreadable: {exc}")
     return ZoneTable(zones, len(pgdats), errors)

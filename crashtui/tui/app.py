@@ -30,7 +30,7 @@ from crashtui.tui.frameref import FrameRef
 from crashtui.tui.frames import FrameRow, FramesView, build_rows
 from crashtui.tui.help import HelpScreen
 from crashtui.tui.logview import LogLines, LogView
-from crashtui.tui.memory import MemoryView
+from crashtui.tui.memory import MemoryPane, MemoryView
 from crashtui.tui.messages import FrameSelected, ShowBacktrace, ShowTask
 from crashtui.tui.modules import ModulesView
 from crashtui.tui.palette import ActionProvider, CpuProvider, SymbolProvider, TaskProvider
@@ -123,7 +123,7 @@ class CrashtuiApp(App[int]):
             with TabPane("Registers", id="tab-registers"):
                 yield RegistersView(id="registers")
             with TabPane("Memory", id="tab-memory"):
-                yield MemoryView(id="memory", show_cursor=False)
+                yield MemoryPane(id="memory-pane")
             with TabPane("Log", id="tab-log"):
                 yield LogView(id="log")
             with TabPane("Tasks", id="tab-tasks"):

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from crashtui.kernel.mm import KmemInfo
     from crashtui.kernel.modules import ModuleTable
     from crashtui.kernel.ps import PsTable
+    from crashtui.kernel.sched import RunQueue
+    from crashtui.kernel.slab import SlabCacheList
+    from crashtui.kernel.zones import ZoneTable
 
 
 class SessionFacade:
@@ -43,6 +46,8 @@ class SessionFacade:
                                    release=session.kernel.release, module_dirs=modules,
                                    auto=auto_source)
         self._debug: tuple[str, str | None] | None = None
+        self._slabs: SlabCacheList | None = None
+        self._zones: ZoneTable | None = None
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -111,6 +116,31 @@ class SessionFacade:
         """crash's `kmem -i` rows."""
         with self.lock:
             return self.session.kmem
+
+    def slab_caches(self) -> SlabCacheList:
+        """crash's `kmem -s` data: every slab cache with its usage (read once)."""
+        from crashtui.kernel.slab import slab_caches
+
+        with self.lock:
+            if self._slabs is None:
+                self._slabs = slab_caches(self.session.kernel)
+            return self._slabs
+
+    def zones(self) -> ZoneTable:
+        """crash's `kmem -z` data: each node's zones, sizes, watermarks, counters (read once)."""
+        from crashtui.kernel.zones import memory_zones
+
+        with self.lock:
+            if self._zones is None:
+                self._zones = memory_zones(self.session.kernel)
+            return self._zones
+
+    def run_queues(self) -> list[RunQueue]:
+        """crash's `runq` data: each CPU's current task and queued RT/CFS tasks."""
+        from crashtui.kernel.sched import run_queues
+
+        with self.lock:
+            return run_queues(self.session.kernel)
 
     def modules(self) -> ModuleTable:
         """The loaded modules, their .ko debug info and why the list may be incomplete."""

@@ -1,17 +1,23 @@
-"""The Tasks tab: crash's `ps` as a sortable table; Enter shows the task's backtrace."""
+"""The Tasks tab: crash's `ps` as a sortable table, or (`v`) each CPU's run queue as crash's
+`runq` shows it (current task, then the queued RT and CFS tasks with their priority); Enter
+shows the task's backtrace."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from crashtui.kernel.ps import PsRow, PsTable
 from crashtui.tui.messages import ShowTask
 from crashtui.tui.search import ask, next_match
-from crashtui.tui.text import lit
+from crashtui.tui.text import lit, safe
+
+if TYPE_CHECKING:
+    from crashtui.kernel.sched import RunQueue
 
 # crash's ps columns, COMM moved before the numbers and TASK last: at 80 columns the name is
 # whole (`[swapper/0]`), the task address is what a narrow terminal cuts.
@@ -25,6 +31,7 @@ SORTS: dict[str, Any] = {
     "RSS": lambda r: (r.memory.rss, r.task.pid),
     "COMM": lambda r: (r.task.comm, r.task.pid),
 }
+RUNQ_COLUMNS = ("CPU", "QUEUE", "PRIO", "PID", "COMM", "TASK")
 
 
 class TasksTable(DataTable[Text]):
@@ -41,6 +48,7 @@ class TasksTable(DataTable[Text]):
         Binding("N", "next(0)", "Previous", show=False),
         Binding("y", "copy_task", "Copy address", show=False),
         Binding("Y", "copy_row", "Copy row", show=False),
+        Binding("v", "toggle_view", "Run queues"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -50,6 +58,9 @@ class TasksTable(DataTable[Text]):
         self.sort_column = "PID"
         self.sort_reverse = False
         self.search_term = ""
+        self.view = "ps"  # or "runq"
+        self.run_queues: list[RunQueue] | None = None
+        self.runq_tasks: dict[str, int] = {}  # row key -> task address
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -68,6 +79,9 @@ class TasksTable(DataTable[Text]):
         self._fill()
 
     def _fill(self) -> None:
+        if self.view == "runq":
+            self._fill_runq()
+            return
         self.clear(columns=True)
         self._add_columns()
         rows = sorted(self.rows_data, key=SORTS[self.sort_column], reverse=self.sort_reverse)
@@ -82,6 +96,66 @@ class TasksTable(DataTable[Text]):
                          lit(name, style), Text(f"{m.percent:>5.1f}"),
                          Text(f"{m.total_vm * kib:>8}"), Text(f"{m.rss * kib:>8}"),
                          Text(f"{t.address:016x}"), key=f"{t.address:x}")
+
+    # -- run queues -------------------------------------------------------------------------
+
+    def action_toggle_view(self) -> None:
+        """ps <-> run queues (read once, by the facade in a worker, when first shown)."""
+        self.view = "runq" if self.view == "ps" else "ps"
+        if self.view == "runq" and self.run_queues is None:
+            self.run_queues = []
+            self.load_run_queues()
+        self._fill()
+        self.notify("run queues (runq): v for ps" if self.view == "runq" else
+                    "tasks (ps): v for run queues", timeout=2)
+
+    @work(thread=True, group="run-queues")
+    def load_run_queues(self) -> None:
+        facade = getattr(self.app, "facade", None)
+        if facade is None:
+            return
+        try:
+            rqs = facade.run_queues()
+        except Exception as exc:  # noqa: BLE001 - a kernel without the layout: a toast
+            self.app.call_from_thread(self.notify, safe(f"runq: {exc}"), severity="warning",
+                                      markup=False)
+            return
+        self.app.call_from_thread(self._got_run_queues, rqs)
+
+    def _got_run_queues(self, rqs: list[RunQueue]) -> None:
+        self.run_queues = rqs
+        if self.view == "runq":
+            self._fill()
+
+    def runq_rows(self) -> list[tuple[str, str, str, int]]:
+        """(CPU, queue, priority, task address) rows: per CPU its current task, then its
+        RT tasks by priority and CFS tasks in vruntime order, as crash's `runq` lists them."""
+        out: list[tuple[str, str, str, int]] = []
+        for rq in self.run_queues or []:
+            out.append((str(rq.cpu), "current", "", rq.current))
+            out += [("", "RT", f"[{q.prio}]", q.task) for q in rq.rt]
+            out += [("", "CFS", f"[{q.prio}]", q.task) for q in rq.cfs]
+        return out
+
+    def _fill_runq(self) -> None:
+        self.clear(columns=True)
+        for name in RUNQ_COLUMNS:
+            self.add_column(Text(name, justify="right" if name in ("CPU", "PID") else "left"),
+                            key=name)
+        by_addr = {r.task.address: r for r in self.rows_data}
+        self.runq_tasks = {}
+        for i, (cpu, queue, prio, addr) in enumerate(self.runq_rows()):
+            row = by_addr.get(addr)
+            pid = f"{row.task.pid:>6}" if row is not None else "?"
+            name = "?" if row is None else f"[{row.task.comm}]" if row.kernel_thread \
+                else row.task.comm
+            current = queue == "current"
+            self.add_row(Text(cpu, "bold", justify="right"),
+                         Text(queue, "bold" if current else "dim"), Text(prio),
+                         Text(pid, "bold" if current else "", justify="right"),
+                         lit(name, "bold" if current else ""), Text(f"{addr:016x}"),
+                         key=f"rq{i}")
+            self.runq_tasks[f"rq{i}"] = addr
 
     def _cursor_cells(self) -> list[str]:
         if not self.row_count:
@@ -103,11 +177,15 @@ class TasksTable(DataTable[Text]):
             self.notify("copied the row (OSC 52)", timeout=2)
 
     def action_sort(self) -> None:
+        if self.view == "runq":  # crash's order is the information
+            return
         keys = list(SORTS)
         self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)]
         self._fill()
 
     def action_reverse(self) -> None:
+        if self.view == "runq":
+            return
         self.sort_reverse = not self.sort_reverse
         self._fill()
 
@@ -122,9 +200,10 @@ class TasksTable(DataTable[Text]):
         """Move to the next row whose PID is term, or whose COMM or TASK contains it."""
         self.search_term = term
         texts = []
+        at = (3, 4) if self.view == "runq" else (0, 4)  # PID and COMM columns
         for i in range(self.row_count):
             cells = [c.plain for c in self.get_row_at(i)]
-            pid, comm, task = cells[0].lstrip(" >"), cells[4], cells[-1]
+            pid, comm, task = cells[at[0]].strip(" >"), cells[at[1]], cells[-1]
             texts.append(f"\0{pid}\0 {task} {comm}")
         key = f"\0{term}\0" if term.isdigit() else term
         found = next_match(texts, key, self.cursor_row, forward)
@@ -138,6 +217,8 @@ class TasksTable(DataTable[Text]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         key = event.row_key.value
+        if self.view == "runq" and key in self.runq_tasks:
+            key = f"{self.runq_tasks[key]:x}"
         for r in self.rows_data:
             if f"{r.task.address:x}" == key:
                 self.post_message(ShowTask(r.task.address, r.task.pid, r.task.comm))
