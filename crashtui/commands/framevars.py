@@ -112,7 +112,8 @@ def _member(session: Session, printer: Printer, v: FrameVariable, path: str) -> 
         raise CommandError(f"locals: {exc.message}") from None
     except CrashtuiError as exc:
         raise CommandError(f"locals: {exc.message}") from None
-    return [f"{v.name}{shown} = {printer.top(place.type, bytes(data), place.address)}"]
+    return f"{v.name}{shown} = {printer.top(place.type, bytes(data), place.address)}" \
+        .split("\n")
 
 
 @command("locals", "crashtui's own: arguments and local variables of a frame (DWARF)", _USAGE)
@@ -156,10 +157,11 @@ def cmd_locals(session: Session, args: list[str]) -> list[str]:
         if star:  # *NAME: what the pointer points to (crash's `struct TYPE ADDR`)
             if path:
                 raise CommandError("locals: *NAME takes no member path (use NAME->member)")
-            return ["*" + line for line in _member(session, printer, v, "->")]
+            lines = _member(session, printer, v, "->")
+            return ["*" + lines[0], *lines[1:]]
         if path:
             return _member(session, printer, v, path)
-        return [f"{v.name} = {_value_text(printer, v)}"]
+        return f"{v.name} = {_value_text(printer, v)}".split("\n")
     where = f"[exception RIP: {fv.function}]" if fv.exception else (fv.function or "??")
     head = [f"PID: {bt.pid:<7} TASK: {bt.task:x}  CPU: {bt.cpu}  COMMAND: \"{bt.command}\"",
             f" #{fv.frame} {where} at {fv.pc:x}"]
@@ -175,7 +177,7 @@ def cmd_locals(session: Session, args: list[str]) -> list[str]:
         pad = "      " if v.inlined else "    "
         text = _value_text(printer, v).replace("\n", "\n" + pad)
         kind = "(arg) " if v.parameter else ""
-        out.append(f"{pad}{kind}{declaration(v.type, v.name)} = {text}")
+        out += f"{pad}{kind}{declaration(v.type, v.name)} = {text}".split("\n")
     if not fv.variables:
         out.append("    (no arguments or locals)")
     return out
