@@ -62,6 +62,7 @@ def first_difference(a: list[str], b: list[str]) -> str:
 def test_recorded_where_expected() -> None:
     assert set(DUMPS) == {"5.10-sysrq", "6.1-sysrq", "6.12-sysrq"}
     assert len(COMMANDS) >= 25
+    assert (OUTPUTS / "7.3-sysrq" / "drgn-pexpr.json").is_file()
 
 
 CASES = [(d, f, c) for d in DUMPS for f, c in COMMANDS]
