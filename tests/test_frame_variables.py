@@ -275,3 +275,26 @@ def test_call_frame_information_synthetic() -> None:
     # truncated or garbage sections index what they can, never raise
     assert len(CallFrameInfo(_cfi_section()[:-7])) == 0
     assert len(CallFrameInfo(bytes(range(256)) * 4)) >= 0
+
+
+def test_no_dwarf_is_one_line_naming_what_is_missing() -> None:
+    """Without the vmlinux, or without the module's .ko: one line saying which, no values."""
+    from crashtui.analysis.session import Session
+    from crashtui.commands import run_command
+    from crashtui.kernel.framevars import culprit_variables
+    from tests.conftest import dump_of, vmlinux_of
+
+    s = Session.open(dump_of("6.1-deadlock"), None)
+    try:
+        assert run_command(s, "locals 2")[-1] == \
+            "    (no DWARF: started without a vmlinux (give the debug vmlinux))"
+    finally:
+        s.close()
+    s = Session.open(dump_of("6.1-deadlock"), vmlinux_of("6.1-deadlock"))
+    try:
+        fv = culprit_variables(s)
+        assert fv is not None and not fv.variables
+        assert fv.error == ("no DWARF: module deadlock's .ko is not loaded "
+                            "(mod -s deadlock FILE, or --modules DIR)")
+    finally:
+        s.close()

@@ -58,6 +58,24 @@ def debug_info_for(session: Any, pc: int) -> tuple[Any, int] | None:
     return di.ko.lines(di.section_bases), 0
 
 
+def _no_dwarf_reason(session: Any, pc: int) -> str:
+    """Why no DWARF covers a pc, in one line naming what would give it."""
+    kernel = session.kernel
+    lo, hi = kernel.symbol_or_none("_text"), kernel.symbol_or_none("_end")
+    if lo is not None and hi is not None and lo <= pc < hi:
+        if kernel.vmlinux is None:
+            return "no DWARF: started without a vmlinux (give the debug vmlinux)"
+        return "no DWARF: the vmlinux has no debug info (use the -dbg package's vmlinux)"
+    try:
+        mod = session.modules.module_at(pc)
+    except CrashtuiError:
+        mod = None
+    if mod is not None:
+        return (f"no DWARF: module {mod.name}'s .ko is not loaded "
+                f"(mod -s {mod.name} FILE, or --modules DIR)")
+    return f"no DWARF covers {pc:#x}"
+
+
 def frame_variables(session: Any, bt: Backtrace, frame: Frame,
                     exception: bool = False) -> FrameVariables:
     """The variables of `frame` of `bt` (exception=True: of the code interrupted by the
@@ -88,8 +106,7 @@ def frame_variables(session: Any, bt: Backtrace, frame: Frame,
     try:
         found = debug_info_for(session, lookup)
         if found is None:
-            out.error = "no DWARF for this address (vmlinux without debug info, or the " \
-                        "module's .ko not loaded: mod -s)"
+            out.error = _no_dwarf_reason(session, lookup)
             return out
         lines, slide = found
         chain = scopes_at(lines, lookup - slide)
