@@ -99,6 +99,10 @@ def frame_variables(session: Any, bt: Backtrace, frame: Frame,
         name = f.function
     out = FrameVariables(name, pc, lookup, f.index, exception,
                          registers=tuple(sorted(regs)))
+    arch = getattr(getattr(session.kernel, "arch", None), "name", "x86_64")
+    if arch != "x86_64":  # the DWARF register numbers and the CFA rule below are x86-64's
+        out.error = f"frame variables are read for x86-64 kernels only, not {arch} yet"
+        return out
     if exception and f.exception is not None and f.exception.user_mode:
         out.error = "user-mode registers: no kernel variables"
         return out
