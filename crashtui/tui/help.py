@@ -24,9 +24,12 @@ KEYS: tuple[tuple[str, str], ...] = (
     (":", "command line: sys, bt, log, ps, kmem -i, mod, dis -l, set PID, help; "
           "pipes: | grep [-i -v -w -c] PAT, | head [-n N], | tail [-n N], > FILE"),
     ("Tab", "command line: complete commands, symbols, structs, modules"),
-    ("Ctrl+C", "interrupt a running command (it never quits)"),
-    ("y  Y", "frames: copy the selected frame / the whole backtrace as crash's bt -l; "
-             "other panes: y copies the cursor's line (OSC 52: over SSH and tmux too)"),
+    ("Ctrl+C", "interrupt a running command (it never quits); else copy the mouse selection"),
+    ("y  Y", "copy (OSC 52: over SSH and tmux too). Frames: the selected frame / the whole "
+             "backtrace as crash's bt -l; Registers: the value under the cursor / all; "
+             "Tasks: the task's address / its row; other panes: y copies the cursor's line "
+             "or the mouse selection"),
+    ("mouse drag", "select text in a text pane (log, registers, source, command output)"),
     ("l", "Modules tab: load the selected module's .ko"),
     ("s  r", "Tasks tab: sort by the next column, reverse"),
     (".", "source pane: centre the marked line again"),

@@ -89,6 +89,8 @@ class RegistersView(TextLines):
                                                 "italic")])
             return
         title, regs = found
+        if ref is not None:
+            title = f"{_which(ref)} · {title}"
         self.set_lines([self._head(bt), lit(title, "dim"), *format_registers(regs)])
 
     def show_frame(self, bt: Backtrace, ref: FrameRef | None, data: FrameRegisters) -> None:
@@ -97,7 +99,8 @@ class RegistersView(TextLines):
         lines: list[Text] = [self._head(bt)]
         found = registers_for(bt, ref) if ref is None or ref.exception is not None else None
         if found is not None:  # crash's block first: what a crash user knows
-            lines += [lit(found[0], "dim"), *format_registers(found[1]), Text("")]
+            title = found[0] if ref is None else f"{data.title} · {found[0]}"
+            lines += [lit(title, "dim"), *format_registers(found[1]), Text("")]
         self.border_title = f"Registers of {data.title}"
         lines.append(Text.assemble((data.title, "bold"), "  ", (data.origin, "dim")))
         self.values = {}
