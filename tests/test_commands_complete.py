@@ -39,7 +39,7 @@ def test_symbols_types_and_modules(session: Session) -> None:
     assert complete(session, "union rcu_sp") == ["union rcu_special "]
     assert complete(session, "struct task_struct init_ta") == ["struct task_struct init_task "]
     assert complete(session, "mod -s test") == ["mod -s test_module "]
-    assert complete(session, "rd -") == [] and complete(session, "log x") == []
+    assert complete(session, "rd -1") == ["rd -16 "] and complete(session, "log x") == []
 
 
 def test_many_matches_are_bounded_and_sorted(session: Session) -> None:

@@ -4,10 +4,10 @@
 sorted: the first word completes to command names; later words to what that command takes —
 kernel symbols (and loaded modules' symbols) for sym/dis/rd/p/struct addresses, struct and
 union names for struct/union, symbols and structs for whatis/list, slab cache names for
-kmem -s, command names for help, module names for mod; members after `p EXPR.` /
-`p EXPR->` (EXPR typed from DWARF/BTF without reading the dump) and `struct NAME.` (nested
-`struct NAME.se.`, lists `struct NAME.pid,co`). A unique result ends with a space, ready for
-the next word (a member does not: `.` may follow).
+kmem -s, command names for help, module names for mod, a command's options after `-`;
+members after `p EXPR.` / `p EXPR->` (EXPR typed from DWARF/BTF without reading the dump)
+and `struct NAME.` (nested `struct NAME.se.`, lists `struct NAME.pid,co`). A unique result
+ends with a space, ready for the next word (a member does not: `.` may follow).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def complete(session: Session | None, text: str) -> list[str]:
     if not words:
         return _lines(head + sep, [n for n in command_names() if n.startswith(word)])
     cmd = words[0]
-    if word.startswith("-"):
-        return []
     prefix = head + sep
+    if word.startswith("-"):  # the command's options (declared at registration)
+        return _lines(prefix, [o for o in command_options(cmd) if o.startswith(word)])
     if cmd == "help":
         return _lines(prefix, [n for n in command_names() if n.startswith(word)])
     if session is None:
@@ -64,6 +64,15 @@ def complete(session: Session | None, text: str) -> list[str]:
         amp = "&" if word.startswith("&") else ""
         return _lines(prefix + amp, symbol_names(session, word[len(amp):]))
     return []
+
+
+def command_options(name: str) -> tuple[str, ...]:
+    """The options a command declared (crashtui.commands.registry.command)."""
+    from crashtui.commands.registry import COMMANDS
+
+    command_names()  # every command module loaded
+    cmd = COMMANDS.get(name)
+    return cmd.options if cmd is not None else ()
 
 
 def _lines(prefix: str, words: list[str]) -> list[str]:
