@@ -298,3 +298,34 @@ def test_no_dwarf_is_one_line_naming_what_is_missing() -> None:
                             "(mod -s deadlock FILE, or --modules DIR)")
     finally:
         s.close()
+
+
+def test_culprit_frames_equal_drgn(sessions: Any) -> None:
+    """The triage's culprit frame (what the report and JSON show) against drgn's frame at
+    the same pc: every variable drgn reads equal, none it calls absent invented. drgn 0.3.0
+    names no code in a 6.1 module's init section, so 6.1-test-module and 6.1-hung-task are
+    checked by their source instead (test_locals_exception_rip: `int *p = (int *)1`)."""
+    from crashtui.kernel.framevars import culprit_variables
+
+    compared = []
+    for name in RECORDED:
+        s = _session(sessions, name)
+        fv = culprit_variables(s)
+        assert fv is not None and fv.error is None, name
+        doc = json.loads((OUTPUTS / name / "drgn-frame-vars.json").read_text())
+        pid = s.triage.culprit.pid if s.triage.culprit is not None else None
+        frames = [fr for th in doc["threads"] if th.get("tid") == pid
+                  for fr in th.get("frames", []) if fr["pc"] == fv.pc and fr["interrupted"] == fv.exception
+                  and not fr["function"].startswith("0x")]
+        for fr in frames:
+            for var, rec in fr["locals"].items():
+                mine = next((v for v in reversed(fv.variables) if v.name == var
+                             and v.function.split(".")[0] == fr["function"]), None)
+                assert mine is not None, (name, var)
+                if rec.get("absent"):
+                    assert not mine.known, (name, var, mine.display())
+                elif "bytes" in rec:
+                    want = bytes.fromhex(rec["bytes"])
+                    assert mine.data is not None and mine.data[:len(want)] == want, (name, var)
+                    compared.append((name, var))
+    assert len({n for n, _ in compared}) >= 6, compared
