@@ -84,9 +84,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_vmlinux_rejects_other_machine(tmp_path: Path) -> None:
-    p = tmp_path / "arm64"
-    p.write_bytes(_minimal_elf(machine=183))
-    with pytest.raises(DebugInfoError, match="is an ELF for aarch64, crashtui supports x86-64"):
+    p = tmp_path / "riscv"
+    p.write_bytes(_minimal_elf(machine=243))
+    with pytest.raises(DebugInfoError, match="is an ELF for riscv, crashtui supports x86-64 and arm64"):
         Vmlinux(p)
 
 

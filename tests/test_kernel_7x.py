@@ -19,7 +19,8 @@ from crashtui.analysis.session import Session
 from crashtui.commands import run_command
 
 SEVEN = sorted(p.name for p in SAMPLES.glob("*-*") if (p / "MANIFEST").is_file()
-               and not (p / "crash" / "sys.txt").is_file())
+               and not (p / "crash" / "sys.txt").is_file()
+               and "\narch=arm64" not in "\n" + (p / "MANIFEST").read_text())  # test_arm64.py
 pytestmark = pytest.mark.skipif(not SEVEN, reason="no sample dump without crash's outputs")
 
 _STAMP = re.compile(r"^\[\s*(\d+\.\d+)\] \[\s*([TC]\d+)\] ?(.*)$")

@@ -121,6 +121,12 @@ class Session:
         from crashtui.analysis.backtraces import BacktraceBuilder, module_hooks
 
         symbolizers, resolvers = module_hooks(self)
+        if self.kernel.arch.name == "arm64":  # the frame-pointer unwinder (crashtui.arch)
+            from crashtui.analysis.backtraces_arm64 import Arm64BacktraceBuilder
+
+            return Arm64BacktraceBuilder(self.kernel, self.tasks.tasks,
+                                         [*self.symbolizers, *symbolizers],
+                                         [*self.source_resolvers, *resolvers])
         return BacktraceBuilder(self.kernel, self.tasks.tasks,
                                 [*self.symbolizers, *symbolizers],
                                 [*self.source_resolvers, *resolvers])

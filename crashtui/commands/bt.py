@@ -37,6 +37,10 @@ def _source_text(src: SourceLocation) -> str:
 def format_registers(ef: ExceptionFrame) -> list[str]:
     """The register block crash prints for an exception frame (pt_regs)."""
     r = ef.registers
+    if "pstate" in r:  # arm64 (crashtui.arch.arm64)
+        from crashtui.commands.regs_arm64 import format_arm64_registers
+
+        return format_arm64_registers(ef)
 
     def g(name: str) -> int:
         return r.get(name, 0)

@@ -253,7 +253,7 @@ def extract_from_deb(deb: Path, member: str, into: Path) -> Path:
 
 
 def fetch_from_pool(package: str, version: str, source: str, member: str, target: Path,
-                    sha256: str | None = None) -> Path:
+                    sha256: str | None = None, arch: str = "amd64") -> Path:
     """Download PACKAGE VERSION straight from Debian's pool (no apt sources needed) and
     extract `member` to `target`, checked against `sha256`; PackageNotServed if no archive
     has it."""
@@ -262,7 +262,7 @@ def fetch_from_pool(package: str, version: str, source: str, member: str, target
     target.parent.mkdir(parents=True, exist_ok=True)
     misses = []
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        for url in pool_urls(package, version, source):
+        for url in pool_urls(package, version, source, arch):
             try:
                 deb = download(url, Path(tmp))
                 break
@@ -342,11 +342,13 @@ def _fetch(manifest: Path, m: dict[str, str], spec: str, member: str, target: Pa
     suite = manifest_suite(m)
     source = deb_source(m)
     no_apt = shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None
+    arch = m.get("arch", "amd64")  # a foreign architecture's package: apt may not know it
     if not target.exists() and source and version and (
-            no_apt or (suite is not None and not apt_knows_suite(suite))):
+            no_apt or arch != "amd64" or (suite is not None and not apt_knows_suite(suite))):
         try:
             return fetch_from_pool(name, version, source, member, target,
-                                   m.get("vmlinux_sha256"))
+                                   m.get("vmlinux_sha256"),
+                                   *((arch,) if arch != "amd64" else ()))
         except PackageNotServed as exc:
             raise VmlinuxUnavailable(
                 sample, f"Debian's mirror no longer serves {name} {version} ({exc})",

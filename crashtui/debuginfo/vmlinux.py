@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crashtui.debuginfo.elf import EM_X86_64, ET_DYN, ET_EXEC, ET_REL, ElfImage
+from crashtui.debuginfo.elf import EM_AARCH64, EM_X86_64, ET_DYN, ET_EXEC, ET_REL, ElfImage
 from crashtui.debuginfo.symbols import SymbolTable
 from crashtui.errors import DebugInfoError
 
@@ -24,10 +24,10 @@ class Vmlinux:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.image = ElfImage(self.path)
-        if self.image.machine != EM_X86_64:
+        if self.image.machine not in (EM_X86_64, EM_AARCH64):
             name = self.image.machine_name
             self.image.close()
-            raise DebugInfoError(f"is an ELF for {name}, crashtui supports x86-64 for now",
+            raise DebugInfoError(f"is an ELF for {name}, crashtui supports x86-64 and arm64",
                                  self.path)
         if self.image.e_type == ET_REL:
             self.image.close()

@@ -192,7 +192,8 @@ for _c in range(256):
     _BIND[_c] = 2 if _low in "wv" and _low else 1 if _ch.isupper() else 0
 
 
-def symbol_table(decoded: DecodedKallsyms, slide: int = 0) -> SymbolTable:
+def symbol_table(decoded: DecodedKallsyms, slide: int = 0,
+                 image_start: int = START_KERNEL_MAP) -> SymbolTable:
     """A SymbolTable of the decoded symbols, kernel-image addresses less `slide` (link-time).
 
     kallsyms has no sizes: a symbol extends to the next higher address (0 for the last one
@@ -205,7 +206,7 @@ def symbol_table(decoded: DecodedKallsyms, slide: int = 0) -> SymbolTable:
 
     addrs = decoded.addresses
     if slide:
-        image = addrs >= np.uint64(START_KERNEL_MAP)
+        image = addrs >= np.uint64(image_start)  # the arch's (x86-64: per-CPU from 0)
         addrs = np.where(image, addrs - np.uint64(slide), addrs)
     order = np.argsort(addrs, kind="stable")
     addrs = addrs[order]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import struct
 from functools import cached_property
 from pathlib import Path
@@ -16,10 +15,11 @@ from crashtui.errors import (
     PageExcludedError,
     VmlinuxMismatchError,
 )
-from crashtui.kernel.pagetable import START_KERNEL_MAP, PageTableWalker
+from crashtui.kernel.pagetable import PageTableWalker
 from crashtui.kernel.vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
+    from crashtui.arch import Arch
     from crashtui.debuginfo.btf import Btf
     from crashtui.debuginfo.orc import OrcTable
     from crashtui.debuginfo.symbols import Symbol, SymbolTable
@@ -59,22 +59,15 @@ class Kernel:
         if not self.vmcoreinfo.symbols and self.vmcoreinfo.osrelease is None:
             raise DumpFormatError("the dump's VMCOREINFO is damaged (no OSRELEASE= or SYMBOL() "
                                   "lines); cannot locate the kernel", dump.path)
-        self._check_arch()
+        self.arch = self._check_arch()
         if vmlinux is not None:
             self._check_vmlinux(vmlinux)
-        self.kaslr_offset = self._kaslr_offset()
+        self.kaslr_offset = self.arch.kaslr_offset(self)
         phys_base = self.vmcoreinfo.phys_base
         if phys_base is None:
             phys_base = dump.info.phys_base or 0
         self.phys_base = phys_base
-        pgd = self.vmcoreinfo.symbols.get("init_top_pgt") or self.symbol_or_none("init_top_pgt")
-        if pgd is None:
-            raise DumpFormatError("VMCOREINFO names no init_top_pgt; cannot walk page tables",
-                                  dump.path)
-        self.pagetable = PageTableWalker(
-            dump.read_phys, pgd - START_KERNEL_MAP + phys_base,
-            five_level=self.vmcoreinfo.pgtable_l5, phys_base=phys_base,
-            sme_mask=self.vmcoreinfo.numbers.get("sme_mask", 0))
+        self.pagetable: PageTableWalker = self.arch.page_table(self)  # type: ignore[assignment]
         if vmlinux is not None:
             self._check_banner(vmlinux)
         base = self.symbol_or_none("page_offset_base")
@@ -101,15 +94,22 @@ class Kernel:
 
     # -- consistency checks -------------------------------------------------------------
 
-    def _check_arch(self) -> None:
-        uts = self.dump.info.utsname
-        machine = uts.machine if uts else None
-        # A damaged header field (not an architecture name) is no reason to refuse the dump.
-        if machine and machine != "x86_64" and re.fullmatch(r"[A-Za-z0-9_]{2,16}", machine):
-            raise DumpFormatError(f"the dump is of a {machine} kernel; crashtui supports "
-                                  "x86_64 for now", self.dump.path)
+    def _check_arch(self) -> Arch:
+        """The dump's architecture (crashtui.arch); DumpFormatError for one it lacks.
+        A damaged header field (not an architecture name) is no reason to refuse the dump."""
+        from crashtui.arch import arch_of_dump
+
+        arch = arch_of_dump(self.dump, self.vmcoreinfo)
+        if isinstance(arch, str):
+            raise DumpFormatError(f"the dump is of a {arch} kernel; crashtui supports "
+                                  "x86_64 and arm64", self.dump.path)
+        return arch
 
     def _check_vmlinux(self, vmlinux: Vmlinux) -> None:
+        if vmlinux.image.machine != self.arch.elf_machine:
+            raise VmlinuxMismatchError(
+                f"vmlinux is an {vmlinux.image.machine_name} kernel image, but the dump "
+                f"{self.dump.path} is of an {self.arch.name} kernel", vmlinux.path)
         vmlinux.check_is_kernel()
         dump_id = self.vmcoreinfo.build_id
         if dump_id and vmlinux.build_id:
@@ -187,7 +187,7 @@ class Kernel:
             if addr is not None:
                 # Per-CPU symbols are offsets into the per-CPU area (.data..percpu links at 0):
                 # only addresses in the kernel image mapping move with KASLR.
-                return addr + self.kaslr_offset if addr >= START_KERNEL_MAP else addr
+                return addr + self.kaslr_offset if addr >= self.arch.image_start else addr
         return self.vmcoreinfo.symbols.get(name)
 
     def _symbol_table(self) -> SymbolTable | None:
@@ -217,7 +217,7 @@ class Kernel:
         except CrashtuiError:
             decoded = None
         if decoded is not None:
-            self._symtab = symbol_table(decoded, self.kaslr_offset)
+            self._symtab = symbol_table(decoded, self.kaslr_offset, self.arch.image_start)
             self._kallsyms = decoded
             how = decoded.tables.found_by
             self.symbols_source = ("kallsyms in memory" if how == "VMCOREINFO"
@@ -238,7 +238,7 @@ class Kernel:
             d = self._kallsyms
             self._kallsyms_letters = {n: chr(c) for n, c in zip(d.names, d.letters, strict=True)}
         letter = self._kallsyms_letters.get(name)
-        if letter in ("A", "a") and (self.symbol_or_none(name) or 0) < START_KERNEL_MAP:
+        if letter in ("A", "a") and (self.symbol_or_none(name) or 0) < self.arch.image_start:
             return "D" if letter == "A" else "d"
         return letter
 

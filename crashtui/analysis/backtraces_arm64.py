@@ -1,0 +1,90 @@
+"""Backtraces of arm64 kernels: BacktraceBuilder with the frame-pointer unwinder
+(crashtui.arch.arm64_unwind) instead of ORC.
+
+A task running on a CPU is traced from that CPU's NT_PRSTATUS registers (crash_setup_regs in
+a kdump; the live registers in QEMU's dump-guest-memory), any other from the cpu_context
+cpu_switch_to saved. Frames are the kernel's own (and drgn's without DWARF): the exact pc,
+then each frame record's return address; an EL1 exception's interrupted pc is a frame of its
+own, the vector before it carrying the saved pt_regs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from crashtui.analysis.backtrace import Backtrace, ExceptionFrame
+from crashtui.analysis.backtraces import BacktraceBuilder, SourceResolver, Symbolizer
+from crashtui.arch.arm64 import ARM64
+from crashtui.arch.arm64_unwind import Arm64Unwinder
+from crashtui.errors import CrashtuiError
+from crashtui.kernel.unwind import SavedRegs
+
+if TYPE_CHECKING:
+    from crashtui.kernel.program import Kernel
+    from crashtui.kernel.regs import CpuRegisters
+    from crashtui.kernel.tasks import Task
+
+
+class Arm64BacktraceBuilder(BacktraceBuilder):
+    """BacktraceBuilder for arm64 dumps."""
+
+    def __init__(self, kernel: Kernel, tasks: Sequence[Task],
+                 symbolizers: Sequence[Symbolizer] = (),
+                 source_resolvers: Sequence[SourceResolver] = (),
+                 with_source: bool = True) -> None:
+        super().__init__(kernel, tasks, symbolizers, source_resolvers, with_source)
+        self.fp_unwinder = Arm64Unwinder(kernel, self.stacks)
+
+    @cached_property
+    def cpu_registers(self) -> list[CpuRegisters]:
+        return ARM64.prstatus_registers(self.kernel.dump.notes)
+
+    def for_task(self, task: Task) -> Backtrace:
+        cpu = self.task_cpu_if_active(task)
+        if cpu is not None:
+            regs = self.cpu_registers[cpu] if cpu < len(self.cpu_registers) else None
+            return self._active(task, cpu, regs)
+        bt = Backtrace(task.pid, task.comm, task.address, task.cpu)
+        if not task.stack:
+            bt.no_stack = True
+            return bt
+        stack = self.fp_unwinder.task_stack(task.stack)
+        self._fill(bt, self.fp_unwinder.from_inactive_task(task.address, stack))
+        return bt
+
+    def _active(self, task: Task, cpu: int, regs: CpuRegisters | None) -> Backtrace:
+        bt = Backtrace(task.pid, task.comm, task.address, cpu, active=True,
+                       panic=cpu == self.panic_cpu)
+        if regs is None:
+            bt.error = f"no registers for CPU {cpu} in the dump"
+            return bt
+        if ARM64.user_mode(regs.registers):
+            bt.start = self._exception(SavedRegs(0, dict(regs.registers)))
+            return bt
+        stack = self.fp_unwinder.task_stack(task.stack) if task.stack else None
+        self._fill(bt, self.fp_unwinder.from_registers(regs.registers, stack))
+        return bt
+
+    def _exception(self, saved: SavedRegs) -> ExceptionFrame:
+        regs = saved.registers
+        user = ARM64.user_mode(regs)
+        ef = ExceptionFrame(saved.address, dict(regs), user)
+        if not user and "pc" in regs:
+            named = self.name(regs["pc"])
+            if named is not None:
+                ef.function, ef.offset, ef.module = named.function, named.offset, named.module
+            ef.source = self.source(regs["pc"])
+        return ef
+
+    def _add_user_exception(self, bt: Backtrace, task: Task, stack: object) -> None:
+        """The user-mode pt_regs come from the unwinder's final frame record."""
+
+
+def arm64_builder(kernel: Kernel) -> bool:
+    """True when `kernel` needs Arm64BacktraceBuilder."""
+    try:
+        return kernel.arch.name == "arm64"
+    except (AttributeError, CrashtuiError):
+        return False

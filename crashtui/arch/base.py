@@ -1,0 +1,52 @@
+"""The Arch interface every architecture module fills (see crashtui.arch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from crashtui.dumpfile import ElfNote
+    from crashtui.kernel.program import Kernel
+    from crashtui.kernel.regs import CpuRegisters
+
+
+class Translator(Protocol):
+    """Kernel virtual -> physical address translation (a page-table walker)."""
+
+    def translate(self, vaddr: int) -> int: ...
+
+    def walk(self, vaddr: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What differs between architectures; subclasses fill the methods."""
+
+    name: str  # crash's machine name: "x86_64", "arm64"
+    elf_machine: int  # e_machine of its vmlinux and modules
+    uts_machines: tuple[str, ...]  # utsname.machine values
+    register_names: tuple[str, ...]  # NT_PRSTATUS pr_reg, in order
+    pc: str  # the program counter's register name
+    sp: str
+    unwinder: str  # "orc" or "frame pointer"
+    # Symbols at or above this address are in the kernel image and move with KASLR (below:
+    # x86-64's per-CPU offsets, linked at 0).
+    image_start: int
+    # The lowest kernel address: below it is user space.
+    kernel_start: int
+
+    def kaslr_offset(self, kernel: Kernel) -> int:
+        raise NotImplementedError
+
+    def page_table(self, kernel: Kernel) -> Translator:
+        raise NotImplementedError
+
+    def prstatus_registers(self, notes: list[ElfNote]) -> list[CpuRegisters]:
+        raise NotImplementedError
+
+    def user_mode(self, registers: dict[str, int]) -> bool:
+        raise NotImplementedError
+
+    def is_user_address(self, addr: int) -> bool:
+        return addr < self.kernel_start
