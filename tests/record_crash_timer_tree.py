@@ -50,6 +50,10 @@ COMMANDS = (
     ("list-O.txt", "list -o task_struct.sibling -O task_struct.children "
                    "-s task_struct.comm -h {KTHREADD}"),
     ("list-x.txt", "list task_struct.tasks -s task_struct.pid -x -h init_task"),
+    ("list-S.txt", "list task_struct.tasks -S task_struct.pid,comm,stack,mm,flags -h init_task"),
+    ("list-S-x.txt", "list -x -H modules -o module.list -S module.name,init,state"),
+    ("tree-hrtimer-S.txt", "tree -t rbtree -S hrtimer.function,_softexpires,base -r "
+                           "hrtimer_clock_base.active -o hrtimer.node {HRBASE}"),
     ("search-k.txt", "search -k {TASK}"),
     ("search-k-range.txt", "search -s {STACK} -l 16384 {TASK}"),
     ("search-p-mask.txt", "search -p -m ffff {TASK}"),
@@ -58,6 +62,9 @@ COMMANDS = (
     ("search-t.txt", "search -t {TASK}"),
     ("search-T.txt", "search -T {TASK}"),
     ("search-T-x.txt", "search -T -w {TASKLOW}"),
+    ("search-c.txt", 'search -k -c "sysrq triggered" Linux'),
+    ("search-p-c.txt", 'search -p -c "sysrq triggered"'),
+    ("search-t-c.txt", "search -t -c panic"),
 )
 MARKER = "==== record-crash-timer-tree ===="
 

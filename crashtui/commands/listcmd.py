@@ -37,6 +37,71 @@ def member_offset(session: Session, text: str, cmd: str = "list") -> int:
 _member_offset = member_offset
 
 
+def fast_member_lines(session: Session, spec: str, addr: int, radix: list[str]) -> list[str]:
+    """crash's -S (tools.c dump_struct_members_fast(), print_value()): 1-, 2-, 4- and 8-byte
+    members read straight from memory, `  name = value` unsigned (pointers in hex, a text
+    symbol's name after it), char arrays and char pointers as strings; other members (and a
+    STRUCT without members) as -s prints them."""
+    from crashtui.commands.struct import cmd_struct, types_of
+
+    name, dot, members = spec.partition(".")
+    if not dot:
+        return cmd_struct(session, [*radix, spec, f"{addr:x}"])
+    types = types_of(session)
+    k = session.kernel
+    out: list[str] = []
+    for m in members.split(","):
+        try:
+            bits, f = find_member(types, types.struct_named(name), m)
+        except CTypeError as exc:
+            raise CommandError(f"Can't get offset of '{name}.{m}': {exc.message}") from None
+        ct = f.type
+        width = ct.size or 0
+        at = addr + bits // 8
+        is_ptr = ct.kind == "ptr"
+        is_str = (ct.kind in ("ptr", "array") and ct.target is not None and ct.target.char
+                  and ct.target.size == 1)
+        if f.bit_size or not (0 < width <= 8 or is_str):
+            out += cmd_struct(session, [*radix, f"{name}.{m}", f"{addr:x}"])
+            continue
+        line = ""
+        value = 0
+        if width <= 8:
+            try:
+                value = k.read_int(at, width)
+            except CrashtuiError:
+                out.append(f"cannot access member: {m} at {at:x}")
+                continue
+            hexa = is_ptr or radix == ["-x"]
+            line = f"  {m} = " + (f"0x{value:x}" if hexa else f"{value}")
+        if is_str:
+            try:
+                text = (k.read_cstr(value, 1500) if is_ptr else
+                        k.read(at, width).split(b"\0", 1)[0].decode("utf-8", "replace"))
+            except CrashtuiError:
+                text = ""
+            line += f'  "{text}"' if is_ptr else f'  {m} = "{text}"'
+        elif value and (text_name := _text_symbol(session, value)):
+            line += f" <{text_name}>"
+        out.append(line)
+    return out
+
+
+def _text_symbol(session: Session, value: int) -> str | None:
+    """The function containing `value` (crash's value_search() + is_symbol_text(): the name
+    alone, whatever the offset), in the kernel image or a module's text."""
+    from crashtui.commands.rd import value_symbol
+
+    named = value_symbol(session, value)
+    if named is None:
+        return None
+    hit = session.kernel.symbolize(value)
+    lo, hi = session.kernel.symbol_or_none("_text"), session.kernel.symbol_or_none("_end")
+    if lo is not None and hi is not None and lo <= value < hi:
+        return hit[0].name if hit is not None and hit[0].kind == "func" else None
+    return named.split("+", 1)[0]  # a module's symbols are its functions
+
+
 def _address(session: Session, text: str) -> int:
     addr = session.kernel.symbol_or_none(text)
     if addr is not None:
@@ -59,7 +124,7 @@ def list_lines(session: Session, args: list[str]) -> list[str]:
     radix: list[str] = []
     start: int | None = None
     end = 0
-    head = head_pointer = reverse = False
+    head = head_pointer = reverse = fast = False
     i = 0
     while i < len(args):
         a = args[i]
@@ -80,6 +145,7 @@ def list_lines(session: Session, args: list[str]) -> list[str]:
             continue
         if a in ("-s", "-S"):
             # -s a,b: two structs; -s a.x,y: members x and y of one
+            fast = a == "-S"
             structs += [value or ""] if "." in (value or "") else (value or "").split(",")
             i += 2
             continue
@@ -145,7 +211,9 @@ def list_lines(session: Session, args: list[str]) -> list[str]:
     for addr in walk.entries:
         out.append(f"{addr:x}")
         for s in structs:
-            out += cmd_struct(session, [*radix, s, f"{addr - struct_offset:x}"])
+            at = addr - struct_offset
+            out += (fast_member_lines(session, s, at, radix) if fast else
+                    cmd_struct(session, [*radix, s, f"{at:x}"]))
     if walk.error:
         out += ["", f"list: {walk.error}"]
     return out

@@ -13,10 +13,10 @@ from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
-    from crashtui.kernel.search import SearchResult
+    from crashtui.kernel.search import Searcher, SearchResult, StringSearcher
 
 USAGE = ("search [-s start] [-k | -u | -p | -t | -T] [-e end | -l length] [-m mask] "
-         "[-w | -h] value | symbol ...")
+         "[-w | -h | -c] value | symbol | string ...")
 THREAD_SIZE = 16384  # x86-64 kernel stacks (THREAD_SIZE_ORDER 2)
 USER_END = 0x00007FFFFFFFF000  # TASK_SIZE_MAX (4-level paging)
 KERNEL_START = 0xFFFF800000000000
@@ -47,7 +47,6 @@ def _address(session: Session, text: str, what: str) -> int:
 def search_lines(session: Session, args: list[str]) -> list[str]:
     from crashtui.kernel.search import (
         ULONG_MAX,
-        Searcher,
         kernel_pages,
         physical_pages,
         user_pages,
@@ -60,6 +59,8 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
     mask = 0
     size = 8
     values: list[tuple[int, str | None]] = []
+    strings: list[str] = []
+    chars = False
     i = 0
     while i < len(args):
         a = args[i]
@@ -86,8 +87,13 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
             size = 4
         elif a == "-h":
             size = 2
+        elif a == "-c":
+            chars = True
         elif a.startswith("-") and len(a) > 1:
             raise CommandError(f"search: unsupported option {a} ({USAGE})")
+        elif chars:
+            if a:  # crash drops empty strings
+                strings.append(a)
         else:
             addr = session.kernel.symbol_or_none(a)
             if addr is not None:
@@ -95,6 +101,9 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
             else:
                 values.append((_hex(a, "value"), None))
         i += 1
+    if chars:  # values read before -c are strings too
+        strings = [name or f"{v:x}" for v, name in values] + strings
+        values = [(0, None)]
     if not values:
         raise CommandError(f"search: no value to search for ({USAGE})")
     if end is not None and length is not None:
@@ -108,7 +117,7 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
     if memtype in ("t", "T"):
         if start is not None or end is not None or length is not None:
             raise CommandError("search: -t and -T take no -s, -e or -l")
-        return _stack_lines(session, values, size, mask, memtype == "T")
+        return _stack_lines(session, values, size, mask, memtype == "T", strings)
     if memtype == "p":
         lo = _hex(start, "start") if start is not None else 0
         hi = (_hex(end, "end") if end is not None else
@@ -136,7 +145,7 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
     if hi <= lo:
         raise CommandError("search: the end is not above the start")
     lo &= ~7  # crash rounds the start down to a long
-    searcher = Searcher([v for v, _n in values], size, mask, cancelled=_worker_cancelled)
+    searcher = _searcher(values, size, mask, strings)
     try:
         result = searcher.run(page for page in pages if page[0] + len(page[1]) > lo)
     except CrashtuiError as exc:
@@ -144,9 +153,22 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
     return _hit_lines(result, values)
 
 
+def _searcher(values: list[tuple[int, str | None]], size: int, mask: int,
+              strings: list[str]) -> Searcher | StringSearcher:
+    from crashtui.kernel.search import Searcher, StringSearcher
+
+    if strings:
+        return StringSearcher([s.encode("utf-8", "surrogateescape") for s in strings],
+                              cancelled=_worker_cancelled)
+    return Searcher([v for v, _n in values], size, mask, cancelled=_worker_cancelled)
+
+
 def _hit_lines(result: SearchResult, values: list[tuple[int, str | None]]) -> list[str]:
     out = []
     for h in result.hits:
+        if h.text:
+            out.append(f"{h.address:x}: {h.text}")
+            continue
         name = values[h.which][1]
         out.append(f"{h.address:x}: {h.value:x} {'(' + name + ')' if name else ''}")
     if result.stopped:
@@ -155,12 +177,12 @@ def _hit_lines(result: SearchResult, values: list[tuple[int, str | None]]) -> li
 
 
 def _stack_lines(session: Session, values: list[tuple[int, str | None]], size: int, mask: int,
-                 active_only: bool) -> list[str]:
+                 active_only: bool, strings: list[str]) -> list[str]:
     """crash's -t/-T: each task's kernel stack (-T: the tasks on a CPU), a task header
     before its first hit, a blank line between tasks."""
     from crashtui.commands.sched import task_header
     from crashtui.kernel.pid import running_tasks
-    from crashtui.kernel.search import Searcher, stack_pages
+    from crashtui.kernel.search import stack_pages
 
     active = set(running_tasks(session.kernel)) if active_only else set()
     out: list[str] = []
@@ -168,7 +190,7 @@ def _stack_lines(session: Session, values: list[tuple[int, str | None]], size: i
     for t in session.tasks.tasks:
         if not t.stack or (active_only and t.address not in active):
             continue
-        searcher = Searcher([v for v, _n in values], size, mask, cancelled=_worker_cancelled)
+        searcher = _searcher(values, size, mask, strings)
         if budget is not None:
             searcher.budget = budget
         result = searcher.run(stack_pages(session.kernel, t.stack, t.stack + THREAD_SIZE))

@@ -44,13 +44,17 @@ def _start(session: Session, text: str) -> int:
     raise CommandError(f"tree: invalid start argument: {text}")
 
 
-def struct_lines(session: Session, specs: list[str], addr: int, radix: list[str]) -> list[str]:
-    """Each -s STRUCT[.MEMBER,...] of one entry, as crash's dump_struct()/dump_struct_member()."""
+def struct_lines(session: Session, specs: list[str], addr: int, radix: list[str],
+                 fast: bool = False) -> list[str]:
+    """Each -s STRUCT[.MEMBER,...] of one entry, as crash's dump_struct()/dump_struct_member()
+    (-S: as dump_struct_members_fast())."""
+    from crashtui.commands.listcmd import fast_member_lines
     from crashtui.commands.struct import cmd_struct
 
     out: list[str] = []
     for s in specs:
-        out += cmd_struct(session, [*radix, s, f"{addr:x}"])
+        out += (fast_member_lines(session, s, addr, radix) if fast else
+                cmd_struct(session, [*radix, s, f"{addr:x}"]))
     return out
 
 
@@ -72,7 +76,7 @@ def tree_lines(session: Session, args: list[str]) -> list[str]:
     root_offset: int | None = None
     node_offset: int | None = None
     specs: list[str] = []
-    position = linear = node_pointer = verbose = False
+    position = linear = node_pointer = verbose = fast = False
     radix: list[str] = []
     rest: list[str] = []
     i = 0
@@ -107,6 +111,9 @@ def tree_lines(session: Session, args: list[str]) -> list[str]:
                                                f"(0x{node_offset:x}) already entered")
                         node_offset = offset_arg(session, value, "tree", "-o")
                     else:
+                        if specs and fast != (f == "S"):
+                            raise CommandError("tree: -S and -s options are mutually exclusive")
+                        fast = f == "S"
                         specs.append(value)
                     break
                 if f == "p":
@@ -161,7 +168,7 @@ def tree_lines(session: Session, args: list[str]) -> list[str]:
             out.append(f"  position: {e.position}" if kind == "rbtree" else
                        f"  index: {e.index}  position: {e.position}")
         if specs:
-            out += struct_lines(session, specs, e.address, radix)
+            out += struct_lines(session, specs, e.address, radix, fast)
     if walk.error:
         out += ["", f"tree: {walk.error}"]
     return out

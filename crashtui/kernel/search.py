@@ -35,6 +35,7 @@ class Hit:
     address: int
     value: int  # the word found (before the mask)
     which: int  # index of the searched value it matched
+    text: str = ""  # -c: the string and what follows it, as crash shows it
 
 
 @dataclass
@@ -86,6 +87,73 @@ class Searcher:
                 if len(out.hits) >= MAX_HITS:
                     out.stopped = f"search stopped after {MAX_HITS} hits"
                     break
+            if over:
+                out.stopped = f"search stopped after {out.bytes_read >> 20} MiB (the budget)"
+                break
+        out.seconds = time.monotonic() - began
+        return out
+
+
+CHARS_CTX = 56  # crash's context of a string match
+
+
+def _printable(raw: bytes) -> str:
+    return "".join(chr(c) if 0x20 <= c < 0x7F else "." for c in raw)
+
+
+@dataclass
+class StringSearcher:
+    """crash's search -c: each place a string starts, shown with what follows it up to
+    CHARS_CTX characters, cut at the end of its page (a match across two pages read one
+    after the other shows the string, then the next page's bytes)."""
+
+    strings: list[bytes]
+    budget: int = DEFAULT_BUDGET
+    cancelled: Callable[[], bool] | None = None
+    result: SearchResult = field(default_factory=SearchResult)
+
+    def run(self, pages: Iterator[tuple[int, bytes]]) -> SearchResult:
+        began = time.monotonic()
+        out = self.result
+        longest = max(len(t) for t in self.strings)
+        tail, tail_end = b"", -1  # the previous chunk's last bytes, and where they end
+        for addr, data in pages:
+            if self.cancelled is not None and self.cancelled():
+                out.stopped = f"search interrupted after {out.bytes_read >> 20} MiB"
+                break
+            over = out.bytes_read + len(data) > self.budget
+            if over:
+                data = data[:max(0, self.budget - out.bytes_read)]
+            out.bytes_read += len(data)
+            found: list[tuple[int, int, str]] = []
+            if tail and tail_end == addr:  # matches starting in the previous chunk's tail
+                joined = tail + data[:longest]
+                base = addr - len(tail)
+                for i, t in enumerate(self.strings):
+                    pos = joined.find(t)
+                    while 0 <= pos < len(tail):
+                        if pos + len(t) > len(tail):
+                            rest = data[pos + len(t) - len(tail):][:CHARS_CTX - len(t)]
+                            found.append((base + pos, i, _printable(t + rest)))
+                        pos = joined.find(t, pos + 1)
+            for i, t in enumerate(self.strings):
+                pos = data.find(t)
+                while pos >= 0:
+                    a = addr + pos
+                    page_end = (a // PAGE + 1) * PAGE
+                    if a + len(t) <= page_end:
+                        found.append((a, i, _printable(data[pos:pos + min(CHARS_CTX,
+                                                                          page_end - a)])))
+                    elif pos + len(t) <= len(data):  # across a page boundary in this chunk
+                        rest = data[pos + len(t):pos + CHARS_CTX]
+                        found.append((a, i, _printable(t + rest)))
+                    pos = data.find(t, pos + 1)
+            found.sort()
+            out.hits += [Hit(a, 0, i, text) for a, i, text in found]
+            tail, tail_end = data[-(longest - 1):] if longest > 1 else b"", addr + len(data)
+            if len(out.hits) >= MAX_HITS:
+                out.stopped = f"search stopped after {MAX_HITS} hits"
+                break
             if over:
                 out.stopped = f"search stopped after {out.bytes_read >> 20} MiB (the budget)"
                 break
