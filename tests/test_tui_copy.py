@@ -199,3 +199,29 @@ def test_mouse_drag_selects_log_text(sysrq: Session, tmp_path: Path) -> None:
         assert selected == log.line_text(top) + "\n" + log.line_text(top + 1)[:21]
 
     drive(app, steps, size=SMALL)
+
+
+def test_task_list_and_modules_y_copy_addresses(testmod: Session, tmp_path: Path) -> None:
+    """y in the task list copies the task's address; in the Modules tab the module's base."""
+    from crashtui.tui.modules import ModulesTable
+    from crashtui.tui.taskpick import TaskOptions, TaskPicker
+
+    app = make(testmod, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        sent = capture(app)
+        options = app.query_one(TaskOptions)
+        options.focus()
+        await press(app, pilot, "j", "j", "y")
+        row = app.query_one(TaskPicker).shown[options.highlighted or 0]
+        assert app.clipboard == f"{row.task.address:016x}"
+        assert osc52(app.clipboard) in sent
+        await press(app, pilot, "6")
+        table = app.query_one(ModulesTable)
+        table.focus()
+        await press(app, pilot, "y")
+        module = table.current
+        assert module is not None and app.clipboard == f"{module.base:016x}"
+        assert osc52(app.clipboard) in sent
+
+    drive(app, steps, size=SMALL)

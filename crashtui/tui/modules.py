@@ -75,7 +75,8 @@ class KoPathInput(Input):
 class ModulesTable(DataTable[Text]):
     """The module list; `l` asks for the selected module's .ko."""
 
-    BINDINGS = [Binding("l", "load", "Load .ko")]
+    BINDINGS = [Binding("l", "load", "Load .ko"),
+                Binding("y", "copy_base", "Copy base", show=False)]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
@@ -115,6 +116,13 @@ class ModulesTable(DataTable[Text]):
             return None
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
         return self.rows_data[int(key.removeprefix("\0module"))] if key else None
+
+    def action_copy_base(self) -> None:
+        """The selected module's base address to the clipboard (OSC 52)."""
+        module = self.current
+        if module is not None:
+            self.app.copy_to_clipboard(f"{module.base:016x}")
+            self.notify(f"copied {module.base:016x} (OSC 52)", timeout=2)
 
     def action_load(self) -> None:
         parent = self.parent

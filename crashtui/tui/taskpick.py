@@ -29,10 +29,19 @@ def task_prompt(row: PsRow) -> Text:
 class TaskOptions(SearchableOptions):
     """The filtered tasks (`/` goes to the filter)."""
 
-    BINDINGS = [Binding("slash", "search", "Search", show=False)]
+    BINDINGS = [Binding("slash", "search", "Search", show=False),
+                Binding("y", "copy_task", "Copy address", show=False)]
 
     def action_search(self) -> None:
         self.app.set_focus(self.app.query_one("#task-filter"))
+
+    def action_copy_task(self) -> None:
+        """The highlighted task's address to the clipboard (OSC 52)."""
+        picker, i = self.parent, self.highlighted
+        if isinstance(picker, TaskPicker) and i is not None and i < len(picker.shown):
+            address = f"{picker.shown[i].task.address:016x}"
+            self.app.copy_to_clipboard(address)
+            self.notify(f"copied {address} (OSC 52)", timeout=2)
 
 
 class TaskPicker(Vertical):
