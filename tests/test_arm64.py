@@ -210,3 +210,51 @@ def test_x86_64_dump_with_an_arm64_vmlinux(vmlinux: Path) -> None:
     line = one_line_error(cli(x86_dump, vmlinux, "-c", "sys"))
     assert line.endswith(f"vmlinux is an aarch64 kernel image, but the dump {x86_dump} is of "
                          "an x86_64 kernel")
+
+
+# -- ps, kmem -i, mod against drgn --------------------------------------------------------------
+
+def test_ps_equals_drgn_but_the_offline_cpus_idle_task(dump: Path, vmlinux: Path) -> None:
+    """Same tasks (PID, PPID, CPU, TASK, COMM) in the same order, except CPU 0's idle task:
+    panic's IPI took CPU 0 offline (local_cpu_stop), and drgn's port lists idle tasks of
+    online CPUs only (so its TASKS is 63, ours 64: test_sys_equals_drgn)."""
+    def rows(text: str) -> list[tuple[str, ...]]:
+        out = []
+        for line in text.splitlines()[1:]:
+            parts = line.lstrip(">").split()
+            if len(parts) >= 9 and parts[0].isdigit():
+                out.append((*parts[:4], " ".join(parts[8:])))
+        return out
+
+    ours = rows(run(dump, vmlinux, "-c", "ps").out)
+    theirs = rows((DRGN / "ps.txt").read_text())
+    assert ours[0][4] == "[swapper/0]" and ours[1:] == theirs
+    assert len(theirs) == 63
+
+
+def test_kmem_i_equals_drgn(dump: Path, vmlinux: Path) -> None:
+    def pages(text: str) -> dict[str, int]:
+        return {m.group(1): int(m.group(2)) for m in
+                re.finditer(r"^\s*([A-Z][A-Z ]+?)\s{2,}(\d+)\s", text, re.M)}
+
+    ours, theirs = pages(run(dump, vmlinux, "-c", "kmem -i").out), \
+        pages((DRGN / "kmem-i.txt").read_text())
+    assert len(theirs) >= 10 and all(ours[k] == v for k, v in theirs.items()), (ours, theirs)
+
+
+def test_mod_equals_drgn(dump: Path, vmlinux: Path) -> None:
+    def rows(text: str) -> set[tuple[str, ...]]:
+        return {tuple(line.split()[:4]) for line in text.splitlines()[1:] if line.strip()}
+
+    theirs = rows((DRGN / "mod.txt").read_text())
+    assert rows(run(dump, vmlinux, "-c", "mod").out) == theirs
+    assert {r[1] for r in theirs} == {"virtio_blk", "qemu_fw_cfg"}
+
+
+def test_bt_of_a_sleeping_task_starts_at_its_switch(dump: Path, vmlinux: Path) -> None:
+    """A task that is not running: from thread.cpu_context (cpu_switch_to's pc), through
+    __schedule, to where it slept; kthreadd ends in ret_from_fork."""
+    out = run(dump, vmlinux, "-c", "bt 2").out
+    names = [n for n, _ in frames(out)]
+    assert names[0] == "__switch_to" and "__schedule" in names[:3], out
+    assert "kthreadd" in names and names[-1] == "ret_from_fork", out
