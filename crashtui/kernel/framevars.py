@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from crashtui.analysis.variables import OPTIMIZED_OUT, FrameVariable, FrameVariables, ValueNode
@@ -123,7 +124,10 @@ def frame_variables(session: Any, bt: Backtrace, frame: Frame,
     if chain is None:
         out.error = "no DWARF function covers this address"
         return out
-    _fill(session, out, chain, regs, cfa, slide)
+    # the next frame calls this one, unless this frame's own pt_regs comes between them
+    own_caller = exception or f.exception is None
+    _fill(session, out, chain, regs, cfa, slide,
+          _entry_values(session, bt, frames, pos, own_caller))
     return out
 
 
@@ -348,13 +352,10 @@ def _cfa(frames: list[Frame], pos: int, exception: bool) -> int | None:
     return nxt.sp + 8
 
 
-def _fill(session: Any, out: FrameVariables, chain: ScopeChain, regs: dict[str, int],
-          cfa: int | None, slide: int) -> None:
+def _context(session: Any, chain: ScopeChain, regs: dict[str, int], cfa: int | None,
+             slide: int, entry_value: Callable[[bytes], int] | None = None) -> ExprContext:
+    """How DWARF expressions of one frame read its registers, memory, frame base and CFA."""
     kernel = session.kernel
-    try:
-        types: Types | None = session.types
-    except CrashtuiError:
-        types = None
 
     def read_register(r: int) -> int:
         name = register_name(r)
@@ -389,8 +390,69 @@ def _fill(session: Any, out: FrameVariables, chain: ScopeChain, regs: dict[str, 
             return p.value
         raise ExprUnknown("frame base not known")
 
-    ctx = ExprContext(read_register, read_memory, frame_base, need_cfa, chain.addrx,
-                      lambda a: a + slide)
+    return ExprContext(read_register, read_memory, frame_base, need_cfa, chain.addrx,
+                       lambda a: a + slide, entry_value)
+
+
+class _EntryValues:
+    """A DW_OP_entry_value callback that counts its successful uses."""
+
+    def __init__(self, fn: Callable[[bytes], int]) -> None:
+        self.fn = fn
+        self.used = 0
+
+    def __call__(self, block: bytes) -> int:
+        v = self.fn(block)
+        self.used += 1
+        return v
+
+
+def _entry_values(session: Any, bt: Backtrace, frames: list[Frame], pos: int,
+                  own_caller: bool) -> _EntryValues:
+    """DW_OP_entry_value for frames[pos]: a register's value at the function's entry, from
+    the caller's DW_TAG_call_site_parameter (DW_AT_call_value) at the return address of the
+    caller frame, evaluated with the caller's registers (as gdb resolves `x@entry`)."""
+
+    def value(block: bytes) -> int:
+        if len(block) == 1 and 0x50 <= block[0] <= 0x6F:
+            reg = block[0] - 0x50
+        else:
+            raise ExprUnknown("entry value of something other than a register")
+        if pos + 1 >= len(frames) or not own_caller:
+            raise ExprUnknown("entry value: no caller frame")
+        caller = frames[pos + 1]
+        if not caller.return_address or not caller.reliable or not frames[pos].reliable:
+            raise ExprUnknown("entry value: the caller frame is not certain")
+        found = debug_info_for(session, caller.pc - 1)
+        if found is None:
+            raise ExprUnknown("entry value: no DWARF for the caller")
+        lines, slide = found
+        chain = scopes_at(lines, caller.pc - 1 - slide)
+        if chain is None:
+            raise ExprUnknown("entry value: no DWARF for the caller")
+        expr = chain.call_values(caller.pc - slide).get(reg)
+        if expr is None:
+            raise ExprUnknown(f"entry value: the call site records no value for "
+                              f"{register_name(reg)}")
+        regs = dict(frame_registers(session, bt).get(pos + 1, {}))
+        ctx = _context(session, chain, regs, _cfa(frames, pos + 1, False), slide)
+        pieces = evaluate(expr, ctx)
+        p = pieces[0]
+        if len(pieces) != 1 or p.kind not in ("memory", "value", "register"):
+            raise ExprUnknown("entry value: unsupported call value")
+        return ctx.read_register(p.value) if p.kind == "register" else p.value
+
+    return _EntryValues(value)
+
+
+def _fill(session: Any, out: FrameVariables, chain: ScopeChain, regs: dict[str, int],
+          cfa: int | None, slide: int, entry_value: Callable[[bytes], int] | None = None
+          ) -> None:
+    try:
+        types: Types | None = session.types
+    except CrashtuiError:
+        types = None
+    ctx = _context(session, chain, regs, cfa, slide, entry_value)
     top = chain.functions[0].name
     count = 0
     for fn in chain.functions:
@@ -462,9 +524,13 @@ def _variable(session: Any, types: Types | None, chain: ScopeChain, sv: ScopeVar
             v.state = OPTIMIZED_OUT
             return v
     else:
+        entry = ctx.entry_value
+        used = entry.used if isinstance(entry, _EntryValues) else 0
         try:
             pieces = evaluate(sv.expr, ctx)
             v.data, v.location, v.address = _assemble(pieces, size, ctx, cfa)
+            if isinstance(entry, _EntryValues) and entry.used > used:
+                v.location = "entry value (caller's call site)"
         except ExprUnknown as exc:
             if str(exc).startswith("optimized"):
                 v.state = OPTIMIZED_OUT

@@ -56,6 +56,9 @@ class ExprContext:
     cfa: Callable[[], int] | None = None
     addrx: Callable[[int], int] | None = None  # DW_OP_addrx / constx: .debug_addr entry
     relocate: Callable[[int], int] | None = None  # DW_OP_addr: DWARF address -> runtime
+    # DW_OP_entry_value: the value its block (e.g. DW_OP_reg5) had when the function was
+    # entered, from the caller's call site (raises ExprUnknown when it cannot be known)
+    entry_value: Callable[[bytes], int] | None = None
 
 
 def _signed(v: int) -> int:
@@ -253,7 +256,12 @@ def evaluate(expr: bytes, ctx: ExprContext, address_size: int = 8) -> list[Piece
             pending = None
             stack.clear()
         elif op in (0xA3, 0xF3):  # DW_OP_entry_value, DW_OP_GNU_entry_value
-            raise ExprUnknown("entry value (DW_OP_entry_value)")
+            size, pos = read_uleb(expr, pos)
+            block = bytes(expr[pos:pos + size])
+            pos += size
+            if ctx.entry_value is None:
+                raise ExprUnknown("entry value (DW_OP_entry_value)")
+            push(ctx.entry_value(block))
         elif op in (0xA0, 0xF2):  # DW_OP_implicit_pointer, DW_OP_GNU_implicit_pointer
             raise ExprUnknown("implicit pointer (the pointed-to object was optimized out)")
         elif op in (0xFA,):  # DW_OP_GNU_parameter_ref

@@ -19,6 +19,7 @@ from typing import Any
 from crashtui.debuginfo.dwarf.constants import (
     UNSIGNED,
     DW_AT_abstract_origin,
+    DW_AT_low_pc,
     DW_AT_name,
     DW_AT_specification,
     DW_FORM_addrx,
@@ -43,9 +44,20 @@ DW_AT_frame_base = 0x40
 DW_AT_type = 0x49
 DW_AT_artificial = 0x34
 DW_AT_loclists_base = 0x8C
+DW_AT_call_return_pc = 0x7D
+DW_AT_call_value = 0x7E
+DW_AT_GNU_call_site_value = 0x2111
+DW_TAG_call_site = 0x48
+DW_TAG_call_site_parameter = 0x49
+DW_TAG_GNU_call_site = 0x4109
+DW_TAG_GNU_call_site_parameter = 0x410A
+_CALL_SITES = (DW_TAG_call_site, DW_TAG_GNU_call_site)
+_CALL_PARAMS = (DW_TAG_call_site_parameter, DW_TAG_GNU_call_site_parameter)
+_PARAM_ATTRS = frozenset((DW_AT_location, DW_AT_call_value, DW_AT_GNU_call_site_value))
 
 _VAR_ATTRS = frozenset((DW_AT_name, DW_AT_location, DW_AT_const_value, DW_AT_type,
-                        DW_AT_abstract_origin, DW_AT_specification, DW_AT_artificial))
+                        DW_AT_abstract_origin, DW_AT_specification, DW_AT_artificial,
+                        DW_AT_call_return_pc))
 _SCOPE_ATTRS = INFO_ATTRS | {DW_AT_frame_base}
 _BLOCK_FORMS = frozenset((DW_FORM_exprloc, DW_FORM_block, DW_FORM_block1, DW_FORM_block2,
                           DW_FORM_block4))
@@ -106,6 +118,31 @@ class ScopeChain:
     frame_base: bytes | None
     unit: Unit
     reader: ExprReader
+    # call sites in the scopes walked: return address -> (DIE offset, children position)
+    call_sites: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def call_values(self, return_pc: int) -> dict[int, bytes]:
+        """DWARF register number -> DW_AT_call_value expression of the call whose return
+        address is `return_pc` (DW_TAG_call_site_parameter, §3.4.2), evaluated in the caller
+        to give a callee's DW_OP_entry_value of that register."""
+        site = self.call_sites.get(return_pc)
+        if site is None:
+            return {}
+        out: dict[int, bytes] = {}
+        r, u = self.reader, self.unit
+        for _o, tag, _k, attrs, _a in r.children(u, site[1], _PARAM_ATTRS):
+            if tag not in _CALL_PARAMS:
+                continue
+            loc = attrs.get(DW_AT_location, (0, None))[1]
+            val = attrs.get(DW_AT_call_value, attrs.get(DW_AT_GNU_call_site_value,
+                                                        (0, None)))[1]
+            if isinstance(loc, bytes) and isinstance(val, bytes) and len(loc) >= 1:
+                if 0x50 <= loc[0] <= 0x6F and len(loc) == 1:
+                    out[loc[0] - 0x50] = val
+                elif loc[0] == 0x90:
+                    reg, _ = read_uleb(loc, 1)
+                    out[reg] = val
+        return out
 
     def addrx(self, index: int) -> int:
         """A .debug_addr entry of the unit (DW_OP_addrx)."""
@@ -160,6 +197,11 @@ def _walk(r: ExprReader, u: Unit, pos: int, address: int, fn: FunctionScope,
     for off, tag, has_children, attrs, after in r.children(u, pos, _VAR_ATTRS | INFO_ATTRS):
         if tag in (DW_TAG_formal_parameter, DW_TAG_variable):
             fn.variables.append(_variable(r, u, off, tag, attrs, address))
+        elif tag in _CALL_SITES and has_children:
+            at = DW_AT_call_return_pc if tag == DW_TAG_call_site else DW_AT_low_pc
+            ret = r.attr_addr(u, attrs[at]) if at in attrs else None
+            if ret:
+                chain.call_sites[ret] = (off, after)
         elif tag in (DW_TAG_lexical_block, DW_TAG_inlined_subroutine) and has_children \
                 and inner is None:
             if any(lo <= address < hi for lo, hi in r.pc_ranges(u, attrs)):
