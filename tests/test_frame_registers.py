@@ -169,3 +169,22 @@ def test_json_culprit_registers(sessions: Any) -> None:
     assert values["rbx"] == {"name": "rbx", "value": "0xffffffffc03c4000",
                              "note": "test_module_init [test_module]"}
     assert values["rax"]["note"] == "NULL" and regs["unknown"] == []
+
+
+def test_notes_on_arm64(sessions: Any) -> None:
+    """No x86-64 assumption on the arm64 sample: its registers, its address layout, no RFLAGS
+    or x86 register names listed as unknown."""
+    from crashtui.analysis.regnotes import RegisterAnnotator, frame_registers
+
+    session = sessions["6.12-arm64-sysrq"]
+    notes = RegisterAnnotator(session)
+    assert not notes.x86 and notes.pc_name == "pc"
+    bt = session.panic_backtrace
+    first = frame_registers(session, notes, bt, bt.frames[0])
+    by_name = {n.name: n for n in first.known}
+    assert by_name["pc"].note == bt.frames[0].symbol and first.unknown == ()
+    assert by_name["x28"].note == "task 1 (init)"
+    caller = frame_registers(session, notes, bt, bt.frames[1])
+    assert caller.origin == "unwound by frame pointer" and caller.unknown == ()
+    assert [n.name for n in caller.known][0] == "pc"
+    assert notes.note(0x466A2E04) == "user address"

@@ -44,12 +44,14 @@ MAX_ERRNO = 4095  # include/linux/err.h: ERR_PTR(-1) .. ERR_PTR(-4095)
 U64 = (1 << 64) - 1
 USER_TOP = 1 << 47  # x86-64 4-level TASK_SIZE_MAX rounded up (5-level: 1 << 56)
 KERNEL_BOTTOM = 0xFFFF800000000000  # the lowest canonical kernel address (4-level)
+ARM64_USER_TOP = 1 << 52  # TTBR0 addresses, 52-bit VA at most
 # include/linux/poison.h with x86-64's POISON_POINTER_DELTA (CONFIG_ILLEGAL_POINTER_VALUE)
 _POISON = {0xDEAD000000000100: "LIST_POISON1", 0xDEAD000000000122: "LIST_POISON2"}
 # RFLAGS bits (arch/x86/include/uapi/asm/processor-flags.h) shown by name, high to low
 _RFLAGS = ((21, "ID"), (18, "AC"), (17, "VM"), (16, "RF"), (14, "NT"), (11, "OF"), (10, "DF"),
            (9, "IF"), (8, "TF"), (7, "SF"), (6, "ZF"), (4, "AF"), (2, "PF"), (0, "CF"))
-NOT_ADDRESSES = frozenset({"cs", "ss", "ds", "es", "fs", "gs", "orig_rax"})
+NOT_ADDRESSES = frozenset({"cs", "ss", "ds", "es", "fs", "gs", "orig_rax", "pstate", "orig_x0",
+                           "syscallno"})
 MAX_NAME = 64
 
 
@@ -92,6 +94,11 @@ class RegisterAnnotator:
         self.session = session
         self.kernel = session.kernel
         self._slab_names: dict[int, str | None] = {}  # kmem_cache address -> name
+        arch = getattr(self.kernel, "arch", None)
+        self.x86 = arch is None or getattr(arch, "name", "x86_64") == "x86_64"
+        self.pc_name: str = getattr(arch, "pc", "rip") if arch is not None else "rip"
+        self.kernel_start: int = getattr(arch, "kernel_start", KERNEL_BOTTOM) \
+            if arch is not None else KERNEL_BOTTOM
 
     # -- facts gathered once ------------------------------------------------------------------
 
@@ -168,7 +175,7 @@ class RegisterAnnotator:
     def _note(self, value: int, register: str) -> str:
         if register in NOT_ADDRESSES:
             return ""
-        if register in ("rflags", "eflags"):
+        if self.x86 and register in ("rflags", "eflags"):
             return rflags_names(value)
         if value == 0:
             return "NULL"
@@ -176,34 +183,36 @@ class RegisterAnnotator:
             return f"-{errno_name(U64 + 1 - value)}"
         if value < 0x1000:
             return "near NULL"
-        if value < USER_TOP:
-            return "user address"
         if value in _POISON:
             return _POISON[value]
-        if value < KERNEL_BOTTOM:
-            return "non-canonical"
-        if value >= START_KERNEL_MAP:
+        if value < (USER_TOP if self.x86 else ARM64_USER_TOP):
+            return "user address"
+        if value < self.kernel_start:
+            return "non-canonical" if self.x86 else ""
+        if self.x86 and START_KERNEL_MAP <= value:  # the image and modules: text and data
             return self._symbol(value)
-        return self._kernel_data(value)
+        return self._symbol(value) or self._kernel_data(value)
 
     def _symbol(self, value: int) -> str:
         """`name+0xoff` in the kernel image or `name+0xoff [module]` in a module."""
-        if value >= MODULES_VADDR:
-            from crashtui.kernel.modules import module_symbolize
-
-            hit = module_symbolize(self.session, value)
-            if hit is None:
-                return ""
-            name, off, module = hit
-            return f"{name}+{off:#x} [{module}]" if off else f"{name} [{module}]"
         image = self._image
-        if image is None or not image[0] <= value < image[1]:
+        if image is not None and image[0] <= value < image[1]:
+            found = self.kernel.symbolize(value)
+            if found is None:
+                return ""
+            sym, off = found
+            if sym.name.startswith("$"):  # an arm64 mapping symbol ($x, $d), no name
+                return ""
+            return f"{sym.name}+{off:#x}" if off else sym.name
+        if self.x86 and value < MODULES_VADDR:
             return ""
-        found = self.kernel.symbolize(value)
-        if found is None:
+        from crashtui.kernel.modules import module_symbolize
+
+        hit = module_symbolize(self.session, value)
+        if hit is None:
             return ""
-        sym, off = found
-        return f"{sym.name}+{off:#x}" if off else sym.name
+        name, off, module = hit
+        return f"{name}+{off:#x} [{module}]" if off else f"{name} [{module}]"
 
     def _kernel_data(self, value: int) -> str:
         """A task_struct, a stack, a slab object (direct map or vmalloc'd stack)."""
@@ -272,7 +281,9 @@ class FrameRegisters:
                 "unknown": list(self.unknown)}
 
 
-def _ordered(regs: dict[str, int]) -> dict[str, int]:
+def _ordered(regs: dict[str, int], x86: bool = True) -> dict[str, int]:
+    if not x86:
+        return dict(regs)
     out = {k: regs[k] for k in DISPLAY_ORDER if k in regs}
     out.update((k, v) for k, v in regs.items() if k not in out and k != "orig_rax")
     return out
@@ -300,8 +311,9 @@ def frame_registers(session: Any, annotator: RegisterAnnotator, bt: Any, frame: 
                     exception: Any = None) -> FrameRegisters:
     """The annotated registers of a frame, or of an exception frame's interrupted code when
     `exception` (an ExceptionFrame) is given."""
+    x86 = annotator.x86
     if exception is not None:
-        regs = _ordered(exception.registers)
+        regs = _ordered(exception.registers, x86)
         where = f"pt_regs at {exception.address:x}" if exception.address else "NT_PRSTATUS"
         if exception.partial:
             origin = f"iret frame at {exception.address:x}: the rest was not saved"
@@ -317,15 +329,20 @@ def frame_registers(session: Any, annotator: RegisterAnnotator, bt: Any, frame: 
             title = f"exception RIP {exception.rip:#x}"
     else:
         own = len(frame.registers)
-        regs, cfi = known_registers(session, bt, frame)
-        regs = _ordered(regs)
+        if x86:
+            regs, cfi = known_registers(session, bt, frame)
+        else:  # no CFI completion (crashtui.kernel.framevars reads x86-64 CFI)
+            regs, cfi = {annotator.pc_name: frame.pc, **frame.registers}, False
+        regs = _ordered(regs, x86)
         title = f"#{frame.index} {frame.symbol}" + (" (inline)" if frame.inline else "")
         if own >= FULL_SET:
             origin = "the saved register set (NT_PRSTATUS or pt_regs)"
         elif cfi:
             origin = "unwound: ORC, callee-saved registers from .debug_frame"
-        else:
+        elif x86:
             origin = "unwound: ORC (only rip, rsp and rbp can be known)"
+        else:
+            origin = "unwound by frame pointer"
     known = tuple(annotator.notes(regs))
-    unknown = tuple(k for k in DISPLAY_ORDER if k not in regs)
+    unknown = tuple(k for k in DISPLAY_ORDER if k not in regs) if x86 else ()
     return FrameRegisters(title, origin, known, unknown)
