@@ -103,9 +103,10 @@ def test_registers_follow_the_selected_frame(testmod: Session, testmod_ko: Path,
         assert any(t.split() == ["RFLAGS", "0000000000000246", "IF", "ZF", "PF"] for t in text)
         assert not any(t.startswith("not known") for t in text)  # a whole pt_regs
         # y on the RBX line copies its value, with OSC 52
-        app.set_focus(regs)
-        regs.cursor = rbx
-        await press(app, pilot, "y")
+        assert app.focused is regs
+        rip_line = next(i for i, t in enumerate(text) if t.split()[:1] == ["RIP"])
+        assert regs.cursor == rip_line  # the cursor starts on the first register
+        await press(app, pilot, *["j"] * (rbx - rip_line), "y")
         assert app.clipboard == "ffffffffc03c4000"
         assert osc52("ffffffffc03c4000") in sent
         await press(app, pilot, "Y")
