@@ -46,3 +46,17 @@ def test_variables_tab_at_80x24(sessions: Any, tmp_path: Path) -> None:
         await press(app, pilot, "z")
 
     drive(app, steps, size=(80, 24))
+
+
+def test_variables_tab_exception_rip(sessions: Any, tmp_path: Path) -> None:
+    """The app lands on 6.1-test-module's exception RIP: test_module_init's `p`."""
+    s = _session(sessions, "6.1-test-module")
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "9")
+        text = screen_text(app)
+        assert "#6 exception RIP test_module_init at ffffffffc03c4005" in text
+        assert "p = 0x1  int *" in text
+
+    drive(app, steps, size=(80, 24))
