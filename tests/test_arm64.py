@@ -258,3 +258,14 @@ def test_bt_of_a_sleeping_task_starts_at_its_switch(dump: Path, vmlinux: Path) -
     names = [n for n, _ in frames(out)]
     assert names[0] == "__switch_to" and "__schedule" in names[:3], out
     assert "kthreadd" in names and names[-1] == "ret_from_fork", out
+
+
+def test_dis_decodes_a64(dump: Path, vmlinux: Path) -> None:
+    """`dis -l` of the arm64 kernel is A64 (capstone's ARM64 mode), not x86-64: the
+    frame-record prologue signed with paciasp, and the call to panic named."""
+    out = run(dump, vmlinux, "-c", "dis -l sysrq_handle_crash").out
+    assert "\tpaciasp" in out and "\tstp    x29, x30, [sp, #-0x10]!" in out, out
+    call = next(line for line in out.splitlines() if "\tbl " in line)
+    panic = cli(dump, vmlinux, "-c", "sym panic").out.split()[0]
+    assert call.endswith(f"bl     0x{panic} <panic>"), (call, panic)
+    assert "drivers/tty/sysrq.c: 154" in out and "(bad)" not in out

@@ -34,7 +34,16 @@ ___slab_alloc __slab_alloc allocate_slab new_slab kmalloc_large __kmalloc
 __kmalloc_noprof kmalloc_trace __kmalloc_node __kmalloc_node_track_caller
 kmem_cache_alloc kmem_cache_alloc_noprof kmem_cache_alloc_lru __kmem_cache_alloc_node
 alloc_pages_bulk_noprof __alloc_pages_bulk __alloc_pages_bulk_noprof alloc_pages_vma
-""".split())
+__delay __const_udelay __udelay __ndelay
+el1h_64_sync el1h_64_sync_handler el1_abort el1_dbg el1_undef el1_inv el1_pc el1_bti el1_fpac
+do_mem_abort do_translation_fault do_page_fault __do_kernel_fault die_kernel_fault do_bad_area
+do_sea do_tag_check_fault arm64_notify_die do_el1_undef do_el1_bti do_el1_fpac bug_brk_handler
+bug_handler call_el1_break_hook call_break_hook brk_handler do_debug_exception do_el1_brk64
+el1h_64_irq el1h_64_irq_handler el1_interrupt __el1_irq el1h_64_fiq el1h_64_error
+el0t_64_irq el0t_64_irq_handler __el0_irq_handler_common el0_interrupt call_on_irq_stack
+do_interrupt_handler gic_handle_irq handle_domain_irq generic_handle_domain_irq
+handle_percpu_devid_irq ipi_handler do_handle_IPI local_cpu_stop cpu_park_loop
+""".split())  # the second block: arm64 (entry-common.c, fault.c, traps.c, the panic=0 spin)
 MACHINERY_PREFIXES = ("asm_exc_", "exc_", "asm_sysvec_", "sysvec_", "__sysvec_", "asm_common_",
                       "common_interrupt", "__pfx_")
 # Frames that are everyone's caller: not part of a signature.
@@ -43,6 +52,8 @@ do_syscall_64 entry_SYSCALL_64 entry_SYSCALL_64_after_hwframe ret_from_fork ret_
 kthread worker_thread process_one_work start_kernel x86_64_start_kernel
 x86_64_start_reservations secondary_startup_64 secondary_startup_64_no_verify
 cpu_startup_entry do_idle rest_init kernel_init
+el0t_64_sync el0t_64_sync_handler el0_svc do_el0_svc el0_svc_common invoke_syscall
+__invoke_syscall secondary_start_kernel
 """.split())
 # A blocked task's waits: its culprit is the first frame past them.
 WAIT_PREFIXES = ("__schedule", "schedule", "preempt_schedule", "wait_for_", "__wait_",
