@@ -269,3 +269,10 @@ def test_dis_decodes_a64(dump: Path, vmlinux: Path) -> None:
     panic = cli(dump, vmlinux, "-c", "sym panic").out.split()[0]
     assert call.endswith(f"bl     0x{panic} <panic>"), (call, panic)
     assert "drivers/tty/sysrq.c: 154" in out and "(bad)" not in out
+
+
+def test_without_vmlinux_the_note_names_frame_pointers(dump: Path) -> None:
+    """arm64 needs no unwind tables: the one-line note says what bt uses."""
+    err = run(dump, "-c", "sys").err
+    assert "using kallsyms in memory, BTF in memory, frame pointers;" in err, err
+    assert "unwind tables" not in err

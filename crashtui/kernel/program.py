@@ -375,6 +375,8 @@ class Kernel:
         if "orc" not in self.__dict__:
             unwind = ("vmlinux ORC" if ".orc_unwind_ip" in sections else
                       "ORC in memory" if self.has_symbol("__start_orc_unwind_ip") else "none")
+        if self.arch.unwinder != "orc":  # arm64: frame records, no tables needed
+            unwind = self.arch.unwinder + "s"
         build_id = self.vmcoreinfo.build_id or (vm.build_id if vm is not None else None)
         return DebugSources(self.release, build_id, Path(vm.path) if vm is not None else None,
                             self.vmlinux_origin, self.symbols_source, types, unwind,
