@@ -70,6 +70,10 @@ def run_command(session: Session, line: str) -> list[str]:
         raise CommandError(f"cannot parse command line: {exc}") from None
     if not argv:
         return []
+    if argv[0] in ("p", "px", "pd") or argv[0].startswith("p/"):  # C's quotes ('a') kept
+        argv = [argv[0], *line.split()[1:]]
+        if argv[0] in ("px", "pd"):  # crash's aliases
+            argv[:1] = ["p", "-" + argv[0][1]]
     if argv[0].startswith("p/"):  # gdb's p/x: the format as p's first argument
         head, _slash, fmt = argv[0].partition("/")
         argv[:1] = [head, "/" + fmt]

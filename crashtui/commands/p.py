@@ -6,6 +6,8 @@
     p ((struct task_struct *)0xffff...)->pid, p (unsigned long)x + 8, p sizeof(struct rq)
     p runqueues                         a per-CPU variable: its type and every CPU's address
     p runqueues:1, p cpu_number:a       CPU 1's copy / every CPU's: per_cpu(runqueues, 1) = ...
+    p runqueues:                        the current context's CPU (crash's cpuspec: 1,3-5)
+    px EXPR, pd EXPR                    crash's aliases of p -x, p -d
 
 Expressions are parsed by crashtui.kernel.cexpr and evaluated by crashtui.kernel.cvalue
 (globals typed from the vmlinux's DWARF, per-CPU variables and casts from BTF; without the
@@ -96,7 +98,8 @@ def _error(exc: CrashtuiError) -> CommandError:
     return CommandError(msg if msg.startswith("no type information") else f"p: {msg}")
 
 
-_PERCPU = re.compile(r"([A-Za-z_]\w*):(a|all|\d+(?:,\d+)*)((?:\.|->|\[).*)?", re.S)
+_PERCPU = re.compile(r"([A-Za-z_]\w*):(a|all|\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*|)((?:\.|->|\[).*)?",
+                     re.S)
 
 
 def _parse(ev: Evaluator, text: str) -> Node:
@@ -146,7 +149,20 @@ def _per_cpu_values(session: Session, types: Types, printer: Printer, name: str,
         n = len(k.per_cpu_offsets)
     except CrashtuiError as exc:
         raise CommandError(f"p: per-CPU offsets unreadable: {exc.message}") from None
-    cpus = list(range(n)) if spec in ("a", "all") else [int(c) for c in spec.split(",")]
+    if not spec:  # `VAR:`: the CPU of the current context's task
+        from crashtui.commands.task import current_task
+
+        spec = str(current_task(session).cpu)
+    if path and spec not in ("a", "all") and not spec.isdigit():
+        last = spec.replace("-", ",").split(",")[-1]  # crash reads the path as a CPU number
+        raise CommandError(f'p: {last}{path}: "{path[0]}" is not a digit 0 - 9')
+    cpus: list[int] = []
+    for item in spec.split(",") if spec not in ("a", "all") else [f"0-{n - 1}"]:
+        first, dash, last = item.partition("-")
+        lo, hi = int(first), int(last if dash else first)
+        if not 0 <= lo <= hi < n:
+            raise CommandError(f"p: invalid cpu {hi if lo <= hi else item}")
+        cpus += range(lo, hi + 1)
     node = _parse(ev, name + (path or ""))
     out: list[str] = []
     for c in cpus:

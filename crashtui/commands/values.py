@@ -45,6 +45,9 @@ class Printer:
         lo, hi = k.symbol_or_none("_text"), k.symbol_or_none("_end")
         if lo is None or hi is None or not lo <= addr < hi:
             return None
+        etext = k.symbol_or_none("_etext")
+        if etext is not None and addr >= etext:
+            return self._data_symbol(addr)
         hit = k.symbolize(addr)
         if hit is None:
             return None
@@ -52,6 +55,30 @@ class Printer:
         if not sym.size:
             sym = self._sized_alias(sym) or sym
         return f"{sym.name}+{off}" if off else sym.name
+
+    def _data_symbol(self, addr: int) -> str | None:
+        """gdb's msymbol for a data address: the nearest sized symbol at or below it, if the
+        address is inside it; zero-sized labels (__end_rodata_aligned, init_stack) are
+        never named (gdb's lookup_minimal_symbol_by_pc_section and build_address_symbolic)."""
+        import numpy as np
+
+        k = self.session.kernel
+        try:
+            table = k.symbols
+        except CrashtuiError:
+            return None
+        link = addr - k.kaslr_offset
+        i = int(np.searchsorted(table.addresses, np.uint64(link), side="right")) - 1
+        for j in range(i, max(i - 256, -1), -1):
+            size = int(table.sizes[j])
+            if not size:
+                continue
+            start = int(table.addresses[j])
+            if link >= start + size:
+                return None
+            name = table.name_at(j)
+            return f"{name}+{link - start}" if link != start else name
+        return None
 
     def _sized_alias(self, sym: Symbol) -> Symbol | None:
         """Of the symbols at sym's address, one with a size (gdb prefers an object's own
@@ -69,19 +96,6 @@ class Printer:
             if int(table.sizes[i]):
                 return table.symbol_at(i)
         return None
-
-    def sized_symbol_of(self, addr: int) -> str | None:
-        """`name+off` only inside a symbol's size (gdb names a char pointer's target only
-        then: a string literal in .rodata has no symbol of its own)."""
-        k = self.session.kernel
-        lo, hi = k.symbol_or_none("_text"), k.symbol_or_none("_end")
-        if lo is None or hi is None or not lo <= addr < hi:
-            return None
-        hit = k.symbolize(addr)
-        if hit is None or not hit[0].size or hit[1] >= hit[0].size:
-            return None
-        sym, off = hit
-        return f"{sym.name}+{off}" if off else sym.name
 
     def read(self, addr: int, size: int) -> bytes:
         return self.session.kernel.read(addr, size)
@@ -140,7 +154,7 @@ class Printer:
         target = ct.target
         if target is not None and target.kind == "int" and target.char and target.size == 1 \
                 and v:
-            sym = self.sized_symbol_of(v)
+            sym = self.symbol_of(v)
             return f"{text} <{sym}> {self._c_string_at(v)}" if sym else \
                 f"{text} {self._c_string_at(v)}"
         sym = self.symbol_of(v) if v else None
@@ -171,15 +185,24 @@ class Printer:
             return "{}" if n == 0 else "{<unknown>}"
         if n == 0:  # a flexible array member: gdb shows where it starts
             if elem.kind == "int" and elem.char and elem.size == 1:
-                return f"{addr:#x} {self._c_string_at(addr)}"
+                sym = self.symbol_of(addr)
+                return f"{addr:#x} " + (f"<{sym}> " if sym else "") + self._c_string_at(addr)
             return f"{addr:#x}"
         if elem.kind == "int" and elem.char and elem.size == 1 and not self.hex_ints:
-            raw = data[:n]
-            shown = raw[:PRINT_MAX]
-            if len(raw) <= PRINT_MAX and raw.endswith(b"\0"):
-                shown = raw[:-1]
-            text = string_literal(bytes(shown))
-            return text + ("..." if len(raw) > PRINT_MAX else "")
+            raw = bytes(data[:n])
+            if raw.endswith(b"\0"):
+                raw = raw[:-1]
+            # gdb's printstr counts a run of one repeated character as its length but never
+            # splits it: 4095 NULs print whole, 300 letters stop after 256 with `...`
+            units = string_units(raw)
+            pos = counted = 0
+            while pos < len(units) and counted < PRINT_MAX:
+                run = 1
+                while pos + run < len(units) and units[pos + run] == units[pos]:
+                    run += 1
+                pos += run
+                counted += run
+            return string_literal(b"".join(units[:pos])) + ("..." if pos < len(units) else "")
         parts = []
         for i in range(min(n, PRINT_MAX)):
             off = i * elem.size
@@ -251,13 +274,40 @@ def char_literal(c: int) -> str:
     return f"'\\{c:03o}'"
 
 
+def string_units(raw: bytes) -> list[bytes]:
+    """The characters gdb sees in a string: a valid UTF-8 sequence of a printable character
+    is one (crash's gdb runs in a UTF-8 locale and prints it as is), any other byte one."""
+    out: list[bytes] = []
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        n = 2 if 0xC2 <= c <= 0xDF else 3 if 0xE0 <= c <= 0xEF else 4 if 0xF0 <= c <= 0xF4 else 1
+        if n > 1:
+            try:
+                ch = raw[i:i + n].decode("utf-8")
+            except UnicodeDecodeError:
+                ch = ""
+            if len(ch) == 1 and ch.isprintable():
+                out.append(raw[i:i + n])
+                i += n
+                continue
+        out.append(raw[i:i + 1])
+        i += 1
+    return out
+
+
 def string_literal(raw: bytes) -> str:
-    """gdb's string literal: printable ASCII as is, octal escapes otherwise (and for a digit
-    right after one), \\n and friends named, `"` and `\\` escaped."""
+    """gdb's string literal: printable ASCII (and printable UTF-8 characters) as is, octal
+    escapes otherwise (and for a digit right after one), \\n and friends named, `"` and
+    `\\` escaped."""
     out = ['"']
     after_octal = False
-    for c in raw:
-        if c in (0x22, 0x5C):
+    for unit in string_units(raw):
+        c = unit[0]
+        if len(unit) > 1:
+            out.append(unit.decode("utf-8"))
+            after_octal = False
+        elif c in (0x22, 0x5C):
             out.append("\\" + chr(c))
             after_octal = False
         elif 0x20 <= c < 0x7F and not (after_octal and 0x30 <= c <= 0x39):

@@ -9,6 +9,7 @@ scaled by the pointee's size, and errors are gdb's one-line messages (ExprError)
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -174,12 +175,9 @@ class Evaluator:
         k = self.k
         addr = k.symbol_or_none(name)
         if addr is None:
-            try:
-                enums = self.types.btf.enumerators()
-            except CrashtuiError:
-                enums = {}
-            if name in enums:
-                return Value(INT, raw=enums[name])
+            hit = enumerator(self.types, name)
+            if hit is not None:
+                return Value(hit[0], raw=hit[1])
             raise ExprError(f'No symbol "{name}" in current context.')
         pct = self.percpu_type(name)
         if pct is not None:
@@ -380,6 +378,30 @@ class Evaluator:
         if (pa.size or 4) != (pb.size or 4):
             return pa if (pa.size or 4) > (pb.size or 4) else pb
         return pa if not pa.signed else pb
+
+
+_ENUMERATORS: weakref.WeakKeyDictionary[Types, dict[str, tuple[int, int]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def enumerator(types: Types, name: str) -> tuple[CType, int] | None:
+    """(its enum type, value) of an enumerator (gdb prints `PIDTYPE_TGID` by its type)."""
+    table = _ENUMERATORS.get(types)
+    if table is None:
+        from crashtui.debuginfo.btf import KIND_ENUM, KIND_ENUM64
+
+        table = {}
+        btf = types.btf
+        try:
+            for kind in (KIND_ENUM, KIND_ENUM64):
+                for tid in btf._kind_ids(kind)[0].tolist():
+                    for k, v in btf._enum_values(int(tid)).items():
+                        table.setdefault(k, (int(tid), v))
+        except CrashtuiError:
+            pass
+        _ENUMERATORS[types] = table
+    hit = table.get(name)
+    return None if hit is None else (types.from_btf(hit[0]), hit[1])
 
 
 def _int_op(op: str, x: int, y: int) -> int:
