@@ -47,6 +47,7 @@ COMMANDS = (
     ("f-foreach-active-bt.txt", "foreach active bt"),
     ("f-foreach-user-net-s.txt", "foreach user net -s"),
     ("f-foreach-net.txt", "foreach 1 net"),
+    ("f-foreach-active-set.txt", "foreach active set"),
 )
 MARKER = "==== record-crash-f ===="
 EVERY = 256

@@ -49,6 +49,7 @@ COMMANDS = [
     ("f-foreach-pid-name-ps.txt", "foreach 2 init ps"),
     ("f-foreach-user-net-s.txt", "foreach user net -s"),
     ("f-foreach-net.txt", "foreach 1 net"),
+    ("f-foreach-active-set.txt", "foreach active set"),
 ]
 
 
@@ -128,7 +129,7 @@ def test_bad_arguments_are_one_line(sessions: dict[str, Session]) -> None:
                           ("kmem -p xyz", "invalid address"), ("irq -a 1", "usage"),
                           ("irq x", "invalid IRQ"), ("sig -q", "unsupported option"),
                           ("foreach 'bad[' ps", "regular expression"),
-                          ("foreach sig -x", "not supported"), ("foreach set", "supported")):
+                          ("foreach sig -x", "not supported"), ("foreach vtop 1", "supported")):
         with pytest.raises(CommandError, match=message):
             run_command(s, line)
 

@@ -1,5 +1,5 @@
 """foreach [PID | TASK | NAME | 'REGEX' | kernel | user | gleader | active | STATE ...]
-ps|task|files|vm|sig|net: one command over many tasks, as crash prints it (task.c
+ps|task|files|vm|sig|net|set: one command over many tasks, as crash prints it (task.c
 cmd_foreach(); foreach bt is commands/bt.py's, with the same selectors)."""
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.kernel.tasks import Task
 
-FOREACH_COMMANDS = ("ps", "task", "files", "vm", "sig", "net")
+FOREACH_COMMANDS = ("ps", "task", "files", "vm", "sig", "net", "set")
 FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "SW", "DE", "WA", "PA", "ID", "NE")
 KEYWORDS = ("kernel", "user", "gleader", "active")
-# crash's foreach commands that crashtui does not run per task (yet)
-NOT_HERE = ("set", "vtop")
 _REGEX_CHARS = set(".*+?[](){}|^$")
 
 
@@ -99,6 +97,23 @@ def foreach_lines(session: Session, states: set[str], names: list[str], cmd: str
         return out
     if cmd == "net":
         return _net_lines(session, tasks, "-s" in flags)
+    if cmd == "set":  # each task's context as `set PID` shows it (the context is not changed)
+        from crashtui.commands.kmemaddr import context_lines
+        from crashtui.commands.sched import task_header
+
+        same_pid: dict[int, list[int]] = {}
+        for t in session.tasks.tasks:
+            same_pid.setdefault(t.pid, []).append(t.address)
+        out = []
+        for i, t in enumerate(tasks):
+            lines = context_lines(session, t)
+            peers = same_pid.get(t.pid, [])
+            if len(peers) > 1:  # task.c show_context() prints "(1 of %d)" for any of them
+                lines = [line.replace("  [THREAD_INFO:", f"  (1 of {len(peers)})  [THREAD_INFO:",
+                                      1) if line.startswith("   TASK:") else line
+                         for line in lines]
+            out += ([""] if i else []) + [task_header(t)] + lines
+        return out
     out = []
     for t in tasks:
         if out:

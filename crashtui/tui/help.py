@@ -32,7 +32,8 @@ KEYS: tuple[tuple[str, str], ...] = (
              "or the mouse selection"),
     ("mouse drag", "select text in a text pane (log, registers, source, command output)"),
     ("l", "Modules tab: load the selected module's .ko"),
-    ("s  r", "Tasks tab: sort by the next column, reverse"),
+    ("s  r", "Tasks tab, slab caches: sort by the next column, reverse"),
+    ("v", "Memory tab: usage, slab caches (largest first), zones; Tasks tab: ps, run queues"),
     (".", "source pane: centre the marked line again"),
     ("e", "export a Markdown report (an existing file: Enter twice to overwrite)"),
     ("z", "zoom the focused pane or the bottom tabs to the whole screen (again: back); "
