@@ -188,3 +188,59 @@ def test_notes_on_arm64(sessions: Any) -> None:
     assert caller.origin == "unwound by frame pointer" and caller.unknown == ()
     assert [n.name for n in caller.known][0] == "pc"
     assert notes.note(0x466A2E04) == "user address"
+
+
+# -- the rules on synthetic stacks (tests/test_unwind.py's fake kernel) ---------------------
+
+def test_rbp_known_only_where_orc_or_the_saved_context_gives_it() -> None:
+    """From a return address rbp is unknown; a PREV_SP entry reads it, which makes it known
+    for the callers (unchanged while ORC says it is not saved); a full register set knows
+    everything; a pt_regs frame's interrupted code knows the whole pt_regs."""
+    from test_unwind import (
+        END,
+        PT_REGS_SIZE,
+        TASK_STACK,
+        FakeKernel,
+        call,
+        fn,
+        regs_entry,
+        unwinder,
+    )
+
+    from crashtui.debuginfo.orc import ORC_REG_PREV_SP
+
+    k = FakeKernel()
+    sp = TASK_STACK.end - 0x400
+    # frame #0 (f0): 0x18 of frame, rbp pushed at CFA-16; f1: 0x10; f2: entry code, pt_regs
+    k.put(sp, fn(0))                       # the slot frame #0 starts from
+    k.put(sp + 0x10, 0x1234, fn(1))        # f0's saved rbp, its return address into f1
+    k.put(sp + 0x28, fn(2, 0x20))          # f1's return address into the entry code f2
+    regs_at = sp + 0x30
+    interrupted = regs_at + PT_REGS_SIZE + 0x40
+    k.put_regs(regs_at, rip=fn(3), rsp=interrupted, cs=0x10, ss=0x18, rbp=0x77, rbx=0x99,
+               rflags=0x246)
+    k.put(interrupted, fn(4))
+    u = unwinder(k, {0: call(0x18, bp_reg=ORC_REG_PREV_SP, bp_offset=-16), 1: call(0x10),
+                     2: regs_entry(), 3: call(8), 4: END})
+    frames = u.from_return_address(sp, TASK_STACK).frames
+    assert [f.pc for f in frames] == [fn(0), fn(1), fn(2, 0x20), fn(3), fn(4)]
+    assert frames[0].registers == {"rip": fn(0), "rsp": sp + 8}
+    assert frames[1].registers == {"rip": fn(1), "rsp": sp + 0x20, "rbp": 0x1234}
+    assert frames[2].registers == {"rip": fn(2, 0x20), "rsp": sp + 0x30, "rbp": 0x1234}
+    assert frames[3].registers["rbx"] == 0x99 and frames[3].registers["rbp"] == 0x77
+    assert "orig_rax" not in frames[3].registers and len(frames[3].registers) == 20
+    assert frames[4].registers == {"rip": fn(4), "rsp": interrupted + 8, "rbp": 0x77}
+
+
+def test_a_frame_pointer_guess_knows_no_rbp() -> None:
+    """Where ORC has nothing and the frame-pointer chain is followed, rbp is a guess."""
+    from test_unwind import END, TASK_STACK, FakeKernel, fn, unwinder
+
+    k = FakeKernel()
+    sp = TASK_STACK.end - 0x200
+    bp = sp + 0x20
+    k.put(bp, 0x4242, fn(1))  # saved rbp, return address
+    u = unwinder(k, {1: END})
+    frames = u.from_registers({"rip": fn(0), "rsp": sp, "rbp": bp, "cs": 0x10}, TASK_STACK).frames
+    assert [f.pc for f in frames] == [fn(0), fn(1)]
+    assert not frames[1].reliable and frames[1].registers == {"rip": fn(1), "rsp": bp + 0x10}
