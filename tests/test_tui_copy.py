@@ -104,9 +104,10 @@ def test_registers_follow_the_selected_frame(testmod: Session, testmod_ko: Path,
         assert not any(t.startswith("not known") for t in text)  # a whole pt_regs
         # y on the RBX line copies its value, with OSC 52
         assert app.focused is regs
-        rip_line = next(i for i, t in enumerate(text) if t.split()[:1] == ["RIP"])
-        assert regs.cursor == rip_line  # the cursor starts on the first register
-        await press(app, pilot, *["j"] * (rbx - rip_line), "y")
+        assert regs.cursor == 2  # on crash's block, in view
+        await press(app, pilot, "y")
+        assert app.clipboard == text[2]  # a line of the block: the line
+        await press(app, pilot, *["j"] * (rbx - 2), "y")
         assert app.clipboard == "ffffffffc03c4000"
         assert osc52("ffffffffc03c4000") in sent
         await press(app, pilot, "Y")
@@ -129,6 +130,7 @@ def test_registers_follow_the_selected_frame(testmod: Session, testmod_ko: Path,
         assert {k: v for k, v in frame.registers.items() if k in shown} == \
             {k: shown[k] for k in frame.registers if k in shown}
         assert "rax" not in shown and "rcx" not in shown  # not the exception frame's values
+        assert regs.cursor == 2 and text[2].split()[0] == "RIP"  # the first register, in view
         unknown = next(t for t in text if t.startswith("not known in this frame:"))
         assert "RAX" in unknown.split() and "RIP" not in unknown.split()
         assert any(t.split()[:1] == ["RSP"] and t.endswith("stack of PID 526") for t in text)

@@ -114,7 +114,8 @@ class RegistersView(TextLines):
         if data.unknown:
             lines.append(lit("not known in this frame: " + " ".join(
                 n.upper() for n in data.unknown), "italic"))
-        self.set_lines(lines, cursor=first)
+        # the cursor on the first line in view: crash's block if shown, else the first register
+        self.set_lines(lines, cursor=2 if found is not None else first)
 
     def action_copy_line(self) -> None:
         """The register value under the cursor (16 hex digits) to the clipboard (OSC 52);
