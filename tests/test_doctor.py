@@ -204,6 +204,11 @@ def test_test_broken_and_compressed_dumps(tmp_path: Path) -> None:
     (d / "dump.202611261023").rename(d / "dump.202611261023.xz")
     c = examine(machine(root), test=True).checks[-1]
     assert c.status == WARNING and "unxz /var/crash/202611261023/dump.202611261023.xz" in c.text
+    assert "crashtui /var/crash/202611261023/dump.202611261023.xz` decompresses" in c.text
+    (d / "dump.202611261023.xz").rename(d / "dump.202611261023.lz4")
+    c = examine(machine(root), test=True).checks[-1]
+    assert c.status == WARNING and "`lz4 -d --rm /var/crash/202611261023/dump.20261126" in c.text
+    assert "decompresses a copy" not in c.text
 
 
 def test_cli_text_json_and_status(capsys: pytest.CaptureFixture[str]) -> None:

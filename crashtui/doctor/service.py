@@ -33,6 +33,8 @@ CODEC_FLAGS = {"-c": "zlib", "-l": "lzo", "-p": "snappy", "-z": "zstd"}
 # kdump-tools' KDUMP_COMPRESSION: the whole file goes through this program afterwards
 WHOLE_FILE = {"bzip2": ("bunzip2", ".bz2"), "gzip": ("gunzip", ".gz"),
               "lz4": ("lz4 -d --rm", ".lz4"), "xz": ("unxz", ".xz")}
+# the whole-file codecs crashtui opens itself (dumpfile/wholefile.py): all but lz4
+OPENED_WHOLE = frozenset(("bzip2", "gzip", "xz"))
 
 
 @dataclass
@@ -308,6 +310,10 @@ def _format_check(setup: KdumpSetup, fmt: DumpFormat) -> Check:
         tool, ext = WHOLE_FILE.get(setup.compression, (None, ""))
         status = WARNING
         text += (f"; but KDUMP_COMPRESSION={setup.compression} compresses the whole file "
+                 f"(dump.<stamp>{ext}): crashtui decompresses a copy into its cache at each "
+                 "new dump (a full dump's size in time and disk)"
+                 if setup.compression in OPENED_WHOLE else
+                 f"; but KDUMP_COMPRESSION={setup.compression} compresses the whole file "
                  f"(dump.<stamp>{ext}): run `{tool} DUMP{ext}` before crashtui opens it"
                  if tool else f"; KDUMP_COMPRESSION={setup.compression} is not one kdump-tools"
                  " knows (it saves the dump uncompressed)")

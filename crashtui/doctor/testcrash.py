@@ -8,7 +8,7 @@ from pathlib import Path
 
 from crashtui.doctor.analysis import running_kernel
 from crashtui.doctor.check import OK, PROBLEM, WARNING, Check, Machine
-from crashtui.doctor.service import WHOLE_FILE, KdumpSetup
+from crashtui.doctor.service import OPENED_WHOLE, WHOLE_FILE, KdumpSetup
 
 TRIGGER = "sync; echo c > /proc/sysrq-trigger"
 _STAMP = re.compile(r"(\d{12})$")  # kdump-tools' date +%Y%m%d%H%M, maybe after "<host>-"
@@ -62,12 +62,17 @@ def test_checks(machine: Machine, setup: KdumpSetup, ready: bool) -> list[Check]
             text += f" ({denied[0]} is readable by root only)"
         return [Check("test-dump", "test", status, text, needs_root=True,
                       detail=(how,) if ready else ())]
-    for tool, ext in WHOLE_FILE.values():
-        if dump.shown.endswith(ext):
-            return [Check("test-dump", "test", WARNING,
-                          f"newest dump {dump.shown} is compressed as a whole: run "
-                          f"`{tool} {dump.shown}`, then `crashtui {dump.shown[:-len(ext)]}`",
-                          needs_root=True)]
+    for codec, (tool, ext) in WHOLE_FILE.items():
+        if not dump.shown.endswith(ext):
+            continue
+        if codec in OPENED_WHOLE:  # not opened here: decompressing a full dump takes minutes
+            text = (f"newest dump {dump.shown} is compressed as a whole: `crashtui "
+                    f"{dump.shown}` decompresses a copy into its cache first (or run `{tool} "
+                    f"{dump.shown}`, then `crashtui {dump.shown[:-len(ext)]}`)")
+        else:
+            text = (f"newest dump {dump.shown} is compressed as a whole: run "
+                    f"`{tool} {dump.shown}`, then `crashtui {dump.shown[:-len(ext)]}`")
+        return [Check("test-dump", "test", WARNING, text, needs_root=True)]
     return [_open_check(machine, dump)]
 
 
