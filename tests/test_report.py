@@ -238,6 +238,23 @@ def test_report_with_linux_source_installed(sessions: dict[str, Session], tmp_pa
     assert oops_block(report).splitlines()[0].endswith("sysrq: Trigger a crash")
 
 
+def test_report_names_a_source_tree_of_another_version(
+        sessions: dict[str, Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree whose Makefile says 6.1.190 quoted for the 6.1.192 kernel: the excerpt says so
+    where it says where the file was found; the matching version says nothing."""
+    tree = tmp_path / "linux-source-6.1"
+    (tree / "drivers" / "tty").mkdir(parents=True)
+    (tree / "drivers" / "tty" / "sysrq.c").write_text("/* */\n" * 200)
+    makefile = "# SPDX-License-Identifier: GPL-2.0\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = {}\n"
+    monkeypatch.setenv("CRASHTUI_SRC_ROOT", str(tmp_path))
+    for sublevel, note in ((190, f"(⚠ {tree} is 6.1.190, the kernel is 6.1.192)"), (192, None)):
+        (tree / "Makefile").write_text(makefile.format(sublevel))
+        fault = build_report(sessions["6.1-sysrq"]).split("## Faulting frame", 1)[1]
+        fault = fault.split("\n## ", 1)[0]
+        assert "found" in fault
+        assert (note in fault) if note else ("⚠" not in fault)
+
+
 @pytest.mark.parametrize("name", DUMPS)
 def test_dump_facts_and_reproduce(name: str, reports: dict[str, str],
                                   vmlinux_path: Path) -> None:

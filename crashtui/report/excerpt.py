@@ -10,6 +10,7 @@ from crashtui.analysis.backtrace import ExceptionFrame, SourceLocation
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
+    from crashtui.analysis.source import SourceResult
     from crashtui.kernel.modules import ModuleTable
 
 CONTEXT = 10
@@ -104,9 +105,23 @@ def read_source(session: Session, loc: SourceLocation, module: str | None = None
     if found.path is None:
         return None
     try:
-        return read_text(found.path), found.origin
+        text = read_text(found.path)
     except OSError:
         return None
+    return text, found.origin + _version_note(session, found)
+
+
+def _version_note(session: Session, found: SourceResult) -> str:
+    """` (⚠ linux-source-6.1.tar.xz is 6.1.190, the kernel is 6.1.192)` when the tree or
+    tarball the file came from is of another kernel version than the dump's, else ""."""
+    from crashtui.analysis.source import kernel_upstream_version, version_note
+
+    place = (found.tarball.path.name if found.tarball is not None
+             else str(found.tree) if found.tree is not None else "")
+    fields = session.summary.fields
+    note = version_note(place, found.tree_version,
+                        kernel_upstream_version(fields.get("RELEASE"), fields.get("VERSION")))
+    return f" (⚠ {note})" if note else ""
 
 
 def disassembly(session: Session, site: FaultSite) -> Excerpt | None:
