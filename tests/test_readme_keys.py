@@ -98,3 +98,13 @@ def test_the_comparison_can_fail() -> None:
     assert {"q", "Ctrl+Q", "z", "/", "?", ":", "1", "9", "Enter", "Tab"} <= set(doc)
     assert "0" not in doc and "x" not in doc
     assert readable("ctrl+z") == "Ctrl+Z" and readable("question_mark") == "?"
+
+
+def test_the_help_screen_names_every_key_of_the_readme() -> None:
+    """`?` in the app lists the same keys as the README's table (`1 … 9` as a range)."""
+    from crashtui.tui.help import KEYS
+
+    shown = {tok for key, _ in KEYS for tok in key.replace("…", " ").split()}
+    shown |= {str(i) for i in range(1, 10)} if "1" in shown and "9" in shown else set()
+    missing = sorted(k for k in documented() if k not in shown and k != "mouse drag")
+    assert not missing, f"in README's key table but not in the help screen: {missing}"

@@ -13,8 +13,13 @@ from crashtui.tui.lines import TextLines
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓  j k", "move in the focused pane (frames, CPUs, tasks, lines)"),
-    ("Enter", "frame → its source; CPU or task → its backtrace"),
+    ("PgUp PgDn Space", "text panes (log, source, command output, summary): page up / down"),
+    ("Home g  End G", "text panes: top / bottom"),
+    ("← →  h l", "text panes: scroll sideways (long log lines, wide disassembly)"),
+    ("Enter", "frame → its source; CPU or task → its backtrace; Triage tab: the culprit frame"),
     ("Tab  Shift+Tab", "next / previous pane"),
+    ("Esc", "back: close help, search or export; from the source pane or command line to the "
+            "frames; clear the task filter; cancel the .ko prompt or log search"),
     ("c  t  f  o", "focus CPUs, task filter, frames, source"),
     ("p", "panic: the panic CPU's culprit frame (in the Log tab: the oops)"),
     ("1 … 9", "tabs: Triage Registers Memory Log Tasks Modules Summary Command Variables"),
@@ -34,10 +39,12 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("l", "Modules tab: load the selected module's .ko"),
     ("s  r", "Tasks tab, slab caches: sort by the next column, reverse"),
     ("v", "Memory tab: usage, slab caches (largest first), zones; Tasks tab: ps, run queues"),
+    ("b", "Triage tab: the backtrace of the blocked (hung) task, else of the crashing one"),
+    ("r", "frames: open the Registers tab"),
     (".", "source pane: centre the marked line again"),
     ("e", "export a Markdown report (an existing file: Enter twice to overwrite)"),
-    ("z", "zoom the focused pane or the bottom tabs to the whole screen (again: back); "
-          "in the command line Ctrl+Z"),
+    ("z  Ctrl+Z", "zoom the focused pane or the bottom tabs to the whole screen (again: "
+                  "back); Ctrl+Z in the command line"),
     ("Ctrl+P", "command palette: jump to a CPU, task or symbol; export"),
     ("?", "this help"),
     ("q  Ctrl+Q", "quit"),
