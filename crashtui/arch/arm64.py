@@ -109,8 +109,9 @@ class Arm64PageTable:
         self._cache: OrderedDict[int, int] = OrderedDict()
         self._cache_pages = cache_pages
 
-    def set_direct_map(self, size: int) -> None:
-        self.direct_map = (self.layout.page_offset, size)
+    def set_direct_map(self, base: int, size: int) -> None:
+        """Translate [base, base + size) by __lm_to_phys instead of walking."""
+        self.direct_map = (base, size)
 
     def translate(self, vaddr: int) -> int:
         vaddr &= _U64
@@ -191,15 +192,20 @@ class Arm64Arch(Arch):
                                   kernel.dump.path)
         walker = Arm64PageTable(kernel.dump.read_phys, layout, (pgd - layout.kimage_voffset)
                                 & _U64)
-        probe = layout.page_offset + (1 << 21)
+        # The linear map's alias of swapper_pg_dir's page: if the walk agrees with
+        # __lm_to_phys there, the linear map is translated by arithmetic. It spans from
+        # -(1 << VA bits in use) (a 52-bit kernel on 48 bits moved memstart_addr instead of
+        # PAGE_OFFSET) to the end of RAM (QEMU's kdump-zlib files count 64 KiB pages).
+        probe = (walker.pgd_phys - layout.phys_offset + layout.page_offset) & _U64
         try:
-            agrees = walker.walk(probe) == layout.lm_to_phys(probe)
+            agrees = walker.walk(probe) == walker.pgd_phys
         except CrashtuiError:
             agrees = False
-        # physical end of RAM (QEMU's kdump-zlib files count 64 KiB pages)
-        end = (kernel.dump.info.max_pfn + 1) * kernel.dump.info.page_size
-        if agrees and layout.phys_offset < end:
-            walker.set_direct_map(end - layout.phys_offset)
+        base = max(layout.page_offset, -(1 << layout.va_bits_actual) & _U64)
+        end_phys = (kernel.dump.info.max_pfn + 1) * kernel.dump.info.page_size
+        end = (end_phys - layout.phys_offset + layout.page_offset) & _U64
+        if agrees and base <= probe < end:
+            walker.set_direct_map(base, end - base)
         return walker
 
     def prstatus_registers(self, notes: list[ElfNote]) -> list[CpuRegisters]:
