@@ -81,6 +81,17 @@ COMMANDS = (
     ("pexpr-at-chars-runs.txt", "p *(char *)&init_task@20000"),
     ("pexpr-at-ints.txt", "p *(int *)&init_task@300"),
     ("pexpr-px.txt", "px jiffies"),
+    ("pexpr-x-comm.txt", "p -x init_task.comm"),
+    ("pexpr-slash-x-comm.txt", "p/x init_task.comm"),
+    ("pexpr-x-char.txt", "p -x init_task.comm[0]"),
+    ("pexpr-x-enum.txt", "p -x (enum pid_type)1"),
+    ("pexpr-slash-x-enum.txt", "p/x (enum pid_type)1"),
+    ("pexpr-slash-x-ptr.txt", "p/x init_task.sched_class"),
+    ("pexpr-struct-x-comm.txt", "struct task_struct.comm,in_execve -x {TASK}"),
+    ("pexpr-hist-rlim.txt", "p init_task.signal->rlim[7]"),
+    ("pexpr-hist-last.txt", "p $"),
+    ("pexpr-hist-comma.txt", "p init_task.pid, 2"),
+    ("pexpr-hist-back.txt", "p $$2"),
     ("pexpr-index-expr.txt", "p init_task.comm[1+2]"),
 )
 MARKER = "==== record-crash-pexpr ===="

@@ -44,6 +44,11 @@ REFUSED = {"pexpr-cpumask.txt": 'No symbol "cpu_online_mask" in current context.
 KNOWN = {"pexpr-minus-spaced.txt": "pexpr-arith.txt"}
 
 
+# value-history commands: what ran before them in crash's session, run first here too
+PRELUDE = {"pexpr-hist-last.txt": ["p init_task.signal->rlim[7]"],
+           "pexpr-hist-back.txt": ["p init_task.signal->rlim[7]", "p $", "p init_task.pid, 2"]}
+
+
 def recorded(name: str, file: str) -> list[str]:
     return (OUTPUTS / name / file).read_text().rstrip("\n").split("\n")
 
@@ -73,6 +78,8 @@ def test_equals_crash(name: str, file: str, cmd: str, sessions: dict[str, Sessio
     s = sessions[name]
     line = cmd.format(TASK=(OUTPUTS / name / "pexpr-TASK").read_text().strip())
     theirs = recorded(name, file)
+    for before in PRELUDE.get(file, []):
+        run_command(s, before)
     if file in KNOWN:
         assert theirs == [f"p: gdb request failed: {line.replace(' - ', ' ')}"]
         theirs = recorded(name, KNOWN[file])
@@ -117,6 +124,7 @@ def test_value_history_counts_per_percpu_cpu(sessions: dict[str, Session]) -> No
                                "(runqueues:N)"),
     ("p " + "(" * 100 + "1" + ")" * 100, "expression nested deeper than 64 levels"),
     ("p " + "1+" * 600 + "1", "expression longer than 1024 characters"),
+    ("p $999999", "History has not yet reached $999999."),
 ])
 def test_errors_are_one_line(line: str, message: str, sessions: dict[str, Session]) -> None:
     with pytest.raises(CommandError) as exc:
@@ -192,3 +200,18 @@ def test_cpuspecs_and_aliases(sessions: dict[str, Session]) -> None:
         run_command(s, "p -x jiffies"))
     assert history_free(run_command(s, "pd jiffies")) == history_free(
         run_command(s, "p jiffies"))
+
+
+def test_value_history_and_formats(sessions: dict[str, Session]) -> None:
+    """`$`, `$N`, `$$N` name earlier values; -x is gdb's output radix 16 (char arrays stay
+    strings, enumerators named), p/x formats everything, pointers bare."""
+    s = sessions["6.1-sysrq"]
+    first = run_command(s, "p init_task.comm")[0]
+    n = int(first.split("$", 1)[1].split(" ", 1)[0])
+    assert run_command(s, f"p ${n}")[0].split(" = ", 1)[1] == first.split(" = ", 1)[1]
+    assert run_command(s, "p $")[0].split(" = ", 1)[1] == first.split(" = ", 1)[1]
+    run_command(s, "p 7")
+    assert run_command(s, "p $$1")[0].endswith('"swapper/0\\000\\000\\000\\000\\000\\000"')
+    assert run_command(s, "p -x (enum pid_type)1")[0].endswith(" = PIDTYPE_TGID")
+    assert run_command(s, "p/x (enum pid_type)1")[0].endswith(" = 0x1")
+    assert run_command(s, "p/x init_task.comm")[0].endswith("0x30" + ", 0x0" * 7 + "}")

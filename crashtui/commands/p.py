@@ -38,10 +38,22 @@ MAX_VALUE = 1 << 20
 _HISTORY: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
 
 
-def _next_number(session: Session) -> int:
+_VALUES: weakref.WeakKeyDictionary[Session, dict[int, Value]] = weakref.WeakKeyDictionary()
+MAX_HISTORY = 1000  # values kept for `$N`
+
+
+def _next_number(session: Session, value: Value | None = None) -> int:
     n = _HISTORY.get(session, 0) + 1
     _HISTORY[session] = n
+    if value is not None:
+        values = _VALUES.setdefault(session, {})
+        values[n] = value
+        values.pop(n - MAX_HISTORY, None)
     return n
+
+
+def _history(session: Session) -> dict[int, Value]:
+    return _VALUES.setdefault(session, {})
 
 
 def variable_type(session: Session, types: Types, name: str) -> CType | None:
@@ -50,14 +62,15 @@ def variable_type(session: Session, types: Types, name: str) -> CType | None:
 
 
 @command("p", "print the value of a C expression: variables, members, casts, pointers",
-         "p [-x|-d] EXPRESSION | p VAR:CPU[,CPU...]|a  (C: . -> * & [] casts sizeof + - ...)")
+         "p [-x|-d] EXPRESSION | p/x EXPR | p VAR:[CPU,N-M|a]  (C: . -> * & [] casts sizeof $N)")
 def cmd_p(session: Session, args: list[str]) -> list[str]:
-    hex_ints = False
+    hex_ints = format_x = False
     labelled = True
     rest: list[str] = []
     for i, a in enumerate(args):
         if a in ("-x", "/x") or (a == "-d" or a == "/d"):
             hex_ints = a.endswith("x")
+            format_x = a == "/x"
             labelled = labelled and not a.startswith("/")
         elif a.startswith("-") and len(a) > 1 and not a[1:2].isdigit() and a[1:2] != "(":
             raise CommandError(f"p: unsupported option {a}")
@@ -69,12 +82,12 @@ def cmd_p(session: Session, args: list[str]) -> list[str]:
     text = " ".join(rest).strip()
     types = types_of(session)
     k = session.kernel
-    printer = Printer(session, types, hex_ints)
+    printer = Printer(session, types, hex_ints, format_x=format_x)
     percpu = _PERCPU.fullmatch(text)
     if percpu is not None:
         return _per_cpu_values(session, types, printer, percpu.group(1), percpu.group(2),
                                percpu.group(3))
-    ev = Evaluator(k, types)
+    ev = Evaluator(k, types, history=_history(session))
     if re.fullmatch(r"[A-Za-z_]\w*", text):
         addr = k.symbol_or_none(text)
         pct = ev.percpu_type(text) if addr is not None else None
@@ -89,7 +102,7 @@ def cmd_p(session: Session, args: list[str]) -> list[str]:
     first = rest[0]
     label = f"{first} = " if labelled and re.fullmatch(r"[A-Za-z_]\w*", first) and \
         k.symbol_or_none(first) is not None else ""
-    return f"{label}${_next_number(session)} = {shown}".split("\n")
+    return f"{label}${_next_number(session, value)} = {shown}".split("\n")
 
 
 def _error(exc: CrashtuiError) -> CommandError:
@@ -169,11 +182,12 @@ def _per_cpu_values(session: Session, types: Types, printer: Printer, name: str,
         if not 0 <= c < n:
             raise CommandError(f"p: invalid cpu {c}")
         try:
-            shown = render(ev, printer, Evaluator(k, types, c).eval(node))
+            value = Evaluator(k, types, c, _history(session)).eval(node)
+            shown = render(ev, printer, value)
         except CrashtuiError as exc:
             raise _error(exc) from None
         label = f"per_cpu({name}, {c}) = " if not path else ""
-        out += f"{label}${_next_number(session)} = {shown}".split("\n")
+        out += f"{label}${_next_number(session, value)} = {shown}".split("\n")
     return out
 
 

@@ -32,12 +32,15 @@ _ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "
 
 @dataclass
 class Printer:
-    """Formats values read from the dump; `hex_ints` is gdb's /x (crash's -x)."""
+    """Formats values read from the dump; `hex_ints` is crash's -x (gdb's output radix 16:
+    integers and chars in hex, char arrays still strings, enums still named), `format_x`
+    gdb's p/x on top of it."""
 
     session: Session
     types: Types
     hex_ints: bool = False
     errors: list[str] = field(default_factory=list)
+    format_x: bool = False  # gdb's p/x: also enums, char arrays and pointers as bare hex
 
     def symbol_of(self, addr: int) -> str | None:
         """`name+off` for an address in the kernel image (what gdb's msymbols cover)."""
@@ -135,7 +138,7 @@ class Printer:
         return str(v)
 
     def _enum(self, ct: CType, v: int) -> str:
-        if self.hex_ints:
+        if self.format_x:  # crash's -x (output radix 16) still names enumerators
             return f"{v & ((1 << (8 * (ct.size or 4))) - 1):#x}"
         values = self.types.enumerators(ct)
         for name, val in values.items():
@@ -151,6 +154,8 @@ class Printer:
 
     def _pointer(self, ct: CType, v: int) -> str:
         text = f"{v:#x}"
+        if self.format_x:
+            return text
         target = ct.target
         if target is not None and target.kind == "int" and target.char and target.size == 1 \
                 and v:
@@ -188,7 +193,7 @@ class Printer:
                 sym = self.symbol_of(addr)
                 return f"{addr:#x} " + (f"<{sym}> " if sym else "") + self._c_string_at(addr)
             return f"{addr:#x}"
-        if elem.kind == "int" and elem.char and elem.size == 1 and not self.hex_ints:
+        if elem.kind == "int" and elem.char and elem.size == 1 and not self.format_x:
             raw = bytes(data[:n])
             if raw.endswith(b"\0"):
                 raw = raw[:-1]
@@ -246,6 +251,8 @@ class Printer:
         if ct.kind == "ptr":
             v = int.from_bytes(data[:8], "little")
             target = ct.target
+            if self.format_x:
+                return f"{v:#x}"
             if target is not None and target.kind == "int" and target.char and v:
                 return self._pointer(ct, v)
             prefix = f"({ct.name}) "

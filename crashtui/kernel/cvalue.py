@@ -56,10 +56,28 @@ class Value:
 class Evaluator:
     """Evaluates expression trees against one kernel (cpu: the CPU of per-CPU variables)."""
 
-    def __init__(self, kernel: Kernel, types: Types, cpu: int | None = None) -> None:
+    def __init__(self, kernel: Kernel, types: Types, cpu: int | None = None,
+                 history: dict[int, Value] | None = None) -> None:
         self.k = kernel
         self.types = types
         self.cpu = cpu
+        self.history = history if history is not None else {}
+
+    def history_value(self, name: str) -> Value:
+        """gdb's value history: `$` the last value, `$N` the Nth, `$$` / `$$N` counted back."""
+        last = max(self.history, default=0)
+        if name == "$":
+            n = last
+        elif name.startswith("$$"):
+            n = last - (int(name[2:]) if name[2:].isdigit() else 1)
+        elif name[1:].isdigit():
+            n = int(name[1:])
+        else:
+            raise ExprError(f"History variable {name} is not supported")
+        if n not in self.history:
+            raise ExprError("History is empty." if not self.history
+                            else f"History has not yet reached ${n}.")
+        return self.history[n]
 
     # -- names --------------------------------------------------------------------------------
 
@@ -134,6 +152,9 @@ class Evaluator:
         if isinstance(node, Binary):
             if node.op == "@":
                 return self.artificial_array(self.eval(node.left), self.eval(node.right))
+            if node.op == ",":
+                self.eval(node.left)
+                return self.eval(node.right)
             return self.binary(node.op, self.eval(node.left), self.eval(node.right))
         raise ExprError("unsupported expression")
 
@@ -172,6 +193,8 @@ class Evaluator:
         return self.eval(node).type
 
     def ident(self, name: str) -> Value:
+        if name.startswith("$"):
+            return self.history_value(name)
         k = self.k
         addr = k.symbol_or_none(name)
         if addr is None:
