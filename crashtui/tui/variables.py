@@ -103,7 +103,8 @@ class VariablesView(Tree[NodeValue | None]):
             self.root.set_label(Text.assemble(safe(head), ("  " + safe(fv.error), "italic")))
             return
         self.root.set_label(Text.assemble((safe(head), "bold"),
-                                          (f"  {len(fv.variables)} variables", "dim")))
+                                          (f"  {len(fv.variables)} variable"
+                                           f"{'' if len(fv.variables) == 1 else 's'}", "dim")))
         parent: TreeNode[NodeValue | None] = self.root
         scope: tuple[str, bool] | None = None
         for v in fv.variables:
