@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Record crash 8.0.6's kmem -g/-p/-F/-f ADDRESS, irq (table, -u, -a, -b), sig -g and
-foreach selectors with sig/net/ps/bt for sample dumps into tests/crash_outputs/<dump>/
+"""Record crash 8.0.6's kmem -g/-p/-F/-f ADDRESS, irq (table, -u, -a, -b, -d), sig -g and
+foreach selectors with sig/net/ps/bt/set for sample dumps into tests/crash_outputs/<dump>/
 (files f-*.txt; sample-dumps/ belongs to whoever made the dumps).
 
     .venv/bin/python tests/record_crash_f.py 6.1-sysrq 5.10-sysrq 6.12-sysrq ...
@@ -35,6 +35,7 @@ COMMANDS = (
     ("f-irq-1.txt", "irq 1 4"),
     ("f-irq-a.txt", "irq -a"),
     ("f-irq-b.txt", "irq -b"),
+    ("f-irq-d.txt", "irq -d"),
     ("f-sig-g.txt", "sig -g {PID}"),
     ("f-foreach-user-sig.txt", "foreach user sig"),
     ("f-foreach-RU-sig-g.txt", "foreach RU sig -g"),

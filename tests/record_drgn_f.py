@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record drgn's port of crash's irq (table, -a, -b), kmem -g/-F/-p ADDRESS/-f ADDRESS,
+"""Record drgn's port of crash's irq (table, -a, -b, -d), kmem -g/-F/-p ADDRESS/-f ADDRESS,
 sig -g and foreach selectors with ps for the 7.x sample dumps (crash 8.0.6 cannot open them)
 into tests/crash_outputs/<dump>/drgn-f-<command>.txt.
 
@@ -18,7 +18,8 @@ from record_crash_f import free_pages
 from recording import Sample, drgn_outputs, write_outputs
 
 COMMANDS = (("drgn-f-irq.txt", "irq"), ("drgn-f-irq-a.txt", "irq -a"),
-            ("drgn-f-irq-b.txt", "irq -b"), ("drgn-f-kmem-g.txt", "kmem -g"),
+            ("drgn-f-irq-b.txt", "irq -b"), ("drgn-f-irq-d.txt", "irq -d"),
+            ("drgn-f-kmem-g.txt", "kmem -g"),
             ("drgn-f-kmem-g-flags.txt", "kmem -g 10600"), ("drgn-f-kmem-F.txt", "kmem -F"),
             ("drgn-f-kmem-p-addrs.txt", "kmem -p {FREE} {FREE2} {TASK}"),
             ("drgn-f-kmem-f-page.txt", "kmem -f {FREE}"),

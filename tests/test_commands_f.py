@@ -38,6 +38,7 @@ COMMANDS = [
     ("f-irq-1.txt", "irq 1 4"),
     ("f-irq-a.txt", "irq -a"),
     ("f-irq-b.txt", "irq -b"),
+    ("f-irq-d.txt", "irq -d"),
     ("f-sig-g.txt", "sig -g {PID}"),
     ("f-foreach-user-sig.txt", "foreach user sig"),
     ("f-foreach-RU-sig-g.txt", "foreach RU sig -g"),
@@ -168,6 +169,13 @@ def test_irq_a_b_7x_equals_drgn(sessions: dict[str, Session], name: str) -> None
     a = [line.split() for line in mine(sessions[name], "irq -b")[1:]]
     b = [line.split() for line in recorded(name, "drgn-f-irq-b.txt")[1:]]
     assert len(a) == 10 and a == b
+
+
+@pytest.mark.parametrize("name", DRGN_DUMPS)
+def test_irq_d_7x_equals_drgn(sessions: dict[str, Session], name: str) -> None:
+    """The IDT's 256 handlers by symbol+offset (drgn prints crash's format)."""
+    a, b = mine(sessions[name], "irq -d"), recorded(name, "drgn-f-irq-d.txt")
+    assert len(a) == 256 and a == b
 
 
 @pytest.mark.parametrize("name", DRGN_DUMPS)

@@ -59,14 +59,14 @@ def test_every_option_of_a_usage_line_completes() -> None:
 @pytest.mark.parametrize(("line", "expected"), [
     ("kmem -", ["kmem -F", "kmem -f", "kmem -g", "kmem -i", "kmem -p", "kmem -s", "kmem -z"]),
     ("kmem -F", ["kmem -F "]),
-    ("irq -", ["irq -a", "irq -b", "irq -c", "irq -s", "irq -u"]),
+    ("irq -", ["irq -a", "irq -b", "irq -c", "irq -d", "irq -s", "irq -u"]),
     ("sig -", ["sig -g "]),
     ("rd -3", ["rd -32 "]),
     ("log -", ["log -c", "log -t"]),  # [-ct]
     ("list -", ["list -H", "list -O", "list -S", "list -d", "list -e", "list -h", "list -l",
                 "list -o", "list -r", "list -s", "list -x"]),  # -[s|S]
     ("timer -", ["timer -C", "timer -r"]),  # not -CPU's letters
-    ("irq -s -c 1 -", ["irq -s -c 1 -a", "irq -s -c 1 -b", "irq -s -c 1 -c",
+    ("irq -s -c 1 -", ["irq -s -c 1 -a", "irq -s -c 1 -b", "irq -s -c 1 -c", "irq -s -c 1 -d",
                        "irq -s -c 1 -s", "irq -s -c 1 -u"]),
     ("nosuch -", []),
     ("sys -", []),

@@ -216,9 +216,9 @@ def cmd_bt(session: Session, args: list[str]) -> list[str]:
 FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "SW", "DE", "PA", "WA", "ID", "NE")
 
 
-@command("foreach", "run bt, ps, task, files, vm, sig or net for every task, or those "
+@command("foreach", "run bt, ps, task, files, vm, sig, net or set for every task, or those "
          "selected", "foreach [PID|TASK|NAME|'REGEX'|kernel|user|gleader|active|STATE ...] "
-         "bt [-l] [-i] [-f] | ps | task [-x] | files | vm | sig [-g] | net [-s]")
+         "bt [-l] [-i] [-f] | ps | task [-x] | files | vm | sig [-g] | net [-s] | set")
 def cmd_foreach(session: Session, args: list[str]) -> list[str]:
     from crashtui.commands.foreach import FOREACH_COMMANDS, foreach_lines, selected_tasks
 
@@ -231,7 +231,7 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
     at = args.index("bt") if "bt" in args else None
     if at is None:
         raise CommandError("foreach: supported: foreach [PID|TASK|NAME|kernel|user|gleader|"
-                           "active|STATE ...] bt|ps|task|files|vm|sig|net")
+                           "active|STATE ...] bt|ps|task|files|vm|sig|net|set")
     tasks = selected_tasks(session, args[:at])
     args = args[at:]
     flags, rest, _ = _parse_flags(args[1:], "lif")

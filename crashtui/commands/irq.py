@@ -97,17 +97,35 @@ def softirq_lines(session: Session) -> list[str]:
     return out
 
 
+def idt_lines(session: Session) -> list[str]:
+    """crash's `irq -d` (x86-64): each IDT vector's handler as symbol+offset."""
+    from crashtui.kernel.irq import idt_handlers
+
+    out = []
+    for vec, addr in idt_handlers(session.kernel):
+        found = session.kernel.symbolize(addr)
+        if found is None:
+            name = f"{addr:x}"
+        else:
+            name = found[0].name + (f"+{found[1]}" if found[1] else "")
+        out.append(f"{f'[{vec}]':>5} {name}")
+    return out
+
+
 def _irq_other(session: Session, args: list[str]) -> list[str]:
     """irq, irq -u, irq IRQ..., irq -a, irq -b."""
     from crashtui.kernel.irq import irq_desc_table
 
     flags = [a for a in args if a.startswith("-")]
     numbers = [a for a in args if not a.startswith("-")]
-    if len(flags) > 1 or any(f not in ("-a", "-b", "-u") for f in flags) or \
+    if len(flags) > 1 or any(f not in ("-a", "-b", "-d", "-u") for f in flags) or \
             (flags and flags[0] != "-u" and numbers):
-        raise CommandError("irq: usage: irq [-u] [IRQ ...] | -a | -b | -s [-c CPU[,CPU...]]")
+        raise CommandError("irq: usage: irq [-u] [IRQ ...] | -a | -b | -d | "
+                           "-s [-c CPU[,CPU...]]")
     if flags == ["-b"]:
         return softirq_lines(session)
+    if flags == ["-d"]:
+        return idt_lines(session)
     wanted = None
     if numbers:
         try:
@@ -128,8 +146,8 @@ def _irq_other(session: Session, args: list[str]) -> list[str]:
     return out + bad + [f"irq: {e}" for e in table.errors]
 
 
-@command("irq", "interrupts: the IRQ descriptor table, -a affinity, -b softirqs, "
-         "-s counts per CPU", "irq [-u] [IRQ ...] | -a | -b | -s [-c CPU[,CPU...]]")
+@command("irq", "interrupts: the IRQ descriptor table, -a affinity, -b softirqs, -d the IDT, "
+         "-s counts per CPU", "irq [-u] [IRQ ...] | -a | -b | -d | -s [-c CPU[,CPU...]]")
 def cmd_irq(session: Session, args: list[str]) -> list[str]:
     from crashtui.kernel.irq import interrupts
 

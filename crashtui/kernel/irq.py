@@ -211,3 +211,24 @@ def softirq_actions(kernel: Kernel) -> list[tuple[int, int]]:
         pass
     o_action = kernel.offsetof("softirq_action", "action")
     return [(i, kernel.read_u64(base + i * size + o_action)) for i in range(min(count, 64))]
+
+
+def idt_handlers(kernel: Kernel) -> list[tuple[int, int]]:
+    """(vector, handler address) of x86-64's idt_table[] (struct gate_struct: offset_low,
+    offset_middle, offset_high; IDT_ENTRIES 256)."""
+    base = kernel.symbol("idt_table")
+    size = kernel.sizeof("struct gate_struct")
+    off = {m: kernel.offsetof("gate_struct", m)
+           for m in ("offset_low", "offset_middle", "offset_high")}
+    sym = kernel.symbols.lookup("idt_table")
+    count = min(sym.size // size if sym is not None and sym.size else 256, 256)
+    raw = kernel.read(base, count * size)
+    out = []
+    for i in range(count):
+        e = raw[i * size:(i + 1) * size]
+
+        def field_(name: str, width: int, e: bytes = e) -> int:
+            return int.from_bytes(e[off[name]:off[name] + width], "little")
+        out.append((i, field_("offset_low", 2) | field_("offset_middle", 2) << 16 |
+                    field_("offset_high", 4) << 32))
+    return out
