@@ -11,7 +11,7 @@ from conftest import SAMPLES, dump_of
 
 from crashtui.analysis.session import Session
 from crashtui.commands.kmem import kmem_lines
-from crashtui.errors import KernelReadError
+from crashtui.errors import KernelReadError, PageExcludedError
 
 DUMPS = ["6.1-sysrq", "6.1-test-module", "6.12-sysrq", "6.12-test-module", "5.10-sysrq",
          "6.1-bug-kthread", "6.1-softlockup", "6.1-hung-task"]
@@ -97,6 +97,25 @@ def test_kmem_survives_unreadable_mem_map(vmlinux_for: dict[str, Path],
         return real(addr, size)
 
     monkeypatch.setattr(k, "read", read)
+    # the mem_map scan reads by large pages straight from the dump: the frames vmemmap maps
+    # are excluded there too
+    vmemmap_frames: list[tuple[int, int]] = []
+    real_run = k.pagetable.translate_run
+    real_phys = k.dump.read_phys
+
+    def translate_run(addr: int) -> tuple[int, int]:
+        paddr, run = real_run(addr)
+        if 0xFFFFEA0000000000 <= addr < 0xFFFFFC0000000000:
+            vmemmap_frames.append((paddr, paddr + run))
+        return paddr, run
+
+    def read_phys(paddr: int, size: int) -> bytes:
+        if any(lo <= paddr < hi for lo, hi in vmemmap_frames):
+            raise PageExcludedError(paddr, k.dump.path)
+        return real_phys(paddr, size)
+
+    monkeypatch.setattr(k.pagetable, "translate_run", translate_run)
+    monkeypatch.setattr(k.dump, "read_phys", read_phys)
     lines = kmem_lines(session.kmem)
     assert len(lines) == len((SAMPLES / name / "crash" / "kmem-i.txt").read_text().splitlines())
     assert session.kmem.row("SHARED").pages == 0  # type: ignore[union-attr]

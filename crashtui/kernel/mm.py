@@ -193,21 +193,13 @@ class _Kmem:
 
     def _page_fields(self, mem_map: int, count: int, page_size: int, o_flags: int,
                      o_count: int) -> tuple[np.ndarray, np.ndarray]:
-        """flags and _refcount of `count` struct pages (unreadable chunks read as zeros)."""
-        size = count * page_size
-        try:
-            buf = bytearray(self.k.read(mem_map, size))
-        except CrashtuiError:  # some vmemmap pages missing: read what is there
-            buf = bytearray(size)
-            for pos in range(0, size, 0x1000):
-                try:
-                    buf[pos:pos + 0x1000] = self.k.read(mem_map + pos, min(0x1000, size - pos))
-                except CrashtuiError:
-                    continue
-        rows = np.frombuffer(bytes(buf), dtype=np.uint8).reshape(count, page_size)
-        flags = rows[:, o_flags:o_flags + 8].copy().view("<u8").ravel()
-        refs = rows[:, o_count:o_count + 4].copy().view("<i4").ravel()
-        return flags, refs
+        """flags and _refcount of `count` struct pages (unreadable pages read as zeros)."""
+        buf = read_zero_filled(self.k, mem_map, count * page_size)
+        # struct page (include/linux/mm_types.h) as a numpy record: only the fields counted
+        page = np.dtype({"names": ["flags", "refcount"], "formats": ["<u8", "<i4"],
+                         "offsets": [o_flags, o_count], "itemsize": page_size})
+        rows = np.frombuffer(buf, dtype=page, count=count)
+        return rows["flags"], rows["refcount"]
 
     def blockdev_pages(self) -> int:
         """nr_blockdev_pages(): page cache of block device inodes (block/bdev.c)."""
@@ -322,6 +314,34 @@ class _Kmem:
         for cpu in k.cpumask("__cpu_online_mask"):
             count += k.read_s32(k.per_cpu(deltas, cpu))  # s32 __percpu *counters
         return max(count, 0)
+
+
+def read_zero_filled(kernel: Kernel, vaddr: int, size: int) -> bytes:
+    """`size` bytes of kernel memory at page-aligned `vaddr`, a page the dump lacks (or an
+    unmapped one) read as zeros: one page-table walk and one dump read per large page."""
+    buf = bytearray(size)
+    run_of = getattr(kernel.pagetable, "translate_run", None)
+    pos = 0
+    while pos < size:
+        addr = vaddr + pos
+        try:
+            paddr, run = (run_of(addr) if run_of is not None
+                          else (kernel.translate(addr), 0x1000 - (addr & 0xFFF)))
+        except CrashtuiError:  # not mapped: this page stays zeros
+            pos += 0x1000 - (addr & 0xFFF)
+            continue
+        n = min(run, size - pos)
+        try:
+            buf[pos:pos + n] = kernel.dump.read_phys(paddr, n)
+        except CrashtuiError:  # some pages excluded or missing: read the others one by one
+            for at in range(0, n, 0x1000):
+                try:
+                    chunk = kernel.dump.read_phys(paddr + at, min(0x1000, n - at))
+                except CrashtuiError:
+                    continue
+                buf[pos + at:pos + at + len(chunk)] = chunk
+        pos += n
+    return bytes(buf)
 
 
 def read_kmem_info(kernel: Kernel) -> KmemInfo:

@@ -63,6 +63,25 @@ class PageTableWalker:
             self._cache.popitem(last=False)
         return paddr
 
+    def translate_run(self, vaddr: int) -> tuple[int, int]:
+        """(paddr, bytes from vaddr to the end of the page or large page that maps it): one
+        walk for a whole 2 MiB / 1 GiB leaf, for bulk reads such as the vmemmap scan."""
+        vaddr &= 0xFFFFFFFFFFFFFFFF
+        if START_KERNEL_MAP <= vaddr < MODULES_VADDR or self.direct_map is not None and \
+                self.direct_map[0] <= vaddr < self.direct_map[0] + self.direct_map[1]:
+            return self.translate(vaddr), 0x1000 - (vaddr & 0xFFF)
+        table = self.pgd_phys
+        shifts = (48, 39, 30, 21, 12) if self.five_level else (39, 30, 21, 12)
+        for level, shift in enumerate(shifts):
+            entry = self._entry(table, (vaddr >> shift) & 0x1FF)
+            if not entry & _PRESENT:
+                raise KernelReadError(f"address {vaddr:#x} is not mapped", vaddr)
+            if level != len(shifts) - 1 and shift in (30, 21) and entry & _PSE:
+                mask = (1 << shift) - 1
+                return (entry & self._mask & ~mask) | (vaddr & mask), (mask + 1) - (vaddr & mask)
+            table = entry & self._mask
+        return table | (vaddr & 0xFFF), 0x1000 - (vaddr & 0xFFF)
+
     def walk(self, vaddr: int) -> int:
         """Translate by the page tables alone (no cache, no direct-map shortcut)."""
         return self._walk(vaddr & 0xFFFFFFFFFFFFFFFF)
