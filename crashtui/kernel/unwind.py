@@ -275,43 +275,11 @@ def _module_orc(kernel: Kernel, arch: int) -> OrcTable | None:
 def prologue_depth(code: bytes, start: int, ip: int) -> tuple[int, int | None] | None:
     """Bytes a function has pushed/allocated on the stack when it reaches `ip`, simulating the
     straight-line instructions from its start (push/pop, sub/add rsp), and where it saved rbp
-    (offset below the return address' slot, or None). None if the code cannot be followed."""
-    import capstone
+    (offset below the return address' slot, or None). None if the code cannot be followed.
+    Decoded by hand (crashtui.kernel.prologue): no disassembler is loaded for a backtrace."""
+    from crashtui.kernel import prologue
 
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    md.skipdata = True
-    depth = 0
-    body_depth = 0
-    rbp_at: int | None = None
-    for ins in md.disasm(code, start):
-        if ins.address >= ip:
-            return depth, rbp_at
-        mnem, ops = ins.mnemonic, ins.op_str.replace(" ", "")
-        if mnem == "push" or mnem == "pushfq":
-            depth += 8
-            if ops == "rbp" and rbp_at is None:
-                rbp_at = depth
-        elif mnem == "pop" or mnem == "popfq":
-            depth -= 8
-        elif mnem in ("sub", "add") and ops.startswith("rsp,"):
-            try:
-                imm = int(ops[4:], 0)
-            except ValueError:
-                return None
-            depth += imm if mnem == "sub" else -imm
-        elif mnem in ("leave", "ret") or (mnem == "mov" and ops.startswith("rsp,")) or (
-                mnem == "lea" and ops.startswith("rsp,")):
-            if mnem == "ret":
-                depth = body_depth  # code after an epilogue runs at the body's depth
-                continue
-            return None
-        elif mnem == "jmp" and depth < body_depth:
-            depth = body_depth  # tail call after a partial epilogue
-            continue
-        if depth < 0:
-            return None
-        body_depth = max(body_depth, depth)
-    return None
+    return prologue.prologue_depth(code, start, ip)
 
 
 class Unwinder:
