@@ -92,6 +92,11 @@ COMMANDS = (
     ("pexpr-hist-last.txt", "p $"),
     ("pexpr-hist-comma.txt", "p init_task.pid, 2"),
     ("pexpr-hist-back.txt", "p $$2"),
+    ("pexpr-struct-deep-member.txt", "struct task_struct.se.load.weight {TASK}"),
+    ("pexpr-struct-members-count.txt", "struct task_struct.pid,comm {TASK} 2"),
+    ("pexpr-struct-o-member.txt", "struct -o task_struct.se,comm,tasks.next"),
+    ("pexpr-struct-o-ptr-member.txt", "struct -o task_struct.mm,sched_class,comm"),
+    ("pexpr-struct-o-fnptr-member.txt", "struct -o sched_class.enqueue_task"),
     ("pexpr-index-expr.txt", "p init_task.comm[1+2]"),
 )
 MARKER = "==== record-crash-pexpr ===="

@@ -3,6 +3,7 @@
     struct NAME                      the declaration (gdb ptype) and SIZE
     struct -o NAME                   the same with member offsets
     struct -o NAME ADDR              the same with each member's address
+    struct -o NAME.member            only that member's offset
     struct NAME ADDR [COUNT]         the contents at ADDR (a hex address or a symbol)
     struct NAME.m1,m2.sub ADDR       only those members, `  m1 = value,` each
     -x / -d                          integers in hex / decimal (default)
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from crashtui.commands.registry import CommandError, command
 from crashtui.commands.values import Printer, declaration_lines
-from crashtui.debuginfo.ctype import CTypeError, Types, find_member
+from crashtui.debuginfo.ctype import CType, CTypeError, Field, Types, find_member
 from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
@@ -75,6 +76,11 @@ def _struct_cmd(session: Session, args: list[str], tag: str) -> list[str]:
     except CTypeError as exc:
         raise CommandError(exc.message) from None
     if len(rest) == 1:
+        if dot and offsets and len(fields) > 1:  # crash refuses, then shows the whole layout
+            return [f"{tag}: -o option not valid with multiple member format",
+                    *declaration_lines(types, ct, True)]
+        if dot and offsets:
+            return _member_offsets(ct, tag, name, fields)
         if dot:
             raise CommandError(f"{tag}: a member list needs an address: {tag} {rest[0]} ADDR")
         return declaration_lines(types, ct, offsets)
@@ -98,7 +104,7 @@ def _struct_cmd(session: Session, args: list[str], tag: str) -> list[str]:
     out: list[str] = []
     for i in range(count):
         at = addr + i * size
-        if i and not fields:
+        if i:
             out.append("")  # crash separates the entries of a count with a blank line
         try:
             data = session.kernel.read(at, size)
@@ -113,6 +119,28 @@ def _struct_cmd(session: Session, args: list[str], tag: str) -> list[str]:
             head = ct.name if ct.name.startswith(("struct ", "union ")) else f"{tag} {name}"
             out += f"{head} {printer.value(ct, data, at, 0)}".split("\n")
     return out
+
+
+def _member_offsets(ct: CType, tag: str, name: str, fields: list[tuple[int, Field]]) -> list[str]:
+    """crash's `struct -o NAME.member`: only that member's offset, no SIZE line."""
+    width = len(str(ct.size or 0)) + 4
+    out = [f"{tag} {name} {{"]
+    for bits, f in fields:
+        member = f.name.rsplit(".", 1)[-1]
+        out.append(f"{'[' + str(bits // 8) + ']':>{width}} {_declaration(f.type, member)};")
+    return out + ["}"]
+
+
+def _declaration(ct: CType, member: str) -> str:
+    """`struct list_head *next`, `char comm[16]`, `void (*fn)(int)` from a type and a name."""
+    name = ct.name
+    if "(*)" in name:
+        return name.replace("(*)", f"(*{member})", 1)
+    if ct.kind == "array" and " [" in name:
+        return name.replace(" [", f" {member}[", 1)
+    if name.endswith("*"):
+        return f"{name}{member}"
+    return f"{name} {member}"
 
 
 @command("struct", "a structure's layout, or its contents at an address (like crash)",
