@@ -41,6 +41,15 @@ def test_members_after_dot_and_arrow(sessions: dict[str, Session]) -> None:
     assert complete(s, "p init_task.(") == []
 
 
+def test_types_in_casts_and_symbols_after_operators(sessions: dict[str, Session]) -> None:
+    s = sessions["6.1-sysrq"]
+    assert complete(s, "p (struct task_stru") == ["p (struct task_struct "]
+    assert complete(s, "p sizeof(struct task_stru") == ["p sizeof(struct task_struct "]
+    assert complete(s, "p ((union sigv") == ["p ((union sigval "]
+    assert complete(s, "p *init_ta") == ["p *init_task "]
+    assert complete(s, "p (init_tas") == ["p (init_task "]
+
+
 def test_struct_and_union_members(sessions: dict[str, Session]) -> None:
     s = sessions["6.1-sysrq"]
     assert complete(s, "struct task_struct.se.on") == ["struct task_struct.se.on_rq"]

@@ -50,6 +50,9 @@ def complete(session: Session | None, text: str) -> list[str]:
             done, partial, names = _struct_members(session, cmd, word)
             return _member_lines(prefix + done, partial, names)
         return _lines(prefix, type_names(session, word, "union" if cmd == "union" else "struct"))
+    tag = re.search(r"(?:^|\W)(struct|union)$", words[-1]) if len(words) > 1 else None
+    if cmd == "p" and tag and re.fullmatch(r"\w*", word):  # a cast or sizeof: `(struct task_`
+        return _lines(prefix, type_names(session, word, tag.group(1)))
     if cmd == "p" and ("." in text[len(cmd):] or "->" in text[len(cmd):]):
         members = _expression_members(session, text)
         if members is not None:
@@ -61,7 +64,8 @@ def complete(session: Session | None, text: str) -> list[str]:
     if cmd == "kmem" and words[1:] == ["-s"]:
         return _lines(prefix, [n for n in _cache_names(session) if n.startswith(word)])
     if cmd in SYMBOL_COMMANDS or cmd in TYPE_COMMANDS:
-        amp = "&" if word.startswith("&") else ""
+        amp = word[:len(word) - len(word.lstrip("&*(!~"))] if cmd == "p" else \
+            "&" if word.startswith("&") else ""
         return _lines(prefix + amp, symbol_names(session, word[len(amp):]))
     return []
 
