@@ -156,6 +156,7 @@ class Env:
     crashtui_commands: set[str] = field(default_factory=set)
     panic_pc: str | None = None
     panic_func: str | None = None
+    drgn_python: str | None = None
 
     def crashtui(self, args: list[str], dump: Path | None = None) -> list[str]:
         """argv running crashtui from this checkout."""
@@ -182,7 +183,7 @@ class Env:
 
     def drgn_argv(self, sections: str, dump: Path | None = None) -> list[str]:
         """argv running drgn_equiv.py for the given sections."""
-        return [self.python, str(Path(__file__).with_name("drgn_equiv.py")),
+        return [self.drgn_python or self.python, str(Path(__file__).with_name("drgn_equiv.py")),
                 str(dump or self.dump), str(self.vmlinux), sections]
 
 
@@ -197,8 +198,27 @@ def find_vmlinux(dump_dir: Path) -> Path | None:
     return hits[0] if hits else None
 
 
+def makedump_crash() -> list[str] | None:
+    """The crash 8.0.6 that sample-dumps/makedump/crashout.py extracted (trixie's, started by
+    trixie's ld.so), if it is there; nothing is downloaded."""
+    root = Path.home() / ".cache" / "crashtui-makedump" / "crash-8.0.6"
+    libdirs = [root / "usr/lib/x86_64-linux-gnu", root / "lib/x86_64-linux-gnu"]
+    ldso = next((p / "ld-linux-x86-64.so.2" for p in [*libdirs, root / "lib64"]
+                 if (p / "ld-linux-x86-64.so.2").exists()), None)
+    if not (root / ".ready").exists() or ldso is None:
+        return None
+    return [str(ldso), "--library-path", ":".join(str(d) for d in libdirs if d.exists()),
+            str(root / "usr/bin/crash")]
+
+
 def probe_crash(explicit: str | None) -> tuple[list[str] | None, str, str]:
     """(argv prefix, version, note) of the crash binary to use."""
+    if not explicit and (extracted := makedump_crash()) is not None:
+        r = subprocess.run([*extracted, "--version"], capture_output=True, text=True,
+                           timeout=60)
+        m = re.search(r"crash (\d+\.\d+\.\d+\S*)", r.stdout)
+        if m:
+            return extracted, m.group(1), ""
     candidates = [Path(explicit)] if explicit else CRASH_CANDIDATES
     found = shutil.which("crash")
     if not explicit and found and Path(found) not in candidates:
@@ -354,6 +374,10 @@ def build_cases(env: Env) -> list[Case]:
         Case("sys+bt-cold", "summary + panic backtrace with file:line, cold", [
             crashtui_variant(env, ["-c", "sys", "-c", "bt", *sym_tui], "bt", True),
             crash_variant(env, ["sys", *bt_crash]), drgn_variant(env, "sys,bt")], cold=True),
+        Case("sys+bt-only", "`-c sys -c bt` (issue 21; drgn: the crashed thread's "
+             "stack_trace() with file:line), warm", [
+                 crashtui_variant(env, ["-c", "sys", "-c", "bt"], "bt", False),
+                 crash_variant(env, ["sys", "bt"]), drgn_variant(env, "bt")]),
         Case("bt -a", "every CPU's backtrace (bt -a), warm", [
             crashtui_variant(env, ["-c", "bt -a"], "bt", False),
             crash_variant(env, ["bt -a"]), drgn_variant(env, "bta")]),
@@ -821,6 +845,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-scaling", action="store_true", help="skip the dump-size scaling table")
     ap.add_argument("--scaling-sizes", default="4,16,64",
                     help="guest sizes in GiB for the scaling table (default 4,16,64)")
+    ap.add_argument("--drgn-python", help="python with drgn installed (default: --python)")
+    ap.add_argument("--kmem-dumps", default="",
+                    help="more DUMP:VMLINUX pairs (e.g. a bigger guest's) for the kmem-scan "
+                    "table, comma-separated; the main dump is always measured")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -836,12 +864,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{SAMPLE / 'MANIFEST'}` or pass --vmlinux", file=sys.stderr)
         return 2
     crash, crash_version, crash_why = probe_crash(args.crash)
-    drgn_version, drgn_why = probe_drgn(args.python)
+    drgn_version, drgn_why = probe_drgn(args.drgn_python or args.python)
     work = Path(tempfile.mkdtemp(prefix="crashtui-bench-"))
     can_drop = os.geteuid() == 0 and os.access("/proc/sys/vm/drop_caches", os.W_OK)
     env = Env(Path(dump).resolve(), Path(vmlinux).resolve(), args.python, crash,
               crash_version, crash_why, drgn_version, drgn_why, shutil.which("tmux"), work,
-              can_drop)
+              can_drop, drgn_python=args.drgn_python)
     for what, why in (("crash", crash_why if crash is None else ""),
                       ("drgn", drgn_why if drgn_version is None else ""),
                       ("tmux", "" if env.tmux else "tmux not found: apt-get install tmux")):
@@ -901,13 +929,97 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [int(x) for x in args.scaling_sizes.split(",") if x]
             points = measure_scaling(env, sizes, max(3, args.runs // 2 + 1), meter, log)
             lines += scaling_table(points)
+        scan: list[dict] = []
+        if wanted is None or "kmem-scan" in wanted:
+            log("case kmem-scan ...")
+            pairs = [(env.dump, env.vmlinux)] + [
+                (Path(d), Path(v)) for d, v in
+                (p.split(":", 1) for p in args.kmem_dumps.split(",") if p)]
+            scan = kmem_scan_rows(env, pairs, max(3, args.runs))
+            lines += kmem_scan_table(scan)
         lines += target_lines(cases, app)
+        lines += issue21_lines(cases, app, scan)
         lines.append(f"- other processes kept {meter.other_cpus():.2f} of {os.cpu_count()} CPUs "
                      "busy on average during the whole run; load average at the end: "
                      f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def kmem_scan_rows(env: Env, pairs: list[tuple[Path, Path]], runs: int) -> list[dict]:
+    """kmem -i's mem_map scan (benchmarks/kmem_scan.py) on each dump: CPU ms per GiB."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import kmem_scan
+
+    rows = []
+    for dump, vmlinux in pairs:
+        try:
+            rs = [kmem_scan.run(str(dump), str(vmlinux), "new", env.python)
+                  for _ in range(runs)]
+        except subprocess.CalledProcessError as exc:
+            rows.append({"dump": dump, "why": (exc.stderr or "")[-200:]})
+            continue
+        gib = rs[0]["ram"] / GiB
+        cpu = statistics.median(r["cpu"] for r in rs)
+        rows.append({"dump": dump, "gib": gib, "cpu": cpu,
+                     "wall": statistics.median(r["wall"] for r in rs),
+                     "per_gib": cpu / gib if gib else None})
+    return rows
+
+
+def kmem_scan_table(rows: list[dict]) -> list[str]:
+    """Lines of the kmem -i scan table (ms per GiB of guest RAM, projected to 1 TiB)."""
+    out = ["### kmem-scan: `kmem -i`'s struct page scan (SHARED, slab), in-process",
+           "(CPU time of _Kmem.shared_pages alone, fresh process per run, medians)",
+           "| dump | guest RAM (totalram) | CPU | wall | CPU per GiB | projected to 1 TiB |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        name = f"{r['dump'].parent.name}/{r['dump'].name}"
+        if "why" in r:
+            out.append(f"| {name} | failed: {r['why']} | | | | |")
+            continue
+        per = r["per_gib"]
+        out.append(f"| {name} | {r['gib']:.2f} GiB | {fmt_s(r['cpu'])} | {fmt_s(r['wall'])} | "
+                   f"{per * 1000:.1f} ms | {fmt_s(per * 1024)} |")
+    out.append("")
+    return out
+
+
+def issue21_lines(cases: list[Case], app: dict[str, Result], scan: list[dict]) -> list[str]:
+    """Issue 21's targets, each met or not, from this run's figures."""
+    by = {c.key: c for c in cases}
+
+    def res(key: str, tool: str) -> Result | None:
+        case = by.get(key)
+        return case.results.get(tool) if case else None
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("MET" if ok else "NOT MET")
+
+    def ratio_line(label: str, key: str, limit: float, other_key: str | None = None) -> str:
+        t, d, c = res(key, "crashtui"), res(other_key or key, "drgn"), res(key, "crash")
+        tw, dw, cw = (r.wall() if r else None for r in (t, d, c))
+        tc, dc = (r.cpu() if r else None for r in (t, d))
+        return (f"- {label}: {fmt_s(tw)} vs drgn {fmt_s(dw)} (wall ratio {fmt_ratio(tw, dw)}, "
+                f"CPU {fmt_s(tc)} vs {fmt_s(dc)}: {fmt_ratio(tc, dc)}; vs crash {fmt_s(cw)}: "
+                f"{fmt_ratio(tw, cw)}), target at most {limit}x drgn: "
+                f"{verdict(None if tw is None or dw is None else tw <= limit * dw)}")
+
+    out = ["", "## Targets (issue 21)",
+           ratio_line("`-c sys -c bt`", "sys+bt-only", 0.8),
+           ratio_line("full report", "report", 1.0)]
+    for key, limit in (("app", 0.5), ("app-cold", 1.0)):
+        a = app.get(key)
+        aw = a.wall() if a else None
+        out.append(f"- app first screen, {key}: {fmt_s(aw)}, target {limit} s: "
+                   f"{verdict(None if aw is None else aw <= limit)}")
+    for r in scan:
+        if "per_gib" in r and r["per_gib"] is not None:
+            out.append(f"- kmem -i scan on {r['dump'].parent.name} ({r['gib']:.2f} GiB): "
+                       f"{r['per_gib'] * 1000:.1f} ms CPU per GiB, target well under 10: "
+                       f"{verdict(r['per_gib'] * 1000 < 10)}")
+    return out
 
 
 def scaling_table(points: list[ScalePoint]) -> list[str]:

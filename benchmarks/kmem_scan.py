@@ -54,8 +54,9 @@ print(json.dumps({"cpu": time.process_time() - t0, "wall": time.perf_counter() -
 """
 
 
-def run(dump: str, vmlinux: str, mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, dump, vmlinux, mode],
+def run(dump: str, vmlinux: str, mode: str, python: str = sys.executable) -> dict:
+    """One fresh process timing the scan ("new") or the former one ("old")."""
+    out = subprocess.run([python, "-c", CHILD, dump, vmlinux, mode],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
