@@ -89,7 +89,7 @@ def fast_member_lines(session: Session, spec: str, addr: int, radix: list[str]) 
 
 def _text_symbol(session: Session, value: int) -> str | None:
     """The function containing `value` (crash's value_search() + is_symbol_text(): the name
-    alone, whatever the offset), in the kernel image or a module's text."""
+    alone, whatever the offset), in the kernel image or a module's core text."""
     from crashtui.commands.rd import value_symbol
 
     named = value_symbol(session, value)
@@ -99,7 +99,14 @@ def _text_symbol(session: Session, value: int) -> str | None:
     lo, hi = session.kernel.symbol_or_none("_text"), session.kernel.symbol_or_none("_end")
     if lo is not None and hi is not None and lo <= value < hi:
         return hit[0].name if hit is not None and hit[0].kind == "func" else None
-    return named.split("+", 1)[0]  # a module's symbols are its functions
+    try:
+        mod = session.modules.module_at(value)
+    except CrashtuiError:
+        return None
+    region = mod.region_of(value) if mod is not None else None
+    if region is None or region.init or not region.in_text(value):
+        return None  # module data, or init code the module freed once loaded
+    return named.split("+", 1)[0]
 
 
 def _address(session: Session, text: str) -> int:
