@@ -276,7 +276,10 @@ def _run(args: argparse.Namespace) -> int:
 
                 if not isinstance(exc, CrashtuiError):
                     raise
-                _error(f"crashtui: {line}: {exc}")
+                name, message = (line.split() or [""])[0], str(exc)
+                # the command's own prefix once: `crashtui: bt: unsupported option -z`
+                _error(f"crashtui: {message}" if message.startswith(f"{name}:")
+                       else f"crashtui: {line}: {message}")
                 status = 1
         return status
     if args.json:

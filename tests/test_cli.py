@@ -40,3 +40,13 @@ def test_help_lists_every_option_with_an_example() -> None:
                    "--signature"):
         assert option in r.stdout
     assert "examples:" in r.stdout
+
+
+def test_command_errors_carry_one_prefix(sysrq_dump: Path) -> None:
+    """A failing -c line names the command once (`crashtui: bt: unsupported option -z`), and
+    the whole line where the message does not start with the command."""
+    r = crashtui(str(sysrq_dump), "-c", "bt -z", "-c", "struct nosuch")
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-2:] == [
+        "crashtui: bt: unsupported option -z",
+        "crashtui: struct nosuch: invalid data structure reference: nosuch"]
