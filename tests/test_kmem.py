@@ -114,8 +114,16 @@ def test_kmem_survives_unreadable_mem_map(vmlinux_for: dict[str, Path],
             raise PageExcludedError(paddr, k.dump.path)
         return real_phys(paddr, size)
 
+    real_pages = k.dump.read_pages
+
+    def read_pages(pfn: int, count: int) -> bytes:
+        ps = k.dump.info.page_size
+        return b"".join(bytes(ps) if any(lo <= p * ps < hi for lo, hi in vmemmap_frames)
+                        else real_pages(p, 1) for p in range(pfn, pfn + count))
+
     monkeypatch.setattr(k.pagetable, "translate_run", translate_run)
     monkeypatch.setattr(k.dump, "read_phys", read_phys)
+    monkeypatch.setattr(k.dump, "read_pages", read_pages)
     lines = kmem_lines(session.kmem)
     assert len(lines) == len((SAMPLES / name / "crash" / "kmem-i.txt").read_text().splitlines())
     assert session.kmem.row("SHARED").pages == 0  # type: ignore[union-attr]

@@ -67,3 +67,27 @@ def test_zero_filled_read_equals_kernel_read(vmlinux_for: dict[str, Path]) -> No
             missing += 1
     assert missing  # the test means something only if some pages are missing
     assert read_zero_filled(k, base + (1 << 26), 1 << 24) == bytes(want)
+
+
+@pytest.mark.parametrize("name", ["6.1-sysrq", "6.12-arm64-sysrq"])
+def test_read_pages_equals_page_reads(name: str) -> None:
+    """DumpFile.read_pages (kdump: page_descs in one read) is page-by-page read_phys with
+    zeros where a page is excluded or missing, over ranges mixing both."""
+    from crashtui.dumpfile import open_dump
+
+    dump = open_dump(dump_of(name))
+    ps = dump.info.page_size
+    present = [p for p in range(0, min(dump.info.max_pfn, 1 << 18), 97) if dump.is_present(p)]
+    assert present
+    missing = 0
+    for start in (0, present[len(present) // 2] - 700, present[-1] - 300, dump.info.max_pfn - 5):
+        start = max(start, 0)
+        want = bytearray()
+        for p in range(start, start + 1024):
+            try:
+                want += dump.read_phys(p * ps, ps)
+            except CrashtuiError:
+                want += bytes(ps)
+                missing += 1
+        assert dump.read_pages(start, 1024) == bytes(want), start
+    assert missing

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from crashtui.errors import DumpFormatError
+from crashtui.errors import CrashtuiError, DumpFormatError
 
 PAGE_CACHE_SIZE = 64
 
@@ -202,6 +202,18 @@ class DumpFile(ABC):
             n = min(ps - off, end - addr)
             out += self._page(pfn, addr)[off:off + n]
             addr += n
+        return bytes(out)
+
+    def read_pages(self, pfn: int, count: int) -> bytes:
+        """Pages pfn .. pfn+count-1 whole, a page that cannot be read (excluded, missing,
+        corrupt) as zeros: for scans of large tables such as the mem_map."""
+        ps = self.info.page_size
+        out = bytearray(count * ps)
+        for i in range(count):
+            try:
+                out[i * ps:(i + 1) * ps] = self._page(pfn + i, (pfn + i) * ps)
+            except CrashtuiError:
+                continue
         return bytes(out)
 
     def close(self) -> None:

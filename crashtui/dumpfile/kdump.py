@@ -12,6 +12,7 @@ from crashtui.dumpfile.base import ByteSource, DumpFile, DumpInfo, UtsName, read
 from crashtui.dumpfile.codecs import ALL_CODECS, CodecError, codec_names, decompress_page
 from crashtui.dumpfile.notes import parse_notes, pick_vmcoreinfo, vmcoreinfo_text
 from crashtui.errors import (
+    CrashtuiError,
     DumpCorruptError,
     DumpFormatError,
     PageExcludedError,
@@ -309,6 +310,48 @@ class KdumpFile(DumpFile):
         index = self._rank(pfn) - self._base_index
         raw = self._src.read(self._desc_off + index * _PAGE_DESC.size, _PAGE_DESC.size)
         return PageDesc(*_PAGE_DESC.unpack(raw))
+
+    def read_pages(self, pfn: int, count: int) -> bytes:
+        """Pages pfn .. pfn+count-1 (unreadable ones as zeros), their page_descs read in one
+        piece: dumped pages of a pfn range have consecutive descriptors. A descriptor that
+        is not plainly valid goes through _load_page, which says what is wrong with it."""
+        h = self.header
+        bs = h.block_size
+        out = bytearray(count * bs)
+        lo, hi = max(pfn, h.start_pfn, 0), min(pfn + count, h.end_pfn, h.max_mapnr)
+        if lo >= hi or getattr(self._src, "holds", None) is not None:
+            return super().read_pages(pfn, count) if lo < hi else bytes(out)
+        first_byte, last_byte = lo >> 3, (hi + 7) >> 3
+        bits = np.unpackbits(np.frombuffer(bytes(self._bitmap1[first_byte:last_byte]),
+                                           np.uint8), bitorder="little")
+        bits &= np.unpackbits(np.frombuffer(bytes(self._bitmap2[first_byte:last_byte]),
+                                            np.uint8), bitorder="little")
+        dumped = np.flatnonzero(bits[lo - (first_byte << 3):hi - (first_byte << 3)]) + lo
+        if not len(dumped):
+            return bytes(out)
+        first = self._rank(lo) - self._base_index
+        descs = np.frombuffer(self._src.read(self._desc_off + first * _PAGE_DESC.size,
+                                             len(dumped) * _PAGE_DESC.size), _PAGE_DESC_DTYPE)
+        size_limit, read, desc_off = self._src.size, self._src.read, self._desc_off
+        for p, offset, size, flags in zip(dumped.tolist(), descs["offset"].tolist(),
+                                          descs["size"].tolist(), descs["flags"].tolist(),
+                                          strict=True):
+            at = (p - pfn) * bs
+            try:
+                if 0 < size <= bs and offset >= desc_off and offset + size <= size_limit:
+                    if flags == 0 and size == bs:
+                        out[at:at + bs] = read(offset, size)
+                    elif flags:
+                        out[at:at + bs] = decompress_page(flags, read(offset, size), bs)
+                    else:
+                        raise CodecError("raw page of the wrong size")
+                else:
+                    out[at:at + bs] = self._load_page(p, p * bs)
+            except CodecError:
+                continue  # _load_page would call it corrupt: unreadable, zeros
+            except CrashtuiError:
+                continue
+        return bytes(out)
 
     def _load_page(self, pfn: int, paddr: int) -> bytes:
         """Find the page_desc of `pfn` and decode its data."""

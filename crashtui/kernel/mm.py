@@ -331,7 +331,12 @@ def read_zero_filled(kernel: Kernel, vaddr: int, size: int) -> bytes:
             pos += 0x1000 - (addr & 0xFFF)
             continue
         n = min(run, size - pos)
+        ps = kernel.dump.info.page_size
         try:
+            if not paddr % ps and not n % ps:
+                buf[pos:pos + n] = kernel.dump.read_pages(paddr // ps, n // ps)
+                pos += n
+                continue
             buf[pos:pos + n] = kernel.dump.read_phys(paddr, n)
         except CrashtuiError:  # some pages excluded or missing: read the others one by one
             for at in range(0, n, 0x1000):
