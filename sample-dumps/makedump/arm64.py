@@ -33,14 +33,12 @@ QEMU = "qemu-system-aarch64"
 HOST_PACKAGES = ["qemu-system-arm", "e2fsprogs", "kmod", "xz-utils"]
 ARCH = "arm64"
 TRIPLET = "aarch64-linux-gnu"
-# Libraries kexec-tools (xen's libxenmisc on arm64 too) and makedumpfile need: followed
-# from their Depends, names starting with lib or zlib only.
-TOOLS = ("kexec-tools", "makedumpfile")
 
 
 def _tool_root(suite: str, packages: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
-    """Unpack `packages` and the libraries they depend on (arm64, from `suite`) into one
-    root; returns it and the versions of `packages`."""
+    """Unpack `packages` and the libraries they depend on (arm64, from `suite`; followed
+    through Depends, names starting with lib or zlib: kexec-tools needs xen's libxenmisc on
+    arm64 too) into one root; returns it and the versions of `packages`."""
     root = cache_root() / "tools" / f"arm64-{suite}-{'-'.join(packages)}"
     versions_file = root / ".versions.json"
     if versions_file.exists():
@@ -80,7 +78,10 @@ def _busybox(suite: str) -> tuple[Path, str]:
 def _add_tools(img: initramfs.Cpio, root: Path, binaries: list[tuple[str, str]]) -> None:
     """Binaries from the unpacked arm64 root, with every shared library of that root."""
     for dest, src in binaries:
-        img.host_file(dest, root / src, 0o755)
+        found = next((p for p in (root / src, root / "usr" / src) if p.exists()), None)
+        if found is None:
+            raise MakeDumpError(f"no {src} (nor usr/{src}) under {root}")
+        img.host_file(dest, found, 0o755)
     for libdir in (root / "usr/lib" / TRIPLET, root / "lib" / TRIPLET):
         if not libdir.is_dir():
             continue
@@ -126,6 +127,14 @@ class Qmp:
         self.sock.close()
 
 
+def cpu_model(qemu_dump: bool) -> str:
+    """QEMU's cpu max with pointer authentication (the impdef algorithm: fast under TCG).
+    For the kdump path without FEAT_LPA2: trixie's makedumpfile 1.7.6 refuses 4 KiB pages with
+    52-bit VAs ("PAGE SIZE 0x1000 and VA Bits 52 not supported"), so the 52-bit kernel falls
+    back to 48 bits."""
+    return "max,pauth-impdef=on" + ("" if qemu_dump else ",lpa2=off")
+
+
 def boot(k: kernel.Kernel, image: Path, initrd: Path, disk: Path, append: str, work: Path,
          cpus: int, mem_mib: int, timeout: int, verbose: bool, qemu_dump: bool,
          ) -> tuple[float, list[Path]]:
@@ -133,7 +142,7 @@ def boot(k: kernel.Kernel, image: Path, initrd: Path, disk: Path, append: str, w
     seconds it ran and the dump files QEMU wrote."""
     qmp_path = work / "qmp.sock"
     qmp_path.unlink(missing_ok=True)
-    cmd = [QEMU, "-machine", "virt", "-accel", "tcg", "-cpu", "max,pauth-impdef=on",
+    cmd = [QEMU, "-machine", "virt", "-accel", "tcg", "-cpu", cpu_model(qemu_dump),
            "-smp", str(cpus), "-m", str(mem_mib), "-nodefaults", "-display", "none",
            "-serial", "stdio", "-no-reboot", "-device", "vmcoreinfo",
            "-qmp", f"unix:{qmp_path},server=on,wait=off",
@@ -253,11 +262,19 @@ def make_dump(args: argparse.Namespace) -> None:
     first = initramfs.base_image(busybox, initramfs.INIT, conf, mods, k.root)
     tool_versions: dict[str, str] = {}
     if kdump:
-        root, tool_versions = _tool_root(args.suite, TOOLS)
+        # trixie's makedumpfile 1.7.6 refuses 4 KiB pages with VA_BITS=52 ("PAGE SIZE 0x1000
+        # and VA Bits 52 not supported"), the config of Debian's 6.12 arm64 kernels: sid's
+        # 1.7.8, with sid's libraries in the capture initramfs (auto, sid)
+        mdf_suite = "trixie" if args.makedumpfile == "trixie" else "sid"
+        if mdf_suite == "sid" and debian.ensure_suite_sources("sid"):
+            debian.apt_update()
+        kexec_root, tool_versions = _tool_root(args.suite, ("kexec-tools",))
+        mdf_root, mdf_versions = _tool_root(mdf_suite, ("makedumpfile",))
+        tool_versions.update(mdf_versions)
         capture = initramfs.base_image(busybox, initramfs.INIT, conf, mods, k.root)
-        _add_tools(capture, root, [("usr/bin/makedumpfile", "usr/bin/makedumpfile")])
+        _add_tools(capture, mdf_root, [("usr/bin/makedumpfile", "usr/bin/makedumpfile")])
         (work / "capture.img").write_bytes(capture.gzip())
-        _add_tools(first, root, [("sbin/kexec", "sbin/kexec")])
+        _add_tools(first, kexec_root, [("sbin/kexec", "sbin/kexec")])
         first.host_file("boot/vmlinuz", image, 0o644)
         first.host_file("boot/capture.img", work / "capture.img", 0o644)
     (work / "first.img").write_bytes(first.gzip())
@@ -284,9 +301,8 @@ def make_dump(args: argparse.Namespace) -> None:
         files["dump"] = dump.name
         files["dmesg"] = dmesg.name
         made_by = (f"makedumpfile {debian.upstream_version(tool_versions['makedumpfile'])} "
-                   f"{opts} in a kdump capture kernel (kexec-tools "
-                   f"{debian.upstream_version(tool_versions['kexec-tools'])}, {args.suite}'s arm64 "
-                   "packages)")
+                   f"({mdf_suite}'s arm64 package) {opts} in a kdump capture kernel (kexec-tools "
+                   f"{debian.upstream_version(tool_versions['kexec-tools'])}, {args.suite}'s)")
     else:
         if len(qemu_dumps) != 2:
             raise MakeDumpError(f"the guest did not panic; see {work / 'console.log'}")
@@ -321,7 +337,7 @@ def make_dump(args: argparse.Namespace) -> None:
             "dump_elf_sha256": sha256_file(out / files["dump_elf"])}
            if "dump_elf" in files else {}),
         "dump_made_by": made_by,
-        "machine": f"QEMU {qemu_version()} virt, TCG, cpu max,pauth-impdef=on, {args.cpus} "
+        "machine": f"QEMU {qemu_version()} virt, TCG, cpu {cpu_model(not kdump)}, {args.cpus} "
                    f"vCPUs, {args.memory} MiB" + (f", crashkernel={args.crashkernel}"
                                                   if kdump else ""),
         "scenario": sc.description,
