@@ -5,13 +5,15 @@ into tests/crash_outputs/<dump>/ (sample-dumps/ belongs to whoever made the dump
     .venv/bin/python tests/record_crash_devices.py 6.1-sysrq 5.10-sysrq 6.12-sysrq ...
 
 {PID} is the panic task's PID (from the dump's crash/bt.txt), written to devices-PID.
+Where tests/crash_outputs/<dump>/sockets-PIDS names the tasks a scenario opened sockets in
+(6.1-busy-io), `net -s` of those PIDs goes to net-s-owners.txt.
 """
 from __future__ import annotations
 
 import re
 import sys
 
-from recording import Sample, crash_command, crash_outputs, write_outputs
+from recording import OUTPUTS, Sample, crash_command, crash_outputs, write_outputs
 
 COMMANDS = (
     ("mount.txt", "mount"),
@@ -33,11 +35,15 @@ def record(name: str, crash: list[str]) -> None:
     bt = (s.dir / "crash" / "bt.txt").read_text()
     pid = re.search(r"PID: (\d+)", bt)
     assert pid, "crash/bt.txt has no task header"
-    outputs = crash_outputs(crash, s, [c.format(PID=pid.group(1)) for _f, c in COMMANDS],
+    commands = list(COMMANDS)
+    owners = OUTPUTS / name / "sockets-PIDS"
+    if owners.is_file():
+        commands.append(("net-s-owners.txt", "net -s " + " ".join(owners.read_text().split())))
+    outputs = crash_outputs(crash, s, [c.format(PID=pid.group(1)) for _f, c in commands],
                             MARKER)
-    out = write_outputs(name, zip((f for f, _c in COMMANDS), outputs, strict=False))
+    out = write_outputs(name, zip((f for f, _c in commands), outputs, strict=False))
     (out / "devices-PID").write_text(pid.group(1) + "\n")
-    print(f"{name}: wrote {len(COMMANDS)} files", flush=True)
+    print(f"{name}: wrote {len(commands)} files", flush=True)
 
 
 def main(args: list[str]) -> int:

@@ -62,6 +62,57 @@ def test_equals_crash(sessions: dict[str, Session], name: str, file: str, cmd: s
     assert a == b, f"{name}: {line}: " + first_difference(a, b)
 
 
+OWNER_DUMPS = tuple(sorted(p.parent.name for p in OUTPUTS.glob("*/net-s-owners.txt")
+                           if (SAMPLES / p.parent.name / "MANIFEST").is_file()))
+
+
+@pytest.mark.parametrize("name", OWNER_DUMPS)
+def test_sockets_of_their_owners_equal_crash(sessions: dict[str, Session], name: str) -> None:
+    """net -s of the tasks the scenario opened sockets in (sockets-PIDS, from the console's
+    "socket owner" lines): TCP over IPv4 and v4-mapped IPv6, UDP, raw ICMP, AF_UNIX."""
+    pids = (OUTPUTS / name / "sockets-PIDS").read_text().split()
+    a, b = mine(sessions[name], "net -s " + " ".join(pids)), recorded(name, "net-s-owners.txt")
+    assert a == b, f"{name}: net -s {' '.join(pids)}: " + first_difference(a, b)
+
+
+def test_busy_io_exercises_the_rows() -> None:
+    """6.1-busy-io is there for the rows the other samples lack: crash counts requests in
+    flight (3 O_DIRECT reads and a write on the throttled vdb), a swap partition and sockets
+    of every kind the scenario opened. Skipped only where the sample is not committed."""
+    if "6.1-busy-io" not in CRASH_DUMPS:
+        pytest.skip("no 6.1-busy-io sample")
+    vdb = next(r.split() for r in recorded("6.1-busy-io", "dev-d.txt") if " vdb " in r)
+    assert vdb[4:] == ["4", "3", "1"]
+    assert recorded("6.1-busy-io", "dev-D.txt")[1:] == [
+        r for r in recorded("6.1-busy-io", "dev-d.txt") if " vdb " in r]
+    assert recorded("6.1-busy-io", "swap.txt")[1].split()[1:] == [
+        "PARTITION", "65532k", "0k", "0%", "-2", "/dev/vdc"]
+    kinds = {r.split()[3] for r in recorded("6.1-busy-io", "net-s-owners.txt")
+             if r[:2].strip().isdigit()}
+    assert kinds == {"INET6:STREAM", "INET:STREAM", "UNIX:DGRAM", "INET:DGRAM", "INET:RAW"}
+
+
+def test_busy_io_committed_is_what_meminfo_says(sessions: dict[str, Session]) -> None:
+    """kmem -i's one difference from crash on 6.1-busy-io (crash/KNOWN-ERRORS.md): COMMITTED
+    is percpu_counter_sum_positive(&vm_committed_as), crash prints the central count (0)."""
+    if "6.1-busy-io" not in CRASH_DUMPS:
+        pytest.skip("no 6.1-busy-io sample")
+    s = sessions["6.1-busy-io"]
+    k = s.kernel
+    counter = k.symbol("vm_committed_as")
+    central = k.read_s64(counter + k.offsetof("percpu_counter", "count"))
+    deltas = k.read_u64(counter + k.offsetof("percpu_counter", "counters"))
+    total = central + sum(k.read_s32(deltas + k.per_cpu_offsets[cpu])
+                          for cpu in k.cpumask("__cpu_online_mask"))
+    crash = (SAMPLES / "6.1-busy-io" / "crash" / "kmem-i.txt").read_text().splitlines()
+    mine_ = run_command(s, "kmem -i")
+    assert [x for x in mine_ if "  COMMITTED " not in x] == \
+        [x for x in crash if "  COMMITTED " not in x]
+    row = next(x for x in mine_ if "  COMMITTED " in x).split()
+    assert int(row[1]) == total == 6551
+    assert next(x for x in crash if "  COMMITTED " in x).split()[1] == str(central) == "0"
+
+
 def test_dev_d_header_follows_the_layout(sessions: dict[str, Session]) -> None:
     """5.10 still has enum BLK_RW_SYNC (crash counts ASYNC/SYNC), 6.1 does not (READ/WRITE):
     the header is chosen by the type information, as crash chooses it."""

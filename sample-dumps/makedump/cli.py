@@ -227,7 +227,8 @@ def make_dump(args: argparse.Namespace) -> None:
               + (" init_on_free=1" if init_on_free else "") + f" crashlab.scenario={sc.name}")
     console = work / "console.log"
     seconds = vm.boot(k.vmlinuz, work / "first.img", disk, append, console, accel,
-                      args.cpus, args.memory, args.timeout, args.verbose)
+                      args.cpus, args.memory, args.timeout, args.verbose,
+                      vm.scratch_drive_args(work, sc.scratch_disks))
 
     console_text = console.read_text(errors="replace")
     failed = re.findall(r"MAKEDUMP: FAILED: (.*)", console_text)

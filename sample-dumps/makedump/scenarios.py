@@ -17,6 +17,8 @@ class Scenario:
     module: str | None = None       # name of the module (its .ko is <module>.ko)
     module_src: Path | None = None  # dir with <module>.c and Makefile
     module_note: str = ""
+    # extra virtio disks (serial, MiB, extra QEMU -drive options), sparse files in the work dir
+    scratch_disks: tuple[tuple[str, int, str], ...] = ()
 
     @property
     def ko_in_guest(self) -> str:
@@ -70,5 +72,38 @@ SCENARIOS = {
                  "    awk 'BEGIN { s = \"x\"; while (1) s = s s }'",
                  "awk doubles a string until the kernel runs out of memory (no swap, "
                  "vm.overcommit_memory=1) with vm.panic_on_oom=1"),
+        Scenario("busy-io",
+                 "    ifconfig lo 127.0.0.1 up\n"
+                 "    disk() { for d in /sys/block/vd*; do\n"
+                 "        [ \"$(cat $d/serial 2>/dev/null)\" = $1 ] && echo /dev/${d##*/}; done; }\n"
+                 "    slow=$(disk slow); swp=$(disk swap)\n"
+                 '    say "slow disk $slow, swap disk $swp"\n'
+                 "    mkswap $swp && swapon $swp && say \"swapon $swp\"\n"
+                 "    sleep 3600 | nc -l -p 1234 &\n"
+                 '    say "socket owner: nc -l -p 1234 pid $!"\n'
+                 "    sleep 1\n"
+                 "    sleep 3600 | nc 127.0.0.1 1234 &\n"
+                 '    say "socket owner: nc 127.0.0.1 1234 pid $!"\n'
+                 "    syslogd -n -R 127.0.0.1:514 &\n"
+                 '    say "socket owner: syslogd -n -R 127.0.0.1:514 pid $!"\n'
+                 "    sleep 1; logger busy-io\n"
+                 "    ping 127.0.0.1 > /dev/null &\n"
+                 '    say "socket owner: ping 127.0.0.1 pid $!"\n'
+                 "    for i in 1 2 3; do\n"
+                 "        dd if=$slow of=/dev/null iflag=direct bs=4k skip=$((i*100)) count=50 "
+                 "2>/dev/null &\n"
+                 '        say "reader dd pid $!"\n'
+                 "    done\n"
+                 "    dd if=/dev/zero of=$slow oflag=direct bs=4k seek=1000 count=50 2>/dev/null &\n"
+                 '    say "writer dd pid $!"\n'
+                 "    sleep 2\n"
+                 '    say "echo c > /proc/sysrq-trigger"\n'
+                 "    echo c > /proc/sysrq-trigger",
+                 "echo c > /proc/sysrq-trigger with block I/O in flight (3 O_DIRECT dd readers "
+                 "and a writer on virtio disk \"slow\", QEMU-throttled to 2 IOPS), a swap "
+                 "device (virtio disk \"swap\", 64 MiB) and open sockets (nc TCP listener and "
+                 "client on lo, syslogd's /dev/log and UDP to 127.0.0.1:514, ping) "
+                 "(kernel.panic_on_oops=1)",
+                 scratch_disks=(("slow", 64, "throttling.iops-total=2"), ("swap", 64, ""))),
     )
 }

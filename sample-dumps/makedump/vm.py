@@ -26,6 +26,19 @@ def make_disk(path: Path, size_mib: int = 512) -> None:
         run(["mkfs.ext4", "-q", "-F", "-L", "makedump", path], quiet=True)
 
 
+def scratch_drive_args(work: Path, disks: tuple[tuple[str, int, str], ...]) -> list[str]:
+    """Sparse raw images as extra virtio disks (serial = name), on PCI slots after the dump disk."""
+    args: list[str] = []
+    for i, (name, size_mib, opts) in enumerate(disks):
+        img = work / f"scratch-{name}.img"
+        img.unlink(missing_ok=True)
+        with img.open("wb") as f:
+            f.truncate(size_mib << 20)
+        args += ["-drive", f"file={img},if=none,id={name},format=raw" + (f",{opts}" if opts else ""),
+                 "-device", f"virtio-blk-pci,drive={name},serial={name},addr={0x10 + i:#x}"]
+    return args
+
+
 def kvm_usable() -> bool:
     """/dev/kvm can exist without working (no vmx/svm): then QEMU must use TCG."""
     try:
@@ -55,13 +68,14 @@ def qemu_version() -> str:
 
 
 def boot(vmlinuz: Path, initrd: Path, disk: Path, append: str, console_log: Path,
-         accel: list[str], cpus: int, mem_mib: int, timeout: int, verbose: bool) -> float:
+         accel: list[str], cpus: int, mem_mib: int, timeout: int, verbose: bool,
+         extra: list[str] | None = None) -> float:
     """Boot the guest until it powers off; the console goes to console_log. Returns seconds."""
     cmd = [QEMU, "-machine", "q35", *accel, "-smp", str(cpus), "-m", str(mem_mib),
            "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
            "-rtc", "base=utc", "-device", "vmcoreinfo",
            "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", append,
-           "-drive", f"file={disk},format=raw,if=virtio"]
+           "-drive", f"file={disk},format=raw,if=virtio", *(extra or [])]
     log("$ " + " ".join(cmd))
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
