@@ -204,7 +204,7 @@ class DumpFile(ABC):
             addr += n
         return bytes(out)
 
-    def read_pages(self, pfn: int, count: int) -> bytes:
+    def read_pages(self, pfn: int, count: int) -> bytes | bytearray:
         """Pages pfn .. pfn+count-1 whole, a page that cannot be read (excluded, missing,
         corrupt) as zeros: for scans of large tables such as the mem_map."""
         ps = self.info.page_size
@@ -214,7 +214,7 @@ class DumpFile(ABC):
                 out[i * ps:(i + 1) * ps] = self._page(pfn + i, (pfn + i) * ps)
             except CrashtuiError:
                 continue
-        return bytes(out)
+        return out
 
     def close(self) -> None:
         """Release the file and the page cache."""

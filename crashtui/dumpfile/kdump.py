@@ -311,7 +311,7 @@ class KdumpFile(DumpFile):
         raw = self._src.read(self._desc_off + index * _PAGE_DESC.size, _PAGE_DESC.size)
         return PageDesc(*_PAGE_DESC.unpack(raw))
 
-    def read_pages(self, pfn: int, count: int) -> bytes:
+    def read_pages(self, pfn: int, count: int) -> bytes | bytearray:
         """Pages pfn .. pfn+count-1 (unreadable ones as zeros), their page_descs read in one
         piece: dumped pages of a pfn range have consecutive descriptors. A descriptor that
         is not plainly valid goes through _load_page, which says what is wrong with it."""
@@ -351,7 +351,7 @@ class KdumpFile(DumpFile):
                 continue  # _load_page would call it corrupt: unreadable, zeros
             except CrashtuiError:
                 continue
-        return bytes(out)
+        return out
 
     def _load_page(self, pfn: int, paddr: int) -> bytes:
         """Find the page_desc of `pfn` and decode its data."""

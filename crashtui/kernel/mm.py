@@ -316,11 +316,19 @@ class _Kmem:
         return max(count, 0)
 
 
-def read_zero_filled(kernel: Kernel, vaddr: int, size: int) -> bytes:
+def read_zero_filled(kernel: Kernel, vaddr: int, size: int) -> bytes | bytearray:
     """`size` bytes of kernel memory at page-aligned `vaddr`, a page the dump lacks (or an
     unmapped one) read as zeros: one page-table walk and one dump read per large page."""
-    buf = bytearray(size)
     run_of = getattr(kernel.pagetable, "translate_run", None)
+    ps = kernel.dump.info.page_size
+    if run_of is not None and not vaddr % ps and not size % ps:
+        try:  # the usual case: one large page holds it all, read without a copy
+            paddr, run = run_of(vaddr)
+            if run >= size and not paddr % ps:
+                return kernel.dump.read_pages(paddr // ps, size // ps)
+        except CrashtuiError:
+            pass
+    buf = bytearray(size)
     pos = 0
     while pos < size:
         addr = vaddr + pos
@@ -331,7 +339,6 @@ def read_zero_filled(kernel: Kernel, vaddr: int, size: int) -> bytes:
             pos += 0x1000 - (addr & 0xFFF)
             continue
         n = min(run, size - pos)
-        ps = kernel.dump.info.page_size
         try:
             if not paddr % ps and not n % ps:
                 buf[pos:pos + n] = kernel.dump.read_pages(paddr // ps, n // ps)
@@ -346,7 +353,7 @@ def read_zero_filled(kernel: Kernel, vaddr: int, size: int) -> bytes:
                     continue
                 buf[pos + at:pos + at + len(chunk)] = chunk
         pos += n
-    return bytes(buf)
+    return buf
 
 
 def read_kmem_info(kernel: Kernel) -> KmemInfo:
