@@ -84,6 +84,7 @@ def test_memory_tab_slab_caches_and_zones(sessions: dict[str, Session], name: st
             assert r[2:7] == caches[full.get(r[0].removesuffix("…"), r[0])], r[0]
         sizes = [int(r[5]) * int(r[6].rstrip("k")) for r in rows]
         assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+        await pilot.pause(0.2)  # the filled table drawn
         text = screen_text(app)  # legible at 80 columns: every header and the top cache whole
         header = next(line for line in text.splitlines() if "OBJSIZE" in line)
         for col in ("NAME", "OBJSIZE", "ALLOCATED", "TOTAL", "SLABS", "SSIZE", "BYTES"):
@@ -161,6 +162,7 @@ def test_tasks_tab_run_queues(sessions: dict[str, Session], name: str) -> None:
         rows = [cells(table, i) for i in range(table.row_count)]
         assert [(r[0], r[2], r[3]) for r in rows] == expected
         assert [r[1] for r in rows if r[0]] == ["current"] * len([e for e in expected if e[0]])
+        await pilot.pause(0.2)
         text = screen_text(app)
         assert "QUEUE" in text and "PRIO" in text and "COMM" in text
         queued = next((i for i, r in enumerate(rows) if not r[0]), None)

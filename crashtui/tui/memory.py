@@ -106,6 +106,18 @@ def short(name: str, width: int = NAME_WIDTH) -> str:
     return name if len(name) <= width else name[:width - 1] + "…"
 
 
+def fill(table: DataTable[Text], headers: list[tuple[str, Text]],
+         rows: list[tuple[str, list[Text]]]) -> None:
+    """Columns sized to their widest cell (set, not measured later: a table filled while
+    hidden keeps its header widths otherwise), then the rows (key, cells)."""
+    table.clear(columns=True)
+    for i, (key, label) in enumerate(headers):
+        width = max([label.cell_len] + [r[i].cell_len for _k, r in rows])
+        table.add_column(label, key=key, width=width)
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+
+
 class _FindTable(DataTable[Text]):
     """A row table with j/k, / (find text in a row), n/N."""
 
@@ -174,18 +186,19 @@ class SlabTable(_FindTable):
                       reverse=descending != self.reverse)
 
     def _fill(self) -> None:
-        self.clear(columns=True)
         descending = (self.sort_column != "NAME") != self.reverse
         arrow = " ▼" if descending else " ▲"
-        for name, _key, numeric in SLAB_COLUMNS:
-            label = name + (arrow if name == self.sort_column else "")
-            self.add_column(Text(label, justify="right" if numeric else "left"), key=name)
+        headers = [(name, Text(name + (arrow if name == self.sort_column else ""),
+                               justify="right" if numeric else "left"))
+                   for name, _key, numeric in SLAB_COLUMNS]
+        rows = []
         for c in self.sorted_caches():
             counts = [right("?")] * 3 if c.allocated is None or c.total is None or \
                 c.slabs is None else [right(c.allocated), right(c.total), right(c.slabs)]
-            self.add_row(lit(short(c.name), "yellow" if c.error else ""),
-                         right(human(cache_bytes(c))), right(c.object_size), *counts,
-                         right(f"{c.slab_size // 1024}k"), key=f"{c.address:x}")
+            rows.append((f"{c.address:x}", [
+                lit(short(c.name), "yellow" if c.error else ""), right(human(cache_bytes(c))),
+                right(c.object_size), *counts, right(f"{c.slab_size // 1024}k")]))
+        fill(self, headers, rows)
 
     def action_sort(self) -> None:
         names = [n for n, _k, _r in SLAB_COLUMNS]
@@ -216,14 +229,10 @@ class ZonesTable(_FindTable):
 
     PROMPT = "find a zone (name)"
 
-    def on_mount(self) -> None:
-        for name in ZONE_COLUMNS:
-            self.add_column(Text(name, justify="left" if name == "ZONE" else "right"), key=name)
-
     def show(self, table: ZoneTable) -> None:
-        self.clear()
-        for z in table.zones:
-            self.add_row(*zone_cells(z), key=f"{z.address:x}")
+        headers = [(name, Text(name, justify="left" if name == "ZONE" else "right"))
+                   for name in ZONE_COLUMNS]
+        fill(self, headers, [(f"{z.address:x}", zone_cells(z)) for z in table.zones])
 
 
 def right(value: object, style: str = "") -> Text:

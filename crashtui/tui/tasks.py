@@ -138,24 +138,26 @@ class TasksTable(DataTable[Text]):
         return out
 
     def _fill_runq(self) -> None:
-        self.clear(columns=True)
-        for name in RUNQ_COLUMNS:
-            self.add_column(Text(name, justify="right" if name in ("CPU", "PID") else "left"),
-                            key=name)
+        from crashtui.tui.memory import fill
+
+        headers = [(name, Text(name, justify="right" if name in ("CPU", "PID") else "left"))
+                   for name in RUNQ_COLUMNS]
         by_addr = {r.task.address: r for r in self.rows_data}
         self.runq_tasks = {}
+        rows = []
         for i, (cpu, queue, prio, addr) in enumerate(self.runq_rows()):
             row = by_addr.get(addr)
             pid = f"{row.task.pid:>6}" if row is not None else "?"
             name = "?" if row is None else f"[{row.task.comm}]" if row.kernel_thread \
                 else row.task.comm
             current = queue == "current"
-            self.add_row(Text(cpu, "bold", justify="right"),
-                         Text(queue, "bold" if current else "dim"), Text(prio),
-                         Text(pid, "bold" if current else "", justify="right"),
-                         lit(name, "bold" if current else ""), Text(f"{addr:016x}"),
-                         key=f"rq{i}")
+            rows.append((f"rq{i}", [Text(cpu, "bold", justify="right"),
+                                    Text(queue, "bold" if current else "dim"), Text(prio),
+                                    Text(pid, "bold" if current else "", justify="right"),
+                                    lit(name, "bold" if current else ""),
+                                    Text(f"{addr:016x}")]))
             self.runq_tasks[f"rq{i}"] = addr
+        fill(self, headers, rows)
 
     def _cursor_cells(self) -> list[str]:
         if not self.row_count:
