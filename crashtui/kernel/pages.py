@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crashtui.errors import CrashtuiError, KernelReadError
+from crashtui.kernel.mm import read_zero_filled
 from crashtui.kernel.program import Kernel
 
 MAX_SECTIONS = 1 << 20
@@ -99,16 +100,7 @@ def section_pages(kernel: Kernel) -> Iterator[PageRows]:
     for _nr, pfn, mem_map in present_sections(k):
         count = per_section  # crash lists whole sections
         total = count * size
-        try:
-            buf = k.read(mem_map, total)
-        except CrashtuiError:
-            raw = bytearray(total)
-            for pos in range(0, total, 0x1000):
-                try:
-                    raw[pos:pos + 0x1000] = k.read(mem_map + pos, min(0x1000, total - pos))
-                except CrashtuiError:
-                    continue
-            buf = bytes(raw)
+        buf = read_zero_filled(k, mem_map, total)  # by large page, as kmem -i's scan
         rows = np.frombuffer(buf, dtype=np.uint8).reshape(count, size)
 
         yield PageRows(pfn, mem_map, _column(rows, o_flags, 8, "<u8"),
