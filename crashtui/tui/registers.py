@@ -98,24 +98,35 @@ class RegistersView(TextLines):
         ones by name (never another frame's values)."""
         lines: list[Text] = [self._head(bt)]
         found = registers_for(bt, ref) if ref is None or ref.exception is not None else None
+        width = self._wrap_width()
+        block = 0
         if found is not None:  # crash's block first: what a crash user knows
-            title = found[0] if ref is None else f"{data.title} · {found[0]}"
-            lines += [lit(title, "dim"), *format_registers(found[1]), Text("")]
+            title = found[0] if ref is None else \
+                f"{data.title} · {found[0].removeprefix('exception ')}"
+            lines += [lit(t, "dim") for t in wrap_words(title, width, " · ")]
+            block = len(lines)
+            lines += [*format_registers(found[1]), Text("")]
         self.border_title = f"Registers of {data.title}"
         lines.append(Text.assemble((data.title, "bold"), "  ", (data.origin, "dim")))
         self.values = {}
         first = len(lines)
         for note in data.known:
             self.values[len(lines)] = note.value
-            width = 16 if note.name not in ("cs", "ss") else 4
+            digits = 16 if note.name not in ("cs", "ss") else 4
             lines.append(Text.assemble(
-                (f"{note.name.upper():>6} ", "bold"), f"{note.value:0{width}x}".ljust(16),
+                (f"{note.name.upper():>6} ", "bold"), f"{note.value:0{digits}x}".ljust(16),
                 ("  " + note.note if note.note else "", "cyan")))
-        if data.unknown:
-            lines.append(lit("not known in this frame: " + " ".join(
-                n.upper() for n in data.unknown), "italic"))
+        if data.unknown:  # wrapped: at 80 columns the list is wider than the tab
+            lines += [lit(t, "italic") for t in wrap_words(
+                "not known in this frame: " + " ".join(n.upper() for n in data.unknown),
+                width, " ")]
         # the cursor on the first line in view: crash's block if shown, else the first register
-        self.set_lines(lines, cursor=2 if found is not None else first)
+        self.set_lines(lines, cursor=block if found is not None else first)
+
+    def _wrap_width(self) -> int:
+        """The columns a line may take before it is wrapped (80 columns before layout)."""
+        width = self.scrollable_content_region.width
+        return max(40, width - 1) if width else 78
 
     def action_copy_line(self) -> None:
         """The register value under the cursor (16 hex digits) to the clipboard (OSC 52);
@@ -133,6 +144,18 @@ class RegistersView(TextLines):
             self.app.copy_to_clipboard("\n".join(self.line_text(i).rstrip()
                                                  for i in range(self.line_count)) + "\n")
             self.notify("copied the registers (OSC 52)", timeout=2)
+
+
+def wrap_words(text: str, width: int, sep: str) -> list[str]:
+    """`text` cut at `sep` into lines of at most `width` columns (continuations indented)."""
+    parts = text.split(sep)
+    out = [parts[0]]
+    for part in parts[1:]:
+        if len(out[-1]) + len(sep) + len(part) <= width:
+            out[-1] += sep + part
+        else:
+            out.append("    " + part)
+    return out
 
 
 def _which(ref: FrameRef) -> str:

@@ -3,6 +3,7 @@ values expanded lazily (members, the pointed-to struct), read in a worker via th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 from textual.worker import get_current_worker
 
+from crashtui.analysis.variables import OPTIMIZED_OUT
 from crashtui.kernel.framevars import expandable
 from crashtui.tui.text import error_text, lit, safe
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from crashtui.analysis.variables import FrameVariable, FrameVariables, ValueNode
     from crashtui.tui.facade import SessionFacade
     from crashtui.tui.frameref import FrameRef
+
+_REG_UNKNOWN = re.compile(r"register (\w+) not known in this frame")
 
 
 @dataclass
@@ -42,9 +46,18 @@ def variable_label(v: FrameVariable) -> Text:
     if v.known:
         t.append(safe(v.value or ""))
     else:
-        t.append(safe(v.display()), "dim italic")
+        t.append(safe(short_display(v)), "dim italic")
     t.append(f"  {safe(v.type)}", "dim")
     return t
+
+
+def short_display(v: FrameVariable) -> str:
+    """The stand-in for an unknown value, short enough for 80 columns: `<unknown: rbx not
+    recovered>` for the unwinder's "register rbx not known in this frame"."""
+    m = _REG_UNKNOWN.fullmatch(v.reason or "")
+    if m is not None and v.state != OPTIMIZED_OUT:
+        return f"<{v.state}: {m.group(1)} not recovered>"
+    return v.display()
 
 
 def child_label(c: ValueNode) -> Text:
@@ -99,8 +112,10 @@ class VariablesView(Tree[NodeValue | None]):
             return
         where = "exception RIP " if fv.exception else ""
         head = f"#{fv.frame} {where}{fv.function or '??'} at {fv.pc:x}"
-        if fv.error:
-            self.root.set_label(Text.assemble(safe(head), ("  " + safe(fv.error), "italic")))
+        if fv.error:  # under the head: at 80 columns a reason after it is cut
+            self.root.set_label(Text(safe(head), "bold"))
+            self.root.add_leaf(lit(fv.error, "italic"))
+            self.root.expand()
             return
         self.root.set_label(Text.assemble((safe(head), "bold"),
                                           (f"  {len(fv.variables)} variable"

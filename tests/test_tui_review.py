@@ -1,0 +1,99 @@
+"""A new user's review of the Variables and Registers tabs at 80x24 (issue 17): nothing cut,
+the tabs follow the frame moved to with j/k; driven with Pilot on the 6.1-test-module dump."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_tui import drive, press, screen_text  # noqa: E402
+
+from crashtui.tui.app import CrashtuiApp  # noqa: E402
+from crashtui.tui.facade import SessionFacade  # noqa: E402
+from crashtui.tui.frames import FramesView  # noqa: E402
+from crashtui.tui.registers import RegistersView  # noqa: E402
+from crashtui.tui.variables import VariablesView  # noqa: E402
+from tests.test_frame_variables import _session  # noqa: E402
+
+pytestmark = pytest.mark.needs_vmlinux
+SMALL = (80, 24)
+
+
+def make(sessions: Any, tmp_path: Path) -> CrashtuiApp:
+    s = _session(sessions, "6.1-test-module")
+    return CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+
+def frame_name(app: CrashtuiApp) -> str:
+    ref = app.query_one(FramesView).current
+    assert ref is not None and ref.frame is not None
+    return f"#{ref.frame.index} {ref.frame.function}"
+
+
+def test_variables_reason_under_the_head_at_80x24(sessions: Any, tmp_path: Path) -> None:
+    """#6 asm_exc_page_fault has no DWARF function: the reason is a line of its own, whole
+    (it was cut after the head at 80 columns), and the head names the frame moved to."""
+    app = make(sessions, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "f", "k", "9")
+        assert frame_name(app) == "#6 asm_exc_page_fault"
+        text = screen_text(app)
+        assert "#6 asm_exc_page_fault at " in text
+        assert "no DWARF function covers this address" in text, text
+        view = app.query_one(VariablesView)
+        assert [str(n.label) for n in view.root.children] == [
+            "no DWARF function covers this address"]
+
+    drive(app, steps, size=SMALL)
+
+
+def test_variables_unknown_register_fits_80_columns(sessions: Any, tmp_path: Path) -> None:
+    """#4 page_fault_oops: an argument in a register the unwinder did not recover reads
+    `<unknown: r13 not recovered>` and its type stays in view at 80 columns."""
+    app = make(sessions, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "f", "k", "k", "k", "9")
+        assert frame_name(app) == "#4 page_fault_oops"
+        text = screen_text(app)
+        assert "#4 page_fault_oops at " in text
+        line = next(t for t in text.splitlines() if "error_code = " in t)
+        assert "error_code = <unknown: r13 not recovered>  unsigned long" in line, line
+        # j/k in the frames: the tab follows
+        await press(app, pilot, "f", "j", "9")
+        assert frame_name(app) == "#5 exc_page_fault"
+        assert "#5 exc_page_fault at " in screen_text(app)
+
+    drive(app, steps, size=SMALL)
+
+
+def test_registers_lines_fit_80_columns(sessions: Any, tmp_path: Path) -> None:
+    """The Registers tab at 80 columns: the unknown registers' list wraps (R15 was cut), the
+    exception row's title fits on one line, the cursor stays on crash's block."""
+    app = make(sessions, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "2")
+        regs = app.query_one(RegistersView)
+        width = regs.scrollable_content_region.width
+        text = [regs.line_text(i).rstrip() for i in range(regs.line_count)]
+        assert text[1].startswith("exception RIP test_module_init+5 · frame at ")
+        assert all(len(t) <= width for t in text), (width, text)
+        assert regs.cursor == 2 and text[2].split()[0] == "RIP:"
+        await press(app, pilot, "f", "k", "k", "k", "2")
+        assert frame_name(app) == "#4 page_fault_oops"
+        text = [regs.line_text(i).rstrip() for i in range(regs.line_count)]
+        assert all(len(t) <= width for t in text), (width, text)
+        start = next(i for i, t in enumerate(text) if t.startswith("not known in this frame:"))
+        names = " ".join(text[start:]).split()[5:]
+        assert names[0] == "RFLAGS" and "R15" in names and "RBX" in names
+        assert len(text) > start + 1  # wrapped
+        assert "R15" in screen_text(app)
+
+    drive(app, steps, size=SMALL)
