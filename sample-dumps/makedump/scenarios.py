@@ -79,6 +79,14 @@ SCENARIOS = {
                  "    slow=$(disk slow); swp=$(disk swap)\n"
                  '    say "slow disk $slow, swap disk $swp"\n'
                  "    mkswap $swp && swapon $swp && say \"swapon $swp\"\n"
+                 "    mount -t cgroup2 none /sys/fs/cgroup && mkdir /sys/fs/cgroup/small\n"
+                 "    echo +memory > /sys/fs/cgroup/cgroup.subtree_control\n"
+                 "    echo 8M > /sys/fs/cgroup/small/memory.max\n"
+                 "    awk 'BEGIN { system(\"sleep 1\"); s = \"x\"; "
+                 "while (length(s) < 10000000) s = s s; system(\"sleep 3600\") }' &\n"
+                 "    echo $! > /sys/fs/cgroup/small/cgroup.procs\n"
+                 '    say "swapped out: awk (16 MiB string, memory.max 8M) pid $!"\n'
+                 "    sleep 3\n"
                  "    sleep 3600 | nc -l -p 1234 &\n"
                  '    say "socket owner: nc -l -p 1234 pid $!"\n'
                  "    sleep 1\n"
@@ -101,7 +109,8 @@ SCENARIOS = {
                  "    echo c > /proc/sysrq-trigger",
                  "echo c > /proc/sysrq-trigger with block I/O in flight (3 O_DIRECT dd readers "
                  "and a writer on virtio disk \"slow\", QEMU-throttled to 2 IOPS), a swap "
-                 "device (virtio disk \"swap\", 64 MiB) and open sockets (nc TCP listener and "
+                 "device (virtio disk \"swap\", 64 MiB; an awk in a cgroup with memory.max 8M holds a "
+                 "16 MiB string, partly swapped out) and open sockets (nc TCP listener and "
                  "client on lo, syslogd's /dev/log and UDP to 127.0.0.1:514, ping) "
                  "(kernel.panic_on_oops=1)",
                  scratch_disks=(("slow", 64, "throttling.iops-total=2"), ("swap", 64, ""))),
