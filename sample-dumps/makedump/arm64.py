@@ -258,7 +258,7 @@ def make_dump(args: argparse.Namespace) -> None:
     mods = kernel.module_load_order(k)
     log("guest modules: " + " ".join(m.name for m in mods))
     opts = "-c -d 31"
-    conf = initramfs.config_text(sc.name, sc.shell, opts, False, kdump=kdump)
+    conf = initramfs.config_text(sc.name, sc.shell, opts, False, kdump=kdump, raw_vmcore=kdump)
     first = initramfs.base_image(busybox, initramfs.INIT, conf, mods, k.root)
     tool_versions: dict[str, str] = {}
     if kdump:
@@ -292,17 +292,31 @@ def make_dump(args: argparse.Namespace) -> None:
     if kdump:
         got = vm.copy_out(disk, work / "out")
         rc = (got / "dump.rc").read_text().strip() if (got / "dump.rc").exists() else "missing"
-        if rc != "0":
+        kexec_v = debian.upstream_version(tool_versions["kexec-tools"])
+        raw = next(iter(sorted(got.glob("vmcore.*.gz"))), None)
+        if rc != "0" and raw is not None and (got / "raw.rc").read_text().strip() == "0":
+            # makedumpfile refused it (see README): /proc/vmcore as the capture kernel has it
+            log(f"makedumpfile failed (dump.rc = {rc}); keeping /proc/vmcore as {raw.name}")
+            shutil.copyfile(raw, out / raw.name)
+            files["dump"] = raw.name
+            files["dmesg"] = f"console.{ts}"
+            (out / files["dmesg"]).write_text(console_text)
+            made_by = (f"gzip -1 -c /proc/vmcore in a kdump capture kernel (kexec-tools {kexec_v}"
+                       f", {args.suite}'s), makedumpfile "
+                       f"{debian.upstream_version(tool_versions['makedumpfile'])} having refused "
+                       "it (4 KiB pages with VA_BITS=52)")
+        elif rc != "0":
             raise MakeDumpError(f"capture kernel: dump.rc = {rc}; see {work / 'console.log'}")
-        dump = next(iter(sorted(got.glob("dump.*[0-9]"))))
-        dmesg = next(iter(sorted(got.glob("dmesg.*[0-9]"))))
-        for f in (dump, dmesg):
-            shutil.copyfile(f, out / f.name)
-        files["dump"] = dump.name
-        files["dmesg"] = dmesg.name
-        made_by = (f"makedumpfile {debian.upstream_version(tool_versions['makedumpfile'])} "
-                   f"({mdf_suite}'s arm64 package) {opts} in a kdump capture kernel (kexec-tools "
-                   f"{debian.upstream_version(tool_versions['kexec-tools'])}, {args.suite}'s)")
+        else:
+            dump = next(iter(sorted(got.glob("dump.*[0-9]"))))
+            dmesg = next(iter(sorted(got.glob("dmesg.*[0-9]"))))
+            for f in (dump, dmesg):
+                shutil.copyfile(f, out / f.name)
+            files["dump"] = dump.name
+            files["dmesg"] = dmesg.name
+            made_by = (f"makedumpfile {debian.upstream_version(tool_versions['makedumpfile'])} "
+                       f"({mdf_suite}'s arm64 package) {opts} in a kdump capture kernel "
+                       f"(kexec-tools {kexec_v}, {args.suite}'s)")
     else:
         if len(qemu_dumps) != 2:
             raise MakeDumpError(f"the guest did not panic; see {work / 'console.log'}")

@@ -196,6 +196,12 @@ capture() {
             $out/check-d$CHECK_LEVEL.$ts
         echo $? > $out/check.rc
     fi
+    if [ "$RAW_VMCORE" = 1 ] && [ "$(cat $out/dump.rc)" != 0 ]; then
+        # makedumpfile refused the dump: keep /proc/vmcore itself (kexec-tools' ELF headers)
+        say "gzip -1 -c /proc/vmcore > vmcore.$ts.gz"
+        gzip -1 -c /proc/vmcore > $out/vmcore.$ts.gz
+        echo $? > $out/raw.rc
+    fi
     if [ "$ELF" = 1 ]; then
         say "makedumpfile -E -d 31 /proc/vmcore vmcore-d31.elf.$ts"
         makedumpfile -E -d 31 /proc/vmcore $out/vmcore-d31.elf.$ts
@@ -267,9 +273,10 @@ if [ -e /proc/vmcore ]; then capture; else first; fi
 
 def config_text(scenario_name: str, scenario_shell: str, makedumpfile_opts: str, elf: bool,
                 settle: int = 5, crash_timeout: int = 150, check_level: int | None = None,
-                doctor_tree: bool = False, kdump: bool = True) -> str:
+                doctor_tree: bool = False, kdump: bool = True, raw_vmcore: bool = False) -> str:
     return (f"SCENARIO='{scenario_name}'\n"
             f"KDUMP={1 if kdump else 0}\n"
+            f"RAW_VMCORE={1 if raw_vmcore else 0}\n"
             f"DOCTOR_TREE={1 if doctor_tree else 0}\n"
             f"MAKEDUMPFILE_OPTS='{makedumpfile_opts}'\n"
             f"ELF={1 if elf else 0}\n"
