@@ -49,6 +49,9 @@ COMMANDS = (
     ("f-foreach-user-net-s.txt", "foreach user net -s"),
     ("f-foreach-net.txt", "foreach 1 net"),
     ("f-foreach-active-set.txt", "foreach active set"),
+    ("f-foreach-unknown-ps.txt", "foreach 1 99999 nosuchname ps"),
+    ("f-foreach-UN-ps.txt", "foreach UN ps"),
+    ("f-foreach-UN-sig.txt", "foreach UN sig"),
 )
 MARKER = "==== record-crash-f ===="
 EVERY = 256

@@ -220,7 +220,12 @@ FOREACH_STATES = ("RU", "IN", "UN", "ST", "ZO", "TR", "SW", "DE", "PA", "WA", "I
          "selected", "foreach [PID|TASK|NAME|'REGEX'|kernel|user|gleader|active|STATE ...] "
          "bt [-l] [-i] [-f] | ps | task [-x] | files | vm | sig [-g] | net [-s] | set")
 def cmd_foreach(session: Session, args: list[str]) -> list[str]:
-    from crashtui.commands.foreach import FOREACH_COMMANDS, foreach_lines, selected_tasks
+    from crashtui.commands.foreach import (
+        FOREACH_COMMANDS,
+        foreach_lines,
+        selected_tasks,
+        unknown_selectors,
+    )
 
     keyword = next((i for i, a in enumerate(args) if a in FOREACH_COMMANDS), None)
     if keyword is not None and "bt" not in args[:keyword]:
@@ -233,6 +238,7 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
         raise CommandError("foreach: supported: foreach [PID|TASK|NAME|kernel|user|gleader|"
                            "active|STATE ...] bt|ps|task|files|vm|sig|net|set")
     tasks = selected_tasks(session, args[:at])
+    unknown = unknown_selectors(session, args[:at])
     args = args[at:]
     flags, rest, _ = _parse_flags(args[1:], "lif")
     if rest:
@@ -255,4 +261,4 @@ def cmd_foreach(session: Session, args: list[str]) -> list[str]:
         if "i" in flags:
             bt = session.with_inline_frames(bt)
         blocks.append(format_backtrace(bt, "l" in flags, "i" in flags, words=words))
-    return _join(blocks)
+    return unknown + _join(blocks)

@@ -66,19 +66,51 @@ def selected_tasks(session: Session, selectors: list[str]) -> list[Task]:
     return out
 
 
+def unknown_selectors(session: Session, selectors: list[str]) -> list[str]:
+    """crash's `foreach: unknown argument: "X"` for each PID, task, name or regex that no
+    task has (crash goes on with the others)."""
+    tasks = session.tasks.tasks
+    out = []
+    for n in selectors:
+        if n in FOREACH_STATES or n in KEYWORDS:
+            continue
+        text = n.lower().removeprefix("0x")
+        if n.isdigit():
+            found = any(t.pid == int(n) for t in tasks)
+        elif len(text) > 8 and all(c in "0123456789abcdef" for c in text):
+            found = any(t.address == int(text, 16) for t in tasks)
+        elif n.removeprefix("\\") in {t.comm for t in tasks} or not _REGEX_CHARS & set(n):
+            found = any(t.comm == n.removeprefix("\\") for t in tasks)
+        else:
+            try:
+                pattern = re.compile(n)
+            except re.error:
+                continue  # selected_tasks() says so
+            found = any(pattern.search(t.comm) for t in tasks)
+        if not found:
+            out.append(f'foreach: unknown argument: "{n}"')
+    return out
+
+
 def foreach_lines(session: Session, states: set[str], names: list[str], cmd: str,
                   flags: list[str]) -> list[str]:
-    """crash's `foreach ... CMD`: ps's one table; task/files/vm/sig/net one block per task."""
-    from crashtui.commands.files import files_lines
-    from crashtui.commands.ps import PS_HEADER, ps_line
-    from crashtui.commands.task import task_lines
-    from crashtui.commands.vm import vm_lines
-
+    """crash's `foreach ... CMD`: ps's one table; task/files/vm/sig/net one block per task;
+    nothing when no task is selected."""
     allowed = {"task": ("-x", "-d"), "sig": ("-g",), "net": ("-s",)}.get(cmd, ())
     bad = [f for f in flags if f not in allowed]
     if bad:
         raise CommandError(f"foreach: {cmd} option {bad[0]} is not supported")
     tasks = selected_tasks(session, sorted(states) + names)
+    return unknown_selectors(session, names) + (_lines(session, tasks, cmd, flags) if tasks
+                                                  else [])
+
+
+def _lines(session: Session, tasks: list[Task], cmd: str, flags: list[str]) -> list[str]:
+    from crashtui.commands.files import files_lines
+    from crashtui.commands.ps import PS_HEADER, ps_line
+    from crashtui.commands.task import task_lines
+    from crashtui.commands.vm import vm_lines
+
     if cmd == "ps":
         by_addr = {r.task.address: r for r in session.ps.rows}
         rows = [by_addr[t.address] for t in tasks if t.address in by_addr]
