@@ -97,3 +97,38 @@ def test_registers_lines_fit_80_columns(sessions: Any, tmp_path: Path) -> None:
         assert "R15" in screen_text(app)
 
     drive(app, steps, size=SMALL)
+
+
+def test_variables_y_copies_the_value_and_Y_the_tree(sessions: Any, tmp_path: Path) -> None:
+    """y in the Variables tab (it did nothing): a pointer copies its address, an expanded
+    struct member its value; Y copies the tree as shown (6.1-deadlock's take_both)."""
+    s = _session(sessions, "6.1-deadlock")
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "9")
+        view = app.query_one(VariablesView)
+        assert app.focused is view
+        first = next(n for n in view.root.children if str(n.label).startswith("arg first ="))
+        view.move_cursor(first)
+        await press(app, pilot, "y")
+        assert app.clipboard == "0xffffffffc028d000"  # lock_b, without `<lock_b>`
+        await press(app, pilot, "enter")
+        owner = next(n for n in first.children if str(n.label).startswith("owner = "))
+        view.move_cursor(owner)
+        await press(app, pilot, "enter", "j", "y")
+        counter = owner.children[0]
+        assert str(counter.label).startswith("counter = ")
+        value = str(counter.label).split(" = ")[1].split("  ")[0]
+        assert app.clipboard == value
+        view.move_cursor(view.root)
+        await press(app, pilot, "y")
+        assert app.clipboard == value  # unchanged: the head has no value
+        await press(app, pilot, "Y")
+        lines = app.clipboard.splitlines()
+        assert lines[0].startswith("#4 take_both.cold at ")
+        assert "  arg first = 0xffffffffc028d000 <lock_b>  struct mutex *" in lines
+        assert any(t.startswith("      counter = ") for t in lines)
+        assert lines[-1] == '  arg who = 0xffffffffc028c091 "deadlock_ba"  const char *'
+
+    drive(app, steps, size=SMALL)

@@ -32,6 +32,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Ctrl+C", "interrupt a running command (it never quits); else copy the mouse selection"),
     ("y  Y", "copy (OSC 52: over SSH and tmux too). Frames: the selected frame / the whole "
              "backtrace as crash's bt -l; Registers: the value under the cursor / all; "
+             "Variables: the value (a pointer's address) / the tree; "
              "Tasks, task list: the task's address / its row; Modules: its base; other panes: "
              "y copies the cursor's line "
              "or the mouse selection"),

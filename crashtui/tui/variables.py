@@ -71,6 +71,8 @@ class VariablesView(Tree[NodeValue | None]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        Binding("y", "copy_value", "Copy value", show=False),
+        Binding("Y", "copy_all", "Copy all", show=False),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -78,6 +80,7 @@ class VariablesView(Tree[NodeValue | None]):
         self.show_root = True
         self.guide_depth = 2
         self._token = 0
+        self.values: dict[int, str] = {}  # node id -> the value it shows (for y)
 
     @property
     def facade(self) -> SessionFacade:
@@ -107,6 +110,7 @@ class VariablesView(Tree[NodeValue | None]):
         if token is not None and token != self._token:
             return
         self.clear()
+        self.values = {}
         if fv is None:
             self.root.set_label(lit(error or "no frame selected", "italic"))
             return
@@ -131,9 +135,11 @@ class VariablesView(Tree[NodeValue | None]):
                 parent = self.root
             scope = (v.function, v.inlined)
             if v.known and expandable(v.ctype, v.data):
-                parent.add(variable_label(v), NodeValue(v.ctype, v.data, v.address))
+                node = parent.add(variable_label(v), NodeValue(v.ctype, v.data, v.address))
             else:
-                parent.add_leaf(variable_label(v), None)
+                node = parent.add_leaf(variable_label(v), None)
+            if v.known:
+                self.values[node.id] = v.value or ""
         if not fv.variables:
             self.root.add_leaf(lit("no arguments or locals", "italic"))
         self.root.expand()
@@ -162,8 +168,41 @@ class VariablesView(Tree[NodeValue | None]):
             node.add_leaf(lit(error, "italic"))
         for c in children:
             if c.expandable:
-                node.add(child_label(c), NodeValue(c.ctype, c.data, c.address))
+                child = node.add(child_label(c), NodeValue(c.ctype, c.data, c.address))
             else:
-                node.add_leaf(child_label(c), None)
+                child = node.add_leaf(child_label(c), None)
+            self.values[child.id] = c.value
         if not children and not error:
             node.add_leaf(lit("(nothing to show)", "italic"))
+
+    def action_copy_value(self) -> None:
+        """The value under the cursor to the clipboard (OSC 52): a pointer's address alone
+        (`0xffff... <lock_b>` copies `0xffff...`), a struct in memory its address, else the
+        value as shown."""
+        node = self.cursor_node
+        value = self.values.get(node.id) if node is not None else None
+        if value is None:
+            self.notify("no value on this line", timeout=2)
+            return
+        first = value.split(" ", 1)[0]
+        if first.startswith("0x") and len(first) > 2:
+            value = first
+        elif value.startswith("{") and node is not None and node.data is not None \
+                and node.data.address is not None:  # a struct in memory: its address
+            value = f"{node.data.address:#x}"
+        self.app.copy_to_clipboard(value)
+        self.notify(f"copied {value} (OSC 52)", timeout=2)
+
+    def action_copy_all(self) -> None:
+        """The tree as shown (expanded nodes, indented) to the clipboard (OSC 52)."""
+        lines: list[str] = []
+
+        def walk(node: TreeNode[NodeValue | None], depth: int) -> None:
+            lines.append("  " * depth + str(node.label))
+            if node.is_expanded:
+                for child in node.children:
+                    walk(child, depth + 1)
+
+        walk(self.root, 0)
+        self.app.copy_to_clipboard("\n".join(lines) + "\n")
+        self.notify("copied the variables (OSC 52)", timeout=2)
