@@ -6,7 +6,8 @@ into tests/crash_outputs/<dump>/ (sample-dumps/ belongs to whoever made the dump
 
 {PID} is the panic task's PID (from the dump's crash/bt.txt), written to devices-PID.
 Where tests/crash_outputs/<dump>/sockets-PIDS names the tasks a scenario opened sockets in
-(6.1-busy-io), `net -s` of those PIDs goes to net-s-owners.txt.
+(6.1-busy-io), `net -s` of those PIDs goes to net-s-owners.txt and `foreach files` (socket
+and pipe files) to foreach-files.txt.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def record(name: str, crash: list[str]) -> None:
     owners = OUTPUTS / name / "sockets-PIDS"
     if owners.is_file():
         commands.append(("net-s-owners.txt", "net -s " + " ".join(owners.read_text().split())))
+        commands.append(("foreach-files.txt", "foreach files"))  # sockfs and pipefs paths
     outputs = crash_outputs(crash, s, [c.format(PID=pid.group(1)) for _f, c in commands],
                             MARKER)
     out = write_outputs(name, zip((f for f, _c in commands), outputs, strict=False))

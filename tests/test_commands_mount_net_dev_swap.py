@@ -75,6 +75,18 @@ def test_sockets_of_their_owners_equal_crash(sessions: dict[str, Session], name:
     assert a == b, f"{name}: net -s {' '.join(pids)}: " + first_difference(a, b)
 
 
+@pytest.mark.parametrize("name", OWNER_DUMPS)
+def test_socket_and_pipe_files_equal_crash(sessions: dict[str, Session], name: str) -> None:
+    """foreach files where tasks hold sockets and pipes: a pseudo filesystem's dentry is its
+    own parent, and crash's get_pathname() prints its name bare (SOCK "UNIX", "TCPv6", "RAW")
+    or nothing (a pipe's FIFO, name ""), not "/UNIX" or "/"."""
+    a, b = mine(sessions[name], "foreach files"), recorded(name, "foreach-files.txt")
+    assert a == b, f"{name}: foreach files: " + first_difference(a, b)
+    paths = {line.split()[4:] and " ".join(line.split()[4:]) for line in b
+             if line[:3].strip().isdigit()}
+    assert {"SOCK UNIX", "SOCK TCPv6", "SOCK TCP", "SOCK UDP", "SOCK RAW", "FIFO"} <= paths
+
+
 def test_busy_io_exercises_the_rows() -> None:
     """6.1-busy-io is there for the rows the other samples lack: crash counts requests in
     flight (3 O_DIRECT reads and a write on the throttled vdb, a swap-out write on vdc), a

@@ -61,7 +61,9 @@ def dentry_path(kernel: Kernel, vfsmount: int, dentry: int) -> str:
         if up == dentry or not up:
             name = kernel.read_cstr(kernel.read_u64(dentry + o_name), MAX_NAME)
             if name != "/":
-                parts.append(name)
+                # a pseudo filesystem's own dentry (sockfs "UNIX", pipefs ""): crash's
+                # get_pathname() writes its name without a leading "/", nothing for ""
+                return "/".join(reversed(parts + [name] if name else parts))
             break
         parts.append(kernel.read_cstr(kernel.read_u64(dentry + o_name), MAX_NAME))
         dentry = up
