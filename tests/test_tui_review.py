@@ -132,3 +132,17 @@ def test_variables_y_copies_the_value_and_Y_the_tree(sessions: Any, tmp_path: Pa
         assert lines[-1] == '  arg who = 0xffffffffc028c091 "deadlock_ba"  const char *'
 
     drive(app, steps, size=SMALL)
+
+
+def test_variables_char_shows_the_character(sessions: Any, tmp_path: Path) -> None:
+    """A char-typed variable reads as gdb and `locals` print it: 6.12-sysrq's
+    sysrq_handle_crash(key) is `99 'c'` (SysRq-c), it was a bare 99."""
+    s = _session(sessions, "6.12-sysrq")
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "9")
+        assert frame_name(app) == "#4 sysrq_handle_crash"
+        assert "arg key = 99 'c'  u8" in screen_text(app)
+
+    drive(app, steps, size=SMALL)

@@ -44,7 +44,7 @@ def variable_label(v: FrameVariable) -> Text:
     t.append(safe(v.name), "bold")
     t.append(" = ")
     if v.known:
-        t.append(safe(v.value or ""))
+        t.append(safe(with_char(v.value or "", v.ctype)))
     else:
         t.append(safe(short_display(v)), "dim italic")
     t.append(f"  {safe(v.type)}", "dim")
@@ -60,8 +60,21 @@ def short_display(v: FrameVariable) -> str:
     return v.display()
 
 
+def with_char(value: str, ctype: Any) -> str:
+    """A char's number and the character, as gdb and `locals` print it: `99 'c'`."""
+    if getattr(ctype, "kind", None) != "int" or getattr(ctype, "size", 0) != 1 or \
+            not getattr(ctype, "char", False) or not value.lstrip("-").isdigit():
+        return value
+    c = int(value) & 0xFF
+    shown = {0: "\\000", 7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f",
+             13: "\\r", 39: "\\'", 92: "\\\\"}.get(c)
+    if shown is None:
+        shown = chr(c) if 32 <= c < 127 else f"\\{c:03o}"
+    return f"{value} '{shown}'"
+
+
 def child_label(c: ValueNode) -> Text:
-    return Text.assemble((safe(c.name), "bold"), " = ", safe(c.value),
+    return Text.assemble((safe(c.name), "bold"), " = ", safe(with_char(c.value, c.ctype)),
                          (f"  {safe(c.type)}", "dim"))
 
 
