@@ -146,3 +146,23 @@ def test_variables_char_shows_the_character(sessions: Any, tmp_path: Path) -> No
         assert "arg key = 99 'c'  u8" in screen_text(app)
 
     drive(app, steps, size=SMALL)
+
+
+def test_variables_user_mode_row_is_not_an_exception_rip(sessions: Any,
+                                                        tmp_path: Path) -> None:
+    """The user-mode registers' row (6.12-sysrq's write(2) from init): the Variables head
+    says user space, not `exception RIP ??`."""
+    s = _session(sessions, "6.12-sysrq")
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "f", *["j"] * 8, "9")
+        ref = app.query_one(FramesView).current
+        assert ref is not None and ref.exception is not None and ref.exception.user_mode
+        text = screen_text(app)
+        assert "#11 user space at 47b7a0" in text and "exception RIP ??" not in text
+        assert "user-mode registers: no kernel variables" in text
+        await press(app, pilot, "f", "k", "9")
+        assert "#11 entry_SYSCALL_64_after_hwframe at " in screen_text(app)
+
+    drive(app, steps, size=SMALL)

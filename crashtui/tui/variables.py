@@ -93,6 +93,7 @@ class VariablesView(Tree[NodeValue | None]):
         self.show_root = True
         self.guide_depth = 2
         self._token = 0
+        self._user_mode = False  # the frames row shown is a user-mode entry's registers
         self.values: dict[int, str] = {}  # node id -> the value it shows (for y)
 
     @property
@@ -103,6 +104,7 @@ class VariablesView(Tree[NodeValue | None]):
     def load(self, ref: FrameRef) -> None:
         """Show the variables of a frames-pane row (read in a worker)."""
         self._token += 1
+        self._user_mode = ref.exception is not None and ref.exception.user_mode
         self.clear()
         self.root.set_label(lit("reading the frame's variables...", "italic"))
         self._read(ref, self._token)
@@ -127,8 +129,11 @@ class VariablesView(Tree[NodeValue | None]):
         if fv is None:
             self.root.set_label(lit(error or "no frame selected", "italic"))
             return
-        where = "exception RIP " if fv.exception else ""
-        head = f"#{fv.frame} {where}{fv.function or '??'} at {fv.pc:x}"
+        if fv.exception and self._user_mode:  # not an exception RIP: user space's pc
+            head = f"#{fv.frame} user space at {fv.pc:x}"
+        else:
+            where = "exception RIP " if fv.exception else ""
+            head = f"#{fv.frame} {where}{fv.function or '??'} at {fv.pc:x}"
         if fv.error:  # under the head: at 80 columns a reason after it is cut
             self.root.set_label(Text(safe(head), "bold"))
             self.root.add_leaf(lit(fv.error, "italic"))
