@@ -65,6 +65,8 @@ COMMANDS = (
     ("search-c.txt", 'search -k -c "sysrq triggered" Linux'),
     ("search-p-c.txt", 'search -p -c "sysrq triggered"'),
     ("search-t-c.txt", "search -t -c panic"),
+    ("search-K.txt", "search -K {TASK}"),
+    ("search-V.txt", "search -V {TASK}"),
 )
 MARKER = "==== record-crash-timer-tree ===="
 

@@ -70,6 +70,8 @@ COMMANDS = [
     ("search-c.txt", 'search -k -c "sysrq triggered" Linux'),
     ("search-p-c.txt", 'search -p -c "sysrq triggered"'),
     ("search-t-c.txt", "search -t -c panic"),
+    ("search-K.txt", "search -K {TASK}"),
+    ("search-V.txt", "search -V {TASK}"),
 ]
 # where crash 8.0.6 is wrong (KNOWN-ERRORS.md): not compared line by line
 WRONG = {(name, file) for name in DUMPS if name.startswith("6.12-")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.kernel.search import Searcher, SearchResult, StringSearcher
 
-USAGE = ("search [-s start] [-k | -u | -p | -t | -T] [-e end | -l length] [-m mask] "
+USAGE = ("search [-s start] [-k | -K | -V | -u | -p | -t | -T] [-e end | -l length] [-m mask] "
          "[-w | -h | -c] value | symbol | string ...")
 THREAD_SIZE = 16384  # x86-64 kernel stacks (THREAD_SIZE_ORDER 2)
 USER_END = 0x00007FFFFFFFF000  # TASK_SIZE_MAX (4-level paging)
@@ -60,6 +60,7 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
     size = 8
     values: list[tuple[int, str | None]] = []
     strings: list[str] = []
+    skip: tuple[str, ...] = ()
     chars = False
     i = 0
     while i < len(args):
@@ -83,6 +84,9 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
             continue
         if a in ("-k", "-u", "-p", "-t", "-T"):
             memtype = a[1]
+        elif a in ("-K", "-V"):  # -k without the vmalloc'd / the unity-mapped ranges
+            memtype = "k"
+            skip = ("vmalloc", "vmemmap") if a == "-K" else ("unity", "kernel")
         elif a == "-w":
             size = 4
         elif a == "-h":
@@ -141,7 +145,7 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
               lo + length if length is not None else ULONG_MAX)
         if lo < KERNEL_START:
             raise CommandError(f"search: invalid kernel virtual address: {lo:x}")
-        pages = kernel_pages(k, lo, hi)
+        pages = kernel_pages(k, lo, hi, skip)
     if hi <= lo:
         raise CommandError("search: the end is not above the start")
     lo &= ~7  # crash rounds the start down to a long

@@ -276,10 +276,14 @@ def kernel_ranges(kernel: Kernel) -> list[tuple[str, int, int]]:
     return sorted(out, key=lambda r: r[1])
 
 
-def kernel_pages(kernel: Kernel, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """The kernel virtual pages crash's `search -k` reads in [start, end), in its order."""
+def kernel_pages(kernel: Kernel, start: int, end: int,
+                 skip: tuple[str, ...] = ()) -> Iterator[tuple[int, bytes]]:
+    """The kernel virtual pages crash's `search -k` reads in [start, end), in its order;
+    `skip` leaves out ranges by kind (-K: vmalloc, vmemmap; -V: unity, kernel)."""
     tr = _kernel_translate(kernel)
     for kind, lo, hi in kernel_ranges(kernel):
+        if kind in skip:
+            continue
         lo, hi = max(lo, start), min(hi, end)
         if lo >= hi:
             continue
