@@ -166,3 +166,21 @@ def test_variables_user_mode_row_is_not_an_exception_rip(sessions: Any,
         assert "#11 entry_SYSCALL_64_after_hwframe at " in screen_text(app)
 
     drive(app, steps, size=SMALL)
+
+
+def test_member_completions_list_member_names(sessions: Any, tmp_path: Path) -> None:
+    """Tab after `p init_task.mm->mmap_` (or a cast) lists the members' names: at 80 columns
+    `init_task.mm->mmap_base` or `*)0xffff...)->comm` pushed them out of the list."""
+    app = make(sessions, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "colon", *"p init_task.mm->mmap_", "tab")
+        listed = [n.message.split("  ") for n in app._notifications][-1]
+        assert "mmap_base" in listed and "mmap_legacy_base" in listed, listed
+        assert not any("->" in c for c in listed)
+        task = app.query_one(FramesView).current.backtrace.task  # type: ignore[union-attr]
+        await press(app, pilot, "ctrl+u", *f"p ((struct task_struct *){task:#x})->co", "tab")
+        listed = [n.message.split("  ") for n in app._notifications][-1]
+        assert "comm" in listed and not any(")" in c for c in listed), listed
+
+    drive(app, steps, size=SMALL)

@@ -27,8 +27,11 @@ def apply_completion(text: str, lines: list[str]) -> tuple[str, list[str]]:
     if len(lines) == 1:
         return lines[0], []
     common = os.path.commonprefix(lines)
+    # listed from the last word or member boundary: `p init_task.mm->mmap_` lists `mmap_base`,
+    # not `init_task.mm->mmap_base` (nor `*)0xffff...)->comm` after a cast)
+    cut = max(common.rfind(c) for c in " .>)*&(") + 1
     return (common if len(common) > len(text) else text), [
-        line.rpartition(" ")[2] or line for line in lines]
+        line[cut:] or line for line in lines]
 
 
 class CommandInput(Input):
