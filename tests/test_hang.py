@@ -166,6 +166,8 @@ CULPRITS = {  # dump: (culprit function, task pid, exception RIP?, file:line)
     "6.1-oom": ("__handle_mm_fault", 121, False, "mm/memory.c:5172"),
     "5.10-softlockup": ("softlockup_spin_fn", 112, True, "softlockup.c:18"),
     "6.12-softlockup": ("softlockup_spin_fn", 172, True, "softlockup.c:18"),
+    "7.3-deadlock": ("take_both.cold", 135, False, "deadlock.c:25"),
+    "7.3-hung-task": ("hung_task_init", 134, False, "hung-task.c:13"),
 }
 
 
@@ -471,3 +473,145 @@ def test_readme_shows_the_real_hang_output(sessions: dict[str, Session]) -> None
     readme = (SAMPLES.parent / "README.md").read_text()
     block = readme.split("`-c 'hang -n'`:\n\n```text\n", 1)[1].split("\n```", 1)[0]
     assert block.splitlines() == run_command(sessions["6.1-deadlock"], "hang -n")
+
+
+# -- 7.x: no crash; the dump's dmesg and drgn 0.3.0 (sample-dumps/7.3-*/drgn/blocked.txt) ------
+
+def drgn_blocked(name: str) -> dict[int, dict[str, object]]:
+    """drgn's record of each D-state task: its stack trace's functions, the lock its wait
+    frame holds and, for a mutex, the owner drgn's recorder read (owner & ~0x7)."""
+    path = SAMPLES / name / "drgn" / "blocked.txt"
+    if not path.is_file():
+        pytest.skip(f"no drgn record of {name}'s blocked tasks")
+    import re
+
+    out: dict[int, dict[str, object]] = {}
+    cur: dict[str, object] = {}
+    for line in path.read_text().splitlines():
+        if m := re.match(r"^PID (\d+) TASK (0x[0-9a-f]+) COMMAND '(.*)'$", line):
+            cur = out.setdefault(int(m.group(1)), {"task": int(m.group(2), 16),
+                                                   "comm": m.group(3), "functions": []})
+        elif m := re.match(r"^  #\d+\s+(\w+)", line):
+            cur["functions"].append(m.group(1))  # type: ignore[attr-defined]
+        elif m := re.match(r"^  waits in (\w+): \w+ = (0x[0-9a-f]+)", line):
+            cur["lock"] = int(m.group(2), 16)
+        elif m := re.match(r"^  mutex owner = \S+ & ~0x7 = (0x[0-9a-f]+)", line):
+            cur["owner"] = int(m.group(1), 16)
+    return out
+
+
+def _in_order(ours: list[str], theirs: list[str]) -> bool:
+    """Our backtrace's functions (.cold/.constprop suffixes dropped) appear in drgn's, in
+    order (drgn also lists the inlined ones: context_switch, __mutex_lock_common, ...)."""
+    it = iter(theirs)
+    # entry_SYSCALL_64_after_hwframe is a label in entry_SYSCALL_64, drgn's name for it
+    names = [f.split(".", 1)[0].removesuffix("_after_hwframe") for f in ours]
+    return all(any(t == f for t in it) for f in names)
+
+
+@pytest.mark.parametrize("name", ["7.3-deadlock", "7.3-hung-task"])
+def test_7x_blocked_tasks_equal_drgn(name: str, sessions: dict[str, Session]) -> None:
+    """Same D-state tasks as drgn, the same lock as the wait frame's DWARF variable, the
+    mutex owner drgn's recorder read, and a backtrace drgn's unwinder agrees with."""
+    if not (SAMPLES / name / "MANIFEST").is_file():
+        pytest.skip(f"no sample dump {name}")
+    theirs = drgn_blocked(name)
+    hang = sessions[name].hang
+    assert sorted(b.task.pid for b in hang.blocked) == sorted(theirs)
+    for b in hang.blocked:
+        d = theirs[b.task.pid]
+        assert (b.task.address, b.task.comm) == (d["task"], d["comm"])
+        assert b.wait is not None and b.wait.lock == d["lock"]
+        assert b.wait.owner == d.get("owner")
+        assert b.backtrace is not None
+        functions = [f.function or "?" for f in b.backtrace.frames]
+        assert _in_order(functions, d["functions"]), (functions, d["functions"])  # type: ignore[arg-type]
+
+
+def test_7x_deadlock_cycle(sessions: dict[str, Session]) -> None:
+    """7.3-deadlock: 7.x's struct mutex has no wait_list (first_waiter, a ring of waiters on
+    the tasks' stacks): both tasks, both mutexes and both owners are still found, as the
+    module printed the locks' addresses and the kernel's hung-task report named the owners."""
+    import re
+
+    name = "7.3-deadlock"
+    if not (SAMPLES / name / "MANIFEST").is_file():
+        pytest.skip(f"no sample dump {name}")
+    s = sessions[name]
+    dmesg = (SAMPLES / name / next((SAMPLES / name).glob("dmesg.*")).name).read_text()
+    addr = {n: int(a, 16) for n, a in re.findall(r"(lock_[ab])=([0-9a-f]+)", dmesg)}
+    owned = {int(w): int(o) for w, o in re.findall(
+        r"INFO: task \S+:(\d+) is blocked on a mutex likely owned by task \S+:(\d+)\.", dmesg)}
+    assert len(addr) == 2 and len(owned) == 2
+    hang = s.hang
+    by_pid = {b.task.pid: b for b in hang.blocked}
+    pid_of = {t.address: t.pid for t in s.tasks.tasks}
+    for pid, b in by_pid.items():
+        assert b.wait is not None and b.wait.kind == "mutex" and b.wait.owner is not None
+        assert pid_of[b.wait.owner] == owned[pid]
+        lock = next(n for n, a in addr.items() if a == b.wait.lock)
+        assert b.lock_symbol == f"{lock} [deadlock]"
+        assert b.wait.waiters == (b.task.address,)
+    assert len(hang.cycles) == 1
+    cycle = hang.cycles[0]
+    assert {e.waiter for e in cycle} == {b.task.address for b in by_pid.values()}
+    assert {e.lock for e in cycle} == set(addr.values())
+    t = s.triage
+    assert t.kind == "deadlock" and len(t.cycle) == 2
+    out = run_command(s, "hang -n")
+    assert out[-3] == "DEADLOCK 1: a cycle of 2 task(s)"
+    assert sorted(out[-2:]) == sorted(
+        f"  PID {p} ({by_pid[p].task.comm}) waits for mutex {by_pid[p].lock_symbol} "
+        f"({by_pid[p].wait.lock:x}), held by PID {owned[p]} ({by_pid[owned[p]].task.comm})"
+        for p in owned)
+
+
+def test_7x_hung_task(sessions: dict[str, Session]) -> None:
+    """7.3-hung-task: the task dmesg names, blocked for as long as dmesg says (from the
+    module's message before its wait to the watchdog's report), waiting on the completion."""
+    import re
+
+    name = "7.3-hung-task"
+    if not (SAMPLES / name / "MANIFEST").is_file():
+        pytest.skip(f"no sample dump {name}")
+    s = sessions[name]
+    dmesg = next((SAMPLES / name).glob("dmesg.*")).read_text()
+    m = re.search(r"\[\s*([\d.]+)\] \[\s*T\d+\] INFO: task (\S+):(\d+) blocked for more than "
+                  r"(\d+) seconds", dmesg)
+    start = re.search(r"\[\s*([\d.]+)\] \[\s*T\d+\] hung_task: waiting uninterruptibly", dmesg)
+    assert m is not None and start is not None
+    hang = s.hang
+    assert [(b.task.pid, b.task.comm) for b in hang.blocked] == [(int(m.group(3)), m.group(2))]
+    b = hang.blocked[0]
+    waited = float(m.group(1)) - float(start.group(1))
+    assert b.since is not None and b.since > int(m.group(4)) * 10**9
+    assert abs(b.since / 1e9 - waited) < 0.5, (b.since, waited)
+    assert b.wait is not None and b.wait.kind == "completion"
+    assert b.lock_symbol == "never_completed [hung_task]"
+    t = s.triage
+    assert t.kind == "hung-task" and t.hung_pid == b.task.pid
+    assert "waits for completion never_completed [hung_task]" in t.summary
+    ps = [line for line in run_command(s, "ps -m") if "[UN]" in line]
+    assert len(ps) == 1 and f"PID: {b.task.pid} " in ps[0]
+
+
+def test_7x_lock_found_from_the_stack_alone(sessions: dict[str, Session],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """7.x's rw_semaphore and semaphore have first_waiter but no task_struct.blocked_on: their
+    lock is the stack pointer whose first_waiter is in the task's waiter ring. The same search
+    without blocked_on finds 7.3-deadlock's mutexes (the rwsem/semaphore path on a real dump)."""
+    import dataclasses
+
+    from crashtui.kernel import locks
+
+    name = "7.3-deadlock"
+    if not (SAMPLES / name / "MANIFEST").is_file():
+        pytest.skip(f"no sample dump {name}")
+    s = sessions[name]
+    expected = {b.task.address: b.wait for b in s.hang.blocked}
+    monkeypatch.setitem(locks.KINDS, "mutex",
+                        dataclasses.replace(locks.KINDS["mutex"], blocked_on=None))
+    stacks = locks.StackRanges([t.stack for t in s.tasks.tasks])
+    for b in s.hang.blocked:
+        assert locks.find_wait(s.kernel, b.task.address, b.task.stack, "mutex",
+                               stacks) == expected[b.task.address]

@@ -204,13 +204,72 @@ def test_mod_s_gives_the_modules_source_lines(name: str, mode: str) -> None:
     out = run_command(session, f"mod -s {module} {ko}")
     assert str(ko) in out[-1]
     source = ko.with_suffix(".c").name
-    bt = run_command(session, "bt -l")
+    # a hang's module frame is on the blocked task, not on the watchdog's panic CPU
+    culprit_task = session.triage.culprit.pid if session.triage.culprit else None
+    bt = run_command(session, "bt -l" if culprit_task is None else f"bt -l {culprit_task}")
     # the frame in the module gets a source line (the innermost inlined one, as crash does)
     at = next(i for i, line in enumerate(bt) if "exception RIP" in line or f"[{module}]" in line)
     after = bt[at + 1:next(i for i in range(at + 1, len(bt)) if bt[i].lstrip().startswith("#"))]
     assert any(re.search(r"\.[ch]: \d+$", line) for line in after), after
     culprit = next(line for line in run_command(session, "triage") if line.startswith("CULPRIT"))
     assert f"[{module}]" in culprit and source in culprit
+
+
+_HUNG = re.compile(r"^INFO: task (.+):(\d+) blocked for more than (\d+) seconds\.$")
+_BLOCKER = re.compile(r"^INFO: task (.+):(\d+) is blocked on a mutex likely owned by task "
+                      r"(.+):(\d+)\.$")
+
+
+def test_blocked_tasks_are_the_kernels(name: str, with_vmlinux: Session,
+                                       dump_only: Session) -> None:
+    """Each task the hung-task watchdog named (`INFO: task X:PID blocked for more than N
+    seconds`) is a blocked task not run for more than N s, its backtrace holds the call trace
+    the kernel printed for it, in order; where the kernel named the mutex's owner (7.x's
+    CONFIG_DETECT_HUNG_TASK_BLOCKER, from task_struct.blocked_on), the owner is the same."""
+    log = [text for _, _, text in dmesg_of(name)]
+    hung = [(i, m) for i, t in enumerate(log) if (m := _HUNG.match(t.split("\n")[0]))]
+    if not hung:
+        pytest.skip("the hung-task watchdog named no task in this dump")
+    owners = {int(m.group(2)): int(m.group(4)) for t in log if (m := _BLOCKER.match(t))}
+    for session in (with_vmlinux, dump_only):
+        hang = session.hang
+        by_pid = {b.task.pid: b for b in hang.blocked}
+        for i, m in hung:
+            b = by_pid[int(m.group(2))]
+            assert b.task.comm == m.group(1)
+            assert b.since is not None and b.since > int(m.group(3)) * 10**9
+            trace = []
+            for text in log[i + 1:]:
+                if text.startswith(("INFO: task", "Kernel panic")) or text.strip() == "</TASK>":
+                    break
+                f = _FRAME.match(" " + text.strip())
+                if f and not text.strip().startswith("?"):
+                    trace.append(f.group(1))
+            assert trace
+            bt = run_command(session, f"bt {b.task.pid}")
+            funcs = [f.group(1) for line in bt if (f := re.match(r"\s*#\d+ \[\w+\] (\S+) at", line))]
+            assert funcs == trace[:len(funcs)] and len(trace) - len(funcs) <= 3, (trace, funcs)
+        for waiter, owner in owners.items():
+            w = by_pid[waiter].wait
+            assert w is not None and w.kind == "mutex" and w.owner is not None
+            assert next(t.pid for t in session.tasks.tasks if t.address == w.owner) == owner
+        if owners and all(o in owners for o in owners.values()):  # the kernel's own cycle
+            assert hang.cycles and {e.waiter for c in hang.cycles for e in c} == {
+                by_pid[p].task.address for p in owners}
+
+
+def test_runq_reads_every_queue(with_vmlinux: Session) -> None:
+    """`runq` on 7.x: per-CPU symbols are absolute since 6.15, so runqueues + the CPU's
+    offset wraps past 2^64 as in the kernel (it printed 65-bit addresses and walked no
+    queue: "list ... has a cycle"); each CPU's current task is the one `ps` marks active."""
+    out = run_command(with_vmlinux, "runq")
+    assert not [line for line in out if line.startswith("runq:")], out
+    rqs = [line.split(": ")[1] for line in out if re.match(r"^CPU \d+ RUNQUEUE: ", line)]
+    assert len(rqs) == 4 and all(len(a) == 16 for a in rqs), rqs
+    current = sorted(int(line.split()[2]) for line in out if line.startswith("  CURRENT: PID:"))
+    active = sorted(int(row.split()[1]) for row in run_command(with_vmlinux, "ps")[1:]
+                    if row.startswith(">"))
+    assert current == active
 
 
 # --- against drgn's port of crash's commands (sample-dumps/7.*/drgn/, drgn 0.3.0) -------------
@@ -276,6 +335,16 @@ def test_mod_equals_drgn(name: str, with_vmlinux: Session) -> None:
     memory; drgn adds the init memory it still holds."""
     loading = {m.group(1) for _, _, t in dmesg_of(name) if t.startswith("Modules linked in:")
                for m in re.finditer(r"(\w+)\([A-Z]*\+\)", t)}
+    # a hung task's trace through do_init_module: its module's init has not returned
+    in_trace: set[str] = set()
+    for _, _, t in dmesg_of(name):
+        f = _FRAME.match(" " + t.strip())
+        if t.startswith("Call Trace:"):
+            in_trace = set()
+        elif f and f.group(2):
+            in_trace.add(f.group(2))
+        elif f and f.group(1) == "do_init_module":
+            loading |= in_trace
 
     def rows(lines: list[str]) -> set[tuple[str, ...]]:
         return {tuple(line.split()[:3 if line.split()[1] in loading else 4])
@@ -291,7 +360,8 @@ def test_log_text_equals_drgn(name: str, with_vmlinux: Session) -> None:
 
 
 EXPECTED_KIND = {"sysrq": "sysrq", "bug-kthread": "bug", "softlockup": "soft-lockup",
-                 "test-module": "null-pointer-dereference"}
+                 "test-module": "null-pointer-dereference", "hung-task": "hung-task",
+                 "deadlock": "deadlock"}
 
 
 @pytest.mark.parametrize("mode", ["vmlinux", "dump only"])

@@ -6,6 +6,12 @@ A task waiting in `__mutex_lock`, `rwsem_down_*_slowpath`, `__down_common` or
 semaphore_waiter, swait_queue) whose `task` is the task itself and whose list node is linked
 into the lock's `wait_list`. The node of that ring that is on no task's stack is the lock's
 own list head; container_of gives the lock. Offsets come from BTF, per kernel version.
+
+7.x's mutex, rw_semaphore and semaphore have no `wait_list` head: the lock keeps
+`first_waiter` (a pointer to a waiter) and the waiters' list nodes form a ring of their own,
+every node on a stack. There the lock is the object whose `first_waiter` points into the
+task's ring: task_struct.blocked_on names it for a mutex; otherwise it is a pointer the
+waiting frames keep on the task's stack. Which layout a kernel has is read from its members.
 """
 
 from __future__ import annotations
@@ -40,17 +46,22 @@ class LockKind:
     waiter_list: str
     waiter_task: str
     owner: str | None  # the lock's owner member, if it records one
+    # 7.x: the lock points at its first waiter (no list head); the task may name the lock
+    first_waiter: str | None = None
+    blocked_on: str | None = None  # task_struct member holding the lock's address
 
 
 KINDS = {
-    "mutex": LockKind("mutex", "mutex", "wait_list", "mutex_waiter", "list", "task", "owner"),
+    "mutex": LockKind("mutex", "mutex", "wait_list", "mutex_waiter", "list", "task", "owner",
+                      "first_waiter", "blocked_on"),
     "rwsem": LockKind("rwsem", "rw_semaphore", "wait_list", "rwsem_waiter", "list", "task",
-                      "owner"),
+                      "owner", "first_waiter"),
     "semaphore": LockKind("semaphore", "semaphore", "wait_list", "semaphore_waiter", "list",
-                          "task", None),
+                          "task", None, "first_waiter"),
     "completion": LockKind("completion", "completion", "wait.task_list", "swait_queue",
                            "task_list", "task", None),
 }
+KERNEL_SPACE = 0xFFFF800000000000  # x86_64 and arm64 (48-bit) kernel addresses start here
 
 
 @dataclass(frozen=True)
@@ -99,25 +110,93 @@ def find_wait(kernel: Kernel, task: int, stack: int, kind_name: str,
     try:
         o_task = kernel.offsetof(kind.waiter_struct, kind.waiter_task)
         o_list = kernel.offsetof(kind.waiter_struct, kind.waiter_list)
-        o_head = kernel.offsetof(kind.lock_struct, kind.wait_list)
     except CrashtuiError:
+        return None
+    o_head = _optional_offset(kernel, kind.lock_struct, kind.wait_list)
+    o_first = None if o_head is not None or kind.first_waiter is None else \
+        _optional_offset(kernel, kind.lock_struct, kind.first_waiter)
+    if o_head is None and o_first is None:
         return None
     words = read_stack(kernel, stack)
     for i in np.flatnonzero(words == np.uint64(task)).tolist()[::-1]:  # deepest frame last
         waiter = stack + 8 * i - o_task
-        found = _lock_of(kernel, kind, waiter + o_list, stacks)
-        if found is None:
-            continue
-        head, queued = found
+        if o_head is not None:
+            found = _lock_of(kernel, kind, waiter + o_list, stacks)
+            if found is None:
+                continue
+            head, queued = found
+            lock = head - o_head
+        elif o_first is not None:
+            found7 = _lock_by_first_waiter(kernel, kind, task, waiter, o_list, o_first,
+                                           words, stack, i, stacks)
+            if found7 is None:
+                continue
+            lock, queued = found7
         tasks = []
         for node in queued:
             try:
                 tasks.append(kernel.read_u64(node - o_list + o_task))
             except CrashtuiError:
                 continue
-        lock = head - o_head
         owner, readers = _owner(kernel, kind, lock)
         return LockWait(kind.name, lock, waiter, owner, readers, tuple(tasks))
+    return None
+
+
+def _optional_offset(kernel: Kernel, struct: str, member: str) -> int | None:
+    try:
+        return kernel.offsetof(struct, member)
+    except CrashtuiError:
+        return None
+
+
+def _ring(kernel: Kernel, node: int) -> list[int] | None:
+    """The nodes of the list ring `node` is on, from `node`; None if it is not well linked."""
+    try:
+        nxt, prev = kernel.read_u64(node), kernel.read_u64(node + 8)
+        if kernel.read_u64(nxt + 8) != node or kernel.read_u64(prev) != node:
+            return None
+        return [node, *list_for_each(kernel, node, MAX_WAITERS)]
+    except CrashtuiError:
+        return None
+
+
+def _lock_by_first_waiter(kernel: Kernel, kind: LockKind, task: int, waiter: int, o_list: int,
+                          o_first: int, words: np.ndarray, stack: int, index: int,
+                          stacks: StackRanges) -> tuple[int, list[int]] | None:
+    """7.x: (the lock whose `first_waiter` is a waiter of the ring `waiter` is on, the ring's
+    nodes from that first waiter), or None. Candidates: task_struct.<blocked_on>, then the
+    kernel pointers on the task's stack nearest the waiter; a lock on a stack is not taken
+    (those words are the stack's own frame pointers and locals)."""
+    ring = _ring(kernel, waiter + o_list)
+    if ring is None or not all(stacks.contains(n) for n in ring):
+        return None
+    waiters = [n - o_list for n in ring]
+    members = set(waiters)
+    candidates: list[int] = []
+    if kind.blocked_on is not None:
+        o_on = _optional_offset(kernel, "task_struct", kind.blocked_on)
+        if o_on is not None:
+            try:
+                candidates.append(kernel.read_u64(task + o_on))
+            except CrashtuiError:
+                pass
+    near = np.argsort(np.abs(np.arange(len(words)) - index), kind="stable")
+    seen: set[int] = set()
+    for w in words[near].tolist():
+        if w >= KERNEL_SPACE and w not in seen and not stacks.contains(w):
+            seen.add(w)
+            candidates.append(w)
+    for lock in candidates:
+        if not lock:
+            continue
+        try:
+            first = kernel.read_u64(lock + o_first)
+        except CrashtuiError:
+            continue
+        if first in members:
+            at = waiters.index(first)
+            return lock, ring[at:] + ring[:at]
     return None
 
 
@@ -125,12 +204,8 @@ def _lock_of(kernel: Kernel, kind: LockKind, node: int,
              stacks: StackRanges) -> tuple[int, list[int]] | None:
     """(the list head off every stack, the waiter nodes in queue order) of the ring `node`
     is on; None if `node` is not a well-linked list node or the ring has no single head."""
-    try:
-        nxt, prev = kernel.read_u64(node), kernel.read_u64(node + 8)
-        if kernel.read_u64(nxt + 8) != node or kernel.read_u64(prev) != node:
-            return None
-        ring = [node, *list_for_each(kernel, node, MAX_WAITERS)]
-    except CrashtuiError:
+    ring = _ring(kernel, node)
+    if ring is None:
         return None
     heads = [i for i, n in enumerate(ring) if not stacks.contains(n)]
     if len(heads) != 1:

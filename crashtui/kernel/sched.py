@@ -41,8 +41,10 @@ class RunQueue:
 
 
 def rq_address(kernel: Kernel, cpu: int) -> int:
-    """Address of CPU `cpu`'s struct rq."""
-    return kernel.per_cpu(kernel.symbol("runqueues"), cpu)
+    """Address of CPU `cpu`'s struct rq. Since 6.15 per-CPU symbols are absolute addresses
+    (no longer offsets from 0), so symbol + __per_cpu_offset[cpu] wraps past 2^64 as the
+    kernel's own arithmetic does."""
+    return kernel.per_cpu(kernel.symbol("runqueues"), cpu) & 0xFFFFFFFFFFFFFFFF
 
 
 def rq_clock(kernel: Kernel, cpu: int) -> int:

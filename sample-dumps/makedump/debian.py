@@ -137,12 +137,18 @@ def download(package: str, version: str, arch: str | None = None) -> Path:
     """apt-get download package=version (of a foreign `arch` if given) into the cache (once);
     returns the .deb."""
     d = debs_dir()
-    pattern = f"{package}_{version.replace(':', '%3a')}_{arch or '*'}.deb"  # apt's name for an epoch
-    found = sorted(d.glob(pattern))
+    # apt's name (%3a for an epoch's colon); without `arch` the native or an `all` package,
+    # never a foreign one another run downloaded (with arm64 added, `_*` found arm64 debs)
+    archs = [arch] if arch else [run(["dpkg", "--print-architecture"], capture=True,
+                                     quiet=True).stdout.strip(), "all"]
+    pattern = f"{package}_{version.replace(':', '%3a')}_{{{','.join(archs)}}}.deb"
+    found = sorted(f for a in archs for f in d.glob(
+        f"{package}_{version.replace(':', '%3a')}_{a}.deb"))
     if found:
         return found[0]
     run(["apt-get", "download", "-q", f"{package}{':' + arch if arch else ''}={version}"], cwd=d)
-    found = sorted(d.glob(pattern))
+    found = sorted(f for a in archs for f in d.glob(
+        f"{package}_{version.replace(':', '%3a')}_{a}.deb"))
     if not found:
         raise MakeDumpError(f"apt-get download {package}={version} left no {pattern} in {d}")
     return found[0]

@@ -43,6 +43,37 @@ for pair in sys.argv[2:]:
             print(f"drgn: crash {command}: {type(exc).__name__}: {exc}")
     with open(f"{out}/{name}", "w") as f:
         f.write(buf.getvalue())
+# D-state tasks: drgn's own unwinder, and the lock a task waits on from its wait frame's DWARF
+# variable (`lock` of __mutex_lock*, `x` of __wait_for_common). drgn.helpers.linux has no lock
+# helpers: the owner is read here by hand, struct mutex's owner with MUTEX_FLAGS (0x7) masked.
+from drgn import Object
+from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.sched import task_state_to_char
+blocked = [t for t in for_each_task(prog) if task_state_to_char(t) == "D"]
+if blocked:
+    lines = []
+    for t in sorted(blocked, key=lambda t: t.pid.value_()):
+        lines.append(f"PID {t.pid.value_()} TASK {t.value_():#x} COMMAND {t.comm.string_().decode()!r}")
+        trace = prog.stack_trace(t)
+        lines += ["  " + ln for ln in str(trace).splitlines()]
+        for frame in trace:
+            name, lock = frame.name or "", None
+            for var in (("lock",) if "mutex_lock" in name else ("x",) if "wait_for_common" in name else ()):
+                with contextlib.suppress(Exception):
+                    lock = frame[var].read_()
+            if lock is None or lock.absent_:
+                continue
+            lines.append(f"  waits in {name}: {var} = {lock.value_():#x} ({lock.type_})")
+            if "mutex" in name:
+                raw = lock.owner.counter.value_() & 0xFFFFFFFFFFFFFFFF
+                owner = raw & ~0x7
+                who = Object(prog, "struct task_struct *", owner) if owner else None
+                lines.append(f"  mutex owner = {raw:#x} & ~0x7 = {owner:#x}" + (
+                    f" PID {who.pid.value_()} COMMAND {who.comm.string_().decode()!r}"
+                    if who is not None else ""))
+            break
+    with open(f"{out}/blocked.txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
 if prog.platform.arch.name == "AARCH64":   # no crash for arm64 on amd64 hosts: drgn's own trace
     thread = prog.crashed_thread()
     with open(f"{out}/crashed-thread.txt", "w") as f:
@@ -114,6 +145,10 @@ def record(dump_dir: Path, drgn: str, vmlinux: Path | None = None) -> Path:
         + "".join(f"| `{name}` | `crash {c}` |\n" for name, c in COMMANDS)
         + ("| `crashed-thread.txt` | `prog.crashed_thread().stack_trace()` (drgn's unwinder "
            "with the vmlinux's DWARF CFI) |\n" if (out / "crashed-thread.txt").exists() else "")
+        + ("| `blocked.txt` | each D-state task: `prog.stack_trace(task)`, the lock its wait frame "
+           "holds (DWARF `lock` of `__mutex_lock*`, `x` of `__wait_for_common`) and, for a "
+           "mutex, `owner.counter & ~0x7` read by hand (drgn.helpers.linux has no lock "
+           "helpers) |\n" if (out / "blocked.txt").exists() else "")
         + "\nThe same by hand: `drgn -c DUMP -s VMLINUX -e 'from drgn.commands import "
         "run_command; run_command(prog, \"crash bt -a\")'`.\n"
         "Where drgn is wrong on this dump, `KNOWN-ERRORS.md` here says so with the proof.\n")
