@@ -329,6 +329,26 @@ def test_ps_equals_drgn(name: str, with_vmlinux: Session) -> None:
     assert rows(run_command(with_vmlinux, "ps")) == rows(drgn_lines(name, "ps"))
 
 
+def test_ps_states_equal_drgn(name: str, with_vmlinux: Session) -> None:
+    """Each task's state (7.x's task_struct.__state) is drgn's, in crash's spelling: the
+    blocked tasks `hang` analyses are drgn's D tasks."""
+    spelled = {"RU": "R", "IN": "S", "UN": "D", "ID": "I", "ST": "T", "TR": "t", "ZO": "Z",
+               "DE": "X", "WA": "W", "PA": "P", "NE": "N", "SW": "W", "LO": "L"}
+
+    def states(lines: list[str]) -> list[tuple[str, str]]:
+        out = []
+        for line in lines[1:]:
+            parts = line.lstrip(">").split()
+            if len(parts) >= 9 and parts[0].isdigit():
+                out.append((parts[3], parts[4]))
+        return out
+
+    ours = [(task, spelled.get(st, st)) for task, st in states(run_command(with_vmlinux, "ps"))]
+    assert ours == states(drgn_lines(name, "ps"))
+    d = sorted(task for task, st in ours if st == "D")
+    assert d == sorted(f"{b.task.address:x}" for b in with_vmlinux.hang.blocked)
+
+
 def test_mod_equals_drgn(name: str, with_vmlinux: Session) -> None:
     """Same modules, struct module addresses, bases and sizes (drgn lists in another order).
     A module still in its init (`(OE+)` in the oops) is sized as crash sizes it, the core
