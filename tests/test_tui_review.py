@@ -184,3 +184,28 @@ def test_member_completions_list_member_names(sessions: Any, tmp_path: Path) -> 
         assert "comm" in listed and not any(")" in c for c in listed), listed
 
     drive(app, steps, size=SMALL)
+
+
+def test_variables_slash_finds_a_member(sessions: Any, tmp_path: Path) -> None:
+    """`/` in the Variables tab (it did nothing): 6.1-deadlock's __schedule `prev` expanded
+    (244 members of task_struct), `/comm` puts the cursor on `comm = "deadlock_ba"`."""
+    s = _session(sessions, "6.1-deadlock")
+    app = CrashtuiApp(SessionFacade(s, cache_root=tmp_path, auto_source=False))
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "f", *["k"] * 4, "9")
+        assert frame_name(app) == "#0 __schedule"
+        view = app.query_one(VariablesView)
+        prev = next(n for n in view.root.children if str(n.label).startswith("prev = "))
+        view.move_cursor(prev)
+        await press(app, pilot, "enter", "slash", *"comm", "enter")
+        node = view.cursor_node
+        assert node is not None and node.parent is prev
+        assert str(node.label) == 'comm = "deadlock_ba"  char [16]'
+        assert 'comm = "deadlock_ba"' in screen_text(app)  # scrolled into view
+        await press(app, pilot, "n", "N")
+        assert view.cursor_node is node  # n then N: back on it
+        await press(app, pilot, "slash", *"no such member", "enter")
+        assert "not found: no such member" in [n.message for n in app._notifications]
+
+    drive(app, steps, size=SMALL)

@@ -24,7 +24,8 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("p", "panic: the panic CPU's culprit frame (in the Log tab: the oops)"),
     ("1 … 9", "tabs: Triage Registers Memory Log Tasks Modules Summary Command Variables"),
     ("s", "full summary (crash's sys)"),
-    ("/  n  N", "search the focused pane (log, command output, frames, CPUs, Tasks table; "
+    ("/  n  N", "search the focused pane (log, command output, frames, CPUs, Tasks table, "
+                "Variables; "
                 "in the task list: the filter); next / previous match"),
     (":", "command line: sys, bt, log, ps, kmem -i, mod, dis -l, set PID, help; "
           "pipes: | grep [-i -v -w -c] PAT, | head [-n N], | tail [-n N], > FILE"),

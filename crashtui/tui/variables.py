@@ -16,6 +16,7 @@ from textual.worker import get_current_worker
 
 from crashtui.analysis.variables import OPTIMIZED_OUT
 from crashtui.kernel.framevars import expandable
+from crashtui.tui.search import ask, next_match
 from crashtui.tui.text import error_text, lit, safe
 
 if TYPE_CHECKING:
@@ -86,6 +87,9 @@ class VariablesView(Tree[NodeValue | None]):
         Binding("k", "cursor_up", "Up", show=False),
         Binding("y", "copy_value", "Copy value", show=False),
         Binding("Y", "copy_all", "Copy all", show=False),
+        Binding("slash", "search", "Search", show=False),
+        Binding("n", "next(1)", "Next", show=False),
+        Binding("N", "next(0)", "Previous", show=False),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -94,6 +98,7 @@ class VariablesView(Tree[NodeValue | None]):
         self.guide_depth = 2
         self._token = 0
         self._user_mode = False  # the frames row shown is a user-mode entry's registers
+        self.search_term = ""
         self.values: dict[int, str] = {}  # node id -> the value it shows (for y)
 
     @property
@@ -224,3 +229,24 @@ class VariablesView(Tree[NodeValue | None]):
         walk(self.root, 0)
         self.app.copy_to_clipboard("\n".join(lines) + "\n")
         self.notify("copied the variables (OSC 52)", timeout=2)
+
+    def action_search(self) -> None:
+        """`/`: the next shown line (expanded nodes) containing a term, any case."""
+        ask(self, "find in Variables", self.find)
+
+    def action_next(self, forward: int) -> None:
+        if self.search_term:
+            self.find(self.search_term, bool(forward))
+
+    def find(self, term: str, forward: bool = True) -> bool:
+        """Move the cursor to the next shown line containing term (wraps); False if none."""
+        self.search_term = term
+        texts = []
+        for line in range(self.last_line + 1):
+            node = self.get_node_at_line(line)
+            texts.append(str(node.label) if node is not None else "")
+        found = next_match(texts, term, self.cursor_line, forward)
+        if found is None:
+            return False
+        self.move_cursor_to_line(found)
+        return True
