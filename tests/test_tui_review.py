@@ -209,3 +209,18 @@ def test_variables_slash_finds_a_member(sessions: Any, tmp_path: Path) -> None:
         assert "not found: no such member" in [n.message for n in app._notifications]
 
     drive(app, steps, size=SMALL)
+
+
+def test_enter_takes_the_completions_off_the_output(sessions: Any, tmp_path: Path) -> None:
+    """After Tab lists completions, Enter runs the command and the list goes: at 80x24 it
+    covered the right half of the command's output for seconds."""
+    app = make(sessions, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "colon", *"p init_task.se", "tab")
+        assert any(n.title.endswith("completions") for n in app._notifications)
+        await press(app, pilot, "enter")
+        assert not app._notifications
+        assert "crash> p init_task.se" in screen_text(app)
+
+    drive(app, steps, size=SMALL)

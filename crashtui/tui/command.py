@@ -122,6 +122,8 @@ class CommandView(Vertical):
         box = self.query_one(CommandInput)
         box.remember(line)
         box.value = ""
+        # Tab's list of completions (a toast) would cover the output, half of it at 80 columns
+        self.app.clear_notifications()
         if line:
             self.run_line(line)
 
