@@ -48,3 +48,11 @@ def test_symbols_types_and_modules(session: Session) -> None:
 def test_many_matches_are_bounded_and_sorted(session: Session) -> None:
     out = complete(session, "sym a")
     assert 1 < len(out) <= 50 and out == sorted(out)
+
+
+def test_tree_waitq_and_search_complete_their_arguments(session: Session) -> None:
+    """tree and waitq take a symbol or a struct.member, search a symbol as -s start."""
+    assert complete(session, "tree init_tas") == ["tree init_task "]
+    assert complete(session, "waitq init_tas") == ["waitq init_task "]
+    assert any(c.startswith("waitq task_struct") for c in complete(session, "waitq task_str"))
+    assert complete(session, "search -s init_tas") == ["search -s init_task "]

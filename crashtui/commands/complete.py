@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from crashtui.debuginfo.ctype import CType
 
 MAX_CANDIDATES = 50
-SYMBOL_COMMANDS = frozenset(("sym", "dis", "rd", "p", "bt"))
+SYMBOL_COMMANDS = frozenset(("sym", "dis", "rd", "p", "bt", "search"))
 TYPE_COMMANDS = frozenset(("struct", "union"))
 
 
@@ -59,7 +59,7 @@ def complete(session: Session | None, text: str) -> list[str]:
             return _member_lines(*members)
     if cmd == "mod":
         return _lines(prefix, _module_names(session, word))
-    if cmd in ("whatis", "list"):
+    if cmd in ("whatis", "list", "tree", "waitq"):
         return _lines(prefix, symbol_names(session, word) + type_names(session, word))
     if cmd == "kmem" and words[1:] == ["-s"]:
         return _lines(prefix, [n for n in _cache_names(session) if n.startswith(word)])

@@ -474,7 +474,8 @@ class Kernel:
         if not 0 <= cpu < len(offsets):
             raise KernelReadError(f"CPU {cpu} is not one of the kernel's {len(offsets)} "
                                   "possible CPUs (nr_cpu_ids)")
-        return symbol_addr + offsets[cpu]
+        # since 6.15 per-CPU symbols are absolute addresses: symbol + offset wraps at 2^64
+        return (symbol_addr + offsets[cpu]) & 0xFFFF_FFFF_FFFF_FFFF
 
     @cached_property
     def nr_cpu_ids(self) -> int:
