@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from record_crash_f import COMMANDS as RECORDED
 
 from crashtui.analysis.session import Session
 from crashtui.commands import CommandError, run_command
@@ -24,37 +25,10 @@ DRGN_DUMPS = tuple(sorted(p.parent.name for p in OUTPUTS.glob("*/drgn-f-irq.txt"
                           if (SAMPLES / p.parent.name / "MANIFEST").is_file()))
 EVERY = 256
 
-COMMANDS = [
-    ("f-kmem-g.txt", "kmem -g"),
-    ("f-kmem-g-flags.txt", "kmem -g 10600"),
-    ("f-kmem-F.txt", "kmem -F"),
-    ("f-kmem-f-page.txt", "kmem -f {FREE}"),
-    ("f-kmem-f-phys.txt", "kmem -f {FREE2}"),
-    ("f-kmem-f-kvaddr.txt", "kmem -f {FREEKV}"),
-    ("f-kmem-f-task.txt", "kmem -f {TASK}"),
-    ("f-kmem-p-addrs.txt", "kmem -p {FREE} {FREE2} {TASK}"),
-    ("f-irq.txt", "irq"),
-    ("f-irq-u.txt", "irq -u"),
-    ("f-irq-1.txt", "irq 1 4"),
-    ("f-irq-a.txt", "irq -a"),
-    ("f-irq-b.txt", "irq -b"),
-    ("f-irq-d.txt", "irq -d"),
-    ("f-sig-g.txt", "sig -g {PID}"),
-    ("f-foreach-user-sig.txt", "foreach user sig"),
-    ("f-foreach-RU-sig-g.txt", "foreach RU sig -g"),
-    ("f-foreach-kernel-ps.txt", "foreach kernel ps"),
-    ("f-foreach-user-ps.txt", "foreach user ps"),
-    ("f-foreach-gleader-ps.txt", "foreach gleader ps"),
-    ("f-foreach-active-ps.txt", "foreach active ps"),
-    ("f-foreach-regex-ps.txt", "foreach 'kworker/[01]:.*' ps"),
-    ("f-foreach-pid-name-ps.txt", "foreach 2 init ps"),
-    ("f-foreach-user-net-s.txt", "foreach user net -s"),
-    ("f-foreach-net.txt", "foreach 1 net"),
-    ("f-foreach-active-set.txt", "foreach active set"),
-    ("f-foreach-unknown-ps.txt", "foreach 1 99999 nosuchname ps"),
-    ("f-foreach-UN-ps.txt", "foreach UN ps"),
-    ("f-foreach-UN-sig.txt", "foreach UN sig"),
-]
+# the recorder's commands but the two with tests of their own (every 256th line of kmem -p;
+# foreach active bt by blocks)
+COMMANDS = [c for c in RECORDED
+            if c[0] not in ("f-kmem-p-every256.txt", "f-foreach-active-bt.txt")]
 
 
 def recorded(name: str, file: str) -> list[str]:
