@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record crash 8.0.6's `runq`, `ps -m` and `foreach UN bt` for sample dumps into
+"""Record crash 8.0.6's `runq` (-m, -t, -T), `ps -m` and `foreach UN bt` for sample dumps into
 tests/crash_outputs/<dump>/ (sample-dumps/ belongs to whoever made the dumps).
 
     .venv/bin/python tests/record_crash_hang.py 6.1-hung-task 6.1-softlockup ...
@@ -11,7 +11,8 @@ import sys
 from recording import Sample, crash_command, crash_outputs, write_outputs
 
 COMMANDS = (("runq.txt", "runq"), ("runq-m.txt", "runq -m"), ("ps-m.txt", "ps -m"),
-            ("foreach-UN-bt.txt", "foreach UN bt"))
+            ("foreach-UN-bt.txt", "foreach UN bt"), ("runq-t.txt", "runq -t"),
+            ("runq-T.txt", "runq -T"))
 MARKER = "==== record-crash-hang ===="
 
 

@@ -64,6 +64,14 @@ def test_runq_is_crash_s(name: str, sessions: dict[str, Session]) -> None:
     assert run_command(sessions[name], "runq") == expected
 
 
+@pytest.mark.parametrize(("name", "option"), [(n, o) for o in ("t", "T")
+                                              for n in dumps_with(f"runq-{o}.txt")])
+def test_runq_t_and_T_are_crash_s(name: str, option: str, sessions: dict[str, Session]) -> None:
+    """Each CPU's rq->clock and its current task's last arrival; the clocks' lag."""
+    assert run_command(sessions[name], f"runq -{option}") == \
+        crash_output(name, f"runq-{option}.txt")
+
+
 @pytest.mark.parametrize("name", dumps_with("runq-m.txt"))
 def test_runq_m_is_crash_s(name: str, sessions: dict[str, Session]) -> None:
     assert run_command(sessions[name], "runq -m") == crash_output(name, "runq-m.txt")

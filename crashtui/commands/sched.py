@@ -1,4 +1,4 @@
-"""runq and ps -m: the run queues and how long ago each task ran, as crash prints them."""
+"""runq (-m, -t, -T) and ps -m: the run queues and how long ago each task ran, as crash prints them."""
 
 from __future__ import annotations
 
@@ -91,10 +91,43 @@ def runq_m_lines(session: Session) -> list[str]:
     return out
 
 
-@command("runq", "each CPU's run queue: current task, queued RT and CFS tasks", "runq [-m]")
+def runq_t_lines(session: Session) -> list[str]:
+    """crash's `runq -t`: each CPU's rq->clock, under it when its current task last started
+    running (sched_info.last_arrival, zero-padded to the clock's width)."""
+    from crashtui.kernel.sched import last_arrival, run_queues
+
+    by_addr = {t.address: t for t in session.tasks.tasks}
+    out = []
+    for rq in run_queues(session.kernel):
+        clock = str(rq.clock)
+        out.append(f"{' ' if rq.cpu < 10 else ''}CPU {rq.cpu}: {clock}")
+        t = by_addr.get(rq.current)
+        if t is not None:
+            out.append(f"{' ' * 8}{last_arrival(session.kernel, t.address):0{len(clock)}d}  "
+                       f'PID: {t.pid:<5}  TASK: {t.address:x}  COMMAND: "{t.comm}"')
+    return out
+
+
+def runq_lag_lines(session: Session) -> list[str]:
+    """crash's `runq -T`: how far each CPU's rq->clock lags the most recent one, in seconds,
+    most recent first."""
+    from crashtui.kernel.sched import run_queues
+
+    rqs = sorted(run_queues(session.kernel), key=lambda rq: -rq.clock)
+    newest = rqs[0].clock if rqs else 0
+    return [f"  CPU {rq.cpu}: {(newest - rq.clock) / 1e9:.2f} secs" for rq in rqs]
+
+
+@command("runq", "each CPU's run queue: current task, queued RT and CFS tasks",
+         "runq [-m|-t|-T]")
 def cmd_runq(session: Session, args: list[str]) -> list[str]:
     if args == ["-m"]:
         return runq_m_lines(session)
+    if args == ["-t"]:
+        return runq_t_lines(session)
+    if args == ["-T"]:
+        return runq_lag_lines(session)
     if args:
-        raise CommandError(f"runq: unsupported argument {args[0]} (try: runq, runq -m)")
+        raise CommandError(f"runq: unsupported argument {args[0]} "
+                           "(try: runq, runq -m, runq -t, runq -T)")
     return runq_lines(session)
