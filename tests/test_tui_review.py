@@ -224,3 +224,21 @@ def test_enter_takes_the_completions_off_the_output(sessions: Any, tmp_path: Pat
         assert "crash> p init_task.se" in screen_text(app)
 
     drive(app, steps, size=SMALL)
+
+
+def test_locals_follows_the_selected_frame(sessions: Any, tmp_path: Path) -> None:
+    """`:locals` with no frame number shows the frame selected with j/k (gdb's habit), the
+    exception RIP when that row is selected, and the culprit again for another task."""
+    app = make(sessions, tmp_path)
+
+    async def steps(pilot: Any) -> None:
+        await press(app, pilot, "f", "j", "j", "j")
+        assert frame_name(app) == "#9 __do_sys_finit_module"
+        await press(app, pilot, "colon", *"locals", "enter")
+        out = app.facade.run("locals")
+        assert out[1] == " #9 __do_sys_finit_module at ffffffffb733c67c", out[:3]
+        assert "(arg) int fd = 3" in out[2]
+        app.facade.set_context(None)  # another task chosen: the culprit again
+        assert app.facade.run("locals")[1].startswith(" #6 [exception RIP: test_module_init]")
+
+    drive(app, steps, size=SMALL)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from crashtui.commands.context import context_address
+from crashtui.commands.context import context_address, context_frame
 from crashtui.commands.registry import CommandError, command
 from crashtui.commands.struct import types_of
 from crashtui.commands.values import Printer, func_pointer_name, string_literal
@@ -137,6 +137,8 @@ def cmd_locals(session: Session, args: list[str]) -> list[str]:
     name = rest.pop(0) if rest else None
     if rest:
         raise CommandError(f"locals: too many arguments (usage: {_USAGE})")
+    if number is None and not exception and (selected := context_frame(session)) is not None:
+        number, exception = selected  # the frame selected in the app (gdb's `frame N`)
     try:
         bt = _backtrace(session)
         fv = select_frame(session, bt, number, exception)

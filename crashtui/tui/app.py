@@ -383,6 +383,10 @@ class CrashtuiApp(App[int]):
     def _frame_selected(self, event: FrameSelected) -> None:
         ref = event.ref
         self.current_ref = ref
+        if ref.backtrace is self.current_bt:  # `:locals` follows the selection
+            user = ref.exception is not None and ref.exception.user_mode
+            self.facade.set_frame(None if ref.frame is None or user else ref.frame.index,
+                                  ref.exception is not None)
         self.query_one(RegistersView).show(ref.backtrace, ref)
         self.load_registers(ref.backtrace, ref)
         self.query_one(VariablesView).load(ref)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from crashtui.analysis.backtrace import Backtrace, SourceLocation
 from crashtui.analysis.source import Progress, SourceFinder, SourceResult
 from crashtui.commands import command_names, run_command
-from crashtui.commands.context import set_context_address
+from crashtui.commands.context import set_context_address, set_context_frame
 from crashtui.tui.frameref import FrameRef
 
 if TYPE_CHECKING:
@@ -60,6 +60,11 @@ class SessionFacade:
         """The command line's current task (crash's `set`; None: the panic task): the app
         sets it to the task whose backtrace it shows. A dict write: no lock needed."""
         set_context_address(self.session, task_address)
+
+    def set_frame(self, number: int | None, exception: bool = False) -> None:
+        """The frame selected in the current task's backtrace: `locals` with no frame number
+        shows it (None: the culprit frame). A dict write: no lock needed."""
+        set_context_frame(self.session, number, exception)
 
     def context_label(self) -> str:
         """`PID 127 init`: the current task, for the command line's prompt."""
