@@ -383,3 +383,18 @@ def test_entry_values_are_what_the_caller_passed(sessions: Any) -> None:
     key = frame_variables(s, bt, frame).named("key")
     assert key is not None and key.value == str(ord("c"))
     assert key.location == "entry value (caller's call site)"
+
+
+def test_expansion_says_where_it_was_cut(sessions: Any) -> None:
+    """__per_cpu_offset (unsigned long[NR_CPUS = 8192] on Debian's 6.1) expanded in the
+    Variables tree: the first MAX_CHILDREN elements, then a row saying how many there are."""
+    from crashtui.kernel.cvalue import variable_type
+    from crashtui.kernel.framevars import MAX_CHILDREN, expand
+
+    s = _session(sessions, "6.1-sysrq")
+    ct = variable_type(s.kernel, s.types, "__per_cpu_offset")
+    assert ct is not None and ct.kind == "array" and (ct.length or 0) > MAX_CHILDREN
+    rows = expand(s, ct, None, s.kernel.symbol("__per_cpu_offset"))
+    assert [r.name for r in rows[:2]] == ["[0]", "[1]"]
+    assert len(rows) == MAX_CHILDREN + 1 or rows[-1].value.startswith("<first ")
+    assert rows[-1].name == "…" and rows[-1].value.endswith(f" of {ct.length} elements shown>")

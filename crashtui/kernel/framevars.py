@@ -614,9 +614,11 @@ def summary(session: Any, types: Types | None, ct: CType, data: bytes | None,
         return f"{v:#x} <{sym}>" if sym else f"{v:#x}"
     t = ct.target
     if kind == "array" and t is not None and t.kind == "int" and t.char and t.size == 1:
-        text = data.split(b"\0", 1)[0][:80].decode("latin-1")
+        whole = data.split(b"\0", 1)[0]
+        text = whole[:80].decode("latin-1")
         return '"' + "".join(c if " " <= c < "\x7f" and c not in "\"\\" else
-                             f"\\{ord(c):03o}" for c in text) + '"'
+                             f"\\{ord(c):03o}" for c in text) + '"' + \
+            ("..." if len(whole) > 80 else "")
     if kind == "float" and ct.size in (4, 8):
         return repr(struct.unpack("<f" if ct.size == 4 else "<d", data[:ct.size])[0])
     return "{...}"
@@ -737,7 +739,8 @@ def expand(session: Any, ct: CType, data: bytes | None, address: int | None
         return []
     out: list[ValueNode] = []
     if ct.kind in ("struct", "union"):
-        for f in types.fields(ct)[:MAX_CHILDREN]:
+        fields = types.fields(ct)
+        for f in fields[:MAX_CHILDREN]:
             off = f.bit_offset // 8
             ft = f.type
             if f.bit_size:
@@ -753,6 +756,8 @@ def expand(session: Any, ct: CType, data: bytes | None, address: int | None
             out.append(ValueNode(f.name or "<anonymous>", ft.name,
                                  summary(session, types, ft, fdata, addr),
                                  expandable(ft, fdata), ft, fdata, addr))
+        if len(fields) > MAX_CHILDREN:
+            out.append(_more(MAX_CHILDREN, len(fields), "members"))
         return out
     if ct.kind == "array" and ct.target is not None and ct.target.size:
         elem = ct.target
@@ -763,4 +768,11 @@ def expand(session: Any, ct: CType, data: bytes | None, address: int | None
             addr = address + i * esize if address is not None else None
             out.append(ValueNode(f"[{i}]", elem.name, summary(session, types, elem, edata, addr),
                                  expandable(elem, edata), elem, edata, addr))
+        if (ct.length or 0) > n:
+            out.append(_more(n, ct.length or 0, "elements"))
     return out
+
+
+def _more(shown: int, total: int, what: str) -> ValueNode:
+    """The row that says an expansion was cut (MAX_CHILDREN, MAX_VALUE_BYTES)."""
+    return ValueNode("…", "", f"<first {shown} of {total} {what} shown>")
