@@ -130,7 +130,7 @@ def test_cli_end_to_end(hostile_dump: Path, vmlinux_path: Path) -> None:
                for line in out.splitlines())  # ps
     assert f'COMMAND: "{shown_comm}"' in out  # bt header
     assert terminal_safe(MODNAME.decode()) in out  # mod: the name is refused as damaged
-    assert "sym \\x1b[2J" in err
+    assert "sym: \\x1b[2J: symbol not found" in err  # the hostile argument, escaped
 
 
 def test_json_escapes_everything(hostile_dump: Path, vmlinux_path: Path) -> None:

@@ -191,7 +191,9 @@ def walk(tmux: Tmux, with_source: bool) -> None:
     tmux.keys(":", "kmem -i", "Enter")
     tmux.wait_for(r"TOTAL MEM\s+183434\s+716\.5 MB")
     tmux.keys("Escape", "?")
-    tmux.wait_for(r"command palette: jump to a CPU")
+    tmux.wait_for(r"crashtui keys")  # the help screen (its end scrolls at this size)
+    tmux.keys("End")
+    tmux.wait_for(r"Esc or \? closes this help")
     tmux.keys("Escape", "q")
     tmux.wait_for(r"EXITED 0")
 
