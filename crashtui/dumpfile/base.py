@@ -204,9 +204,10 @@ class DumpFile(ABC):
             addr += n
         return bytes(out)
 
-    def read_pages(self, pfn: int, count: int) -> bytes | bytearray:
+    def read_pages(self, pfn: int, count: int) -> bytes | bytearray | memoryview:
         """Pages pfn .. pfn+count-1 whole, a page that cannot be read (excluded, missing,
-        corrupt) as zeros: for scans of large tables such as the mem_map."""
+        corrupt) as zeros: for scans of large tables such as the mem_map (a memoryview may
+        be of the mapped file itself: read-only)."""
         ps = self.info.page_size
         out = bytearray(count * ps)
         for i in range(count):

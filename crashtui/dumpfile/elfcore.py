@@ -160,6 +160,37 @@ class ElfDumpFile(DumpFile):
             addr += n
         return bytes(out)
 
+    def read_pages(self, pfn: int, count: int) -> bytes | bytearray | memoryview:
+        """Pages pfn .. pfn+count-1 (unreadable ones as zeros) straight from the file: a
+        view of the mapping when one segment's file part holds them all (no copy), else
+        each piece copied once."""
+        ps = self.info.page_size
+        if pfn < 0 or count <= 0:
+            return super().read_pages(pfn, count)
+        start, end = pfn * ps, (pfn + count) * ps
+        pieces: list[tuple[int, int, int]] = []  # (start, end, file offset) of held memory
+        k = max(bisect.bisect_right(self._bounds, start) - 1, 0)
+        while k < len(self._owner) and self._bounds[k] < end:
+            lo, hi = max(self._bounds[k], start), min(self._bounds[k + 1], end)
+            owner = self._owner[k]
+            k += 1
+            if lo >= hi or owner < 0:
+                continue
+            if lo % ps or hi % ps:  # a page only partly held: page by page, as read_phys
+                return super().read_pages(pfn, count)
+            seg = self._segments[owner]
+            pos = seg.offset + lo - seg.paddr
+            # a copy cut short holds the whole pages before the end of the file
+            hi = min(hi, lo + max(0, (self._src.size - pos) // ps * ps))
+            if lo < hi:
+                pieces.append((lo, hi, pos))
+        if len(pieces) == 1 and pieces[0][:2] == (start, end):
+            return self._src.view(pieces[0][2], end - start)
+        out = bytearray(end - start)
+        for lo, hi, pos in pieces:
+            out[lo - start:hi - start] = self._src.view(pos, hi - lo)
+        return out
+
     def read_phys(self, paddr: int, size: int) -> bytes:
         """Return `size` bytes of physical memory at `paddr`, straight from the segments."""
         if paddr < 0 or size < 0:

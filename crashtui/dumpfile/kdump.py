@@ -317,7 +317,7 @@ class KdumpFile(DumpFile):
         raw = self._src.read(self._desc_off + index * _PAGE_DESC.size, _PAGE_DESC.size)
         return PageDesc(*_PAGE_DESC.unpack(raw))
 
-    def read_pages(self, pfn: int, count: int) -> bytes | bytearray:
+    def read_pages(self, pfn: int, count: int) -> bytes | bytearray | memoryview:
         """Pages pfn .. pfn+count-1 (unreadable ones as zeros), their page_descs read in one
         piece: dumped pages of a pfn range have consecutive descriptors. A descriptor that
         is not plainly valid goes through _load_page, which says what is wrong with it."""

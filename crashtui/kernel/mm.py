@@ -27,6 +27,7 @@ import numpy as np
 
 from crashtui.errors import CrashtuiError, KernelReadError
 from crashtui.kernel.lists import list_for_each, walk_list
+from crashtui.kernel.pages import mem_sections, read_zero_filled
 from crashtui.kernel.system import online_nodes
 
 if TYPE_CHECKING:
@@ -132,9 +133,9 @@ class _Kmem:
         return total
 
     def shared_pages(self) -> tuple[int, int]:
-        """(shared, slab) pages by crash's mem_map scan (dump_mem_map_SPARSEMEM, GET_ALL)."""
+        """(shared, slab) pages by crash's mem_map scan (dump_mem_map_SPARSEMEM, GET_ALL):
+        every section with a section_mem_map, read by large page (pages.mem_sections)."""
         k = self.k
-        info = k.vmcoreinfo
         btf = k.btf
         page_size = k.sizeof("struct page")
         o_flags = k.offsetof("page", "flags")
@@ -142,53 +143,21 @@ class _Kmem:
             o_count = k.offsetof("page", "_refcount")
         except CrashtuiError:
             o_count = k.offsetof("page", "_count")
-        pg_reserved = btf.enumerator("PG_reserved")
+        reserved = np.uint64(1 << btf.enumerator("PG_reserved"))
         try:
-            pg_slab: int | None = btf.enumerator("PG_slab")
+            slab_bit: np.uint64 | None = np.uint64(1 << btf.enumerator("PG_slab"))
         except CrashtuiError:  # 6.8+: slab is a page type, not a flag
-            pg_slab = None
-        section_bits = info.number("SECTION_SIZE_BITS", 27)
-        per_section = 1 << (section_bits - 12)
-        ms_size = info.sizes.get("mem_section") or k.sizeof("struct mem_section")
-        if not 8 <= ms_size <= 256:
-            raise KernelReadError(f"implausible struct mem_section size {ms_size}")
-        if "mem_section" in info.symbols:
-            roots_addr = info.symbols["mem_section"]  # VMCOREINFO exports the array itself
-        else:
-            roots_addr = k.read_u64(k.symbol("mem_section"))
-        nroots = info.lengths.get("mem_section", 0)
-        per_root = 4096 // ms_size
-        if not nroots:
-            max_bits = info.number("MAX_PHYSMEM_BITS", 52 if info.pgtable_l5 else 46)
-            nroots = max(1, (1 << max(0, max_bits - section_bits)) // per_root)
-        # No section lies past the dump's last page frame: that bounds the walk however the
-        # roots were damaged (roots aliasing one page repeat its sections under new numbers).
-        nroots = min(nroots, k.dump.info.max_pfn // (per_section * per_root) + 1)
-        try:
-            last_bit = btf.enumerator("SECTION_MAP_LAST_BIT")
-        except CrashtuiError:
-            last_bit = 5
-        roots = np.frombuffer(k.read(roots_addr, 8 * nroots), "<u8")
+            slab_bit = None
+        per_section = 1 << (k.vmcoreinfo.number("SECTION_SIZE_BITS", 27) - 12)
         shared = slab = 0
-        seen: set[int] = set()
-        for r, root in enumerate(roots.tolist()):
-            if not root or root in seen:
-                continue
-            seen.add(root)
-            secs = np.frombuffer(k.read(root, ms_size * per_root), "<u8")
-            for i in range(per_root):
-                coded = int(secs[i * ms_size // 8])
-                if not coded:
-                    continue
-                nr = r * per_root + i
-                mem_map = ((coded & ~((1 << last_bit) - 1)) + nr * per_section * page_size
-                           ) & 0xFFFFFFFFFFFFFFFF
-                flags, count = self._page_fields(mem_map, per_section, page_size, o_flags,
-                                                 o_count)
-                reserved = (flags >> np.uint64(pg_reserved)) & np.uint64(1)
-                shared += int(((reserved == 0) & (count > 1)).sum())
-                if pg_slab is not None:
-                    slab += int(((flags >> np.uint64(pg_slab)) & np.uint64(1)).sum())
+        for sec in mem_sections(k):
+            flags, count = self._page_fields(sec.mem_map, per_section, page_size, o_flags,
+                                             o_count)
+            # not PG_reserved and _refcount > 1 (numpy's functions: fuzz/README.md)
+            shared += int(np.count_nonzero(np.greater(count, 1)
+                                           & np.equal(flags & reserved, 0)))
+            if slab_bit is not None:
+                slab += int(np.count_nonzero(flags & slab_bit))
         return shared, slab
 
     def _page_fields(self, mem_map: int, count: int, page_size: int, o_flags: int,
@@ -314,46 +283,6 @@ class _Kmem:
         for cpu in k.cpumask("__cpu_online_mask"):
             count += k.read_s32(k.per_cpu(deltas, cpu))  # s32 __percpu *counters
         return max(count, 0)
-
-
-def read_zero_filled(kernel: Kernel, vaddr: int, size: int) -> bytes | bytearray:
-    """`size` bytes of kernel memory at page-aligned `vaddr`, a page the dump lacks (or an
-    unmapped one) read as zeros: one page-table walk and one dump read per large page."""
-    run_of = getattr(kernel.pagetable, "translate_run", None)
-    ps = kernel.dump.info.page_size
-    if run_of is not None and not vaddr % ps and not size % ps:
-        try:  # the usual case: one large page holds it all, read without a copy
-            paddr, run = run_of(vaddr)
-            if run >= size and not paddr % ps:
-                return kernel.dump.read_pages(paddr // ps, size // ps)
-        except CrashtuiError:
-            pass
-    buf = bytearray(size)
-    pos = 0
-    while pos < size:
-        addr = vaddr + pos
-        try:
-            paddr, run = (run_of(addr) if run_of is not None
-                          else (kernel.translate(addr), 0x1000 - (addr & 0xFFF)))
-        except CrashtuiError:  # not mapped: this page stays zeros
-            pos += 0x1000 - (addr & 0xFFF)
-            continue
-        n = min(run, size - pos)
-        try:
-            if not paddr % ps and not n % ps:
-                buf[pos:pos + n] = kernel.dump.read_pages(paddr // ps, n // ps)
-                pos += n
-                continue
-            buf[pos:pos + n] = kernel.dump.read_phys(paddr, n)
-        except CrashtuiError:  # some pages excluded or missing: read the others one by one
-            for at in range(0, n, 0x1000):
-                try:
-                    chunk = kernel.dump.read_phys(paddr + at, min(0x1000, n - at))
-                except CrashtuiError:
-                    continue
-                buf[pos + at:pos + at + len(chunk)] = chunk
-        pos += n
-    return buf
 
 
 def read_kmem_info(kernel: Kernel) -> KmemInfo:
