@@ -33,10 +33,12 @@ class ExceptionFrame:
     offset: int = 0  # RIP - function start
     module: str | None = None  # module holding RIP, if any
     source: SourceLocation | None = None  # file:line of RIP
+    lr_symbol: str | None = None  # arm64: the link register's name+offset (crash prints it)
 
     @property
     def rip(self) -> int:
-        return self.registers.get("rip", 0)
+        """The interrupted program counter (x86-64 rip, arm64 pc)."""
+        return self.registers.get("rip", self.registers.get("pc", 0))
 
     @property
     def rip_symbol(self) -> str:

@@ -76,6 +76,10 @@ class Arm64BacktraceBuilder(BacktraceBuilder):
             if named is not None:
                 ef.function, ef.offset, ef.module = named.function, named.offset, named.module
             ef.source = self.source(regs["pc"])
+            lr = self.fp_unwinder.layout.strip_pac(regs.get("x30", 0))
+            named = self.name(lr) if lr else None
+            if named is not None:  # crash: [name+decimal offset], like the PC
+                ef.lr_symbol = named.function + (f"+{named.offset}" if named.offset else "")
         return ef
 
     def _add_user_exception(self, bt: Backtrace, task: Task, stack: object) -> None:

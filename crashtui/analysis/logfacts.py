@@ -101,7 +101,7 @@ def read_log(lines: Sequence[str], panic_message: str = "") -> LogFacts:
     lines = [line[:LINE_MAX] for line in lines]
     for i in range(len(lines) - 1, -1, -1):
         m = PANIC_RE.search(lines[i])
-        if m:
+        if m and not _END_RE.search(lines[i], 0, m.start()):  # not panic's closing marker
             facts.panic_message = lines[i][m.start():].strip()
             facts.panic_index = i
             break

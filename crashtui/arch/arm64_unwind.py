@@ -89,9 +89,13 @@ class Arm64Unwinder:
         return Stack(TASK, stack_base, stack_base + self.stacks.thread_size)
 
     def read_pt_regs(self, addr: int) -> dict[str, int]:
-        """regs[0..30], sp, pc, pstate of the pt_regs at `addr` (KernelReadError if not)."""
-        raw = self.kernel.read(addr, 8 * PT_REGS_WORDS)
-        return dict(zip(REGISTERS, struct.unpack(f"<{PT_REGS_WORDS}Q", raw), strict=True))
+        """regs[0..30], sp, pc, pstate, orig_x0 and syscallno of the pt_regs at `addr`
+        (KernelReadError if not). syscallno is read as 8 bytes (with the u32 pmr after it),
+        as crash's struct arm64_pt_regs does."""
+        raw = self.kernel.read(addr, 8 * PT_REGS_WORDS + 16)
+        out = dict(zip(REGISTERS, struct.unpack_from(f"<{PT_REGS_WORDS}Q", raw), strict=True))
+        out["orig_x0"], out["syscallno"] = struct.unpack_from("<QQ", raw, 8 * PT_REGS_WORDS)
+        return out
 
     def cpu_context(self, task_address: int) -> CpuContext:
         k = self.kernel

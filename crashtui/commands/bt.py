@@ -63,7 +63,9 @@ def format_exception(ef: ExceptionFrame, with_lines: bool = False,
                      user_label: bool = False) -> list[str]:
     """`[exception RIP: ...]` (kernel mode) and the registers, like x86_64_exception_frame()."""
     out: list[str] = []
-    if not ef.user_mode:
+    if "pstate" in ef.registers:  # arm64: crash names the PC in the register block
+        pass
+    elif not ef.user_mode:
         out.append(f"    [exception RIP: {ef.rip_symbol}]")
     elif user_label:
         out.append("    [exception RIP: user space]")

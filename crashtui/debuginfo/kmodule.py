@@ -2,7 +2,7 @@
 
 A .ko is relocatable: every section starts at address 0 and its DWARF refers to code through
 relocations (.rela.debug_*). We apply those relocations ourselves (x86-64: R_X86_64_64/32/
-32S/PC32/PC64) with a base address for each allocated section, so the DWARF addresses of
+32S/PC32/PC64; arm64: R_AARCH64_ABS64/ABS32/PREL64/PREL32) with a base address for each allocated section, so the DWARF addresses of
 .text, .init.text and .exit.text no longer overlap: either the module's real load addresses
 (`lines(section_bases)`) or private per-section bases behind `source_line(section, offset)`.
 """
@@ -54,6 +54,16 @@ R_X86_64_32S = 11
 R_X86_64_PC64 = 24
 _RELOC_SIZE = {R_X86_64_64: 8, R_X86_64_PC64: 8, R_X86_64_32: 4, R_X86_64_32S: 4,
                R_X86_64_PC32: 4}
+_PCREL = (R_X86_64_PC32, R_X86_64_PC64)
+# AArch64 (ELF for the Arm 64-bit Architecture, table "Data relocations").
+EM_AARCH64 = 183
+R_AARCH64_ABS64, R_AARCH64_ABS32, R_AARCH64_PREL64, R_AARCH64_PREL32 = 257, 258, 260, 261
+# machine -> (relocation type -> size, the PC-relative types)
+_RELOCS: dict[int, tuple[dict[int, int], tuple[int, ...]]] = {
+    EM_X86_64: (_RELOC_SIZE, _PCREL),
+    EM_AARCH64: ({R_AARCH64_ABS64: 8, R_AARCH64_PREL64: 8, R_AARCH64_ABS32: 4,
+                  R_AARCH64_PREL32: 4}, (R_AARCH64_PREL32, R_AARCH64_PREL64)),
+}
 
 STT_OBJECT, STT_FUNC = 1, 2
 _BINDINGS = {0: "local", 1: "global", 2: "weak"}
@@ -308,7 +318,7 @@ class KernelModuleFile:
 
     def _relocated(self, bases: Mapping[int, int]) -> DwarfSections:
         """Copies of the .debug_* sections with their .rela.debug_* applied."""
-        if self.image.machine != EM_X86_64:
+        if self.image.machine not in _RELOCS:
             raise DebugInfoError(f"relocating DWARF of a {self.image.machine_name} module is "
                                  "not supported", self.path)
         syms, _ = self._symtab()
@@ -336,9 +346,10 @@ class KernelModuleFile:
     def _apply(self, data: bytearray, sec: Section, rela: np.ndarray,
                sym_values: np.ndarray) -> None:
         """Apply RELA entries to one section's bytes, vectorised by relocation size."""
+        sizes, pcrel_types = _RELOCS[self.image.machine]
         rtype = (rela["info"] & 0xFFFFFFFF).astype(np.int64)
         rsym = (rela["info"] >> 32).astype(np.int64)
-        unknown = set(np.unique(rtype).tolist()) - set(_RELOC_SIZE) - {R_X86_64_NONE}
+        unknown = set(np.unique(rtype).tolist()) - set(sizes) - {R_X86_64_NONE}
         if unknown:
             raise DebugInfoError(f"unsupported relocation type(s) {sorted(unknown)} in "
                                  f".rela{sec.name}", self.path)
@@ -347,11 +358,11 @@ class KernelModuleFile:
         offsets = rela["offset"].astype(np.int64)
         with np.errstate(over="ignore"):
             values = sym_values[rsym] + rela["addend"].astype(np.uint64)
-            pcrel = (rtype == R_X86_64_PC32) | (rtype == R_X86_64_PC64)
+            pcrel = np.isin(rtype, pcrel_types)
             values = np.where(pcrel, values - rela["offset"], values)  # P = offset (addr 0)
         buf = np.frombuffer(data, dtype=np.uint8)
         for size in (8, 4):
-            sel = np.isin(rtype, [t for t, s in _RELOC_SIZE.items() if s == size])
+            sel = np.isin(rtype, [t for t, s in sizes.items() if s == size])
             if not sel.any():
                 continue
             offs = offsets[sel]
