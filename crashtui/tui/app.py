@@ -15,37 +15,36 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
+from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from crashtui.analysis.backtrace import Backtrace
-from crashtui.analysis.culprit import Culprit
-from crashtui.kernel.ps import PsRow
-from crashtui.tui.command import CommandInput, CommandView
 from crashtui.tui.cpus import CpuList
-from crashtui.tui.export import ExportScreen
 from crashtui.tui.facade import SessionFacade
 from crashtui.tui.frameref import FrameRef
 from crashtui.tui.frames import FrameRow, FramesView, build_rows
-from crashtui.tui.help import HelpScreen
-from crashtui.tui.logview import LogLines, LogView
-from crashtui.tui.memory import MemoryPane, MemoryView
 from crashtui.tui.messages import FrameSelected, ShowBacktrace, ShowTask
-from crashtui.tui.modules import ModulesView
 from crashtui.tui.palette import ActionProvider, CpuProvider, SymbolProvider, TaskProvider
-from crashtui.tui.registers import RegistersView
 from crashtui.tui.source import SourceView
-from crashtui.tui.sourceload import SourceLoader, SourceRequest
-from crashtui.tui.summary import SummaryBar, SummaryView
+from crashtui.tui.summary import SummaryBar
 from crashtui.tui.taskpick import TaskPicker
-from crashtui.tui.tasks import TasksTable
 from crashtui.tui.text import error_text, lit, safe
 from crashtui.tui.triage_view import TriageBar, TriageView
-from crashtui.tui.variables import VariablesView
 
+# The first screen (summary, triage line, CPUs, the panic backtrace, the source pane and the
+# Triage tab) needs only the modules above; the other tabs' panes (and their imports: the
+# kernel's frame variables, kmem, modules, the command layer, ...) are mounted after it is
+# drawn (_mount_tabs), the help and export screens and the source loader on first use.
 if TYPE_CHECKING:
+    from crashtui.analysis.culprit import Culprit
     from crashtui.analysis.session import Session
+    from crashtui.analysis.summary import Summary
+    from crashtui.kernel.ps import PsRow
+    from crashtui.tui.modules import ModulesView
+    from crashtui.tui.sourceload import SourceRequest
 
 
 def stylesheet() -> Path | None:
@@ -61,6 +60,43 @@ def stylesheet() -> Path | None:
 STYLESHEET = stylesheet()
 TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command",
         "variables")
+
+
+def tab_content(name: str) -> Widget:
+    """The pane of a tab other than Triage (imported here: mounted after the first paint)."""
+    if name == "registers":
+        from crashtui.tui.registers import RegistersView
+
+        return RegistersView(id="registers")
+    if name == "memory":
+        from crashtui.tui.memory import MemoryPane
+
+        return MemoryPane(id="memory-pane")
+    if name == "log":
+        from crashtui.tui.logview import LogView
+
+        return LogView(id="log")
+    if name == "tasks":
+        from crashtui.tui.tasks import TasksTable
+
+        return TasksTable(id="tasks")
+    if name == "modules":
+        from crashtui.tui.modules import ModulesView
+
+        return ModulesView(id="modules")
+    if name == "summary":
+        from crashtui.tui.summary import SummaryView
+
+        return SummaryView(id="summary", show_cursor=False)
+    if name == "command":
+        from crashtui.tui.command import CommandView
+
+        return CommandView(id="command")
+    if name == "variables":
+        from crashtui.tui.variables import VariablesView
+
+        return VariablesView(id="variables")
+    raise ValueError(name)
 
 
 class CrashtuiApp(App[int]):
@@ -98,6 +134,10 @@ class CrashtuiApp(App[int]):
         self.current_ref: FrameRef | None = None
         self.loaded = False
         self.tasks_loaded = False
+        self.summary: Summary | None = None
+        self.first_screen = threading.Event()  # the summary and panic backtrace are drawn
+        self.tabs_mounted = False  # the other tabs' panes (mounted after the first screen)
+        self._context_label: str | None = None  # for the Command tab, once it is mounted
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
@@ -120,22 +160,8 @@ class CrashtuiApp(App[int]):
         with TabbedContent(id="tabs", initial="tab-triage"):
             with TabPane("Triage", id="tab-triage"):
                 yield TriageView(id="triage")
-            with TabPane("Registers", id="tab-registers"):
-                yield RegistersView(id="registers")
-            with TabPane("Memory", id="tab-memory"):
-                yield MemoryPane(id="memory-pane")
-            with TabPane("Log", id="tab-log"):
-                yield LogView(id="log")
-            with TabPane("Tasks", id="tab-tasks"):
-                yield TasksTable(id="tasks")
-            with TabPane("Modules", id="tab-modules"):
-                yield ModulesView(id="modules")
-            with TabPane("Summary", id="tab-summary"):
-                yield SummaryView(id="summary", show_cursor=False)
-            with TabPane("Command", id="tab-command"):
-                yield CommandView(id="command")
-            with TabPane("Variables", id="tab-variables"):
-                yield VariablesView(id="variables")
+            for name in TABS[1:]:  # filled by _mount_tabs after the first screen
+                yield TabPane(name.title(), id=f"tab-{name}")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -145,12 +171,42 @@ class CrashtuiApp(App[int]):
         self.query_one(FramesView).border_title = "Backtrace"
         self.query_one(FramesView).show_message("loading backtraces…")
         self.query_one(SourceView).show_loading("Source", "select a frame to see its source")
-        for view_id in ("registers", "memory", "summary"):
-            self.query_one(f"#{view_id}").set_lines([Text("loading…", "italic")])  # type: ignore[attr-defined]
         self.query_one(FramesView).focus()
         for problem in self.facade.finder.problems:  # --source / CRASHTUI_SOURCE unusable
             self.notify(problem, title="source", severity="warning", markup=False, timeout=10)
         self.load()
+
+    def tab_view(self, view_id: str) -> Any | None:
+        """The pane of a tab by id (#registers, #log, ...), None until the tabs are mounted."""
+        try:
+            return self.query_one(f"#{view_id}")
+        except NoMatches:
+            return None
+
+    async def _mount_tabs(self) -> None:
+        """Mount the other tabs' panes (their modules were imported by the load worker)."""
+        if self.tabs_mounted:
+            return
+        for name in TABS[1:]:
+            await self.query_one(f"#tab-{name}", TabPane).mount(tab_content(name))
+        self.tabs_mounted = True
+        for view_id in ("registers", "memory", "summary"):
+            self.query_one(f"#{view_id}").set_lines([Text("loading…", "italic")])  # type: ignore[attr-defined]
+        if self._context_label is not None:
+            from crashtui.tui.command import CommandView
+
+            self.query_one(CommandView).show_context(self._context_label)
+        if self.current_ref is not None:  # the frame selected before they were there
+            self._frame_views(self.current_ref)
+
+    def _first_screen_drawn(self) -> None:
+        """The first screen is on the terminal: the frame selected gets its source, and the
+        load worker goes on with the rest."""
+        if self.first_screen.is_set():
+            return
+        self.first_screen.set()
+        if self.current_ref is not None:
+            self._frame_source(self.current_ref)
 
     # -- loading (a worker; each fact shows as soon as it is known) -------------------------
 
@@ -166,36 +222,66 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="load")
     def load(self) -> None:
         """Read the session's facts in the order a person needs them: the summary and the
-        panic CPU's frames first (drawn before anything else is read), then the triage,
-        modules, tasks, log and memory."""
+        panic CPU's frames first (drawn before anything else is read or imported), then the
+        other tabs' panes, the frames' file:line, the other CPUs, the triage, modules, tasks,
+        log and memory."""
         be = self.facade
+        summary_error = ""
         try:
             summary = be.summary()
+            self.summary = summary
             self.panic_cpu = summary.panic_cpu
             self._ui(self.query_one(SummaryBar).show, summary)
-            self._ui(self.query_one(SummaryView).show, summary, self._debug_line())
         except Exception as exc:  # noqa: BLE001 - every fact fails on its own
-            self._ui(self.query_one(SummaryBar).show_error, error_text(exc))
-            self._ui(self._message, "summary", error_text(exc))
+            summary_error = error_text(exc)
+            self._ui(self.query_one(SummaryBar).show_error, summary_error)
         if be.module_dirs:  # before the backtraces: their module frames get the .ko's lines
             self._load_module_dirs()
+        bts: list[Backtrace] | None = None
         try:
-            bts = be.backtraces()
+            panic = be.panic_backtrace()
+            bts = [panic] if panic is not None else be.backtraces()
         except Exception as exc:  # noqa: BLE001
-            self._load_tasks()
-            bts = self._placeholder_backtraces(error_text(exc))
-        self.backtraces = bts
-        first = next((bt for bt in bts if bt.panic), bts[0] if bts else None)
-        if first is not None:  # its rows ready, the CPU list shows them at once
             try:
-                self.rows_cache[id(first)] = build_rows(be, first)
+                self.ps_rows = be.ps().rows
+            except Exception:  # noqa: BLE001 - said again when the Tasks tab is filled
+                pass
+            bts = self._placeholder_backtraces(error_text(exc))
+        first = next((bt for bt in bts if bt.panic), bts[0] if bts else None)
+        if first is not None:  # its rows ready (file:line follow), the CPU list shows them
+            try:
+                self.rows_cache[id(first)] = build_rows(be, first, lines=False)
             except Exception:  # noqa: BLE001 - built again (and the error shown) on display
                 pass
-        self._ui(self.query_one(CpuList).show, bts)
+        self.backtraces = bts
+        self._ui(self._show_first, bts, first)
+        self._wait_first_screen()
+        self._import_tabs()
+        self._ui(self._mount_tabs)
+        if self.summary is not None:
+            self._ui(self.query_one("#summary").show, self.summary, self._debug_line())  # type: ignore[attr-defined]
+        else:
+            self._ui(self._message, "summary", summary_error)
+        if first is not None and first.frames:
+            try:
+                rows = build_rows(be, be.with_sources(first))
+                self.rows_cache[id(first)] = rows
+                self._ui(self._lines_ready, first, rows)
+            except Exception:  # noqa: BLE001 - the rows without file:line stay
+                pass
+        if len(bts) == 1 and bts[0] is first and first is not None and first.error is None:
+            try:  # the other CPUs' backtraces
+                self.backtraces = be.backtraces()
+                self._ui(self.query_one(CpuList).show, self.backtraces, False)
+            except Exception as exc:  # noqa: BLE001 - the panic CPU's stays
+                self._ui(self.notify, f"backtraces: {error_text(exc)}", severity="warning",
+                         markup=False)
         self._load_triage()
         self._show_modules()
-        if not self.tasks_loaded:
-            self._load_tasks()
+        self._load_tasks()
+        from crashtui.tui.logview import LogLines, LogView
+        from crashtui.tui.memory import MemoryView
+
         try:
             self._ui(self.query_one(LogView).show, be.log_lines())
         except Exception as exc:  # noqa: BLE001
@@ -206,7 +292,41 @@ class CrashtuiApp(App[int]):
             self._ui(self._message, "memory", error_text(exc))
         self.loaded = True
 
+    def _show_first(self, bts: list[Backtrace], first: Backtrace | None) -> None:
+        """The CPU list and the panic backtrace (from its cached rows), drawn at once; the
+        load worker goes on once they are on the screen."""
+        self.query_one(CpuList).show(bts, False)
+        if first is not None:
+            self.show_backtrace(first)
+        self.call_after_refresh(self._first_screen_drawn)
+
+    def _wait_first_screen(self) -> None:
+        """Block the load worker until the first screen is drawn (or the app ends)."""
+        worker = get_current_worker()
+        while not self.first_screen.wait(0.05):
+            if worker.is_cancelled or not self.is_running:
+                return
+
+    @staticmethod
+    def _import_tabs() -> None:
+        """Import the other tabs' modules (in the load worker, off the UI thread)."""
+        import crashtui.tui.command
+        import crashtui.tui.logview
+        import crashtui.tui.memory
+        import crashtui.tui.modules
+        import crashtui.tui.registers
+        import crashtui.tui.tasks
+        import crashtui.tui.variables  # noqa: F401
+
+    def _lines_ready(self, bt: Backtrace, rows: list[FrameRow]) -> None:
+        """The panic backtrace's rows again, with file:line (the highlight stays)."""
+        frames = self.query_one(FramesView)
+        if frames.backtrace is bt:
+            frames.update_rows(rows)
+
     def _load_tasks(self) -> None:
+        from crashtui.tui.tasks import TasksTable
+
         self.tasks_loaded = True
         try:
             table = self.facade.ps()
@@ -280,6 +400,8 @@ class CrashtuiApp(App[int]):
             self._ui(self.notify, f"--modules: {error_text(exc)}", severity="warning", markup=False)
 
     def _show_modules(self) -> None:
+        from crashtui.tui.modules import ModulesView
+
         try:
             self._ui(self.query_one(ModulesView).show, self.facade.modules())
         except Exception as exc:  # noqa: BLE001
@@ -334,8 +456,10 @@ class CrashtuiApp(App[int]):
     def _after_show(self, bt: Backtrace, focus: bool) -> None:
         frames = self.query_one(FramesView)
         if not any(r.ref for r in frames.rows):
-            self.query_one(RegistersView).show(bt, None)
-            self.load_registers(bt, None)
+            registers = self.tab_view("registers")
+            if registers is not None:
+                registers.show(bt, None)
+                self.load_registers(bt, None)
             self.query_one(SourceView).show_message("Source", [lit("no frames", "italic")])
         if focus:
             frames.focus()
@@ -370,7 +494,10 @@ class CrashtuiApp(App[int]):
         """The command line's current task follows the backtrace shown (crash's `set PID`)."""
         if bt.task:
             self.facade.set_context(None if bt.panic else bt.task)
-            self.query_one(CommandView).show_context(f"PID {bt.pid} {bt.command}")
+            self._context_label = f"PID {bt.pid} {bt.command}"
+            command = self.tab_view("command")
+            if command is not None:
+                command.show_context(self._context_label)
 
     def jump_to_cpu(self, cpu: int) -> None:
         if self.query_one(CpuList).select_cpu(cpu):
@@ -387,9 +514,24 @@ class CrashtuiApp(App[int]):
             user = ref.exception is not None and ref.exception.user_mode
             self.facade.set_frame(None if ref.frame is None or user else ref.frame.index,
                                   ref.exception is not None)
+        if self.tabs_mounted:  # else _mount_tabs fills them for the frame selected then
+            self._frame_views(ref)
+        if self.first_screen.is_set():  # else once the first screen is drawn
+            self._frame_source(ref)
+
+    def _frame_views(self, ref: FrameRef) -> None:
+        """The Registers and Variables tabs for a selected frame."""
+        from crashtui.tui.registers import RegistersView
+        from crashtui.tui.variables import VariablesView
+
         self.query_one(RegistersView).show(ref.backtrace, ref)
         self.load_registers(ref.backtrace, ref)
         self.query_one(VariablesView).load(ref)
+
+    def _frame_source(self, ref: FrameRef) -> None:
+        """The source pane for a selected frame (found in a worker)."""
+        from crashtui.tui.sourceload import SourceRequest
+
         exc = ref.exception
         fn = ref.frame.function if ref.frame is not None and exc is None else None
         title = (f"#{ref.frame.index} {ref.frame.symbol}" if ref.frame is not None and exc is None
@@ -409,13 +551,15 @@ class CrashtuiApp(App[int]):
 
     def _registers_ready(self, bt: Backtrace, ref: FrameRef | None, data: Any) -> None:
         if ref is self.current_ref or (ref is None and self.current_bt is bt):
-            self.query_one(RegistersView).show_frame(bt, ref, data)
+            self.query_one("#registers").show_frame(bt, ref, data)  # type: ignore[attr-defined]
 
     # -- the source pane -------------------------------------------------------------------
 
     @work(thread=True, group="source", exclusive=True)
     def show_source(self, req: SourceRequest, ref: FrameRef | None = None) -> None:
         """Find and show a location's source; else the disassembly with a hint."""
+        from crashtui.tui.sourceload import SourceLoader
+
         SourceLoader(self).show(req, ref)
 
     def jump_to_symbol(self, name: str) -> None:
@@ -424,12 +568,14 @@ class CrashtuiApp(App[int]):
 
     @work(thread=True, group="source", exclusive=True)
     def show_symbol(self, name: str) -> None:
+        from crashtui.tui.sourceload import SourceLoader
+
         SourceLoader(self).show_symbol(name)
 
     # -- modules ---------------------------------------------------------------------------
 
-    @on(ModulesView.LoadModule)
-    def _load_module(self, event: ModulesView.LoadModule) -> None:
+    def on_modules_view_load_module(self, event: ModulesView.LoadModule) -> None:
+        """The Modules tab's .ko path was entered (ModulesView.LoadModule)."""
         self.load_module(event.name, event.path)
 
     @work(thread=True, group="modules")
@@ -443,7 +589,7 @@ class CrashtuiApp(App[int]):
         self.rows_cache.clear()
         self._load_triage(refresh=True)
         try:
-            self._ui(self.query_one(ModulesView).show, self.facade.modules())
+            self._ui(self.query_one("#modules").show, self.facade.modules())  # type: ignore[attr-defined]
             self.backtraces = self.facade.backtraces()
             self._ui(self.query_one(CpuList).show, self.backtraces)
         except Exception:  # noqa: BLE001 - the old lists stay
@@ -452,6 +598,8 @@ class CrashtuiApp(App[int]):
     # -- actions ---------------------------------------------------------------------------
 
     def action_help(self) -> None:
+        from crashtui.tui.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_tab(self, name: str) -> None:
@@ -465,7 +613,9 @@ class CrashtuiApp(App[int]):
 
     def action_command(self) -> None:
         self.action_tab("command")
-        self.query_one(CommandInput).focus()
+        command_input = self.tab_view("command-input")
+        if command_input is not None:
+            command_input.focus()
 
     def action_go_to_culprit(self) -> None:
         self.go_to_culprit()
@@ -483,11 +633,14 @@ class CrashtuiApp(App[int]):
 
     def action_log_panic(self) -> None:
         self.action_tab("log")
-        self.query_one(LogLines).action_panic()
+        log_lines = self.tab_view("log-lines")
+        if log_lines is not None:
+            log_lines.action_panic()
 
     def action_interrupt(self) -> None:
         """Ctrl+C as in crash and gdb: interrupt the running command, never quit (q does)."""
-        if self.query_one(CommandView).interrupt():
+        command = self.tab_view("command")
+        if command is not None and command.interrupt():
             return
         selected = self.screen.get_selected_text()
         if selected:  # Ctrl+C with text selected by the mouse copies it, as in a terminal
@@ -509,6 +662,8 @@ class CrashtuiApp(App[int]):
         def done(path: str | None) -> None:
             if path:
                 self.export(path)
+
+        from crashtui.tui.export import ExportScreen
 
         self.push_screen(ExportScreen(name), done)
 

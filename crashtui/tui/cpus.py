@@ -34,15 +34,25 @@ class CpuList(SearchableOptions):
         super().__init__(id=id)
         self.backtraces: list[Backtrace] = []
 
-    def show(self, backtraces: list[Backtrace]) -> None:
-        """Fill the list, panic CPU first."""
+    def show(self, backtraces: list[Backtrace], announce: bool = True) -> None:
+        """Fill the list, panic CPU first; announce=False keeps the CPU highlighted (else the
+        first) without showing its backtrace again (the app shows it, or already did)."""
+        was = self.backtraces[self.highlighted].cpu if (
+            not announce and self.highlighted is not None
+            and self.highlighted < len(self.backtraces)) else None
         self.backtraces = sorted(backtraces, key=lambda b: (not b.panic, b.cpu))
         self.clear_options()
         colour = not self.app.no_color
         self.add_options(Option(cpu_prompt(bt, colour), id=f"cpu-{bt.cpu}")
                          for bt in self.backtraces)
-        if self.backtraces:
+        if not self.backtraces:
+            return
+        if announce:
             self.highlighted = 0
+            return
+        at = next((i for i, bt in enumerate(self.backtraces) if bt.cpu == was), 0)
+        with self.prevent(OptionList.OptionHighlighted):
+            self.highlighted = at
 
     def select_cpu(self, cpu: int) -> bool:
         """Highlight a CPU (shows its backtrace)."""

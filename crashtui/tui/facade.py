@@ -158,6 +158,17 @@ class SessionFacade:
         with self.lock:
             return [_with_sources(bt) for bt in self.session.backtraces]
 
+    def panic_backtrace(self) -> Backtrace | None:
+        """The panic CPU's backtrace alone (the first screen's; None: no panic CPU known),
+        its frames' file:line not looked up yet (with_sources does)."""
+        with self.lock:
+            return self.session.panic_backtrace
+
+    def with_sources(self, bt: Backtrace) -> Backtrace:
+        """The backtrace with its frames' file:line looked up."""
+        with self.lock:
+            return _with_sources(bt)
+
     def backtrace_of(self, task: int) -> Backtrace:
         with self.lock:
             return _with_sources(self.session.backtrace_of(task))

@@ -40,15 +40,17 @@ def short_location(loc: object) -> str:
     return f"{posixpath.basename(file)}:{line}" if file else ""
 
 
-def build_rows(backend: SessionFacade, bt: Backtrace) -> list[FrameRow]:
-    """The rows of a backtrace, with exception RIPs symbolized and located (slow: a worker)."""
+def build_rows(backend: SessionFacade, bt: Backtrace, lines: bool = True) -> list[FrameRow]:
+    """The rows of a backtrace, with exception RIPs symbolized and located (slow: a worker);
+    lines=False leaves out file:line (the first screen's rows: the DWARF line tables are
+    read after it is drawn)."""
     rows: list[FrameRow] = []
     for fr in bt.frames:
         if fr.stack_name:
             rows.append(FrameRow("marker", label=fr.stack_name))
         ref = FrameRef(bt, fr)
-        loc: object = fr.source
-        if loc is None and fr.module:  # a .ko loaded after the backtrace was built
+        loc: object = fr.source if lines else None
+        if loc is None and fr.module and lines:  # a .ko loaded after the backtrace was built
             try:
                 loc = backend.location(ref)
             except Exception:  # noqa: BLE001 - a location is decoration
@@ -60,7 +62,7 @@ def build_rows(backend: SessionFacade, bt: Backtrace) -> list[FrameRow]:
             xref = FrameRef(bt, fr, exc)
             sym = "" if exc.user_mode else (backend.symbolize(exc.rip) or f"{exc.rip:#x}")
             where = ""
-            if not exc.user_mode:
+            if not exc.user_mode and lines:
                 try:
                     xloc = backend.location(xref)
                 except Exception:  # noqa: BLE001 - a location is decoration
@@ -176,6 +178,18 @@ class FramesView(SearchableOptions):
                                     if bt.active or bt.panic else
                                     f"Backtrace: PID {bt.pid} · {bt.command}")
         self._fill(culprit_index(rows, bt, self.culprit) if select is None else select)
+
+    def update_rows(self, rows: list[FrameRow]) -> None:
+        """The same backtrace's rows with more filled in (file:line): redrawn in place, the
+        highlighted row kept (no new FrameSelected)."""
+        if self.backtrace is None:
+            return
+        if [r.kind for r in rows] != [r.kind for r in self.rows]:
+            self.show(self.backtrace, rows, self.highlighted)
+            return
+        self.rows = rows
+        for i, r in enumerate(rows):
+            self.replace_option_prompt_at_index(i, row_prompt(r, self._width))
 
     def show_message(self, message: str) -> None:
         self.backtrace = None

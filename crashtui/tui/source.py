@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.binding import Binding
 
@@ -21,6 +20,8 @@ COMPACT_BELOW = 70  # pane width under which disassembly is shown compactly
 def highlight_source(text: str, path: str, mark: int | None) -> list[Text]:
     """Numbered, pygments-highlighted lines (ANSI colours: fine on 16-colour terminals)."""
     code = "\n".join(safe(line) for line in text.replace("\r\n", "\n").split("\n"))
+    from rich.syntax import Syntax  # pygments: imported when a file is first shown
+
     syntax = Syntax("", lexer_name(path), theme="ansi_dark", background_color="default")
     body = syntax.highlight(code)
     lines = body.split("\n", allow_blank=True)
