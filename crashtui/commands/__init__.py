@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shlex
 from typing import TYPE_CHECKING
 
@@ -56,11 +57,25 @@ def _load_all() -> None:
     )
 
 
+# The module of the commands `crashtui -c sys -c bt` runs, so that they need not import all
+# thirty command modules; any other command (or an alias) loads them all.
+_HOME = {"sys": "basic", "log": "basic", "bt": "bt"}
+
+
+def _load_for(name: str) -> None:
+    """Register command `name`: import its own module if known, else every command module."""
+    home = _HOME.get(name)
+    if home is not None:
+        importlib.import_module(f"crashtui.commands.{home}")
+        if name in COMMANDS:
+            return
+    _load_all()
+
+
 def run_command(session: Session, line: str) -> list[str]:
     """Run one command line and return its output lines; raises CommandError/CrashtuiError.
     `| grep`, `| head` and `| tail` stages filter the output, `> FILE` writes it there
     (crashtui.commands.pipes)."""
-    _load_all()
     line, target, append = split_redirect(line)
     line, stages = split_pipes(line)
     filters = [pipe_filter(argv) for argv in stages]
@@ -77,6 +92,8 @@ def run_command(session: Session, line: str) -> list[str]:
     if argv[0].startswith("p/"):  # gdb's p/x: the format as p's first argument
         head, _slash, fmt = argv[0].partition("/")
         argv[:1] = [head, "/" + fmt]
+    if argv[0] not in COMMANDS:
+        _load_for(argv[0])
     cmd = COMMANDS.get(argv[0])
     if cmd is None:
         raise CommandError(f"{argv[0]}: command not found (try `help`)")
