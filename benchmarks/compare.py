@@ -849,10 +849,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kmem-dumps", default="",
                     help="more DUMP:VMLINUX pairs (e.g. a bigger guest's) for the kmem-scan "
                     "table, comma-separated; the main dump is always measured")
+    ap.add_argument("--samples", help="comma-separated sample names under sample-dumps/ (e.g. "
+                    "5.10-sysrq,6.1-sysrq,6.12-sysrq,7.3-sysrq): run --cases (default "
+                    "sys+bt-only,report) on each, dump and vmlinux from its MANIFEST, and print "
+                    "one summary table with issue 21's targets judged per sample")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
+
+    if args.samples:
+        return run_samples(args, log)
 
     dump = args.dump or next(iter(sorted(SAMPLE.glob("dump.*"))), None)
     vmlinux = args.vmlinux or find_vmlinux(SAMPLE)
@@ -945,6 +952,99 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def sample_paths(name: str) -> tuple[Path | None, Path | None]:
+    """The dump file and cached debug vmlinux of sample `name`, from its MANIFEST."""
+    sample = REPO / "sample-dumps" / name
+    manifest = sample / "MANIFEST"
+    if not manifest.exists():
+        return None, None
+    fields = dict(line.split("=", 1) for line in manifest.read_text().splitlines() if "=" in line)
+    dump = sample / fields["dump"] if fields.get("dump") else None
+    if dump is None or not dump.exists():
+        dump = next(iter(sorted(sample.glob("dump.*"))), None)
+    return dump, find_vmlinux(sample)
+
+
+ISSUE21 = (("sys+bt-only", "`-c sys -c bt`", 0.8), ("report", "report", 1.0))
+
+
+def run_samples(args: argparse.Namespace, log: Callable[[str], None]) -> int:
+    """Run the chosen cases on each named sample and print one table judging issue 21's targets."""
+    names = [n for n in args.samples.split(",") if n]
+    wanted = set(args.cases.split(",")) if args.cases else {k for k, _, _ in ISSUE21}
+    crash, crash_version, crash_why = probe_crash(args.crash)
+    drgn_version, drgn_why = probe_drgn(args.drgn_python or args.python)
+    if crash is None:
+        log(f"MISSING crash: {crash_why}")
+    if drgn_version is None:
+        log(f"MISSING drgn: {drgn_why}")
+    meter = CpuMeter()
+    per_sample: list[tuple[str, list[Case], str]] = []
+    for name in names:
+        dump, vmlinux = sample_paths(name)
+        if dump is None or vmlinux is None:
+            why = (f"no dump in sample-dumps/{name}" if dump is None else
+                   f"no cached vmlinux for sample-dumps/{name}/MANIFEST")
+            log(f"SKIP {name}: {why}")
+            per_sample.append((name, [], why))
+            continue
+        work = Path(tempfile.mkdtemp(prefix="crashtui-bench-"))
+        can_drop = os.geteuid() == 0 and os.access("/proc/sys/vm/drop_caches", os.W_OK)
+        env = Env(dump.resolve(), vmlinux.resolve(), args.python, crash, crash_version,
+                  crash_why, drgn_version, drgn_why, shutil.which("tmux"), work, can_drop,
+                  drgn_python=args.drgn_python)
+        try:
+            env.crashtui_commands = crashtui_command_names(env)
+            find_panic_pc(env)
+            cases = [c for c in build_cases(env) if c.key in wanted]
+            for case in cases:
+                log(f"{name}: case {case.key} ...")
+                measure_case(env, case, args.runs, meter, log)
+                for line in case_table(case):
+                    log(line)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        per_sample.append((name, cases, ""))
+    for line in samples_table(per_sample):
+        print(line)
+    print(f"- other processes kept {meter.other_cpus():.2f} of {os.cpu_count()} CPUs busy on "
+          f"average during the whole run; load average at the end: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def samples_table(per_sample: list[tuple[str, list[Case], str]]) -> list[str]:
+    """One row per sample and case: each tool's wall (CPU), the ratios, issue 21's verdicts."""
+    limits = {k: (label, limit) for k, label, limit in ISSUE21}
+    out = ["## Issue 21 across samples (wall median (CPU median); crash 8.0.6 cannot open 7.x: —)",
+           "| sample | case | crashtui | drgn | crash | wall / drgn | CPU / drgn | target | "
+           "CPU | wall |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, cases, why in per_sample:
+        if why:
+            out.append(f"| {name} | — | {why} | | | | | | | |")
+            continue
+        for case in cases:
+            cells = []
+            for tool in TOOLS:
+                res = case.results.get(tool)
+                cells.append("—" if res is None or not res.ok else
+                             f"{fmt_s(res.wall())} ({fmt_s(res.cpu())})")
+            t, d = case.results.get("crashtui"), case.results.get("drgn")
+            tw, dw = (r.wall() if r else None for r in (t, d))
+            tc, dc = (r.cpu() if r else None for r in (t, d))
+            label, limit = limits.get(case.key, (case.key, None))
+            if limit is None:
+                verdicts = ["—", "—", "—"]
+            else:
+                verdicts = [f"≤ {limit}x drgn"] + [
+                    "n/a" if a is None or b is None else ("MET" if a <= limit * b else "NOT MET")
+                    for a, b in ((tc, dc), (tw, dw))]
+            out.append(f"| {name} | {label} | {cells[0]} | {cells[2]} | {cells[1]} | "
+                       f"{fmt_ratio(tw, dw)} | {fmt_ratio(tc, dc)} | {' | '.join(verdicts)} |")
+    out.append("")
+    return out
 
 
 def kmem_scan_rows(env: Env, pairs: list[tuple[Path, Path]], runs: int) -> list[dict]:
