@@ -347,8 +347,16 @@ class KdumpFile(DumpFile):
         raw = sane & np.equal(flags, 0) & np.equal(sizes, bs)
         packed = sane & np.not_equal(flags, 0)
         read = self._src.read
-        for p, offset in zip(at[raw].tolist(), offsets[raw].tolist(), strict=True):
-            out[p:p + bs] = read(offset, bs)
+        ra, ro = at[raw], offsets[raw]
+        # raw pages are copied by runs stored one after the other (a view when that is all)
+        cut = np.flatnonzero(np.not_equal(np.diff(ra), bs) | np.not_equal(np.diff(ro), bs)) + 1
+        view = getattr(self._src, "view", None)
+        if len(ra) == count and not len(cut) and view is not None:
+            return view(int(ro[0]), count * bs)
+        for s, e in zip([0, *cut.tolist()], [*cut.tolist(), len(ra)], strict=True):
+            if s < e:
+                p, n = int(ra[s]), (e - s) * bs
+                out[p:p + n] = read(int(ro[s]), n)
         if np.any(packed):
             data, where = self._packed_data(offsets[packed], sizes[packed])
             decompress_into(out, list(zip(at[packed].tolist(), where.tolist(),
