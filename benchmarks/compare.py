@@ -194,7 +194,7 @@ def find_vmlinux(dump_dir: Path) -> Path | None:
         return None
     fields = dict(line.split("=", 1) for line in manifest.read_text().splitlines() if "=" in line)
     build_id = fields.get("vmlinux_build_id", "")
-    hits = sorted((TEST_CACHE / "vmlinux" / build_id).glob("vmlinux-*")) if build_id else []
+    hits = sorted((TEST_CACHE / "vmlinux" / build_id).glob("vmlinux*")) if build_id else []
     return hits[0] if hits else None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import struct
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from crashtui.debuginfo.linetable import Buffer, read_sleb, read_uleb
 
@@ -65,8 +66,26 @@ class CallFrameInfo:
         n = len(buf)
         asz = self.address_size
         afmt = "<Q" if asz == 8 else "<I"
+        # 32-bit DWARF's common case in one unpack: unit_length, CIE_pointer, initial_location,
+        # address_range (DWARF 5 §6.4.1); 64-bit units and the section's tail take the long way
+        head = struct.Struct("<IIQQ" if asz == 8 else "<IIII")
+        unpack_head, hsize, skip = head.unpack_from, head.size, 8 + 2 * asz
         rows = []
+        append = rows.append
         while pos + 4 <= n:
+            if pos + hsize <= n:
+                length, cie_id, loc, rng = unpack_head(buf, pos)
+                if length != 0xFFFFFFFF:
+                    if length == 0:
+                        pos += 4
+                        continue
+                    end = pos + 4 + length
+                    if end > n:
+                        break
+                    if cie_id != 0xFFFFFFFF and loc and rng:
+                        append((loc, loc + rng, (cie_id, pos + skip, end)))
+                    pos = end
+                    continue
             (length,) = struct.unpack_from("<I", buf, pos)
             pos += 4
             osz = 4
@@ -84,9 +103,9 @@ class CallFrameInfo:
                 loc = struct.unpack_from(afmt, buf, pos + osz)[0]
                 rng = struct.unpack_from(afmt, buf, pos + osz + asz)[0]
                 if loc and rng:
-                    rows.append((loc, loc + rng, (cie_id, pos + osz + 2 * asz, end)))
+                    append((loc, loc + rng, (cie_id, pos + osz + 2 * asz, end)))
             pos = end
-        rows.sort(key=lambda r: r[0])
+        rows.sort(key=itemgetter(0))
         self._starts = [r[0] for r in rows]
         self._ends = [r[1] for r in rows]
         self._fdes = [r[2] for r in rows]
