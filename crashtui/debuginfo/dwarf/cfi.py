@@ -70,7 +70,7 @@ class CallFrameInfo:
         # address_range (DWARF 5 §6.4.1); 64-bit units and the section's tail take the long way
         head = struct.Struct("<IIQQ" if asz == 8 else "<IIII")
         unpack_head, hsize, skip = head.unpack_from, head.size, 8 + 2 * asz
-        rows = []
+        rows: list[tuple[int, int, tuple[int, int, int]]] = []
         append = rows.append
         while pos + 4 <= n:
             if pos + hsize <= n:
