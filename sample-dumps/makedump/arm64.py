@@ -25,7 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import debian, initramfs, kernel
+from . import debian, initramfs, kernel, modules
 from .scenarios import SCENARIOS
 from .util import MakeDumpError, cache_root, log, run, sha256_file
 
@@ -233,9 +233,6 @@ def make_dump(args: argparse.Namespace) -> None:
     from . import vm  # the dump disk and copy_out are the amd64 path's
 
     sc = SCENARIOS[args.scenario]
-    if sc.module:
-        raise MakeDumpError("--arch arm64 has no module scenarios yet (building a module needs "
-                            "an arm64 cross compiler)")
     out: Path = args.out.resolve()
     if (out / "MANIFEST").exists() and not args.force:
         raise MakeDumpError(f"{out} already holds a dump (MANIFEST); choose another --out")
@@ -244,11 +241,18 @@ def make_dump(args: argparse.Namespace) -> None:
     added |= debian.ensure_foreign_arch(ARCH)
     if added or not args.no_apt_update:
         debian.apt_update()
-    debian.apt_install(HOST_PACKAGES)
+    debian.apt_install(HOST_PACKAGES + (["debootstrap"] if sc.module else []))
 
     k = kernel.prepare(args.suite, args.kernel_version, args.kernel_release, ARCH)
     log(f"kernel {k.release} {k.version} ({k.suite}); vmlinux build-id {k.vmlinux_build_id}")
     busybox, busybox_version = _busybox(args.suite)
+    scenario_text = sc.description
+    ko = None
+    if sc.module:
+        ko, compiler = modules.build(k, sc, out)
+        scenario_text += (f", module cross-built with {compiler} ({TRIPLET}) against "
+                          f"linux-headers-{k.release} with -g -ffile-prefix-map=<build dir>="
+                          f"/usr/src/{sc.module}")
     kdump = args.arm64_dump == "kdump"
 
     work = cache_root() / "work" / f"{k.release}-{sc.name}"
@@ -277,6 +281,8 @@ def make_dump(args: argparse.Namespace) -> None:
         _add_tools(first, kexec_root, [("sbin/kexec", "sbin/kexec")])
         first.host_file("boot/vmlinuz", image, 0o644)
         first.host_file("boot/capture.img", work / "capture.img", 0o644)
+    if ko:
+        first.host_file(sc.ko_in_guest, ko, 0o644)
     (work / "first.img").write_bytes(first.gzip())
 
     disk = work / "disk.img"
@@ -354,7 +360,7 @@ def make_dump(args: argparse.Namespace) -> None:
         "machine": f"QEMU {qemu_version()} virt, TCG, cpu {cpu_model(not kdump)}, {args.cpus} "
                    f"vCPUs, {args.memory} MiB" + (f", crashkernel={args.crashkernel}"
                                                   if kdump else ""),
-        "scenario": sc.description,
+        "scenario": scenario_text,
         "dmesg": files["dmesg"],
         "kernel_cmdline": append,
         "userland": f"busybox-static {busybox_version} (arm64)",

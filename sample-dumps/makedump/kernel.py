@@ -16,6 +16,8 @@ FLAVOUR = "cloud-amd64"
 META = f"linux-image-{FLAVOUR}"
 # Debian's architecture names of the guests make-dump can boot (amd64 is the host's).
 FOREIGN = {"amd64": None, "arm64": "arm64"}
+# The GNU triplet of a foreign arch (its Debian cross compilers are gcc-N-<triplet>).
+CROSS_TRIPLET = {"arm64": "aarch64-linux-gnu"}
 # Modules the guests load, in this order once modprobe has added their dependencies.
 GUEST_MODULES = ("virtio_pci", "virtio_blk", "qemu_fw_cfg")
 
@@ -201,9 +203,11 @@ def headers_packages(k: Kernel) -> tuple[list[Path], list[str]]:
 
     linux-headers-<release> and linux-headers-*-common are unpacked (their Makefiles use
     absolute /usr/src paths, hence the chroot); the kbuild and compiler packages they depend
-    on are installed in the chroot with apt.
+    on are installed in the chroot with apt. For a foreign `k.arch` the packages are the
+    host's (linux-kbuild-* is Multi-Arch: foreign) with the compiler as a cross compiler:
+    the headers' Makefile says `CC = $(CROSS_COMPILE)gcc-14`, CROSS_COMPILE=aarch64-linux-gnu-.
     """
-    arch_deb = debian.download(f"linux-headers-{k.release}", k.version)
+    arch_deb = debian.download(f"linux-headers-{k.release}", k.version, FOREIGN[k.arch])
     debs = [arch_deb]
     apt_pkgs: list[str] = []
     for alts in debian.parse_depends(debian.deb_field(arch_deb, "Depends")):
@@ -213,5 +217,7 @@ def headers_packages(k: Kernel) -> tuple[list[Path], list[str]]:
         if name.startswith("linux-headers-"):
             debs.append(debian.download(name, ver or k.version))
         else:
+            if FOREIGN[k.arch] and re.fullmatch(r"gcc-\d+", name):
+                name += "-" + CROSS_TRIPLET[k.arch]      # gcc-14 -> gcc-14-aarch64-linux-gnu
             apt_pkgs.append(f"{name}={ver}" if ver else name)
     return debs, apt_pkgs

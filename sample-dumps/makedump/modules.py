@@ -3,6 +3,8 @@
 The headers' Makefiles include absolute /usr/src/linux-headers-* paths and the kbuild
 helpers (fixdep, modpost) are built for that suite's libc (trixie's need glibc 2.38), so the
 module is built in a debootstrap chroot of the kernel's suite with that suite's compiler.
+An arm64 module is cross-built in the same (amd64) chroot: the arm64 headers with the host's
+linux-kbuild and the suite's gcc-N-aarch64-linux-gnu (see kernel.headers_packages).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def build(k: Kernel, sc: Scenario, out_dir: Path) -> tuple[Path, str]:
     ko = host_build / f"{sc.module}.ko"
     if not ko.exists():
         raise MakeDumpError(f"module build left no {ko}")
+    check_vermagic(k, ko)
     dest = out_dir / sc.module
     dest.mkdir(parents=True, exist_ok=True)
     for p in sources:
@@ -66,3 +69,17 @@ def build(k: Kernel, sc: Scenario, out_dir: Path) -> tuple[Path, str]:
     compiler = f"gcc {m.group(1)}" if m else (comment.splitlines() or ["unknown compiler"])[0]
     return dest / ko.name, compiler
 
+
+
+def check_vermagic(k: Kernel, ko: Path) -> None:
+    """Refuse a .ko whose vermagic differs from the kernel's own modules' (insmod would)."""
+    def vermagic(path: Path) -> str:
+        return run(["modinfo", "-F", "vermagic", path], capture=True, quiet=True).stdout.strip()
+
+    ref = next((p for p in sorted(k.modules_dir.rglob("*.ko*"))), None)
+    if ref is None:
+        raise MakeDumpError(f"no module of the kernel under {k.modules_dir} to compare vermagic")
+    want, got = vermagic(ref), vermagic(ko)
+    if got != want:
+        raise MakeDumpError(f"{ko.name}: vermagic {got!r}, the kernel's ({ref.name}) {want!r}")
+    log(f"{ko.name}: vermagic {got!r} as the kernel's {ref.name}")
