@@ -1060,28 +1060,31 @@ def kmem_scan_rows(env: Env, pairs: list[tuple[Path, Path]], runs: int) -> list[
         except subprocess.CalledProcessError as exc:
             rows.append({"dump": dump, "why": (exc.stderr or "")[-200:]})
             continue
-        gib = rs[0]["ram"] / GiB
-        cpu = statistics.median(r["cpu"] for r in rs)
-        rows.append({"dump": dump, "gib": gib, "cpu": cpu,
-                     "wall": statistics.median(r["wall"] for r in rs),
-                     "per_gib": cpu / gib if gib else None})
+        sm = kmem_scan.summary(rs)
+        rows.append({"dump": dump, "gib": sm["gib"], "cpu": sm["cpu"], "wall": sm["wall"],
+                     "per_gib": sm["cpu_gib"], "wall_gib": sm["wall_gib"],
+                     "format": sm["format"], "codec": sm["codec"], "threads": sm["threads"]})
     return rows
 
 
 def kmem_scan_table(rows: list[dict]) -> list[str]:
-    """Lines of the kmem -i scan table (ms per GiB of guest RAM, projected to 1 TiB)."""
+    """Lines of the kmem -i scan table (per GiB of guest RAM, projected to 1 TiB)."""
     out = ["### kmem-scan: `kmem -i`'s struct page scan (SHARED, slab), in-process",
-           "(CPU time of _Kmem.shared_pages alone, fresh process per run, medians)",
-           "| dump | guest RAM (totalram) | CPU | wall | CPU per GiB | projected to 1 TiB |",
-           "|---|---|---|---|---|---|"]
+           "(_Kmem.shared_pages alone, fresh process per run, medians; CPU counts every "
+           "decoder thread)",
+           "| dump | format | codec | guest RAM (totalram) | threads | CPU | wall "
+           "| CPU per GiB | wall per GiB | 1 TiB: CPU | 1 TiB: wall |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = f"{r['dump'].parent.name}/{r['dump'].name}"
         if "why" in r:
-            out.append(f"| {name} | failed: {r['why']} | | | | |")
+            out.append(f"| {name} | failed: {r['why']} | | | | | | | | | |")
             continue
-        per = r["per_gib"]
-        out.append(f"| {name} | {r['gib']:.2f} GiB | {fmt_s(r['cpu'])} | {fmt_s(r['wall'])} | "
-                   f"{per * 1000:.1f} ms | {fmt_s(per * 1024)} |")
+        per, wall = r["per_gib"] or 0, r["wall_gib"] or 0
+        out.append(f"| {name} | {r['format']} | {r['codec']} | {r['gib']:.2f} GiB | "
+                   f"{r['threads']} | {fmt_s(r['cpu'])} | {fmt_s(r['wall'])} | "
+                   f"{per * 1000:.1f} ms | {wall * 1000:.1f} ms | {fmt_s(per * 1024)} | "
+                   f"{fmt_s(wall * 1024)} |")
     out.append("")
     return out
 
