@@ -196,3 +196,18 @@ def test_triage_panic_line_is_the_log_panic_not_its_end_marker(dump: Path,
     assert "PANIC: Kernel panic - not syncing: sysrq triggered crash\n" in out
     assert "KIND: SysRq-triggered crash (sysrq)" in out
     assert "CULPRIT: sysrq_handle_crash+0x20 at drivers/tty/sysrq.c:154" in out
+
+
+def test_el1_exception_block_names_pc_and_lr_as_the_oops_does() -> None:
+    """6.12-arm64-test-module: the el1h_64_sync frame's pt_regs print PC and LR (LR without
+    its PAC) named as the kernel's own `pc : ` / `lr : ` lines, no x86 wording."""
+    name = "6.12-arm64-test-module"
+    out = run(dump_of(name), vmlinux_of(name), "-c", "bt").out
+    console = next((SAMPLES / name).glob("console.*")).read_text()
+    for reg in ("pc", "lr"):
+        m = re.search(rf"\] {reg} : (\w+)\+(0x[0-9a-f]+)/", console)
+        assert m is not None
+        want = f"[{m.group(1)}+{int(m.group(2), 16)}]"
+        line = next(x for x in out.splitlines() if x.startswith(f"     {reg.upper()}: "))
+        assert line.endswith(want) and line.split()[1].startswith("ffff"), (line, want)
+    assert "exception RIP" not in out and "RAX:" not in out

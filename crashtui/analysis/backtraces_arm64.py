@@ -78,7 +78,8 @@ class Arm64BacktraceBuilder(BacktraceBuilder):
             ef.source = self.source(regs["pc"])
             lr = self.fp_unwinder.layout.strip_pac(regs.get("x30", 0))
             named = self.name(lr) if lr else None
-            if named is not None:  # crash: [name+decimal offset], like the PC
+            if named is not None:  # crash: [name+decimal offset], like the PC, and the
+                ef.registers["x30"] = lr  # LR of kernel text shown without its PAC
                 ef.lr_symbol = named.function + (f"+{named.offset}" if named.offset else "")
         return ef
 
