@@ -256,6 +256,7 @@ class CrashtuiApp(App[int]):
         self.backtraces = bts
         self._ui(self._show_first, bts, first)
         self._wait_first_screen()
+        self._load_triage()  # first after it: the culprit lands before the user moves
         self._import_tabs()
         self._ui(self._mount_tabs)
         if self.summary is not None:
@@ -276,7 +277,6 @@ class CrashtuiApp(App[int]):
             except Exception as exc:  # noqa: BLE001 - the panic CPU's stays
                 self._ui(self.notify, f"backtraces: {error_text(exc)}", severity="warning",
                          markup=False)
-        self._load_triage()
         self._show_modules()
         self._load_tasks()
         from crashtui.tui.logview import LogLines, LogView
