@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 REPORT_WINDOW = 400  # log lines searched before the panic line for the report's headers
 HEADER_GAP = 6  # headers this close together belong to one report
+ARM64_OOPS_GAP = 24  # ... and up to this far before arm64's "Internal error: Oops"
 LINE_MAX = 1024  # a printk record holds at most 1024 bytes: longer lines are cut to this
 
 
@@ -22,10 +23,16 @@ EVENT_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
                          r"SysRq : Crash")),
     ("null-pointer-dereference", re.compile(
         r"BUG: kernel NULL pointer dereference, address: ([0-9a-fx]+)|"
-        r"BUG: unable to handle kernel NULL pointer dereference at ([0-9a-fx]+)")),
+        r"BUG: unable to handle kernel NULL pointer dereference at ([0-9a-fx]+)|"
+        # arm64 (arch/arm64/mm/fault.c, die_kernel_fault)
+        r"Unable to handle kernel NULL pointer dereference at virtual address ([0-9a-fx]+)")),
     ("paging-request", re.compile(
         r"BUG: unable to handle page fault for address: ([0-9a-fx]+)|"
-        r"BUG: unable to handle kernel paging request at ([0-9a-fx]+)")),
+        r"BUG: unable to handle kernel paging request at ([0-9a-fx]+)|"
+        r"Unable to handle kernel (?:paging request|write to read-only memory|"
+        r"execute from non-executable memory|access to user memory outside uaccess routines) "
+        r"at virtual "
+        r"address ([0-9a-fx]+)")),
     ("instruction-fetch", re.compile(r"kernel tried to execute NX-protected page|"
                                      r"unable to execute userspace code")),
     ("stack-overflow", re.compile(r"BUG: stack guard page was hit at ([0-9a-fx]+)|"
@@ -54,10 +61,12 @@ _PF_RE = re.compile(r"#PF: error_code\((0x[0-9a-f]+)\)")
 _PF_ACCESS_RE = re.compile(r"#PF: (supervisor|user) (read|write|instruction fetch) access in "
                            r"(kernel|user) mode")
 _END_RE = re.compile(r"---\[ end ")
+_ARM64_OOPS = re.compile(r"Internal error: Oops")
 _CUT_HERE = "------------[ cut here ]------------"
 _TIMESTAMP = re.compile(r"^\s*\[\s*\d+\.\d+\] ?|^\s+")
 _CR2_RE = re.compile(r"\bCR2: ([0-9a-f]{8,16})\b")
 _ANY_HEADER = re.compile(r"BUG: |[Kk]ernel BUG at|general protection fault|WARNING: |Oops: |"
+                         r"Unable to handle kernel|Internal error: Oops|"
                          r"INFO: task .* blocked|watchdog: |Watchdog detected|Out of memory|"
                          r"invoked oom-killer|detected stalls? on CPU|"
                          r"double fault|divide error|invalid opcode|stack segment|"
@@ -118,7 +127,10 @@ def read_log(lines: Sequence[str], panic_message: str = "") -> LogFacts:
     if heads:
         start = heads[-1]
         for i in reversed(heads[:-1]):
-            if i < start - HEADER_GAP:
+            # arm64's "Internal error: Oops" follows its fault line after the ESR and
+            # page-table dump (arch/arm64/mm/fault.c: mem_abort_decode, show_pte)
+            gap = ARM64_OOPS_GAP if _ARM64_OOPS.search(lines[start]) else HEADER_GAP
+            if i < start - gap:
                 break
             start = i
     if start > 0 and _CUT_HERE in lines[start - 1]:

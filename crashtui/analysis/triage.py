@@ -98,6 +98,15 @@ VECTORS = {
     "asm_exc_segment_not_present": "segment not present",
     "asm_exc_invalid_tss": "invalid TSS", "asm_exc_spurious_interrupt_bug": "interrupt",
 }
+# arm64: one vector (el1h_64_sync) for every synchronous exception; the handler that ran on
+# it (arch/arm64/kernel/entry-common.c, el1h_64_sync_handler's switch on ESR_ELx_EC) says
+# which, and it is on the stack between the exception frame and die().
+ARM64_HANDLERS = {
+    "el1_abort": "page fault", "do_mem_abort": "page fault", "el1_pc": "alignment check",
+    "el1_undef": "invalid opcode", "do_el1_undef": "invalid opcode", "el1_bti": "control protection",
+    "el1_dbg": "breakpoint", "el1_brk64": "breakpoint", "do_el1_brk64": "breakpoint", "bug_brk_handler": "breakpoint",
+    "el1_fpac": "control protection",
+}
 MEMORY_VECTORS = frozenset(("page fault", "general protection", "stack segment",
                             "alignment check"))
 FAULT_VECTORS = frozenset(("page fault", "general protection", "invalid opcode", "divide error",
@@ -199,6 +208,17 @@ def _vector(frame: Frame) -> str | None:
     return frame.exception.kind or "exception"
 
 
+def _arm64_vector(bt: Backtrace, fault_frame: Frame) -> str | None:
+    """The exception an arm64 el1h_64_sync frame took, from the handler frames above it."""
+    for fr in bt.frames:
+        if fr is fault_frame:
+            break
+        name = base_name(fr.function or "")
+        if name in ARM64_HANDLERS:
+            return ARM64_HANDLERS[name]
+    return None
+
+
 def _signature(kind: str, culprit: Culprit | None, rest: list[Frame]) -> tuple[str, list[str]]:
     names: list[str] = []
     if culprit is not None and culprit.function:
@@ -257,6 +277,9 @@ def build_triage(session: Session) -> Triage:
     at = locate(bt) if bt is not None else None
     fault_frame = at.frame if at is not None and at.exception else None
     vector = _vector(fault_frame) if fault_frame is not None else None
+    arm64 = session.kernel.arch.name == "arm64"
+    if arm64 and fault_frame is not None and bt is not None:
+        vector = _arm64_vector(bt, fault_frame) or vector
     kind, event, evidence, fault_address = _classify(facts, vector, panic_message)
 
     t = Triage(kind, KINDS.get(kind, kind), "", panic_message=panic_message, event=event,
@@ -291,7 +314,7 @@ def build_triage(session: Session) -> Triage:
     if vector == "page fault" or facts.error_code is not None:
         if facts.error_code is not None:
             t.page_fault = PageFault(facts.error_code, fault_address)
-        elif vector == "page fault":
+        elif vector == "page fault" and not arm64:
             notes.append("no #PF error_code line in the log: the access type is unknown")
     if fault_frame is not None and fault_frame.exception is not None and \
             t.kind not in HANG_KINDS:
@@ -310,6 +333,14 @@ def _fault_facts(session: Session, t: Triage, fault_frame: Frame, vector: str | 
     """The faulting instruction, the register that made the address, the BUG site."""
     ef = fault_frame.exception
     assert ef is not None
+    if session.kernel.arch.name != "x86_64":
+        # the operand decoder (crashtui.analysis.x86origin) reads x86 instructions only
+        if vector == "breakpoint":  # arm64 BUG() is a BRK with a __bug_table entry
+            t.bug = _bug_site(session, ef.rip)
+            if t.bug is not None and t.kind in ("bug", "panic", "unknown"):
+                t.kind = "warn-panic" if t.bug.warning else "bug"
+                t.title = KINDS[t.kind]
+        return
     t.origin = _origin(session, ef.rip, ef.registers, t.fault_address)
     if t.origin is not None and vector not in MEMORY_VECTORS:
         # not a memory fault: the operands did not cause it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shlex
 from typing import TYPE_CHECKING
 
@@ -65,10 +64,12 @@ _HOME = {"sys": "basic", "log": "basic", "bt": "bt"}
 def _load_for(name: str) -> None:
     """Register command `name`: import its own module if known, else every command module."""
     home = _HOME.get(name)
-    if home is not None:
-        importlib.import_module(f"crashtui.commands.{home}")
-        if name in COMMANDS:
-            return
+    if home == "basic":
+        from crashtui.commands import basic  # noqa: F401
+    elif home == "bt":
+        from crashtui.commands import bt  # noqa: F401
+    if home is not None and name in COMMANDS:
+        return
     _load_all()
 
 

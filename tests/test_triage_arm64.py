@@ -1,0 +1,54 @@
+"""arm64 triage on real arm64 oopses (QEMU virt, Debian 6.12 cloud-arm64): the culprit is the
+oops's own `pc :` (not panic's udelay spin), the kind and address come from the arm64 fault
+line, a BUG() (BRK) is found in the module's __bug_table; checked against the console."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import SAMPLES, dump_of, vmlinux_of
+from tests.test_robustness_support import cli
+
+
+def console_line(name: str, pattern: str) -> re.Match[str]:
+    text = next((SAMPLES / name).glob("console.*")).read_text(errors="replace")
+    m = re.search(pattern, text, re.M)
+    assert m is not None, pattern
+    return m
+
+
+def triage(name: str, modules: str) -> dict[str, str]:
+    r = cli(dump_of(name), vmlinux_of(name), "--modules", SAMPLES / name / modules,
+            "-c", "triage")
+    assert r.status == 0, r.err
+    return dict(line.split(": ", 1) for line in r.out.splitlines() if ": " in line)
+
+
+@pytest.mark.parametrize(("name", "modules", "kind"), [
+    ("6.12-arm64-test-module", "test-module", "null-pointer-dereference"),
+    ("6.12-arm64-bug-kthread", "bug-kthread", "bug"),
+])
+def test_culprit_is_the_oops_pc(name: str, modules: str, kind: str) -> None:
+    t = triage(name, modules)
+    pc = console_line(name, r"\] pc : (\S+)\+(0x[0-9a-f]+)/0x[0-9a-f]+ \[(\w+)\]")
+    assert t["CULPRIT"].startswith(f"{pc.group(1)}+{pc.group(2)} [{pc.group(3)}]")
+    assert t["KIND"].endswith(f"({kind})")
+    assert "__delay" not in t["SIGNATURE"] and "el1_" not in t["SIGNATURE"]
+
+
+def test_null_pointer_address_from_the_arm64_fault_line() -> None:
+    t = triage("6.12-arm64-test-module", "test-module")
+    m = console_line("6.12-arm64-test-module",
+                     r"Unable to handle kernel NULL pointer dereference at virtual address "
+                     r"([0-9a-f]+)")
+    assert int(t["ADDRESS"], 16) == int(m.group(1), 16)
+    assert t["EVENT"] == m.group(0)
+    assert "test-module.c:" in t["CULPRIT"]
+
+
+def test_bug_site_from_the_module_bug_table() -> None:
+    t = triage("6.12-arm64-bug-kthread", "bug-kthread")
+    m = console_line("6.12-arm64-bug-kthread", r"kernel BUG at (\S+):(\d+)!")
+    assert t["BUG SITE"] == f"{m.group(1)}:{m.group(2)}"
