@@ -41,6 +41,11 @@ class ExceptionFrame:
         return self.registers.get("rip", self.registers.get("pc", 0))
 
     @property
+    def pc_name(self) -> str:
+        """What the architecture calls the program counter: "RIP" (x86-64) or "PC" (arm64)."""
+        return "PC" if "pc" in self.registers and "rip" not in self.registers else "RIP"
+
+    @property
     def rip_symbol(self) -> str:
         """crash's `[exception RIP: ...]` text: name+decimal offset."""
         if self.function is None:

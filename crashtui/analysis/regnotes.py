@@ -324,9 +324,9 @@ def frame_registers(session: Any, annotator: RegisterAnnotator, bt: Any, frame: 
         if exception.user_mode:
             title = "user space"
         elif exception.function is not None:
-            title = f"exception RIP {exception.rip_symbol}"
+            title = f"exception {exception.pc_name} {exception.rip_symbol}"
         else:
-            title = f"exception RIP {exception.rip:#x}"
+            title = f"exception {exception.pc_name} {exception.rip:#x}"
     else:
         own = len(frame.registers)
         if x86:

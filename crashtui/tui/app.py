@@ -535,7 +535,7 @@ class CrashtuiApp(App[int]):
         exc = ref.exception
         fn = ref.frame.function if ref.frame is not None and exc is None else None
         title = (f"#{ref.frame.index} {ref.frame.symbol}" if ref.frame is not None and exc is None
-                 else f"exception RIP {ref.pc:#x}")
+                 else f"exception {exc.pc_name if exc else 'RIP'} {ref.pc:#x}")
         self.show_source(SourceRequest(title, None, None, fn, ref.pc if ref.exact else ref.pc - 1,
                                        user_mode=bool(exc and exc.user_mode)), ref)
 

@@ -136,7 +136,8 @@ def row_prompt(row: FrameRow, width: int) -> Text:
         if row.label:
             head.append(f" ({row.label})", "yellow")
     else:
-        head.append("exception RIP ", "bold yellow")
+        pc = "PC" if "pc" in row.registers and "rip" not in row.registers else "RIP"
+        head.append(f"exception {pc} ", "bold yellow")
         head.append_text(lit(row.symbol, "bold reverse"))
         if row.where:
             head.append("  ")

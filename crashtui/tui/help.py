@@ -59,7 +59,7 @@ MARKS: tuple[tuple[str, str], ...] = (
     ("?", "after a frame: found by frame pointer or a stack scan, not by the ORC unwinder: "
           "it may be a stale return address (crash: `bt` lists it, `bt -f` shows the word)"),
     ("⚡", "an exception or interrupt frame: the registers saved when it was taken; "
-          "`exception RIP` is where the CPU was"),
+          "`exception RIP` (arm64: `PC`) is where the CPU was"),
     ("‼", "the backtrace stopped: why"),
     ("▶ (source)", "source / disassembly: the frame's line or instruction"),
     ("bold log", "Log tab: the oops or panic report the triage read"),

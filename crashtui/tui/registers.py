@@ -160,5 +160,5 @@ def wrap_words(text: str, width: int, sep: str) -> list[str]:
 
 def _which(ref: FrameRef) -> str:
     if ref.exception is not None:
-        return f"exception RIP {ref.exception.rip_symbol}"
+        return f"exception {ref.exception.pc_name} {ref.exception.rip_symbol}"
     return f"#{ref.frame.index} {ref.frame.symbol}" if ref.frame is not None else "?"

@@ -98,6 +98,7 @@ class VariablesView(Tree[NodeValue | None]):
         self.guide_depth = 2
         self._token = 0
         self._user_mode = False  # the frames row shown is a user-mode entry's registers
+        self._pc_name = "RIP"  # "PC" on arm64
         self.search_term = ""
         self.values: dict[int, str] = {}  # node id -> the value it shows (for y)
 
@@ -110,6 +111,7 @@ class VariablesView(Tree[NodeValue | None]):
         """Show the variables of a frames-pane row (read in a worker)."""
         self._token += 1
         self._user_mode = ref.exception is not None and ref.exception.user_mode
+        self._pc_name = ref.exception.pc_name if ref.exception is not None else "RIP"
         self.clear()
         self.root.set_label(lit("reading the frame's variables...", "italic"))
         self._read(ref, self._token)
@@ -137,7 +139,7 @@ class VariablesView(Tree[NodeValue | None]):
         if fv.exception and self._user_mode:  # not an exception RIP: user space's pc
             head = f"#{fv.frame} user space at {fv.pc:x}"
         else:
-            where = "exception RIP " if fv.exception else ""
+            where = f"exception {self._pc_name} " if fv.exception else ""
             head = f"#{fv.frame} {where}{fv.function or '??'} at {fv.pc:x}"
         if fv.error:  # under the head: at 80 columns a reason after it is cut
             self.root.set_label(Text(safe(head), "bold"))
