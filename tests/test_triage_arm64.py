@@ -52,3 +52,16 @@ def test_bug_site_from_the_module_bug_table() -> None:
     t = triage("6.12-arm64-bug-kthread", "bug-kthread")
     m = console_line("6.12-arm64-bug-kthread", r"kernel BUG at (\S+):(\d+)!")
     assert t["BUG SITE"] == f"{m.group(1)}:{m.group(2)}"
+
+
+def test_triage_without_the_vmlinux() -> None:
+    """kallsyms and BTF from the dump alone: the same culprit, kind and BUG site."""
+    name = "6.12-arm64-bug-kthread"
+    r = cli(dump_of(name), "-c", "triage")
+    assert r.status == 0, r.err
+    t = dict(line.split(": ", 1) for line in r.out.splitlines() if ": " in line)
+    pc = console_line(name, r"\] pc : (\S+)\+(0x[0-9a-f]+)/0x[0-9a-f]+ \[(\w+)\]")
+    assert t["CULPRIT"] == f"{pc.group(1)}+{pc.group(2)} [{pc.group(3)}]"
+    assert t["KIND"].endswith("(bug)")
+    m = console_line(name, r"kernel BUG at (\S+):(\d+)!")
+    assert t["BUG SITE"] == f"{m.group(1)}:{m.group(2)}"
