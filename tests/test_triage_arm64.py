@@ -65,3 +65,34 @@ def test_triage_without_the_vmlinux() -> None:
     assert t["KIND"].endswith("(bug)")
     m = console_line(name, r"kernel BUG at (\S+):(\d+)!")
     assert t["BUG SITE"] == f"{m.group(1)}:{m.group(2)}"
+
+
+def test_data_abort_decoded_like_the_kernels_own_report() -> None:
+    """The ESR decode says what mem_abort_decode printed (FSC, WnR); the faulting load and
+    the register that held the address agree with `dis` and the oops's register dump."""
+    name = "6.12-arm64-test-module"
+    t = triage(name, "test-module")
+    esr = console_line(name, r"ESR = 0x([0-9a-f]+)")
+    fsc = console_line(name, r"FSC = 0x[0-9a-f]+: (.+)$")
+    wnr = console_line(name, r"WnR = (\d)")
+    access = "write" if wnr.group(1) == "1" else "read"
+    assert t["PAGE FAULT"] == (f"{access} access in kernel mode, {fsc.group(1).strip()} "
+                               f"(ESR {int(esr.group(1), 16):#x}: data abort (current EL))")
+    address = t["INSTRUCTION"].split(": ", 1)[0]
+    dis = cli(dump_of(name), vmlinux_of(name), "--modules", SAMPLES / name / "test-module",
+              "-c", f"dis {address} 1")
+    assert dis.status == 0, dis.err
+    pc = console_line(name, r"\] pc : (\S+)\+(0x[0-9a-f]+)/")
+    assert f"<{pc.group(1)}+{int(pc.group(2), 16)}>" in dis.out  # the oops's pc : line
+    insn = dis.out.split(":\t", 1)[1].strip()
+    assert t["INSTRUCTION"].split(": ", 1)[1] == insn  # e.g. "ldr    w1, [x1]"
+    reg = re.search(r"\[(x\d+)\]", insn)
+    assert reg is not None
+    value = console_line(name, rf"\b{reg.group(1)} ?: ([0-9a-f]{{16}})")
+    assert t["BAD REGISTER"] == f"{reg.group(1).upper()} = {int(value.group(1), 16):#x}"
+
+
+def test_a_brk_is_no_page_fault() -> None:
+    t = triage("6.12-arm64-bug-kthread", "bug-kthread")
+    assert "PAGE FAULT" not in t
+    assert t["INSTRUCTION"].split(": ", 1)[1].startswith("brk")

@@ -60,6 +60,8 @@ EVENT_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _PF_RE = re.compile(r"#PF: error_code\((0x[0-9a-f]+)\)")
 _PF_ACCESS_RE = re.compile(r"#PF: (supervisor|user) (read|write|instruction fetch) access in "
                            r"(kernel|user) mode")
+# arm64: mem_abort_decode's "ESR = 0x..." and die()'s "Internal error: Oops[ - BUG]: <esr>"
+_ESR_RE = re.compile(r"^\s*ESR = 0x([0-9a-f]{1,16})\b|Internal error: [^:]{1,40}: ([0-9a-f]{8,16}) ")
 _END_RE = re.compile(r"---\[ end ")
 _ARM64_OOPS = re.compile(r"Internal error: Oops")
 _CUT_HERE = "------------[ cut here ]------------"
@@ -84,6 +86,7 @@ class LogFacts:
     events: list[tuple[str, re.Match[str], str]] = field(default_factory=list)
     error_code: int | None = None
     cr2: int | None = None
+    esr: int | None = None  # arm64: the exception syndrome the oops printed
     block: list[str] = field(default_factory=list)
 
 
@@ -147,6 +150,9 @@ def read_log(lines: Sequence[str], panic_message: str = "") -> LogFacts:
         m2 = _PF_RE.search(line)
         if m2 and facts.error_code is None:
             facts.error_code = int(m2.group(1), 16)
+        m4 = _ESR_RE.search(line)
+        if m4 and facts.esr is None:
+            facts.esr = int(m4.group(1) or m4.group(2), 16)
     # The last CR2 of the block is the fault's (the first can be a nested fault while
     # the oops tried to print the code bytes).
     for line in reversed(lines[start:min(len(lines), end + 60)]):

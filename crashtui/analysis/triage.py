@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crashtui.analysis.arm64origin import Arm64Fault
 from crashtui.analysis.culprit import Culprit, culprit_at, locate
 from crashtui.analysis.hangverdict import deadlock_signature, hang_verdict
 from crashtui.analysis.logfacts import (
@@ -125,7 +126,7 @@ class Triage:
     culprit: Culprit | None = None
     bad_register: BadRegister | None = None
     origin: Origin | None = None
-    page_fault: PageFault | None = None
+    page_fault: PageFault | Arm64Fault | None = None  # arm64: the decoded ESR
     fault_address: int | None = None
     bug: BugSite | None = None
     vector: str | None = None  # the exception at the crash site ("page fault", ...)
@@ -311,7 +312,10 @@ def build_triage(session: Session) -> Triage:
     if t.culprit is None:
         notes.append("no frame outside the panic machinery was found")
 
-    if vector == "page fault" or facts.error_code is not None:
+    if arm64 and facts.esr is not None:
+        if Arm64Fault(facts.esr, fault_address).is_abort:  # (a BRK's ESR is no fault)
+            t.page_fault = Arm64Fault(facts.esr, fault_address)
+    elif vector == "page fault" or facts.error_code is not None:
         if facts.error_code is not None:
             t.page_fault = PageFault(facts.error_code, fault_address)
         elif vector == "page fault" and not arm64:
@@ -333,15 +337,10 @@ def _fault_facts(session: Session, t: Triage, fault_frame: Frame, vector: str | 
     """The faulting instruction, the register that made the address, the BUG site."""
     ef = fault_frame.exception
     assert ef is not None
-    if session.kernel.arch.name != "x86_64":
-        # the operand decoder (crashtui.analysis.x86origin) reads x86 instructions only
-        if vector == "breakpoint":  # arm64 BUG() is a BRK with a __bug_table entry
-            t.bug = _bug_site(session, ef.rip)
-            if t.bug is not None and t.kind in ("bug", "panic", "unknown"):
-                t.kind = "warn-panic" if t.bug.warning else "bug"
-                t.title = KINDS[t.kind]
-        return
-    t.origin = _origin(session, ef.rip, ef.registers, t.fault_address)
+    arch = session.kernel.arch.name
+    if arch not in ("x86_64", "arm64"):
+        return  # no instruction decoder for it
+    t.origin = _origin(session, ef.rip, ef.registers, t.fault_address, arch)
     if t.origin is not None and vector not in MEMORY_VECTORS:
         # not a memory fault: the operands did not cause it
         t.origin = dataclasses.replace(t.origin, register=None, explanation="")
@@ -354,9 +353,11 @@ def _fault_facts(session: Session, t: Triage, fault_frame: Frame, vector: str | 
                 t.kind, t.title = "null-pointer-dereference", KINDS["null-pointer-dereference"]
     else:
         t.notes.append(f"the instruction at {ef.rip:#x} could not be read or decoded")
-    if vector == "invalid opcode":
+    if vector == "invalid opcode" or (arch == "arm64" and vector == "breakpoint"):
+        # x86 BUG() is ud2, arm64's a BRK: both have a __bug_table entry
         t.bug = _bug_site(session, ef.rip)
-        if t.bug is not None and t.kind == "invalid-opcode":
+        retitle = ("invalid-opcode",) if arch == "x86_64" else ("bug", "panic", "unknown")
+        if t.bug is not None and t.kind in retitle:
             t.kind = "warn-panic" if t.bug.warning else "bug"
             t.title = KINDS[t.kind]
 
@@ -370,7 +371,7 @@ def _bug_site(session: Session, address: int) -> BugSite | None:
 
 
 def _origin(session: Session, rip: int, registers: dict[str, int],
-            fault_address: int | None) -> Origin | None:
+            fault_address: int | None, arch: str = "x86_64") -> Origin | None:
     k = session.kernel
     code: bytes | None = None
     try:
@@ -384,6 +385,13 @@ def _origin(session: Session, rip: int, registers: dict[str, int],
                 code = None
     if code is None:
         return None
+    if arch == "arm64":
+        from crashtui.analysis import arm64origin
+
+        try:
+            return arm64origin.decode_origin(code, rip, registers, fault_address)
+        except (ImportError, StopIteration, ValueError):
+            return None
     try:
         return decode_origin(code, rip, registers, fault_address)
     except (ImportError, StopIteration, ValueError):
