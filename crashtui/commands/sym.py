@@ -91,6 +91,16 @@ def _in_vmlinux(session: Session, addr: int) -> bool:
     return vm.image.section_at(addr - k.kaslr_offset) is not None
 
 
+def _module_symbol(session: Session, name: str) -> int | None:
+    """The address of a loaded module's symbol `name` (its ELF symtab in memory)."""
+    try:
+        table = session.modules
+        return next((a for mod in table.modules
+                     if (a := table.symbols(mod).lookup(name)) is not None), None)
+    except CrashtuiError:
+        return None
+
+
 @command("sym", "translate an address to a symbol and source line, or a symbol to an address",
          "sym ADDRESS | SYMBOL ...")
 def cmd_sym(session: Session, args: list[str]) -> list[str]:
@@ -103,6 +113,8 @@ def cmd_sym(session: Session, args: list[str]) -> list[str]:
             out.append(sym_line(session, addr, arg))
             continue
         addr = _parse_address(arg)
+        if addr is None:
+            addr = _module_symbol(session, arg)
         if addr is None:
             raise CommandError(f"sym: {arg}: symbol not found")
         out.append(sym_line(session, addr))
