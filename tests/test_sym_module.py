@@ -31,3 +31,16 @@ def test_sym_module_function_on_arm64_with_its_line() -> None:
     assert by_name.out.split()[1:4] == ["(m)", "test_module_init", "[test_module]"]
     assert "test-module.c:" in by_name.out.replace(": ", ":")
     assert cli(*args, "-c", "sym no_such_symbol_anywhere").status != 0
+
+
+def test_dis_symbol_plus_offset() -> None:
+    """`dis NAME+OFFSET` (decimal as crash prints it, or 0x) is the address's instruction."""
+    name = "6.12-arm64-test-module"
+    args = (dump_of(name), vmlinux_of(name), "--modules", SAMPLES / name / "test-module")
+    start = int(cli(*args, "-c", "sym test_module_init").out.split()[0], 16)
+    want = cli(*args, "-c", f"dis {start + 28:x} 2")
+    assert want.status == 0 and "<test_module_init+28>" in want.out
+    assert cli(*args, "-c", "dis test_module_init+28 2").out == want.out
+    assert cli(*args, "-c", "dis test_module_init+0x1c 2").out == want.out
+    bad = cli(*args, "-c", "dis test_module_init+x 1")
+    assert bad.status != 0 and "bad offset" in bad.err

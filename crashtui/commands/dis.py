@@ -87,6 +87,16 @@ def _resolve(session: Session, text: str) -> tuple[int, tuple[int, int] | None]:
     if found is not None:
         addr, size = found
         return addr, (addr, addr + max(size, 1))
+    name, plus, off = text.partition("+")
+    if plus and name and not name.lower().startswith("0x"):  # symbol+offset (crash/gdb)
+        try:
+            offset = int(off, 0)  # decimal as crash prints it (+28), or 0x1c
+        except ValueError:
+            raise CommandError(f"dis: bad offset in {text}") from None
+        base, _ = _resolve(session, name)
+        addr = base + offset
+        bounds = _function_bounds(session, addr)
+        return addr, bounds if bounds is not None and bounds[0] == addr else None
     t = text.lower().removeprefix("0x")
     if not t or any(c not in "0123456789abcdef" for c in t):
         raise CommandError(f"dis: symbol not found: {text}")
