@@ -44,6 +44,11 @@ SCENARIOS = {
                  "insmod bug-kthread.ko (a kthread \"bug_kthread\" calls BUG()) "
                  "(kernel.panic_on_oops=1)",
                  module="bug-kthread", module_src=HERE / "modules" / "bug-kthread"),
+        Scenario("stack-overflow", _insmod("stack-overflow"),
+                 "insmod stack-overflow.ko (a kthread \"stack_overflow\" recurses in "
+                 "stack_overflow_recurse() with a 256-byte on-stack buffer per frame until its "
+                 "stack overflows into the guard page: arm64's overflow_stack, x86's #DF)",
+                 module="stack-overflow", module_src=HERE / "modules" / "stack-overflow"),
         Scenario("softlockup",
                  "    echo 1 > /proc/sys/kernel/softlockup_panic\n"
                  "    echo 5 > /proc/sys/kernel/watchdog_thresh\n" + _insmod("softlockup"),
