@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,6 +163,8 @@ class Btf:
         self._kinds: np.ndarray | None = None
         self._by_name: dict[str, list[int]] = {}
         self._enumerators: dict[str, int] | None = None
+        self._members: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._enum_cache: dict[str, int | None] = {}
         self._structs: dict[int, StructType | DebugInfoError] = {}
 
     @classmethod
@@ -677,10 +679,15 @@ class Btf:
             raise TypeNotFoundError(f"no enum {name!r} in BTF", self.path)
         return self._enum_values(tid)
 
-    def enumerators(self) -> dict[str, int]:
-        """Every enumerator of every enum (first definition wins)."""
+    def enumerators(self) -> Mapping[str, int]:
+        """Every enumerator of every enum (first definition wins); a name looked up or tested
+        with `in` does not decode all of them."""
+        return _Enumerators(self)
+
+    def _all_enumerators(self) -> dict[str, int]:
+        """Every enumerator of every enum, decoded (first definition wins)."""
         if self._enumerators is None:
-            out = dict(self.base.enumerators()) if self.base else {}
+            out = dict(self.base._all_enumerators()) if self.base else {}
             _, kinds = self._arrays()
             idxs = np.flatnonzero((kinds == KIND_ENUM) | (kinds == KIND_ENUM64))
             for idx in idxs.tolist():
@@ -689,12 +696,56 @@ class Btf:
             self._enumerators = out
         return self._enumerators
 
+    def _enum_members(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every enumerator's name offset, word position and kind|signed<<8, in id order."""
+        if self._members is None:
+            words = np.frombuffer(self._words, dtype=np.uint32)
+            _, kinds = self._arrays()
+            idxs = np.flatnonzero((kinds == KIND_ENUM) | (kinds == KIND_ENUM64))
+            pos = self._offsets[idxs].astype(np.int64)
+            info = words[pos + 1].astype(np.int64)
+            vlen = info & 0xFFFF
+            # struct btf_enum is 2 words, struct btf_enum64 3 (include/uapi/linux/btf.h)
+            step = np.where(kinds[idxs] == KIND_ENUM64, 3, 2)
+            first = np.repeat(pos + 3, vlen)
+            rank = np.arange(int(vlen.sum()), dtype=np.int64) - np.repeat(np.cumsum(vlen) - vlen,
+                                                                          vlen)
+            mpos = first + rank * np.repeat(step, vlen)
+            tag = np.repeat(kinds[idxs].astype(np.int64) | ((info >> 31) << 8), vlen)
+            self._members = (words[mpos], mpos, tag)
+        return self._members
+
+    def _enumerator_value(self, name: str) -> int | None:
+        """The first enumerator named `name` (base first), or None."""
+        if self._enumerators is not None:
+            return self._enumerators.get(name)
+        if name in self._enum_cache:
+            return self._enum_cache[name]
+        got = self.base._enumerator_value(name) if self.base else None
+        if got is None and name:
+            names, mpos, tag = self._enum_members()
+            best = -1
+            for off in self._string_offsets(name.encode() + b"\0"):
+                hits = np.flatnonzero(names == off)
+                if len(hits) and (best < 0 or int(hits[0]) < best):
+                    best = int(hits[0])
+            if best >= 0:
+                w, p, t = self._words, int(mpos[best]), int(tag[best])
+                if t & 0xFF == KIND_ENUM64:
+                    got = w[p + 1] | (w[p + 2] << 32)
+                    got = got - (1 << 64) if t >> 8 and got >= 1 << 63 else got
+                else:
+                    got = w[p + 1]
+                    got = got - (1 << 32) if t >> 8 and got >= 1 << 31 else got
+        self._enum_cache[name] = got
+        return got
+
     def enumerator(self, name: str) -> int:
         """Value of an enumerator found in any enum, e.g. "NR_FREE_PAGES"."""
-        try:
-            return self.enumerators()[name]
-        except KeyError:
-            raise TypeNotFoundError(f"no enumerator {name!r} in BTF", self.path) from None
+        got = self._enumerator_value(name)
+        if got is None:
+            raise TypeNotFoundError(f"no enumerator {name!r} in BTF", self.path)
+        return got
 
     # -- printing ---------------------------------------------------------------------------------
 
@@ -836,3 +887,22 @@ def _c_base_size(expr: str) -> int | None:
         if key in words:
             return _C_SIZES[key]
     return None
+
+
+class _Enumerators(Mapping[str, int]):
+    """Btf.enumerators(): one name found without decoding every enumerator."""
+
+    def __init__(self, btf: Btf) -> None:
+        self._btf = btf
+
+    def __getitem__(self, name: str) -> int:
+        got = self._btf._enumerator_value(name) if isinstance(name, str) else None
+        if got is None:
+            raise KeyError(name)
+        return got
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._btf._all_enumerators())
+
+    def __len__(self) -> int:
+        return len(self._btf._all_enumerators())

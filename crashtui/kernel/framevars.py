@@ -142,7 +142,8 @@ def _cfi_of(lines: Any) -> Any:
     if lines not in _CFI:
         buf = getattr(lines.sections, "frame", None)
         try:
-            _CFI[lines] = CallFrameInfo(buf) if buf is not None else None
+            _CFI[lines] = CallFrameInfo(buf, build_id=getattr(lines, "build_id", None)) \
+                if buf is not None else None
         except (IndexError, struct.error):
             _CFI[lines] = None
     return _CFI[lines]

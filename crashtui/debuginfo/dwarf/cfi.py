@@ -2,19 +2,23 @@
 caller's registers at an address, so a caller frame's callee-saved registers can be known.
 
 The section is indexed once (FDE address ranges, ~50k FDEs for a distro vmlinux, one pass
-over its ~2.5 MiB); a lookup runs one CIE's and one FDE's instructions up to the address.
+over its ~2.5 MiB; kept in the on-disk cache by build-id); a lookup runs one CIE's and one FDE's instructions up to the address.
 """
 
 from __future__ import annotations
 
 import bisect
 import struct
+import zlib
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 from crashtui.debuginfo.linetable import Buffer, read_sleb, read_uleb
 
 MAX_INSTRUCTIONS = 100_000
+_CACHE_NAME = "debug-frame-fdes"
+_CACHE_KEYS = ("starts", "ends", "cies", "ins", "ins_ends")
 
 
 @dataclass(frozen=True)
@@ -51,14 +55,54 @@ class _Cie:
 class CallFrameInfo:
     """The FDEs of one .debug_frame section, indexed by address."""
 
-    def __init__(self, buf: Buffer, address_size: int = 8) -> None:
+    def __init__(self, buf: Buffer, address_size: int = 8, build_id: str | None = None
+                 ) -> None:
         self.buf = buf
         self.address_size = address_size
         self._starts: list[int] = []
         self._ends: list[int] = []
-        self._fdes: list[tuple[int, int, int]] = []  # (cie offset, instructions start, end)
+        # per FDE: its CIE's offset, its instructions' start and end
+        self._cie_offs: list[int] = []
+        self._ins_starts: list[int] = []
+        self._ins_ends: list[int] = []
         self._cies: dict[int, _Cie] = {}
-        self._index()
+        if build_id is None or not self._load_cached(build_id):
+            self._index()
+            if build_id is not None:
+                self._save_cached(build_id)
+
+    def _fingerprint(self) -> tuple[int, ...]:
+        """What the cached index was built from: the section's size and CRC (a relocated .ko's
+        differs with its load address; ~2 ms for a vmlinux's)."""
+        return (len(self.buf), self.address_size, zlib.crc32(self.buf))
+
+    def _load_cached(self, build_id: str) -> bool:
+        """Take the index from the on-disk cache (crashtui.debuginfo.cache); False if absent,
+        stale or inconsistent with the section."""
+        from crashtui.debuginfo import cache
+
+        got = cache.load_arrays(build_id, _CACHE_NAME, self._fingerprint(), _CACHE_KEYS)
+        if got is None:
+            return False
+        starts, ends, cies, ins, ins_ends = (got[k] for k in _CACHE_KEYS)
+        if not _proves_index(self.buf, self.address_size, starts, ends, cies, ins, ins_ends):
+            return False
+        self._starts, self._ends = starts.tolist(), ends.tolist()
+        self._cie_offs, self._ins_starts, self._ins_ends = cies.tolist(), ins.tolist(), \
+            ins_ends.tolist()
+        return True
+
+    def _save_cached(self, build_id: str) -> None:
+        """Keep the index for the next start (~50k FDEs take ~100 ms to walk)."""
+        import numpy as np
+
+        from crashtui.debuginfo import cache
+
+        lists = (self._starts, self._ends, self._cie_offs, self._ins_starts, self._ins_ends)
+        arrays = [np.array(v, dtype=np.uint64) for v in lists]
+        if _proves_index(self.buf, self.address_size, *arrays):  # else it could not be trusted
+            cache.save_arrays(build_id, _CACHE_NAME, self._fingerprint(),
+                              dict(zip(_CACHE_KEYS, arrays, strict=True)))
 
     def _index(self) -> None:
         buf = self.buf
@@ -108,7 +152,9 @@ class CallFrameInfo:
         rows.sort(key=itemgetter(0))
         self._starts = [r[0] for r in rows]
         self._ends = [r[1] for r in rows]
-        self._fdes = [r[2] for r in rows]
+        self._cie_offs = [r[2][0] for r in rows]
+        self._ins_starts = [r[2][1] for r in rows]
+        self._ins_ends = [r[2][2] for r in rows]
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -156,7 +202,7 @@ class CallFrameInfo:
         i = bisect.bisect_right(self._starts, address) - 1
         if i < 0 or not address < self._ends[i]:
             return None
-        cie_off, ins_start, ins_end = self._fdes[i]
+        cie_off, ins_start, ins_end = self._cie_offs[i], self._ins_starts[i], self._ins_ends[i]
         cie = self._cie(cie_off)
         if cie is None:
             return None
@@ -167,6 +213,81 @@ class CallFrameInfo:
         _run(bytes(self.buf[ins_start:ins_end]), cie, row, initial, self._starts[i],
              address, cie.address_size)
         return row
+
+
+def _proves_index(buf: Buffer, asz: int, starts: Any, ends: Any, cies: Any, ins: Any,
+                  ins_ends: Any) -> bool:
+    """True if these arrays are exactly what CallFrameInfo._index computes for buf: every FDE's
+    header says so (32-bit DWARF), and the FDEs and their CIEs tile the section but for units
+    the index skips (checked one by one). A cached index is used only then."""
+    import numpy as np
+
+    n = len(starts)
+    if not (len(ends) == len(cies) == len(ins) == len(ins_ends) == n) or asz not in (4, 8):
+        return False
+    b = np.frombuffer(buf, dtype=np.uint8)
+    size = len(b)
+    s, e, c, ins64, iend = (np.asarray(a, dtype=np.uint64) for a in
+                            (starts, ends, cies, ins, ins_ends))
+    if n and max(int(a.max()) for a in (c, ins64, iend)) > size:
+        return False
+    c, ins64, iend = (a.astype(np.int64) for a in (c, ins64, iend))  # offsets in the section
+    head = ins64 - (8 + 2 * asz)
+    cie_at = np.unique(c)
+    if n and (int(head.min()) < 0 or int(iend.max()) > size or int(cie_at.max()) + 8 > size
+              or int(head.max()) + 8 + 2 * asz > size or not bool((s[1:] >= s[:-1]).all())):
+        return False
+
+    u32 = np.ndarray((max(size - 3, 0),), "<u4", b, 0, (1,))  # a word at every byte
+    u64 = np.ndarray((max(size - 7, 0),), "<u8", b, 0, (1,))
+
+    def word(pos: Any, width: int) -> Any:
+        return (u64 if width == 8 else u32)[pos].astype(np.uint64)
+
+    fde_len, cie_id = word(head, 4).astype(np.int64), word(head + 4, 4).astype(np.int64)
+    cie_len = word(cie_at, 4).astype(np.int64)
+    if not (bool((fde_len == iend - head - 4).all()) and bool((cie_id == c).all())
+            and bool((word(head + 8, asz) == s).all())
+            and bool((word(head + 8 + asz, asz) == e - s).all()) and bool((e > s).all())
+            and bool((s > 0).all()) and bool((word(cie_at + 4, 4) == 0xFFFFFFFF).all())
+            and bool((cie_len != 0).all()) and bool((cie_len != 0xFFFFFFFF).all())):
+        return False
+    unit_starts = np.concatenate([head, cie_at])
+    order = np.argsort(unit_starts, kind="stable")
+    us = unit_starts[order]
+    ue = np.concatenate([iend, cie_at + 4 + cie_len])[order]
+    if len(us) and (not bool((us[1:] >= ue[:-1]).all()) or int(ue[-1]) > size):
+        return False
+    if not len(us):
+        return _only_skipped(buf, asz, 0, None)
+    gaps = np.flatnonzero(us[1:] != ue[:-1])
+    return (_only_skipped(buf, asz, 0, int(us[0])) and _only_skipped(buf, asz, int(ue[-1]), None)
+            and all(_only_skipped(buf, asz, int(ue[g]), int(us[g + 1])) for g in gaps.tolist()))
+
+
+def _only_skipped(buf: Buffer, asz: int, pos: int, end: int | None) -> bool:
+    """True if the units from pos up to end (None: the section's end) are all ones _index
+    leaves out: terminators, CIEs, FDEs without an address or range (32-bit DWARF)."""
+    n = len(buf)
+    while pos + 4 <= n and (end is None or pos < end):
+        (length,) = struct.unpack_from("<I", buf, pos)
+        if length == 0:
+            pos += 4
+            continue
+        if length == 0xFFFFFFFF or pos + 8 + 2 * asz > n:
+            return False
+        unit_end = pos + 4 + length
+        if unit_end > n:
+            return end is None  # _index stops at a unit running past the section
+        (cie_id,) = struct.unpack_from("<I", buf, pos + 4)
+        if cie_id != 0xFFFFFFFF:
+            afmt = "<Q" if asz == 8 else "<I"
+            loc = struct.unpack_from(afmt, buf, pos + 8)[0]
+            rng = struct.unpack_from(afmt, buf, pos + 8 + asz)[0]
+            if loc and rng:
+                return False
+        pos = unit_end
+    return end is None or pos == end
 
 
 def _run(code: bytes, cie: _Cie, row: Row, initial: Row | None, loc: int, address: int,

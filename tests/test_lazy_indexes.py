@@ -1,0 +1,122 @@
+"""Indexes the report no longer builds in full: the .debug_frame FDE index served from the
+on-disk cache (only when the section proves it right), and BTF enumerators looked up by name.
+
+Both must answer exactly as the full computation does, on real vmlinuxes; a cache entry that
+is well formed but wrong (shifted, one FDE short, another CIE) must be a miss and rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crashtui.debuginfo import cache
+from crashtui.debuginfo.dwarf.cfi import CallFrameInfo
+from crashtui.debuginfo.vmlinux import Vmlinux
+
+SAMPLES = ("5.10-sysrq", "6.1-sysrq", "6.12-sysrq", "7.3-sysrq")
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own empty cache root."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CRASHTUI_CACHE", str(root))
+    yield root
+
+
+def _frame(vmlinux: Path) -> tuple[memoryview, str]:
+    vm = Vmlinux(vmlinux)
+    buf, build_id = vm.lines.sections.frame, vm.build_id
+    assert buf is not None and build_id is not None
+    return buf, build_id
+
+
+def _index(cfi: CallFrameInfo) -> tuple[list[int], ...]:
+    return (cfi._starts, cfi._ends, cfi._cie_offs, cfi._ins_starts, cfi._ins_ends)
+
+
+def _entry(build_id: str) -> Path:
+    path = cache.entry_path(build_id, "debug-frame-fdes")
+    assert path is not None
+    return path
+
+
+@pytest.mark.needs_vmlinux
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_cfi_index_from_the_cache_is_the_walk(sample: str, vmlinux_for: dict[str, Path],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    buf, build_id = _frame(vmlinux_for[sample])
+    walked = CallFrameInfo(buf)
+    assert len(walked) > 10_000
+    CallFrameInfo(buf, build_id=build_id)  # writes the entry
+    assert _entry(build_id).is_file()
+
+    def walk(self: CallFrameInfo) -> None:
+        raise AssertionError("the FDE index was rebuilt although a valid entry exists")
+
+    monkeypatch.setattr(CallFrameInfo, "_index", walk)
+    cached = CallFrameInfo(buf, build_id=build_id)
+    assert _index(cached) == _index(walked)
+    for pc in walked._starts[::997] + [walked._ends[5] - 1, walked._starts[0] - 1]:
+        assert cached.row_at(pc) == walked.row_at(pc)
+
+
+def _rewrite(path: Path, change: Callable[[dict[str, np.ndarray]], None]) -> None:
+    with np.load(path) as data:
+        arrays = {k: data[k].copy() for k in data.files}
+    change(arrays)
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def _shift(a: dict[str, np.ndarray]) -> None:
+    a["starts"][100:] += np.uint64(1)  # still sorted, every later FDE off by one
+
+
+def _drop_one(a: dict[str, np.ndarray]) -> None:
+    for k in ("starts", "ends", "cies", "ins", "ins_ends"):
+        a[k] = np.delete(a[k], 7)
+
+
+def _other_cie(a: dict[str, np.ndarray]) -> None:
+    a["cies"][3] = a["cies"][3000]
+
+
+def _long_range(a: dict[str, np.ndarray]) -> None:
+    a["ends"][42] += np.uint64(0x1000)
+
+
+DAMAGE = {"shifted": _shift, "one-fde-short": _drop_one, "other-cie": _other_cie,
+          "long-range": _long_range}
+
+
+@pytest.mark.needs_vmlinux
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_wrong_cfi_entry_is_a_miss(damage: str, vmlinux_path: Path) -> None:
+    buf, build_id = _frame(vmlinux_path)
+    want = _index(CallFrameInfo(buf, build_id=build_id))
+    entry = _entry(build_id)
+    good = entry.read_bytes()
+    _rewrite(entry, DAMAGE[damage])
+    assert _index(CallFrameInfo(buf, build_id=build_id)) == want
+    assert entry.read_bytes() == good, "the entry was not rewritten from the walked index"
+
+
+@pytest.mark.needs_vmlinux
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_enumerator_by_name_is_the_full_decode(sample: str,
+                                               vmlinux_for: dict[str, Path]) -> None:
+    lazy = Vmlinux(vmlinux_for[sample]).btf
+    full = Vmlinux(vmlinux_for[sample]).btf
+    assert lazy is not None and full is not None
+    every = full._all_enumerators()
+    assert len(every) > 10_000
+    assert "MM_SHMEMPAGES" in lazy.enumerators() and "NO_SUCH_ENUMERATOR" not in lazy.enumerators()
+    assert lazy._enumerators is None, "a lookup decoded every enumerator"
+    wrong = [k for k, v in every.items() if lazy.enumerator(k) != v]
+    assert not wrong, f"{len(wrong)} enumerators differ, e.g. {wrong[:5]}"
+    assert dict(lazy.enumerators()) == every
