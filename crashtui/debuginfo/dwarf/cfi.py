@@ -227,11 +227,11 @@ def _proves_index(buf: Buffer, asz: int, starts: Any, ends: Any, cies: Any, ins:
         return False
     b = np.frombuffer(buf, dtype=np.uint8)
     size = len(b)
-    s, e, c, ins64, iend = (np.asarray(a, dtype=np.uint64) for a in
-                            (starts, ends, cies, ins, ins_ends))
-    if n and max(int(a.max()) for a in (c, ins64, iend)) > size:
+    s, e, cu, insu, iendu = (np.asarray(a, dtype=np.uint64) for a in
+                             (starts, ends, cies, ins, ins_ends))
+    if n and max(int(a.max()) for a in (cu, insu, iendu)) > size:
         return False
-    c, ins64, iend = (a.astype(np.int64) for a in (c, ins64, iend))  # offsets in the section
+    c, ins64, iend = (a.astype(np.int64) for a in (cu, insu, iendu))  # offsets in the section
     head = ins64 - (8 + 2 * asz)
     cie_at = np.unique(c)
     if n and (int(head.min()) < 0 or int(iend.max()) > size or int(cie_at.max()) + 8 > size
