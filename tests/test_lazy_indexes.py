@@ -36,11 +36,12 @@ def _frame(vmlinux: Path) -> tuple[memoryview, str]:
 
 
 def _index(cfi: CallFrameInfo) -> tuple[list[int], ...]:
-    return (cfi._starts, cfi._ends, cfi._cie_offs, cfi._ins_starts, cfi._ins_ends)
+    return tuple([int(x) for x in a] for a in (cfi._starts, cfi._ends, cfi._cie_offs,
+                                                cfi._ins_starts, cfi._ins_ends))
 
 
 def _entry(build_id: str) -> Path:
-    path = cache.entry_path(build_id, "debug-frame-fdes")
+    path = cache.entry_path(build_id, "debug-frame-index")
     assert path is not None
     return path
 
@@ -73,25 +74,31 @@ def _rewrite(path: Path, change: Callable[[dict[str, np.ndarray]], None]) -> Non
         np.savez(f, **arrays)
 
 
+STARTS, ENDS, CIES = 0, 1, 2  # rows of the entry's "fdes" array
+
+
 def _shift(a: dict[str, np.ndarray]) -> None:
-    a["starts"][100:] += np.uint64(1)  # still sorted, every later FDE off by one
+    a["fdes"][STARTS, 100:] += np.uint64(1)  # still sorted, every later FDE off by one
 
 
 def _drop_one(a: dict[str, np.ndarray]) -> None:
-    for k in ("starts", "ends", "cies", "ins", "ins_ends"):
-        a[k] = np.delete(a[k], 7)
+    a["fdes"] = np.delete(a["fdes"], 7, axis=1)
 
 
 def _other_cie(a: dict[str, np.ndarray]) -> None:
-    a["cies"][3] = a["cies"][3000]
+    a["fdes"][CIES, 3] = a["fdes"][CIES, 3000]
 
 
 def _long_range(a: dict[str, np.ndarray]) -> None:
-    a["ends"][42] += np.uint64(0x1000)
+    a["fdes"][ENDS, 42] += np.uint64(0x1000)
+
+
+def _one_row_short(a: dict[str, np.ndarray]) -> None:
+    a["fdes"] = a["fdes"][:4].copy()
 
 
 DAMAGE = {"shifted": _shift, "one-fde-short": _drop_one, "other-cie": _other_cie,
-          "long-range": _long_range}
+          "long-range": _long_range, "one-row-short": _one_row_short}
 
 
 @pytest.mark.needs_vmlinux

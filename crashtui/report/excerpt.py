@@ -128,7 +128,7 @@ def disassembly(session: Session, site: FaultSite) -> Excerpt | None:
     """`dis -l FUNCTION` from the command layer, around the faulting instruction."""
     if not site.function:
         return None
-    from crashtui.commands import run_command
+    from crashtui.commands import dis, run_command  # noqa: F401 - dis alone, not all 30 modules
 
     command = f"dis -l {site.function}"
     out = run_command(session, command)  # CommandError/CrashtuiError: a note in the report

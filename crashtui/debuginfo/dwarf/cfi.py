@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -17,8 +18,7 @@ from typing import Any
 from crashtui.debuginfo.linetable import Buffer, read_sleb, read_uleb
 
 MAX_INSTRUCTIONS = 100_000
-_CACHE_NAME = "debug-frame-fdes"
-_CACHE_KEYS = ("starts", "ends", "cies", "ins", "ins_ends")
+_CACHE_NAME = "debug-frame-index"
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,13 @@ class CallFrameInfo:
                  ) -> None:
         self.buf = buf
         self.address_size = address_size
-        self._starts: list[int] = []
-        self._ends: list[int] = []
-        # per FDE: its CIE's offset, its instructions' start and end
-        self._cie_offs: list[int] = []
-        self._ins_starts: list[int] = []
-        self._ins_ends: list[int] = []
+        # per FDE, sorted by address (lists, or uint64 arrays from the cache): its address
+        # range, its CIE's offset, its instructions' start and end
+        self._starts: Sequence[Any] = []
+        self._ends: Sequence[Any] = []
+        self._cie_offs: Sequence[Any] = []
+        self._ins_starts: Sequence[Any] = []
+        self._ins_ends: Sequence[Any] = []
         self._cies: dict[int, _Cie] = {}
         if build_id is None or not self._load_cached(build_id):
             self._index()
@@ -81,15 +82,15 @@ class CallFrameInfo:
         stale or inconsistent with the section."""
         from crashtui.debuginfo import cache
 
-        got = cache.load_arrays(build_id, _CACHE_NAME, self._fingerprint(), _CACHE_KEYS)
+        got = cache.load_arrays(build_id, _CACHE_NAME, self._fingerprint(), ("fdes",))
         if got is None:
             return False
-        starts, ends, cies, ins, ins_ends = (got[k] for k in _CACHE_KEYS)
-        if not _proves_index(self.buf, self.address_size, starts, ends, cies, ins, ins_ends):
+        fdes = got["fdes"]
+        if fdes.ndim != 2 or fdes.shape[0] != 5 or not _proves_index(
+                self.buf, self.address_size, *fdes):
             return False
-        self._starts, self._ends = starts.tolist(), ends.tolist()
-        self._cie_offs, self._ins_starts, self._ins_ends = cies.tolist(), ins.tolist(), \
-            ins_ends.tolist()
+        # a few lookups per report: bisect on the arrays, not 5 lists of ~50k ints
+        self._starts, self._ends, self._cie_offs, self._ins_starts, self._ins_ends = fdes
         return True
 
     def _save_cached(self, build_id: str) -> None:
@@ -99,10 +100,9 @@ class CallFrameInfo:
         from crashtui.debuginfo import cache
 
         lists = (self._starts, self._ends, self._cie_offs, self._ins_starts, self._ins_ends)
-        arrays = [np.array(v, dtype=np.uint64) for v in lists]
-        if _proves_index(self.buf, self.address_size, *arrays):  # else it could not be trusted
-            cache.save_arrays(build_id, _CACHE_NAME, self._fingerprint(),
-                              dict(zip(_CACHE_KEYS, arrays, strict=True)))
+        fdes = np.array(lists, dtype=np.uint64).reshape(5, len(self._starts))
+        if _proves_index(self.buf, self.address_size, *fdes):  # else it could not be trusted
+            cache.save_arrays(build_id, _CACHE_NAME, self._fingerprint(), {"fdes": fdes})
 
     def _index(self) -> None:
         buf = self.buf
@@ -200,17 +200,19 @@ class CallFrameInfo:
     def row_at(self, address: int) -> Row | None:
         """The CFI row in effect at `address`, or None when no FDE covers it."""
         i = bisect.bisect_right(self._starts, address) - 1
-        if i < 0 or not address < self._ends[i]:
+        if i < 0 or not address < int(self._ends[i]):
             return None
-        cie_off, ins_start, ins_end = self._cie_offs[i], self._ins_starts[i], self._ins_ends[i]
+        start = int(self._starts[i])
+        cie_off, ins_start, ins_end = (int(self._cie_offs[i]), int(self._ins_starts[i]),
+                                       int(self._ins_ends[i]))
         cie = self._cie(cie_off)
         if cie is None:
             return None
         row = Row(return_register=cie.return_register)
-        _run(cie.instructions, cie, row, None, self._starts[i], address, None)
+        _run(cie.instructions, cie, row, None, start, address, None)
         initial = Row(row.cfa_reg, row.cfa_offset, row.cfa_expr, dict(row.rules),
                       row.return_register)
-        _run(bytes(self.buf[ins_start:ins_end]), cie, row, initial, self._starts[i],
+        _run(bytes(self.buf[ins_start:ins_end]), cie, row, initial, start,
              address, cie.address_size)
         return row
 
@@ -233,7 +235,9 @@ def _proves_index(buf: Buffer, asz: int, starts: Any, ends: Any, cies: Any, ins:
         return False
     c, ins64, iend = (a.astype(np.int64) for a in (cu, insu, iendu))  # offsets in the section
     head = ins64 - (8 + 2 * asz)
-    cie_at = np.unique(c)
+    cie_at = np.sort(c)  # np.unique would import numpy.ma (~25 ms)
+    if len(cie_at):
+        cie_at = cie_at[np.concatenate(([True], cie_at[1:] != cie_at[:-1]))]
     if n and (int(head.min()) < 0 or int(iend.max()) > size or int(cie_at.max()) + 8 > size
               or int(head.max()) + 8 + 2 * asz > size or not bool((s[1:] >= s[:-1]).all())):
         return False
