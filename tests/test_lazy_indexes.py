@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from crashtui.debuginfo import cache
+from crashtui.debuginfo.btf import Btf
 from crashtui.debuginfo.dwarf.cfi import CallFrameInfo
 from crashtui.debuginfo.vmlinux import Vmlinux
 
@@ -127,3 +128,31 @@ def test_enumerator_by_name_is_the_full_decode(sample: str,
     wrong = [k for k, v in every.items() if lazy.enumerator(k) != v]
     assert not wrong, f"{len(wrong)} enumerators differ, e.g. {wrong[:5]}"
     assert dict(lazy.enumerators()) == every
+
+
+def _scanned_ids(btf: Btf, name: str) -> list[int]:
+    """Type ids named `name` by scanning the string table for "name\\0" after a NUL."""
+    if not name:
+        return []  # anonymous types are not looked up by name
+    name_offs, _ = btf._arrays()
+    needle, s, ids = name.encode() + b"\0", btf._strings, []
+    pos = s.find(needle)
+    while pos >= 0:
+        if pos == 0 or s[pos - 1] == 0:
+            ids += [int(h) + btf.start_id for h in np.flatnonzero(name_offs == pos)]
+        pos = s.find(needle, pos + 1)
+    return sorted(ids)
+
+
+@pytest.mark.needs_vmlinux
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_ids_by_name_is_the_string_scan(sample: str, vmlinux_for: dict[str, Path]) -> None:
+    btf = Vmlinux(vmlinux_for[sample]).btf
+    assert btf is not None
+    name_offs, _ = btf._arrays()
+    names = sorted({btf.string(int(o)) for o in name_offs[::40]})
+    names += ["task_struct", "list_head", "hlist_head", "ist_head", "rq", "page", "x",
+              "no_such_type_anywhere", "a" * 20, "é"]  # suffixes of names, short, absent
+    wrong = [n for n in names if btf.ids_by_name(n) != _scanned_ids(btf, n)]
+    assert not wrong, f"{len(wrong)} names answered differently, e.g. {wrong[:5]}"
+    assert btf.ids_by_name("task_struct") and not btf.ids_by_name("ist_head")

@@ -164,6 +164,7 @@ class Btf:
         self._by_name: dict[str, list[int]] = {}
         self._enumerators: dict[str, int] | None = None
         self._members: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._keys: tuple[np.ndarray, np.ndarray] | None = None
         self._enum_cache: dict[str, int | None] = {}
         self._structs: dict[int, StructType | DebugInfoError] = {}
 
@@ -277,7 +278,9 @@ class Btf:
         if cached is not None:
             return cached
         ids = self.base.ids_by_name(name) if self.base else []
-        if name:
+        if name and self.base is None:
+            ids.extend(self._ids_named(name.encode()))
+        elif name:
             name_offs, _ = self._arrays()
             needle = name.encode() + b"\0"
             s = self._strings
@@ -294,6 +297,45 @@ class Btf:
             ids.sort()
         self._by_name[name] = ids
         return ids
+
+    def _ids_named(self, raw: bytes) -> list[int]:
+        """The type ids whose whole name is `raw` (a BTF without base), in id order: through
+        the types sorted by a key of their name's length and first 8 bytes, then compared."""
+        keys, order = self._name_keys()
+        key = _name_key(len(raw), int.from_bytes(raw[:8], "little"))
+        lo = int(np.searchsorted(keys, np.uint64(key), side="left"))
+        hi = int(np.searchsorted(keys, np.uint64(key), side="right"))
+        s, offs, end = self._strings, self._name_offs, len(raw)
+        assert offs is not None
+        out: list[int] = []
+        for j in order[lo:hi].tolist():
+            off = int(offs[j])
+            # a name starts a string (as a search for "name\0" after a NUL found it)
+            if s[off:off + end] == raw and s[off + end:off + end + 1] == b"\0" and (
+                    off == 0 or s[off - 1] == 0):
+                out.append(j + self.start_id)
+        out.sort()
+        return out
+
+    def _name_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every type's _name_key, sorted, and the type indexes in that order (~5 ms once)."""
+        if self._keys is None:
+            name_offs, _ = self._arrays()
+            s = self._strings
+            b = np.frombuffer(s + bytes(8), dtype=np.uint8)
+            offs = name_offs.astype(np.int64)
+            offs = np.where(offs < len(s), offs, len(s))  # out of the table: the empty name
+            zeros = np.flatnonzero(b[:len(s)] == 0)
+            ends = np.append(zeros, len(s))[np.searchsorted(zeros, offs, side="left")]
+            lens = (ends - offs).astype(np.uint64)
+            head = np.ndarray((len(s) + 1,), "<u8", b, 0, (1,))[offs]  # a word at each byte
+            short = lens < 8
+            mask = np.full(len(lens), np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+            mask[short] = (np.uint64(1) << (lens[short] * np.uint64(8))) - np.uint64(1)
+            keys = (head & mask) ^ (lens * np.uint64(_KEY_MIX))
+            order = np.argsort(keys, kind="stable")
+            self._keys = (keys[order], order)
+        return self._keys
 
     def _string_offsets(self, needle: bytes) -> list[int]:
         out = self.base._string_offsets(needle) if self.base else []
@@ -887,6 +929,15 @@ def _c_base_size(expr: str) -> int | None:
         if key in words:
             return _C_SIZES[key]
     return None
+
+
+_KEY_MIX = 0x9E3779B97F4A7C15  # spreads a name's length over the key's bits
+
+
+def _name_key(length: int, head: int) -> int:
+    """A BTF name's lookup key: its first 8 bytes (little-endian, zero past the end) mixed
+    with its length; equal names have equal keys, other names rarely."""
+    return (head ^ (length * _KEY_MIX)) & 0xFFFFFFFFFFFFFFFF
 
 
 class _Enumerators(Mapping[str, int]):
