@@ -98,6 +98,7 @@ def record(dump_dir: Path, drgn: str, vmlinux: Path | None = None) -> Path:
     tmp_core = None
     if m.get("dump_elf"):
         # QEMU's kdump-zlib file has no architecture libkdumpfile knows: drgn reads the ELF
+        # (for a kept /proc/vmcore, dump_elf is the dump itself: drgn cannot read xz)
         tmp_core = Path(tempfile.mkdtemp()) / "vmcore.elf"
         log(f"decompressing {m['dump_elf']} for drgn")
         with lzma.open(dump_dir / m["dump_elf"]) as fin, tmp_core.open("wb") as fout:
@@ -132,8 +133,11 @@ def record(dump_dir: Path, drgn: str, vmlinux: Path | None = None) -> Path:
         f"# drgn's port of crash's commands on {dump_dir.name}\n\n"
         + ("crash 9.0.2 (sid) and 8.0.6 (trixie) cannot open this 7.x dump" if
            m.get("arch", "amd64") == "amd64" else "Debian packages no crash for arm64 targets "
-           "on amd64 hosts (and libkdumpfile, hence drgn, cannot open QEMU's kdump-zlib file, "
-           "so drgn read the ELF dump)")
+           "on amd64 hosts" + (" (the dump is /proc/vmcore itself, an ELF file kept "
+                               "xz-compressed: drgn read it decompressed)"
+                               if m.get("dump_elf") == m["dump"] else
+                               " (and libkdumpfile, hence drgn, cannot open QEMU's kdump-zlib "
+                               "file, so drgn read the ELF dump)"))
         + ", so these files are what drgn prints instead, recorded by "
         "`sample-dumps/record-crash-drgn "
         f"sample-dumps/{dump_dir.name}`.\n\n"

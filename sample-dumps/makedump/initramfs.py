@@ -252,6 +252,14 @@ first() {
             || kexec -s -p /boot/vmlinuz --initrd=/boot/capture.img --append="$append" \
             || die "kexec -p"
         [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || die "capture kernel not loaded"
+        if [ "$RAW_VMCORE" = 1 ]; then
+            # /proc/vmcore may be kept whole (no makedumpfile -d 31 to drop page cache): the
+            # loaded files' rootfs pages are freed (and zeroed: init_on_free=1) so the dump
+            # does not carry them
+            rm -rf /boot/vmlinuz /boot/capture.img /sbin/kexec /lib/ld-linux-aarch64.so.1 \
+                /lib/aarch64-linux-gnu
+            say "removed /boot/vmlinuz /boot/capture.img and kexec with its libraries"
+        fi
     fi
     echo 1 > /proc/sys/kernel/panic_on_oops
     if [ "$DOCTOR_TREE" = 1 ]; then doctor_tree; fi
