@@ -13,7 +13,8 @@ from crashtui.errors import CrashtuiError
 from crashtui.kernel.mm import _Kmem, read_zero_filled
 from crashtui.kernel.program import Kernel
 
-NAMES = ["5.10-sysrq", "6.1-sysrq", "6.1-oom", "6.12-sysrq", "7.3-sysrq", "6.12-arm64-sysrq"]
+NAMES = ["5.10-sysrq", "6.1-sysrq", "6.1-oom", "6.12-sysrq", "7.3-sysrq", "6.12-arm64-sysrq",
+         "6.12-arm64-kdump-sysrq"]
 
 
 def _page_fields_by_read(m: _Kmem, mem_map: int, count: int, page_size: int, o_flags: int,
