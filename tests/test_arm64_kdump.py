@@ -167,9 +167,12 @@ def test_bt_a_the_stopped_cpu_shows_the_registers_the_ipi_saved(dump: Path, vmli
     other = 1 - panic_cpu()
     regs = ARM64.prstatus_registers(kernel.dump.notes)[other].registers
     if ARM64.user_mode(regs):
+        # crash prints the pt_regs at the stack's top (the note's registers, which the IRQ
+        # entry from EL0 stored there) with syscallno NO_SYSCALL: an IRQ, not a syscall
         assert frames(ours[other]) == []
         assert f"PC: {regs['pc']:016x}" in ours[other]
-        assert f"PSTATE: {regs['pstate']:08x}" in ours[other]
+        assert f"X29: {regs['x29']:016x}" in ours[other]
+        assert f"SYSCALLNO: ffffffff  PSTATE: {regs['pstate']:08x}" in ours[other]
     else:
         assert frames(ours[other]), ours[other]
 

@@ -61,11 +61,30 @@ class Arm64BacktraceBuilder(BacktraceBuilder):
             bt.error = f"no registers for CPU {cpu} in the dump"
             return bt
         if ARM64.user_mode(regs.registers):
-            bt.start = self._exception(SavedRegs(0, dict(regs.registers)))
+            bt.start = self._exception(self._user_entry(task, regs.registers))
             return bt
         stack = self.fp_unwinder.task_stack(task.stack) if task.stack else None
         self._fill(bt, self.fp_unwinder.from_registers(regs.registers, stack))
         return bt
+
+    def _user_entry(self, task: Task, registers: dict[str, int]) -> SavedRegs:
+        """An active task's user-mode registers: the pt_regs at the top of its stack when
+        they are the CPU's note (crash prints those: they add orig_x0 and syscallno, which
+        NT_PRSTATUS lacks), else the note's. In a kdump, crash_save_cpu() in the stop IPI
+        saved the interrupted registers, which the exception entry from EL0 had stored
+        there (kernel_entry 0, arch/arm64/kernel/entry.S)."""
+        if task.stack:
+            unwinder = self.fp_unwinder
+            # crash's USER_EFRAME_OFFSET: 16 bytes more before pt_regs had its stackframe
+            size = unwinder.pt_regs_size + (0 if unwinder.stackframe_offset is not None else 16)
+            top = task.stack + self.stacks.thread_size - size
+            try:
+                saved = unwinder.read_pt_regs(top)
+            except CrashtuiError:
+                saved = None
+            if saved is not None and all(saved.get(n) == v for n, v in registers.items()):
+                return SavedRegs(top, saved)
+        return SavedRegs(0, dict(registers))
 
     def _exception(self, saved: SavedRegs) -> ExceptionFrame:
         regs = saved.registers
