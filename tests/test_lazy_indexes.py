@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,3 +157,64 @@ def test_ids_by_name_is_the_string_scan(sample: str, vmlinux_for: dict[str, Path
     wrong = [n for n in names if btf.ids_by_name(n) != _scanned_ids(btf, n)]
     assert not wrong, f"{len(wrong)} names answered differently, e.g. {wrong[:5]}"
     assert btf.ids_by_name("task_struct") and not btf.ids_by_name("ist_head")
+
+
+def _big_headers(vmlinux: Path, count: int) -> tuple[Any, list[Any], str]:
+    """The .debug_line buffer, the headers of `count` units with big line programs, the
+    build-id."""
+    from crashtui.debuginfo.linetable import CACHED_PROGRAM_MIN
+
+    vm = Vmlinux(vmlinux)
+    lines, build_id = vm.lines, vm.build_id
+    assert build_id is not None
+    found = []
+    for off in lines.reader.all_unit_offsets():
+        h = lines._header(lines.reader.unit_at(off))
+        if h is not None and h.program_end - h.program_start >= CACHED_PROGRAM_MIN:
+            found.append(h)
+            if len(found) == count:
+                break
+    assert len(found) == count
+    return lines.sections.line, found, build_id
+
+
+def _same_rows(a: Any, b: Any) -> bool:
+    return all(np.array_equal(getattr(a, k), getattr(b, k)) and
+               getattr(a, k).dtype == getattr(b, k).dtype for k in (
+                   "address", "file", "line", "column", "flags", "seq_start_addr",
+                   "seq_end_addr", "seq_first_row", "seq_last_row"))
+
+
+@pytest.mark.needs_vmlinux
+def test_line_rows_from_the_cache_are_the_decoded_rows(
+        vmlinux_for: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from crashtui.debuginfo import linetable
+
+    buf, headers, build_id = _big_headers(vmlinux_for["5.10-sysrq"], 3)
+    decoded = [linetable.decode_line_program(buf, h) for h in headers]
+    for h in headers:
+        linetable.decode_line_program_cached(buf, h, build_id)  # writes the entries
+
+    def decode(*_: object) -> None:
+        raise AssertionError("decoded again although a valid entry exists")
+
+    monkeypatch.setattr(linetable, "_decode", decode)
+    for h, want in zip(headers, decoded, strict=True):
+        assert _same_rows(linetable.decode_line_program_cached(buf, h, build_id), want)
+
+
+@pytest.mark.needs_vmlinux
+def test_line_rows_entry_of_other_bytes_is_a_miss(vmlinux_for: dict[str, Path]) -> None:
+    from crashtui.debuginfo import linetable
+
+    buf, (h, other), build_id = _big_headers(vmlinux_for["5.10-sysrq"], 2)
+    want = linetable.decode_line_program(buf, h)
+    linetable.decode_line_program_cached(buf, other, build_id)
+    # the other unit's rows filed under this unit's name: its fingerprint tells them apart
+    src = cache.entry_path(build_id, f"line-rows-{other.offset:x}")
+    dst = cache.entry_path(build_id, f"line-rows-{h.offset:x}")
+    assert src is not None and dst is not None
+    dst.write_bytes(src.read_bytes())
+    assert _same_rows(linetable.decode_line_program_cached(buf, h, build_id), want)
+    _rewrite(dst, lambda a: a.update(flags=a["flags"][:-1].copy()))  # one row short
+    assert _same_rows(linetable.decode_line_program_cached(buf, h, build_id), want)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -458,6 +459,36 @@ def decode_line_program(buf: Buffer, header: LineHeader) -> LineRows:
         raise DebugInfoError(f"truncated line program at {header.offset:#x}: {exc}") from exc
 
 
+CACHED_PROGRAM_MIN = 16 << 10  # smaller programs decode in a few ms: not worth a cache file
+_ROWS_KEYS = ("address", "flc", "flags")
+
+
+def decode_line_program_cached(buf: Buffer, header: LineHeader, build_id: str | None
+                               ) -> LineRows:
+    """decode_line_program through the on-disk cache (crashtui.debuginfo.cache) for a big
+    program: its rows are kept per build-id and unit, fingerprinted by the CRC of the unit's
+    header and program bytes, so an entry can only be what decoding those bytes gives."""
+    size = header.program_end - header.offset
+    if build_id is None or header.program_end - header.program_start < CACHED_PROGRAM_MIN:
+        return decode_line_program(buf, header)
+    from crashtui.debuginfo import cache
+
+    name = f"line-rows-{header.offset:x}"
+    fingerprint = (header.offset, size, zlib.crc32(buf[header.offset:header.program_end]))
+    got = cache.load_arrays(build_id, name, fingerprint, _ROWS_KEYS)
+    if got is not None:
+        address, flc, flags = (got[k] for k in _ROWS_KEYS)
+        n = len(address)
+        if (address.dtype == np.uint64 and address.ndim == 1 and flc.dtype == np.uint32
+                and flc.shape == (3, n) and flags.dtype == np.uint8 and flags.shape == (n,)):
+            return _rows(address, flc[0], flc[1], flc[2], flags)
+    rows = decode_line_program(buf, header)
+    cache.save_arrays(build_id, name, fingerprint, {
+        "address": rows.address, "flc": np.stack([rows.file, rows.line, rows.column]),
+        "flags": rows.flags})
+    return rows
+
+
 def _decode(buf: Buffer, h: LineHeader) -> LineRows:
     # Hot loop (about 1 µs a row): locals only, one list per column, the opcodes tested in
     # the order GCC's programs use them most (special, set_column, advance_line).
@@ -579,10 +610,11 @@ def _decode(buf: Buffer, h: LineHeader) -> LineRows:
     return _rows(addrs, files, lines, cols, flags)
 
 
-def _rows(addrs: list[int], files: list[int], lines: list[int], cols: list[int],
-          flags: list[int]) -> LineRows:
-    address = np.array(addrs, dtype=np.uint64)
-    flag = np.array(flags, dtype=np.uint8)
+def _rows(addrs: Sequence[int] | np.ndarray, files: Sequence[int] | np.ndarray,
+          lines: Sequence[int] | np.ndarray, cols: Sequence[int] | np.ndarray,
+          flags: Sequence[int] | np.ndarray) -> LineRows:
+    address = np.asarray(addrs, dtype=np.uint64)
+    flag = np.asarray(flags, dtype=np.uint8)
     ends = np.flatnonzero(flag & ROW_END_SEQUENCE)
     starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64) if len(ends) else ends
     # Drop empty sequences (an end_sequence with no row before it in the sequence, or a
@@ -593,9 +625,9 @@ def _rows(addrs: list[int], files: list[int], lines: list[int], cols: list[int],
     starts, ends = starts[order], ends[order]
     return LineRows(
         address=address,
-        file=np.array(files, dtype=np.uint32),
-        line=np.array(lines, dtype=np.uint32),
-        column=np.array(cols, dtype=np.uint32),
+        file=np.asarray(files, dtype=np.uint32),
+        line=np.asarray(lines, dtype=np.uint32),
+        column=np.asarray(cols, dtype=np.uint32),
         flags=flag,
         seq_start_addr=address[starts],
         seq_end_addr=address[ends],

@@ -52,7 +52,7 @@ from crashtui.debuginfo.linetable import (
     ROW_IS_STMT,
     LineHeader,
     LineRows,
-    decode_line_program,
+    decode_line_program_cached,
     file_path,
     parse_line_header,
 )
@@ -263,7 +263,8 @@ class DwarfLines:
         if h is None or self.sections.line is None:
             return None
         line = self.sections.line
-        rows = self._rows.fetch(u.offset, lambda: decode_line_program(line, h))
+        rows = self._rows.fetch(u.offset, lambda: decode_line_program_cached(
+            line, h, self.build_id))
         return h, rows
 
     def _unit_line_rows(self, addr: int) -> tuple[Unit, LineHeader, LineRows] | None:
