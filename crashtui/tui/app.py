@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.widget import Widget
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from crashtui.analysis.backtrace import Backtrace
@@ -34,14 +35,19 @@ from crashtui.tui.taskpick import TaskPicker
 from crashtui.tui.text import error_text, lit, safe
 from crashtui.tui.triage_view import TriageBar, TriageView
 
-# The first screen (summary, triage line, CPUs, the panic backtrace, the source pane and the
-# Triage tab) needs only the modules above; the other tabs' panes (and their imports: the
-# kernel's frame variables, kmem, modules, the command layer, ...) are mounted after it is
-# drawn (_mount_tabs), the help and export screens and the source loader on first use.
+# Workers taking a Backtrace or FrameRef have a fixed description: Textual's default is the
+# arguments' repr, and a Frame's repr reads its file:line (DWARF) on the UI thread.
+#
+# The first screen (summary, triage line, CPUs, the panic backtrace and the source pane) needs
+# only the modules above; the tabs below it and the footer (Textual's TabbedContent and Footer:
+# a third of the screen's widgets) are mounted once it is drawn (_mount_tabs), their panes'
+# contents (and their imports: the kernel's frame variables, kmem, modules, the command layer,
+# ...) after that (_fill_tabs), the help and export screens and the source loader on first use.
 if TYPE_CHECKING:
     from crashtui.analysis.culprit import Culprit
     from crashtui.analysis.session import Session
     from crashtui.analysis.summary import Summary
+    from crashtui.analysis.triage import Triage
     from crashtui.kernel.ps import PsRow
     from crashtui.tui.modules import ModulesView
     from crashtui.tui.sourceload import SourceRequest
@@ -58,8 +64,19 @@ def stylesheet() -> Path | None:
 
 
 STYLESHEET = stylesheet()
+FIRST_PAINT_HOLD = 0.3  # s: the longest the first paint waits for the summary and backtrace
 TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command",
         "variables")
+
+
+def tabs_placeholder() -> Text:
+    """The tab bar as TabbedContent draws it, shown until the tabs are mounted."""
+    text = Text(no_wrap=True, overflow="crop", end="")
+    for name in TABS:
+        text.append(f" {name.title()} ", "bold" if name == "triage" else "dim")
+    text.append("\n")
+    text.append("━" * (len("triage") + 2), "bold")
+    return text
 
 
 def tab_content(name: str) -> Widget:
@@ -136,7 +153,14 @@ class CrashtuiApp(App[int]):
         self.tasks_loaded = False
         self.summary: Summary | None = None
         self.first_screen = threading.Event()  # the summary and panic backtrace are drawn
+        self.tabbed = False  # the tabs (TabbedContent, Triage pane) and footer are mounted
         self.tabs_mounted = False  # the other tabs' panes (mounted after the first screen)
+        self.triage: Triage | None = None
+        self.triage_error: str | None = None
+        self._pending_tab: tuple[str, bool] | None = None  # asked for before the tabs were there
+        self._tabs_lock: asyncio.Lock | None = None
+        self._held_paint = ExitStack()  # the first paint, held until the facts are there
+        self._painted = False
         self._context_label: str | None = None  # for the Command tab, once it is mounted
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -157,12 +181,9 @@ class CrashtuiApp(App[int]):
                 yield TaskPicker(id="taskpick")
             yield FramesView(id="frames")
             yield SourceView(id="source")
-        with TabbedContent(id="tabs", initial="tab-triage"):
-            with TabPane("Triage", id="tab-triage"):
-                yield TriageView(id="triage")
-            for name in TABS[1:]:  # filled by _mount_tabs after the first screen
-                yield TabPane(name.title(), id=f"tab-{name}")
-        yield Footer(compact=True)
+        # the tabs and the footer take their place once the first screen is drawn
+        yield Static(tabs_placeholder(), id="tabs-placeholder")
+        yield Static(id="footer-placeholder")
 
     def on_mount(self) -> None:
         if self.no_color:
@@ -174,7 +195,18 @@ class CrashtuiApp(App[int]):
         self.query_one(FramesView).focus()
         for problem in self.facade.finder.problems:  # --source / CRASHTUI_SOURCE unusable
             self.notify(problem, title="source", severity="warning", markup=False, timeout=10)
+        # No paint until the summary and the panic backtrace are there (one paint instead of a
+        # "loading…" screen painted first, then again), unless they take longer than this
+        self._held_paint.enter_context(self.batch_update())
+        self.set_timer(FIRST_PAINT_HOLD, self._release_paint)
         self.load()
+
+    def _release_paint(self) -> None:
+        """Paint the screen held back by on_mount (once)."""
+        if not self._painted:
+            self._painted = True
+            self._held_paint.close()
+            self.screen.refresh()
 
     def tab_view(self, view_id: str) -> Any | None:
         """The pane of a tab by id (#registers, #log, ...), None until the tabs are mounted."""
@@ -184,9 +216,41 @@ class CrashtuiApp(App[int]):
             return None
 
     async def _mount_tabs(self) -> None:
+        """Mount the tabs (the Triage pane and the other tabs' empty panes) and the footer in
+        place of their placeholders: right after the first screen is drawn."""
+        if self._tabs_lock is None:
+            self._tabs_lock = asyncio.Lock()
+        async with self._tabs_lock:  # _fill_tabs may ask while the first call mounts them
+            if self.tabbed:
+                return
+            from textual.widgets import Footer, TabbedContent, TabPane
+
+            tabs = TabbedContent(id="tabs", initial="tab-triage")
+            triage_pane = TabPane("Triage", id="tab-triage")
+            triage_pane.compose_add_child(TriageView(id="triage"))
+            tabs.compose_add_child(triage_pane)
+            for name in TABS[1:]:  # filled by _fill_tabs
+                tabs.compose_add_child(TabPane(name.title(), id=f"tab-{name}"))
+            with self.batch_update():
+                placeholders = self.query("#tabs-placeholder, #footer-placeholder")
+                await self.mount_all([tabs, Footer(compact=True)], before="#tabs-placeholder")
+                await placeholders.remove()
+            self.tabbed = True
+        self.refresh_bindings()  # the Footer draws its keys on this signal (focus moves send it)
+        if self.triage is not None:
+            self.query_one(TriageView).show(self.triage)
+        elif self.triage_error is not None:
+            self.query_one(TriageView).show_error(self.triage_error)
+        if self._pending_tab is not None:
+            self.select_tab(*self._pending_tab)
+
+    async def _fill_tabs(self) -> None:
         """Mount the other tabs' panes (their modules were imported by the load worker)."""
         if self.tabs_mounted:
             return
+        await self._mount_tabs()
+        from textual.widgets import TabPane
+
         for name in TABS[1:]:
             await self.query_one(f"#tab-{name}", TabPane).mount(tab_content(name))
         self.tabs_mounted = True
@@ -205,6 +269,7 @@ class CrashtuiApp(App[int]):
         if self.first_screen.is_set():
             return
         self.first_screen.set()
+        self.call_later(self._mount_tabs)
         if self.current_ref is not None:
             self._frame_source(self.current_ref)
 
@@ -258,7 +323,7 @@ class CrashtuiApp(App[int]):
         self._wait_first_screen()
         self._load_triage()  # first after it: the culprit lands before the user moves
         self._import_tabs()
-        self._ui(self._mount_tabs)
+        self._ui(self._fill_tabs)
         if self.summary is not None:
             self._ui(self.query_one("#summary").show, self.summary, self._debug_line())  # type: ignore[attr-defined]
         else:
@@ -298,6 +363,7 @@ class CrashtuiApp(App[int]):
         self.query_one(CpuList).show(bts, False)
         if first is not None:
             self.show_backtrace(first)
+        self._release_paint()
         self.call_after_refresh(self._first_screen_drawn)
 
     def _wait_first_screen(self) -> None:
@@ -352,12 +418,24 @@ class CrashtuiApp(App[int]):
         try:
             t = self.facade.triage(refresh)
         except Exception as exc:  # noqa: BLE001 - a failing triage must not end the app
-            self._ui(self.query_one(TriageBar).show_error, error_text(exc))
-            self._ui(self.query_one(TriageView).show_error, error_text(exc))
+            self._ui(self._triage_error, error_text(exc))
             return
-        self._ui(self.query_one(TriageBar).show, t)
-        self._ui(self.query_one(TriageView).show, t)
+        self._ui(self._show_triage, t)
         self._ui(self._land_on_culprit, t.culprit)
+
+    def _show_triage(self, triage: Triage) -> None:
+        """The triage line, and the Triage tab once it is mounted (_mount_tabs shows it)."""
+        self.triage, self.triage_error = triage, None
+        self.query_one(TriageBar).show(triage)
+        if self.tabbed:
+            self.query_one(TriageView).show(triage)
+
+    def _triage_error(self, message: str) -> None:
+        """Why there is no triage: on the triage line and the Triage tab (once mounted)."""
+        self.triage_error = message
+        self.query_one(TriageBar).show_error(message)
+        if self.tabbed:
+            self.query_one(TriageView).show_error(message)
 
     def _land_on_culprit(self, culprit: Culprit | None) -> None:
         """Remember the triage's culprit (FramesView lands on it) and show its task, unless
@@ -438,7 +516,7 @@ class CrashtuiApp(App[int]):
         else:
             self.build_rows(bt, focus)
 
-    @work(thread=True, group="rows", exclusive=True)
+    @work(thread=True, group="rows", exclusive=True, description="build_rows")
     def build_rows(self, bt: Backtrace, focus: bool) -> None:
         try:
             rows = build_rows(self.facade, bt)
@@ -477,7 +555,7 @@ class CrashtuiApp(App[int]):
         self.query_one(FramesView).show_message(f"loading the backtrace of PID {pid}…")
         self.load_task(task, pid, comm)
 
-    @work(thread=True, group="rows", exclusive=True)
+    @work(thread=True, group="rows", exclusive=True, description="load_task")
     def load_task(self, task: int, pid: int, comm: str) -> None:
         try:
             bt = self.facade.backtrace_of(task)
@@ -539,7 +617,7 @@ class CrashtuiApp(App[int]):
         self.show_source(SourceRequest(title, None, None, fn, ref.pc if ref.exact else ref.pc - 1,
                                        user_mode=bool(exc and exc.user_mode)), ref)
 
-    @work(thread=True, group="registers", exclusive=True)
+    @work(thread=True, group="registers", exclusive=True, description="load_registers")
     def load_registers(self, bt: Backtrace, ref: FrameRef | None) -> None:
         """The Registers tab for a frame: its known registers, annotated (dump reads)."""
         try:
@@ -555,7 +633,7 @@ class CrashtuiApp(App[int]):
 
     # -- the source pane -------------------------------------------------------------------
 
-    @work(thread=True, group="source", exclusive=True)
+    @work(thread=True, group="source", exclusive=True, description="show_source")
     def show_source(self, req: SourceRequest, ref: FrameRef | None = None) -> None:
         """Find and show a location's source; else the disassembly with a hint."""
         from crashtui.tui.sourceload import SourceLoader
@@ -603,7 +681,20 @@ class CrashtuiApp(App[int]):
         self.push_screen(HelpScreen())
 
     def action_tab(self, name: str) -> None:
+        self.select_tab(name, focus=True)
+
+    def select_tab(self, name: str, focus: bool = False) -> None:
+        """Show a bottom tab (and give its pane the keys); a tab asked for before the tabs
+        are mounted is shown when they are."""
+        if not self.tabbed:
+            self._pending_tab = (name, focus)
+            return
+        self._pending_tab = None
+        from textual.widgets import TabbedContent, TabPane
+
         self.query_one(TabbedContent).active = f"tab-{name}"
+        if not focus:
+            return
         pane = self.query_one(f"#tab-{name}", TabPane)
         target = {"log": "#log-lines", "command": "#command-input", "modules": "#modules-table"}
         try:

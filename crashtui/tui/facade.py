@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crashtui.analysis.backtrace import Backtrace, SourceLocation
+from crashtui.analysis.backtrace import Backtrace, Frame, SourceLocation
 from crashtui.analysis.source import Progress, SourceFinder, SourceResult
 from crashtui.commands import command_names, run_command
 from crashtui.commands.context import set_context_address, set_context_frame
@@ -227,13 +227,20 @@ class SessionFacade:
         with self.lock:
             return self.session.source_line(addr)
 
+    def frame_source(self, frame: Frame) -> SourceLocation | None:
+        """A frame's file:line. Under the lock: the model looks it up on first read, and a
+        second thread reading it meanwhile would see None (backtrace.py's _get_source)."""
+        with self.lock:
+            return frame.source
+
     def location(self, ref: FrameRef) -> SourceLocation | None:
         """The source location of a row (return addresses looked up at pc - 1)."""
-        if ref.exception is None and ref.frame is not None and ref.frame.source is not None:
-            return ref.frame.source
-        if ref.exception is not None and ref.exception.source is not None:
-            return ref.exception.source
-        return self.source_line(ref.lookup)
+        with self.lock:
+            if ref.exception is None and ref.frame is not None and ref.frame.source is not None:
+                return ref.frame.source
+            if ref.exception is not None and ref.exception.source is not None:
+                return ref.exception.source
+            return self.source_line(ref.lookup)
 
     def function_of(self, ref: FrameRef) -> str | None:
         """The function name of a row (exception RIPs symbolized)."""

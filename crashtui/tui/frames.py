@@ -49,7 +49,7 @@ def build_rows(backend: SessionFacade, bt: Backtrace, lines: bool = True) -> lis
         if fr.stack_name:
             rows.append(FrameRow("marker", label=fr.stack_name))
         ref = FrameRef(bt, fr)
-        loc: object = fr.source if lines else None
+        loc: object = backend.frame_source(fr) if lines else None
         if loc is None and fr.module and lines:  # a .ko loaded after the backtrace was built
             try:
                 loc = backend.location(ref)
@@ -257,4 +257,4 @@ class FramesView(SearchableOptions):
                       f"the backtrace of PID {self.backtrace.pid}")
 
     def action_registers(self) -> None:
-        self.app.query_one("#tabs").active = "tab-registers"  # type: ignore[attr-defined]
+        self.app.select_tab("registers")  # type: ignore[attr-defined]

@@ -98,8 +98,9 @@ class SourceLoader:
                     shown.append(path)
                     self._display_file(path, name, loc.line, f"tarball {tarballs}")
 
-            others = [(fr.source.file, fr.source.comp_dir) for bt in self.app.backtraces
-                      for fr in bt.frames if fr.source is not None]
+            with be.lock:  # file:line are looked up on first read (facade.frame_source)
+                others = [(fr.source.file, fr.source.comp_dir) for bt in self.app.backtraces
+                          for fr in bt.frames if fr.source is not None]
             try:
                 be.finder.prefetch([(loc.file, comp_dir), *others], progress, found)
                 res = be.find_source(loc, module, progress, fetch=True)

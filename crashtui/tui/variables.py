@@ -116,7 +116,7 @@ class VariablesView(Tree[NodeValue | None]):
         self.root.set_label(lit("reading the frame's variables...", "italic"))
         self._read(ref, self._token)
 
-    @work(thread=True, group="variables", exclusive=True)
+    @work(thread=True, group="variables", exclusive=True, description="read variables")
     def _read(self, ref: FrameRef, token: int) -> None:
         try:
             fv = self.facade.frame_variables(ref)
@@ -177,7 +177,7 @@ class VariablesView(Tree[NodeValue | None]):
         event.node.add_leaf(lit("reading...", "italic"))
         self._expand(event.node, nv)
 
-    @work(thread=True, group="variables-expand")
+    @work(thread=True, group="variables-expand", description="expand a value")
     def _expand(self, node: TreeNode[NodeValue | None], nv: NodeValue) -> None:
         try:
             children = self.facade.expand_value(nv.ctype, nv.data, nv.address)
