@@ -2,7 +2,8 @@
 caller's registers at an address, so a caller frame's callee-saved registers can be known.
 
 The section is indexed once (FDE address ranges, ~50k FDEs for a distro vmlinux, one pass
-over its ~2.5 MiB; kept in the on-disk cache by build-id); a lookup runs one CIE's and one FDE's instructions up to the address.
+over its ~2.5 MiB; kept in the on-disk cache by build-id); a lookup runs one CIE's and one
+FDE's instructions up to the address.
 """
 
 from __future__ import annotations
