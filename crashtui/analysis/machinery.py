@@ -44,6 +44,7 @@ el1h_64_irq el1h_64_irq_handler el1_interrupt __el1_irq el1h_64_fiq el1h_64_erro
 el0t_64_irq el0t_64_irq_handler __el0_irq_handler_common el0_interrupt call_on_irq_stack
 do_interrupt_handler gic_handle_irq handle_domain_irq generic_handle_domain_irq
 handle_percpu_devid_irq ipi_handler do_handle_IPI local_cpu_stop cpu_park_loop
+__bad_stack handle_bad_stack panic_bad_stack
 """.split())  # the second block: arm64 (entry-common.c, fault.c, traps.c, the panic=0 spin)
 MACHINERY_PREFIXES = ("asm_exc_", "exc_", "asm_sysvec_", "sysvec_", "__sysvec_", "asm_common_",
                       "common_interrupt", "__pfx_")

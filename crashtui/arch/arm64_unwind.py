@@ -6,6 +6,11 @@ a frame record {interrupted x29, interrupted pc} (arch/arm64/kernel/entry.S kern
 x29, x22, [sp, #S_STACKFRAME]`, x22 = ELR_EL1), so the chain runs through it; such a record
 is recognised by the pt_regs around it (its pc and x29 equal the record's) and the frame
 carries the saved registers. An exception from EL0 writes a zero record there: the end.
+
+Besides the task stack a frame may be on its CPU's IRQ stack or, with VMAP_STACK, its
+overflow stack: kernel_ventry (entry.S) takes an exception whose SP is below the task stack
+on the per-CPU `overflow_stack`, where __bad_stack saves the pt_regs (their record chains
+back into the task stack) and calls handle_bad_stack, which panics "kernel stack overflow".
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ if TYPE_CHECKING:
     from crashtui.kernel.stacks import StackMap
 
 MAX_FRAMES = 256
+# OVERFLOW_STACK_SIZE (arch/arm64/include/asm/stacktrace.h): SZ_4K
+OVERFLOW_STACK_SIZE = 4096
+OVERFLOW = "overflow"
 # struct pt_regs (arch/arm64/include/asm/ptrace.h): regs[31], sp, pc, pstate first.
 PT_REGS_WORDS = 34
 PSR_MODE_EL1H = 0x5
@@ -38,6 +46,15 @@ class CpuContext:
     fp: int
     sp: int
     pc: int
+
+
+@dataclass(frozen=True)
+class OverflowStack(Stack):
+    """A CPU's overflow_stack, named as crash's arm64_switch_stack_from_overflow does."""
+
+    @property
+    def label(self) -> str:
+        return "Overflow stack"
 
 
 class Arm64Unwinder:
@@ -80,10 +97,27 @@ class Arm64Unwinder:
                 out.append(Stack(IRQ, base, base + self.stacks.thread_size, cpu))
         return out
 
+    @cached_property
+    def overflow_stacks(self) -> list[Stack]:
+        """Each CPU's overflow stack: the per-CPU array `overflow_stack` (traps.c)."""
+        out: list[Stack] = []
+        k = self.kernel
+        sym = k.symbol_or_none("overflow_stack")
+        if sym is None:
+            return out
+        for cpu in range(k.nr_cpu_ids):
+            try:
+                base = k.per_cpu(sym, cpu)
+            except CrashtuiError:
+                continue
+            out.append(OverflowStack(OVERFLOW, base, base + OVERFLOW_STACK_SIZE, cpu))
+        return out
+
     def find_stack(self, addr: int, task_stack: Stack | None) -> Stack | None:
         if task_stack is not None and task_stack.contains(addr):
             return task_stack
-        return next((s for s in self.irq_stacks if s.contains(addr)), None)
+        return next((s for s in (*self.irq_stacks, *self.overflow_stacks)
+                     if s.contains(addr)), None)
 
     def task_stack(self, stack_base: int) -> Stack:
         return Stack(TASK, stack_base, stack_base + self.stacks.thread_size)
