@@ -69,6 +69,9 @@ def test_first_screen_has_the_backtrace_without_the_tabs(sysrq_dump: Path,
     out = subprocess.run([sys.executable, "-c", FIRST_SCREEN_PROBE, ",".join(LAZY),
                           str(sysrq_dump), str(vmlinux_path)], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
+    # the probe quits at once: the tabs' mounting, scheduled then, must end quietly
+    assert out.returncode == 0 and "Traceback" not in out.stdout + out.stderr, \
+        out.stdout[-3000:] + out.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
     assert lines.get("LAZY") == "[]", out.stdout + out.stderr
     assert lines["WIDGETS"] == "['Static']"  # the placeholders, not TabbedContent or Footer

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
-from textual.widget import Widget
+from textual.widget import MountError, Widget
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -231,10 +231,14 @@ class CrashtuiApp(App[int]):
             tabs.compose_add_child(triage_pane)
             for name in TABS[1:]:  # filled by _fill_tabs
                 tabs.compose_add_child(TabPane(name.title(), id=f"tab-{name}"))
-            with self.batch_update():
-                placeholders = self.query("#tabs-placeholder, #footer-placeholder")
-                await self.mount_all([tabs, Footer(compact=True)], before="#tabs-placeholder")
-                await placeholders.remove()
+            try:
+                with self.batch_update():
+                    placeholders = self.query("#tabs-placeholder, #footer-placeholder")
+                    await self.mount_all([tabs, Footer(compact=True)],
+                                         before="#tabs-placeholder")
+                    await placeholders.remove()
+            except MountError:  # the app is quitting (q pressed at once)
+                return
             self.tabbed = True
         self.refresh_bindings()  # the Footer draws its keys on this signal (focus moves send it)
         if self.triage is not None:
@@ -249,6 +253,8 @@ class CrashtuiApp(App[int]):
         if self.tabs_mounted:
             return
         await self._mount_tabs()
+        if not self.tabbed:  # the app is quitting
+            return
         from textual.widgets import TabPane
 
         for name in TABS[1:]:
@@ -324,6 +330,8 @@ class CrashtuiApp(App[int]):
         self._load_triage()  # first after it: the culprit lands before the user moves
         self._import_tabs()
         self._ui(self._fill_tabs)
+        if not self.tabs_mounted:  # the app is quitting
+            return
         if self.summary is not None:
             self._ui(self.query_one("#summary").show, self.summary, self._debug_line())  # type: ignore[attr-defined]
         else:
