@@ -218,3 +218,39 @@ def test_line_rows_entry_of_other_bytes_is_a_miss(vmlinux_for: dict[str, Path]) 
     assert _same_rows(linetable.decode_line_program_cached(buf, h, build_id), want)
     _rewrite(dst, lambda a: a.update(flags=a["flags"][:-1].copy()))  # one row short
     assert _same_rows(linetable.decode_line_program_cached(buf, h, build_id), want)
+
+
+NAME_DAMAGE: dict[str, Callable[[dict[str, np.ndarray]], None]] = {
+    "reversed-order": lambda a: a.update(order=a["order"][::-1].copy()),
+    "shifted-keys": lambda a: a.update(keys=a["keys"] + np.uint64(1)),  # sorted, all wrong
+    "one-short": lambda a: a.update(keys=a["keys"][:-1].copy(), order=a["order"][:-1].copy()),
+    "duplicate-slot": lambda a: a["order"].__setitem__(1, a["order"][0]),
+}
+
+
+@pytest.mark.needs_vmlinux
+@pytest.mark.parametrize("damage", sorted(NAME_DAMAGE))
+def test_btf_name_keys_entry_is_checked(damage: str, vmlinux_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Vmlinux(vmlinux_path).btf
+    assert first is not None
+    want = first._name_keys()  # built, and written to the cache
+    assert first._build_id is not None
+    entry = cache.entry_path(first._build_id, "btf-names")
+    assert entry is not None and entry.is_file()
+    good = entry.read_bytes()
+
+    def build(self: Btf) -> None:
+        raise AssertionError("the name keys were rebuilt although a valid entry exists")
+
+    with monkeypatch.context() as m:
+        m.setattr(Btf, "_build_name_keys", build)
+        served = Vmlinux(vmlinux_path).btf
+        assert served is not None
+        assert all(np.array_equal(a, b) for a, b in zip(served._name_keys(), want, strict=True))
+    _rewrite(entry, NAME_DAMAGE[damage])
+    again = Vmlinux(vmlinux_path).btf
+    assert again is not None
+    assert all(np.array_equal(a, b) for a, b in zip(again._name_keys(), want, strict=True))
+    assert again.ids_by_name("task_struct") == first.ids_by_name("task_struct")
+    assert entry.read_bytes() == good, "the entry was not rewritten from the built keys"
