@@ -466,6 +466,10 @@ class Unwinder:
                    old_sp: int, task_stack: Stack | None, reliable: bool) -> UnwindFrame:
         """The frame for `new`, after checking its stack pointer moved up a known stack."""
         stack = self.stacks.find(shown_sp, task_stack)
+        if stack is None and signal:
+            # an exception (#DF) taken on an overflow into the guard page below a stack: the
+            # stack it overflowed is the next page up (dumpstack.c show_trace_log_lvl)
+            stack = self.stacks.find((shown_sp + 0xFFF) & ~0xFFF, task_stack)
         if stack is None:
             raise UnwindError(f"stack pointer {new.sp:#x} (after {prev.pc:#x}) is not on a "
                               "known kernel stack")
