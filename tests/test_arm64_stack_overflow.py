@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from crashtui.analysis.backtraces_arm64 import Arm64BacktraceBuilder
+from crashtui.analysis.recursion import deepest_recursion
 from crashtui.kernel.program import Kernel
-from tests.conftest import SAMPLES, dump_of, manifest_of, vmlinux_of
+from tests.conftest import SAMPLES, SampleSessions, dump_of, manifest_of, vmlinux_of
 from tests.test_robustness_support import CliResult, cli
 
 NAME = "6.12-arm64-stack-overflow"
@@ -162,3 +163,15 @@ def test_triage_is_a_stack_overflow(dump: Path, vmlinux: Path) -> None:
     for name in ("__bad_stack", "handle_bad_stack", "panic_bad_stack", "__delay"):
         assert name not in t["CULPRIT"] and name not in t["SIGNATURE"], t
     assert RECURSE in t["SIGNATURE"]
+
+
+def test_deepest_recursion_is_the_recursing_function(sessions: SampleSessions) -> None:
+    """crashtui.analysis.recursion names the function the overflow came from (the faulting pc
+    is memset's), as deep as the console's trace; an ordinary oops has no recursion."""
+    bt = next(b for b in sessions[NAME].backtraces if b.panic)
+    rec = deepest_recursion(bt)
+    assert rec is not None and rec.function == RECURSE and rec.module == "stack_overflow"
+    assert rec.depth == console_trace().count(RECURSE)
+    assert bt.frames[rec.frame.index - 1].function == "memset"
+    other = next(b for b in sessions["6.12-arm64-bug-kthread"].backtraces if b.panic)
+    assert deepest_recursion(other) is None

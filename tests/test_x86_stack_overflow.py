@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from crashtui.analysis.recursion import deepest_recursion
 from crashtui.kernel.program import Kernel
-from tests.conftest import SAMPLES, dump_of, manifest_of, vmlinux_of
+from tests.conftest import SAMPLES, SampleSessions, dump_of, manifest_of, vmlinux_of
 from tests.test_robustness_support import CliResult, cli
 
 NAME = "6.12-stack-overflow"
@@ -89,3 +90,15 @@ def test_triage_blames_the_recursion(dump: Path, vmlinux: Path) -> None:
     t = dict(line.split(": ", 1) for line in r.out.splitlines() if ": " in line)
     assert t["CULPRIT"].startswith(f"{RECURSE}+0x3f [stack_overflow]"), t
     assert "stack-overflow.c:" in t["CULPRIT"]
+
+
+def test_deepest_recursion(sessions: SampleSessions) -> None:
+    """The recursion from the guard-page frame up: crash's count of stack_overflow_recurse
+    frames; no recursion in the other 6.12 x86 panics."""
+    bt = next(b for b in sessions[NAME].backtraces if b.panic)
+    rec = deepest_recursion(bt)
+    assert rec is not None and rec.function == RECURSE and rec.module == "stack_overflow"
+    assert rec.depth == [n for n, _, _ in frames((CRASH / "bt.txt").read_text())].count(RECURSE)
+    assert rec.frame.exception is None and bt.frames[rec.frame.index - 1].exception is not None
+    for other in ("6.12-sysrq", "6.12-test-module"):
+        assert deepest_recursion(next(b for b in sessions[other].backtraces if b.panic)) is None
