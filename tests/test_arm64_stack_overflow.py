@@ -78,14 +78,17 @@ def same_symbol(kernel: Kernel, a: str, b: str) -> bool:
     return a == b or kernel.symbol_or_none(a) == kernel.symbol_or_none(b) is not None
 
 
-@pytest.mark.parametrize("with_vmlinux", [True, False])
-def test_bt_equals_drgn(dump: Path, vmlinux: Path, kernel: Kernel, with_vmlinux: bool) -> None:
-    """Every frame's function and pc as drgn's `crash bt` (its port of crash's arm64 bt)."""
+@pytest.mark.parametrize(("command", "ref", "with_vmlinux"), [
+    ("bt", "bt.txt", True), ("bt", "bt.txt", False), ("bt -a", "bt-a.txt", True)])
+def test_bt_equals_drgn(dump: Path, vmlinux: Path, kernel: Kernel, command: str, ref: str,
+                        with_vmlinux: bool) -> None:
+    """Every frame's function and pc as drgn's `crash bt` (its port of crash's arm64 bt);
+    bt -a: CPU 1, stopped by panic's IPI, too."""
     args = (dump, vmlinux) if with_vmlinux else (dump,)
-    out = run(*args, "-c", "bt").out
+    out = run(*args, "-c", command).out
     assert out.startswith('PID: 152      TASK: fff00000042e9280  CPU: 0    COMMAND: '
                           '"stack_overflow"'), out[:200]
-    ours, theirs = frames(out), frames((DRGN / "bt.txt").read_text())
+    ours, theirs = frames(out), frames((DRGN / ref).read_text())
     assert len(ours) == len(theirs) > 60
     for (name, pc, _), (ref, ref_pc, _) in zip(ours, theirs, strict=True):
         assert pc == ref_pc and same_symbol(kernel, name, ref), (name, ref)
