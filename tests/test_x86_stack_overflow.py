@@ -90,6 +90,8 @@ def test_triage_blames_the_recursion(dump: Path, vmlinux: Path) -> None:
     t = dict(line.split(": ", 1) for line in r.out.splitlines() if ": " in line)
     assert t["CULPRIT"].startswith(f"{RECURSE}+0x3f [stack_overflow]"), t
     assert "stack-overflow.c:" in t["CULPRIT"]
+    # 6.x names the stack: "BUG: TASK stack guard page was hit at ..." (traps.c)
+    assert t["KIND"].endswith("(stack-overflow)") and "TASK stack guard page" in t["EVENT"]
 
 
 def test_deepest_recursion(sessions: SampleSessions) -> None:

@@ -35,7 +35,7 @@ EVENT_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"address ([0-9a-fx]+)")),
     ("instruction-fetch", re.compile(r"kernel tried to execute NX-protected page|"
                                      r"unable to execute userspace code")),
-    ("stack-overflow", re.compile(r"BUG: stack guard page was hit at ([0-9a-fx]+)|"
+    ("stack-overflow", re.compile(r"BUG: (?:\w+ )?stack guard page was hit at ([0-9a-fx]+)|"
                                   r"kernel stack overflow|corrupted stack end detected|"
                                   r"BUG: (?>.*?stack)(?>.*?overflow)")),  # atomic: linear
     ("general-protection-fault", re.compile(
