@@ -96,3 +96,16 @@ def test_a_brk_is_no_page_fault() -> None:
     t = triage("6.12-arm64-bug-kthread", "bug-kthread")
     assert "PAGE FAULT" not in t
     assert t["INSTRUCTION"].split(": ", 1)[1].startswith("brk")
+
+
+def test_stack_overflow_blames_the_recursion_not_memset() -> None:
+    """The overflow faulted in memset (filling the deepest buffer): the culprit is the
+    function the console's call trace shows recursing."""
+    name = "6.12-arm64-stack-overflow"
+    text = next((SAMPLES / name).glob("console.*")).read_text(errors="replace")
+    calls = re.findall(r"\]\s+(\w+)\+0x[0-9a-f]+/0x[0-9a-f]+ \[stack_overflow\]", text)
+    assert calls and max(set(calls), key=calls.count) == "stack_overflow_recurse"
+    t = triage(name, "stack-overflow")
+    assert t["KIND"].endswith("(stack-overflow)")
+    assert t["CULPRIT"].startswith("stack_overflow_recurse+") and "[stack_overflow]" in t["CULPRIT"]
+    assert "memset" not in t["SIGNATURE"]

@@ -92,6 +92,9 @@ def test_triage_blames_the_recursion(dump: Path, vmlinux: Path) -> None:
     assert "stack-overflow.c:" in t["CULPRIT"]
     # 6.x names the stack: "BUG: TASK stack guard page was hit at ..." (traps.c)
     assert t["KIND"].endswith("(stack-overflow)") and "TASK stack guard page" in t["EVENT"]
+    # the guard-page line prints %p (hashed): the address is the oops's CR2
+    cr2 = re.search(r"CR2: ([0-9a-f]{16})", next(DIR.glob("dmesg.*")).read_text())
+    assert cr2 is not None and int(t["ADDRESS"], 16) == int(cr2.group(1), 16)
 
 
 def test_deepest_recursion(sessions: SampleSessions) -> None:

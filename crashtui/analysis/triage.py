@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crashtui.analysis.arm64origin import Arm64Fault
-from crashtui.analysis.culprit import Culprit, culprit_at, locate
+from crashtui.analysis.culprit import Culprit, Located, culprit_at, locate
 from crashtui.analysis.hangverdict import deadlock_signature, hang_verdict
 from crashtui.analysis.logfacts import (
     LogFacts,
@@ -44,6 +44,7 @@ from crashtui.analysis.logfacts import (
     read_log,
 )
 from crashtui.analysis.machinery import GENERIC, base_name, is_machinery, is_wait
+from crashtui.analysis.recursion import deepest_recursion
 from crashtui.analysis.x86origin import BadRegister, Origin, PageFault, decode_origin
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.bugtable import BugSite, bug_site
@@ -299,6 +300,15 @@ def build_triage(session: Session) -> Triage:
             found = locate(other) if other is not None else None
             if other is not None and found is not None:
                 culprit_bt, at, rest = other, found, found.rest
+    if kind == "stack-overflow" and culprit_bt is not None:
+        # the fault is wherever the stack ran out (memset, a prologue): blame the recursion
+        rec = deepest_recursion(culprit_bt)
+        blamed = None if at is None else (at.frame.exception.function if at.exception and
+                                          at.frame.exception else at.frame.function)
+        if rec is not None and base_name(blamed or "") != rec.function:
+            frames = [f for f in culprit_bt.frames if not f.inline]
+            at = Located(rec.frame, False, frames[frames.index(rec.frame) + 1:])
+            rest = at.rest
     culprit = culprit_at(session, culprit_bt, at, "first frame outside the panic path") \
         if culprit_bt is not None and at is not None else None
     if kind in HANG_KINDS or kind == "sysrq":
@@ -421,8 +431,9 @@ def _classify(facts: LogFacts, vector: str | None, panic_message: str
     cr2 = facts.cr2
     if "sysrq" in ev:  # the report starts at the SysRq trigger: what follows is its doing
         return "sysrq", ev["sysrq"][1], evidence, None
-    if "stack-overflow" in ev:
-        return "stack-overflow", ev["stack-overflow"][1], evidence, addr_of("stack-overflow")
+    if "stack-overflow" in ev:  # the oops line's address is %p, hashed: CR2 is the real one
+        return ("stack-overflow", ev["stack-overflow"][1], evidence,
+                cr2 if cr2 is not None else addr_of("stack-overflow"))
     if "soft-lockup" in ev:
         return "soft-lockup", ev["soft-lockup"][1], evidence, None
     if "hard-lockup" in ev or "hard lockup" in panic:
