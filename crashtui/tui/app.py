@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +64,19 @@ def stylesheet() -> Path | None:
 
 
 STYLESHEET = stylesheet()
-FIRST_PAINT_HOLD = 0.3  # s: the longest the first paint waits for the summary and backtrace
+FIRST_PAINT_WAIT = 0.3  # s: the longest the first paint waits for the summary and backtrace
+
+
+@dataclass
+class FirstFacts:
+    """What the first screen shows: the summary (or why not), the panic CPU's backtrace (or
+    every CPU's, or placeholders saying why none) and the --modules problems to tell."""
+
+    summary: Summary | None
+    summary_error: str
+    backtraces: list[Backtrace]
+    first: Backtrace | None  # the one shown: the panic CPU's
+    problems: list[str]
 TABS = ("triage", "registers", "memory", "log", "tasks", "modules", "summary", "command",
         "variables")
 
@@ -159,8 +171,9 @@ class CrashtuiApp(App[int]):
         self.triage_error: str | None = None
         self._pending_tab: tuple[str, bool] | None = None  # asked for before the tabs were there
         self._tabs_lock: asyncio.Lock | None = None
-        self._held_paint = ExitStack()  # the first paint, held until the facts are there
-        self._painted = False
+        self._first: FirstFacts | None = None  # read by the thread started in on_load
+        self._first_ready = threading.Event()
+        self._facts_shown = False
         self._context_label: str | None = None  # for the Command tab, once it is mounted
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -195,18 +208,16 @@ class CrashtuiApp(App[int]):
         self.query_one(FramesView).focus()
         for problem in self.facade.finder.problems:  # --source / CRASHTUI_SOURCE unusable
             self.notify(problem, title="source", severity="warning", markup=False, timeout=10)
-        # No paint until the summary and the panic backtrace are there (one paint instead of a
-        # "loading…" screen painted first, then again), unless they take longer than this
-        self._held_paint.enter_context(self.batch_update())
-        self.set_timer(FIRST_PAINT_HOLD, self._release_paint)
+        # The first paint shows the summary and the panic backtrace if they are read by now
+        # (one paint, not a "loading…" screen painted first and then again), else the load
+        # worker shows them when they are.
+        if self._first_ready.wait(FIRST_PAINT_WAIT) and self._first is not None:
+            self._show_facts(self._first)
         self.load()
 
-    def _release_paint(self) -> None:
-        """Paint the screen held back by on_mount (once)."""
-        if not self._painted:
-            self._painted = True
-            self._held_paint.close()
-            self.screen.refresh()
+    def on_load(self) -> None:
+        """Start reading the first screen's facts while Textual starts (composes, mounts)."""
+        threading.Thread(target=self._read_first, name="crashtui-first", daemon=True).start()
 
     def tab_view(self, view_id: str) -> Any | None:
         """The pane of a tab by id (#registers, #log, ...), None until the tabs are mounted."""
@@ -297,35 +308,15 @@ class CrashtuiApp(App[int]):
         other tabs' panes, the frames' file:line, the other CPUs, the triage, modules, tasks,
         log and memory."""
         be = self.facade
-        summary_error = ""
-        try:
-            summary = be.summary()
-            self.summary = summary
-            self.panic_cpu = summary.panic_cpu
-            self._ui(self.query_one(SummaryBar).show, summary)
-        except Exception as exc:  # noqa: BLE001 - every fact fails on its own
-            summary_error = error_text(exc)
-            self._ui(self.query_one(SummaryBar).show_error, summary_error)
-        if be.module_dirs:  # before the backtraces: their module frames get the .ko's lines
-            self._load_module_dirs()
-        bts: list[Backtrace] | None = None
-        try:
-            panic = be.panic_backtrace()
-            bts = [panic] if panic is not None else be.backtraces()
-        except Exception as exc:  # noqa: BLE001
-            try:
-                self.ps_rows = be.ps().rows
-            except Exception:  # noqa: BLE001 - said again when the Tasks tab is filled
-                pass
-            bts = self._placeholder_backtraces(error_text(exc))
-        first = next((bt for bt in bts if bt.panic), bts[0] if bts else None)
-        if first is not None:  # its rows ready (file:line follow), the CPU list shows them
-            try:
-                self.rows_cache[id(first)] = build_rows(be, first, lines=False)
-            except Exception:  # noqa: BLE001 - built again (and the error shown) on display
-                pass
-        self.backtraces = bts
-        self._ui(self._show_first, bts, first)
+        ready = self._first_ready
+        worker = get_current_worker()
+        while not ready.wait(0.05):  # the thread started in on_load
+            if worker.is_cancelled:
+                return
+        facts = self._first or self._first_facts()  # None: it failed, then fail here
+        if not self._facts_shown:
+            self._ui(self._show_facts, facts)
+        summary_error, bts, first = facts.summary_error, facts.backtraces, facts.first
         self._wait_first_screen()
         self._load_triage()  # first after it: the culprit lands before the user moves
         self._import_tabs()
@@ -365,13 +356,67 @@ class CrashtuiApp(App[int]):
             self._ui(self._message, "memory", error_text(exc))
         self.loaded = True
 
+    def _read_first(self) -> None:
+        """The first screen's facts (in the thread started by on_load)."""
+        try:
+            self._first = self._first_facts()
+        finally:
+            self._first_ready.set()
+
+    def _first_facts(self) -> FirstFacts:
+        """Read the summary, the --modules .ko files and the panic CPU's backtrace with its
+        rows (without file:line): each fact fails on its own."""
+        be = self.facade
+        summary, summary_error = None, ""
+        try:
+            summary = be.summary()
+            self.summary = summary
+            self.panic_cpu = summary.panic_cpu
+        except Exception as exc:  # noqa: BLE001 - every fact fails on its own
+            summary_error = error_text(exc)
+        problems: list[str] = []
+        if be.module_dirs:  # before the backtraces: their module frames get the .ko's lines
+            try:
+                problems = be.load_module_dirs()
+            except Exception as exc:  # noqa: BLE001
+                problems = [f"--modules: {error_text(exc)}"]
+        try:
+            panic = be.panic_backtrace()
+            bts = [panic] if panic is not None else be.backtraces()
+        except Exception as exc:  # noqa: BLE001
+            try:
+                self.ps_rows = be.ps().rows
+            except Exception:  # noqa: BLE001 - said again when the Tasks tab is filled
+                pass
+            bts = self._placeholder_backtraces(error_text(exc))
+        first = next((bt for bt in bts if bt.panic), bts[0] if bts else None)
+        if first is not None:  # its rows ready (file:line follow), the CPU list shows them
+            try:
+                self.rows_cache[id(first)] = build_rows(be, first, lines=False)
+            except Exception:  # noqa: BLE001 - built again (and the error shown) on display
+                pass
+        self.backtraces = bts
+        return FirstFacts(summary, summary_error, bts, first, problems)
+
+    def _show_facts(self, facts: FirstFacts) -> None:
+        """The first screen's facts on the screen (once: from on_mount, or the load worker)."""
+        if self._facts_shown:
+            return
+        self._facts_shown = True
+        if facts.summary is not None:
+            self.query_one(SummaryBar).show(facts.summary)
+        else:
+            self.query_one(SummaryBar).show_error(facts.summary_error)
+        for problem in facts.problems:
+            self.notify(problem, severity="warning", markup=False)
+        self._show_first(facts.backtraces, facts.first)
+
     def _show_first(self, bts: list[Backtrace], first: Backtrace | None) -> None:
         """The CPU list and the panic backtrace (from its cached rows), drawn at once; the
         load worker goes on once they are on the screen."""
         self.query_one(CpuList).show(bts, False)
         if first is not None:
             self.show_backtrace(first)
-        self._release_paint()
         self.call_after_refresh(self._first_screen_drawn)
 
     def _wait_first_screen(self) -> None:
@@ -476,14 +521,6 @@ class CrashtuiApp(App[int]):
                 frames.show(frames.backtrace, frames.rows)
             if focus:
                 frames.focus()
-
-    def _load_module_dirs(self) -> None:
-        """The .ko files of --modules that match loaded modules."""
-        try:
-            for problem in self.facade.load_module_dirs():
-                self._ui(self.notify, problem, severity="warning", markup=False)
-        except Exception as exc:  # noqa: BLE001
-            self._ui(self.notify, f"--modules: {error_text(exc)}", severity="warning", markup=False)
 
     def _show_modules(self) -> None:
         from crashtui.tui.modules import ModulesView

@@ -113,6 +113,17 @@ def register_lines(regs: dict[str, int], per_line: int) -> list[Text]:
     return lines
 
 
+def registers_per_line(width: int) -> int:
+    """How many registers an exception row puts on one line at a pane width."""
+    return max(1, (width - 5) // 22)
+
+
+def row_layout(width: int) -> tuple[bool, int]:
+    """What of an exception row changes with the pane width: all registers (else four),
+    and how many to a line."""
+    return width >= 60, registers_per_line(width)
+
+
 def row_prompt(row: FrameRow, width: int) -> Text:
     """The Text of one row at a pane width."""
     if row.kind == "marker":
@@ -143,7 +154,7 @@ def row_prompt(row: FrameRow, width: int) -> Text:
             head.append("  ")
             head.append_text(lit(row.where, "cyan"))
     regs = row.registers
-    per_line = max(1, (width - 5) // 22)
+    per_line = registers_per_line(width)
     if width >= 60:
         body = register_lines(regs, per_line)
     else:
@@ -208,7 +219,8 @@ class FramesView(SearchableOptions):
 
     def on_resize(self) -> None:
         width = self.scrollable_content_region.width
-        if self.rows and abs(width - self._width) > 0 and (width >= 60) != (self._width >= 60):
+        # the rows may be filled before the first layout (width 0: drawn for 80 columns)
+        if self.rows and width and row_layout(width) != row_layout(self._width):
             self._fill(self.highlighted)
 
     @property
