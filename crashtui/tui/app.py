@@ -304,7 +304,8 @@ class CrashtuiApp(App[int]):
     @work(thread=True, group="load")
     def load(self) -> None:
         """Read the session's facts in the order a person needs them: the summary and the
-        panic CPU's frames first (drawn before anything else is read or imported), then the
+        panic CPU's frames first (read by the thread on_load starts, drawn before anything else
+        is read or imported), then the
         other tabs' panes, the frames' file:line, the other CPUs, the triage, modules, tasks,
         log and memory."""
         be = self.facade
@@ -360,6 +361,8 @@ class CrashtuiApp(App[int]):
         """The first screen's facts (in the thread started by on_load)."""
         try:
             self._first = self._first_facts()
+        except Exception:  # noqa: BLE001 - a bug: the load worker reads them again and fails
+            pass  # there, as Textual reports it (not printed over the screen from this thread)
         finally:
             self._first_ready.set()
 
