@@ -279,6 +279,8 @@ class CrashtuiApp(App[int]):
             self.query_one(CommandView).show_context(self._context_label)
         if self.current_ref is not None:  # the frame selected before they were there
             self._frame_views(self.current_ref)
+        if self._pending_tab is not None:  # a tab key pressed before the panes were there
+            self.select_tab(*self._pending_tab)
 
     def _first_screen_drawn(self) -> None:
         """The first screen is on the terminal: the frame selected gets its source, and the
@@ -733,11 +735,13 @@ class CrashtuiApp(App[int]):
 
     def select_tab(self, name: str, focus: bool = False) -> None:
         """Show a bottom tab (and give its pane the keys); a tab asked for before the tabs
-        are mounted is shown when they are."""
-        if not self.tabbed:
+        are mounted is shown when they are, the keys given when its pane is."""
+        if not self.tabbed or (focus and not self.tabs_mounted):  # its pane comes later
             self._pending_tab = (name, focus)
-            return
-        self._pending_tab = None
+            if not self.tabbed:
+                return
+        else:
+            self._pending_tab = None
         from textual.widgets import TabbedContent, TabPane
 
         self.query_one(TabbedContent).active = f"tab-{name}"
