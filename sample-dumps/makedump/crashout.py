@@ -148,8 +148,12 @@ def panic_rip(bt: str) -> str | None:
     return None
 
 
-def record(dump_dir: Path, vmlinux: Path | None, crash: list[str] | None) -> Path:
+def record(dump_dir: Path, vmlinux: Path | None, crash: list[str] | None,
+           dump: Path | None = None) -> Path:
+    """Write crash's outputs to dump_dir/crash/ (dump: a file to open instead of MANIFEST's)."""
     m = read_manifest(dump_dir)
+    if dump is not None:
+        m["dump"] = str(dump)
     vmlinux = vmlinux or fetch_vmlinux(m)
     crash = crash or crash_command()
     out_dir = dump_dir / "crash"
