@@ -119,6 +119,10 @@ def format_backtrace(bt: Backtrace, with_lines: bool = False, with_inline: bool 
             out += format_exception(frame.exception, with_lines)
     if bt.user_exception is not None:
         out += format_exception(bt.user_exception, with_lines)
+    if bt.start is not None and bt.start.user_mode and "pstate" in bt.start.registers \
+            and all(f.inline for f in bt.frames):
+        # arm64 task stopped in user mode: crash's arm64_back_trace_cmd (BT_USER_SPACE)
+        out.append(" #0 [user space]")
     if bt.error:
         out.append(f"bt: {bt.error}")
     return out

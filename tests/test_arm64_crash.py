@@ -1,0 +1,169 @@
+"""arm64 samples against crash itself: sid's crash 9.0.2 built with `make target=ARM64`
+(sample-dumps/build-crash-arm64), recorded by sample-dumps/record-crash-output into
+<sample>/crash/. It opens 6.12-arm64-kdump-sysrq (48-bit VAs, 4 levels, with
+`-m phys_offset=`); the QEMU samples (LPA2: 52-bit VAs, 5 levels) it cannot open
+(crash-9.0.2-fails.txt). Differences where crash is wrong: <sample>/crash/KNOWN-ERRORS.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from crashtui.arch.arm64 import ARM64
+from crashtui.kernel.program import Kernel
+from tests.conftest import SAMPLES, dump_of, vmlinux_of
+from tests.test_robustness_support import CliResult, cli
+
+NAME = "6.12-arm64-kdump-sysrq"
+CRASH = SAMPLES / NAME / "crash"
+LPA2 = ["6.12-arm64-sysrq", "6.12-arm64-test-module", "6.12-arm64-bug-kthread",
+        "6.12-arm64-stack-overflow"]
+FRAME = re.compile(r"^\s*#(\d+) \[([0-9a-f]+)\] (\S+) at ([0-9a-f]+)$")
+_RUNS: dict[str, CliResult] = {}
+
+
+def ours(cmd: str) -> list[str]:
+    """crashtui's output of `cmd` on the kdump sample."""
+    if cmd not in _RUNS:
+        _RUNS[cmd] = cli(dump_of(NAME), vmlinux_of(NAME), "-c", cmd)
+        assert _RUNS[cmd].status == 0, _RUNS[cmd].err
+    return _RUNS[cmd].out.rstrip("\n").split("\n")
+
+
+def theirs(file: str) -> list[str]:
+    """crash's recorded output, without its `NOTE: setting phys_offset` preamble."""
+    lines = (CRASH / file).read_text().rstrip("\n").split("\n")
+    if lines[0].startswith("NOTE: setting phys_offset"):
+        lines = lines[2:]
+    return lines
+
+
+def fields(lines: list[str]) -> dict[str, str]:
+    return {k.strip(): v for k, sep, v in (line.partition(": ") for line in lines) if sep}
+
+
+def test_crash_needed_the_unadjusted_phys_offset() -> None:
+    """VMCOREINFO's PHYS_OFFSET of a 52-bit kernel on a 48-bit CPU is memstart_addr lowered by
+    _PAGE_OFFSET(48) - _PAGE_OFFSET(52); crash was given the start of RAM instead."""
+    n = Kernel.open(dump_of(NAME), vmlinux_of(NAME)).vmcoreinfo.numbers
+    assert (n["VA_BITS"], 64 - n["TCR_EL1_T1SZ"]) == (52, 48)
+    phys = (n["PHYS_OFFSET"] + (1 << 52) - (1 << 48)) % (1 << 64)
+    assert phys == 0x40000000
+    assert f"-m phys_offset={phys:#x} " in (CRASH / "COMMAND").read_text()
+
+
+@pytest.mark.parametrize("cmd,file", [("log", "log.txt"), ("mod", "mod.txt")])
+def test_equals_crash(cmd: str, file: str) -> None:
+    assert ours(cmd) == theirs(file)
+
+
+def test_sys_equals_crash() -> None:
+    mine, ref = fields(ours("sys")), fields(theirs("sys.txt"))
+    assert list(mine) == list(ref)
+    for key in ref:
+        if key == "KERNEL":
+            assert Path(mine[key]).name == Path(ref[key]).name
+        elif key == "DUMPFILE":  # crash read the decompressed copy of the same dump_elf
+            assert (Path(mine[key]).name, ref[key]) == (dump_of(NAME).name, f"$ELF/{NAME}.elf")
+        elif key == "UPTIME":  # KNOWN-ERRORS.md: crash's is absurd
+            assert "days" in ref[key] and mine[key] == "00:00:11"
+        elif key == "MACHINE":  # crashtui omits crash's "(unknown Mhz)" (report)
+            assert ref[key] == mine[key] + "  (unknown Mhz)"
+        else:
+            assert mine[key] == ref[key], key
+
+
+def test_ps_equals_crash_but_mem_percent() -> None:
+    """All columns but %MEM; crashtui's %MEM is 0.0 on arm64 (kernel/ps.py _physmem_pages
+    reads x86's page_offset_base), crash's is RSS*100/262144 truncated."""
+    mine, ref = ours("ps"), theirs("ps.txt")
+    assert len(mine) == len(ref) == 64
+    assert mine[0] == ref[0]
+    for a, b in zip(mine[1:], ref[1:], strict=True):
+        fa, fb = a.lstrip(">").split(), b.lstrip(">").split()
+        assert (a[0], fa[:5], fa[6:]) == (b[0], fb[:5], fb[6:])
+        assert fa[5] == "0.0"
+    assert sorted({b.lstrip(">").split()[5] for b in ref[1:]}) == ["0.0", "0.1"]
+
+
+def test_kmem_i_equals_crash_but_shared_and_committed() -> None:
+    """crash 9.0.2 prints no SHARED line; its COMMITTED misses the per-CPU deltas
+    (KNOWN-ERRORS.md): crashtui's 425 is drgn's."""
+    mine = [line for line in ours("kmem -i") if not line.lstrip().startswith("SHARED")]
+    ref = theirs("kmem-i.txt")
+    assert len(mine) == len(ref)
+    for a, b in zip(mine, ref, strict=True):
+        if "COMMITTED" in a:
+            assert a.split()[1] == "425" and b.split()[1] == "96"
+        else:
+            assert a == b
+
+
+def _same_trace(mine: list[str], ref: list[str], kernel: Kernel) -> None:
+    """Lines equal but: crash's frame pc is the pc - 4 (arm64_print_stackframe_entry's
+    branch_pc), its frame #0 [sp] is x29 where crashtui prints sp, its user-entry frame [sp]
+    is stacktop - 0x20 where crashtui prints the pt_regs; crash's bt errors on a user
+    address (KNOWN-ERRORS.md) dropped."""
+    ref = [line for line in ref if not line.startswith("bt: invalid kernel virtual address")]
+    assert len(mine) == len(ref)
+    regs = {c.pid: c.registers for c in ARM64.prstatus_registers(kernel.dump.notes)}
+    pid = 0
+    for a, b in zip(mine, ref, strict=True):
+        if a.startswith("PID: "):
+            pid = int(a.split()[1])
+        ma, mb = FRAME.match(a), FRAME.match(b)
+        if not (ma and mb):
+            assert a == b
+            continue
+        assert (ma.group(1), ma.group(3)) == (mb.group(1), mb.group(3))
+        assert int(ma.group(4), 16) == int(mb.group(4), 16) + 4, a
+        if ma.group(1) == "0":
+            assert (int(ma.group(2), 16), int(mb.group(2), 16)) == \
+                (regs[pid]["sp"], regs[pid]["x29"])
+        elif ma.group(3) == "el0t_64_sync":
+            assert int(mb.group(2), 16) % 0x4000 == 0x4000 - 0x20
+        else:
+            assert ma.group(2) == mb.group(2), a
+
+
+@pytest.mark.parametrize("cmd,file", [("bt", "bt.txt"), ("bt -a", "bt-a.txt")])
+def test_bt_equals_crash_but_its_conventions(cmd: str, file: str) -> None:
+    _same_trace(ours(cmd), theirs(file), Kernel.open(dump_of(NAME), vmlinux_of(NAME)))
+
+
+def test_foreach_bt_names_equal_crash_up_to_where_crash_stops() -> None:
+    """Per task the same frames; crash stops at kthread, kthreadd and start_kernel
+    (BACKTRACE_COMPLETE_KERNEL), crashtui goes on to ret_from_fork / __primary_switched."""
+    def tasks(lines: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for line in lines:
+            if line.startswith("PID: "):
+                cur = out.setdefault(line, [])
+            elif m := FRAME.match(line):
+                cur.append(m.group(3))
+        return out
+
+    mine, ref = tasks(ours("foreach bt")), tasks(theirs("foreach-bt.txt"))
+    assert list(mine) == list(ref) and len(ref) == 63
+    for header, names in ref.items():
+        assert mine[header][:len(names)] == names, header
+        extra = mine[header][len(names):]
+        assert extra in ([], ["ret_from_fork"], ["__primary_switched"],
+                         ["__secondary_switched"]), (header, extra)
+
+
+@pytest.mark.parametrize("name", LPA2)
+def test_crash_cannot_open_the_lpa2_dumps_crashtui_reads_the_address(name: str) -> None:
+    """crash 9.0.2 walks at most 4 levels with 4 KiB pages (arm64.c: VM_L4_4K); these
+    kernels run 52-bit VAs with 5 (TCR_EL1_T1SZ 12). The vmalloc address crash stopped at
+    translates through swapper_pg_dir, to a page of RAM."""
+    text = (SAMPLES / name / "crash" / "crash-9.0.2-fails.txt").read_text()
+    m = re.search(r"crash: invalid kernel virtual address: ([0-9a-f]+)", text)
+    assert m, text
+    kernel = Kernel.open(dump_of(name), vmlinux_of(name))
+    layout = ARM64.layout(kernel)
+    assert (layout.va_bits_actual, layout.levels) == (52, 5)
+    phys = kernel.pagetable.walk(int(m.group(1), 16))
+    assert 0x40000000 <= phys < 0x40000000 + (1 << 30)
