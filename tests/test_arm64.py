@@ -13,6 +13,8 @@ from crashtui.arch import arch_of_machine
 from crashtui.arch.arm64 import ARM64, EM_AARCH64, layout_of
 from crashtui.arch.x86_64 import X86_64
 from crashtui.kernel.program import Kernel
+from crashtui.kernel.tasks import read_tasks
+from tests import arm64_bt
 from tests.conftest import SAMPLES, dump_of, manifest_of, vmlinux_of
 from tests.test_robustness_support import CliResult, cli, one_line_error
 
@@ -56,10 +58,14 @@ def fields(text: str) -> dict[str, str]:
     return out
 
 
-def frames(text: str) -> list[tuple[str, int | None]]:
-    """(function, pc) of each ` #N [sp] function at pc` line; drgn's `(inline)` frames and a
-    GCC clone suffix (.constprop.0, which drgn's DWARF names lack) dropped."""
-    out = []
+def frames(text: str, ours: bool = False) -> list[tuple[str, int | None]]:
+    """(function, pc) of each ` #N [sp] function at pc` line, crashtui's (`ours`) read back
+    from crash's pc - 4 into return addresses as drgn prints them; drgn's `(inline)` frames
+    and a GCC clone suffix (.constprop.0, which drgn's DWARF names lack) dropped."""
+    out: list[tuple[str, int | None]] = []
+    if ours:
+        return [(re.sub(r"\.(constprop|isra|part)\.\d+$", "", n), pc)
+                for n, pc, _ in arm64_bt.frames(text)]
     for line in text.splitlines():
         m = re.match(r"\s*#\d+ \[[0-9a-f?]+\] (\S+) at ([0-9a-f]+)", line)
         if m:
@@ -169,7 +175,7 @@ def test_bt_of_the_panic_task_equals_drgn(dump: Path, vmlinux: Path, with_vmlinu
     args = (dump, vmlinux) if with_vmlinux else (dump,)
     out = run(*args, "-c", "bt").out
     assert out.startswith('PID: 1        TASK: fff00000025f1280  CPU: 1    COMMAND: "init"')
-    ours = frames(out)
+    ours = frames(out, ours=True)
     assert ours == frames((DRGN / "bt.txt").read_text())
     assert ours[0][0] == "__delay" and ours[-1][0] == "el0t_64_sync"
     # drgn's own unwinder (DWARF CFI) on the crashed thread: the same functions plus inlines
@@ -188,7 +194,7 @@ def test_bt_a_crosses_the_irq_stack_where_drgn_stops(dump: Path, vmlinux: Path) 
     ref = blocks((DRGN / "bt-a.txt").read_text())
     assert sorted(ours) == sorted(ref) == [0, 1]
     for cpu in (0, 1):
-        assert frames(ours[cpu]) == frames(ref[cpu]), cpu
+        assert frames(ours[cpu], ours=True) == frames(ref[cpu]), cpu
     assert "????" in ref[0] and "????" not in ours[0]
     assert "--- <IRQ stack> ---" in ours[0]
     lines = ours[0].splitlines()
@@ -253,11 +259,16 @@ def test_mod_equals_drgn(dump: Path, vmlinux: Path) -> None:
 
 def test_bt_of_a_sleeping_task_starts_at_its_switch(dump: Path, vmlinux: Path) -> None:
     """A task that is not running: from thread.cpu_context (cpu_switch_to's pc), through
-    __schedule, to where it slept; kthreadd ends in ret_from_fork."""
+    __schedule, to where it slept; the trace ends at kthreadd, as crash's; its #0 is
+    cpu_switch_to's return address shown as the `bl`."""
     out = run(dump, vmlinux, "-c", "bt 2").out
-    names = [n for n, _ in frames(out)]
+    names = [n for n, _, _ in arm64_bt.frames(out, active=False)]
     assert names[0] == "__switch_to" and "__schedule" in names[:3], out
-    assert "kthreadd" in names and names[-1] == "ret_from_fork", out
+    assert names[-1] == "kthreadd", out
+    k = Kernel.open(dump, vmlinux)
+    task = next(t for t in read_tasks(k).tasks if t.pid == 2)
+    ctx_pc = k.read_u64(task.address + k.offsetof("task_struct", "thread.cpu_context.pc"))
+    assert arm64_bt.frames(out, active=False)[0][1] == ARM64.layout(k).strip_pac(ctx_pc)
 
 
 def test_dis_decodes_a64(dump: Path, vmlinux: Path) -> None:

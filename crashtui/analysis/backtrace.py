@@ -128,3 +128,4 @@ class Backtrace:
     # no frame's exception already shows it (e.g. a forked task that has not run yet).
     user_exception: ExceptionFrame | None = None
     no_stack: bool = False  # the task has no kernel stack any more (it exited): "(no stack)"
+    arch: str = "x86_64"  # crashtui.arch name: crash's bt prints frames per architecture

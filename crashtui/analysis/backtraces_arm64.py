@@ -46,7 +46,7 @@ class Arm64BacktraceBuilder(BacktraceBuilder):
         if cpu is not None:
             regs = self.cpu_registers[cpu] if cpu < len(self.cpu_registers) else None
             return self._active(task, cpu, regs)
-        bt = Backtrace(task.pid, task.comm, task.address, task.cpu)
+        bt = Backtrace(task.pid, task.comm, task.address, task.cpu, arch="arm64")
         if not task.stack:
             bt.no_stack = True
             return bt
@@ -56,7 +56,7 @@ class Arm64BacktraceBuilder(BacktraceBuilder):
 
     def _active(self, task: Task, cpu: int, regs: CpuRegisters | None) -> Backtrace:
         bt = Backtrace(task.pid, task.comm, task.address, cpu, active=True,
-                       panic=cpu == self.panic_cpu)
+                       panic=cpu == self.panic_cpu, arch="arm64")
         if regs is None:
             bt.error = f"no registers for CPU {cpu} in the dump"
             return bt

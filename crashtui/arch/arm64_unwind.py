@@ -143,7 +143,11 @@ class Arm64Unwinder:
                        ) -> UnwindResult:
         """From a full register set (NT_PRSTATUS): the pc is exact, x29 the first record."""
         pc = self.layout.strip_pac(registers["pc"])
-        first = UnwindFrame(pc, registers["sp"], self.find_stack(registers["sp"], task_stack),
+        # named by its frame record (x29), as every other frame and crash's frame #0
+        fp = registers["x29"]
+        stack = self.find_stack(fp, task_stack)
+        shown = fp if stack is not None else registers["sp"]
+        first = UnwindFrame(pc, shown, stack or self.find_stack(shown, task_stack),
                             signal=True, registers=dict(registers))
         return self._walk(first, registers["x29"], task_stack)
 
@@ -153,8 +157,10 @@ class Arm64Unwinder:
             ctx = self.cpu_context(task_address)
         except CrashtuiError as exc:
             return UnwindResult([], f"cannot read thread.cpu_context: {exc.message}")
-        first = UnwindFrame(self.layout.strip_pac(ctx.pc), ctx.sp,
-                            self.find_stack(ctx.sp, task_stack),
+        stack = self.find_stack(ctx.fp, task_stack)
+        shown = ctx.fp if stack is not None else ctx.sp
+        first = UnwindFrame(self.layout.strip_pac(ctx.pc), shown,
+                            stack or self.find_stack(shown, task_stack),
                             registers={"pc": ctx.pc, "sp": ctx.sp, "x29": ctx.fp})
         return self._walk(first, ctx.fp, task_stack)
 
@@ -175,15 +181,13 @@ class Arm64Unwinder:
                 return UnwindResult(frames, f"cannot read the frame record at {fp:#x}: "
                                     f"{exc.message}")
             stack = self.find_stack(fp, task_stack)
-            if len(frames) > 1:
-                # a frame's bracketed address is its own record (the bottom of its frame, as
-                # drgn prints it); the first frame keeps the stack pointer
-                frames[-1].sp, frames[-1].stack = fp, stack
+            # a frame's bracketed address is its own record (the bottom of its frame), as
+            # crash's arm64_print_stackframe_entry prints frame->fp
+            frames[-1].sp, frames[-1].stack = fp, stack
             if next_fp == 0 and lr == 0:
                 user = self._user_regs(fp)
                 if user is not None:
                     frames[-1].regs = user  # the entry from user mode: its pt_regs
-                    frames[-1].sp = user.address  # the vector's stack pointer
                 break
             pc = self.layout.strip_pac(lr)
             saved = self._exception_regs(fp, next_fp, lr)
@@ -219,4 +223,6 @@ class Arm64Unwinder:
         found = self._regs_around(fp)
         if found is None or not ARM64.user_mode(found[1]):
             return None
+        if not (found[1]["pc"] or found[1]["sp"]):
+            return None  # the idle tasks' zeroed pt_regs (init_cpu_task, head.S): no entry
         return SavedRegs(found[0], found[1])

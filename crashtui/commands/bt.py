@@ -7,6 +7,11 @@ stacks. crashtui extensions: `-i` also prints the DWARF inline frames of each fr
 unnumbered `[inline]` lines, innermost first, above the frame they were inlined into) and an
 unwind that stops early ends with `bt: <reason>`. With `-l`, the source line under a frame is
 that of its call instruction (return address - 1), not of the return address crash uses.
+
+On arm64 the frames follow crash's arm64_print_stackframe_entry: the bracket is the frame
+record (x29), a return address is shown as its `bl` (pc - 4), and a trace ends at kthread,
+kthreadd, start_kernel or secondary_start_kernel. An exact pc (a CPU's registers, the pc an
+EL1 exception interrupted) is shown as it is, where crash subtracts 4 from it too.
 """
 
 from __future__ import annotations
@@ -75,10 +80,16 @@ def format_exception(ef: ExceptionFrame, with_lines: bool = False,
     return out
 
 
-def format_frame(frame: Frame) -> str:
-    """` #N [sp] function at pc` (plus ` [module]`), crash's x86_64_print_stack_entry()."""
-    name = frame.function if frame.function is not None else f"{frame.pc:x}"
-    line = f"{' ' if frame.index < 10 else ''}#{frame.index} [{frame.sp:x}] {name} at {frame.pc:x}"
+# crash's arm64_print_stackframe_entry ends a trace at these (BACKTRACE_COMPLETE_KERNEL)
+ARM64_LAST_FRAMES = frozenset({"start_kernel", "secondary_start_kernel", "kthread", "kthreadd"})
+
+
+def format_frame(frame: Frame, arch: str = "x86_64") -> str:
+    """` #N [sp] function at pc` (plus ` [module]`), crash's x86_64_print_stack_entry(); on
+    arm64 a return address is shown as its `bl` (pc - 4), as arm64_print_stackframe_entry."""
+    pc = frame.pc - 4 if arch == "arm64" and frame.return_address else frame.pc
+    name = frame.function if frame.function is not None else f"{pc:x}"
+    line = f"{' ' if frame.index < 10 else ''}#{frame.index} [{frame.sp:x}] {name} at {pc:x}"
     if frame.module:
         line += f" [{frame.module}]"
     return line
@@ -112,11 +123,13 @@ def format_backtrace(bt: Backtrace, with_lines: bool = False, with_inline: bool 
         prev = frame
         if frame.stack_name and id(frame) not in marked:
             out.append(f"--- <{frame.stack_name}> ---")
-        out.append(format_frame(frame))
+        out.append(format_frame(frame, bt.arch))
         if with_lines and frame.source is not None:
             out.append(f"    {_source_text(frame.source)}")
         if frame.exception is not None:
             out += format_exception(frame.exception, with_lines)
+        if bt.arch == "arm64" and frame.function in ARM64_LAST_FRAMES:
+            break  # crash stops here; the app and JSON keep the frames below
     if bt.user_exception is not None:
         out += format_exception(bt.user_exception, with_lines)
     if bt.start is not None and bt.start.user_mode and "pstate" in bt.start.registers \

@@ -256,7 +256,8 @@ class FramesView(SearchableOptions):
             return
         if ref.frame is None:
             return
-        lines = [format_frame(ref.frame)]
+        arch = self.backtrace.arch if self.backtrace is not None else "x86_64"
+        lines = [format_frame(ref.frame, arch)]
         src = ref.frame.source
         if src is not None:
             lines.append(f"    {src.file}: {src.line}")
