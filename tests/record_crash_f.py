@@ -77,7 +77,7 @@ def free_pages(dump_dir: Path, vmlinux: Path) -> dict[str, str]:
                     direct = k.pagetable.direct_map
                     assert direct is not None
                     return {"FREE": f"{head:x}", "FREE2": f"{(pfn + 1) << 12:x}",
-                            "FREEKV": f"{direct[0] + ((pfn + 2) << 12):x}"}
+                            "FREEKV": f"{direct.virt + ((pfn + 2) << 12):x}"}
         raise AssertionError("no free block of order >= 2")
     finally:
         s.close()

@@ -236,9 +236,9 @@ class RegisterAnnotator:
         from crashtui.kernel.pageuse import page_use
 
         dm = direct_map(self.kernel)
-        if dm is None or not dm[0] <= value < dm[0] + dm[1]:
+        if dm is None or not dm.contains(value):
             return None
-        phys = value - dm[0]
+        phys = dm.to_phys(value)
         if page_use(self.kernel, phys >> 12) != "slab":
             return None
         slab = self._slab

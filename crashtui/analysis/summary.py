@@ -128,7 +128,9 @@ def build_summary(kernel: Kernel, log: KernelLog, tasks: TaskList,
         uts = system.read_utsname(kernel)
         f.update(NODENAME=uts.nodename, RELEASE=uts.release, VERSION=uts.version)
         mhz = system.cpu_mhz(kernel)
-        f["MACHINE"] = uts.machine + (f"  ({mhz} Mhz)" if mhz else "")
+        # crash's display_sys_stats(): "(unknown Mhz)" when the speed is not known
+        # (arm64_processor_speed() always returns 0)
+        f["MACHINE"] = uts.machine + (f"  ({mhz} Mhz)" if mhz else "  (unknown Mhz)")
     except CrashtuiError as exc:
         f.update({k: "(unavailable)" for k in ("NODENAME", "RELEASE", "VERSION", "MACHINE")})
         errors.append(f"utsname: {exc.message}")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crashtui.arch.base import Arch, Translator
+from crashtui.arch.base import Arch, DirectMap, Translator
 from crashtui.errors import CrashtuiError, DumpFormatError, KernelReadError
 
 if TYPE_CHECKING:
@@ -104,21 +104,19 @@ class Arm64PageTable:
         self._read_phys = read_phys
         self.layout = layout
         self.pgd_phys = pgd_phys
-        self.direct_map: tuple[int, int] | None = None  # (PAGE_OFFSET, size) once verified
+        self.direct_map: DirectMap | None = None  # once verified
         self._lpa2 = layout.va_bits_actual == 52
         self._cache: OrderedDict[int, int] = OrderedDict()
         self._cache_pages = cache_pages
 
     def set_direct_map(self, base: int, size: int) -> None:
         """Translate [base, base + size) by __lm_to_phys instead of walking."""
-        self.direct_map = (base, size)
+        self.direct_map = DirectMap(base, self.layout.lm_to_phys(base), size)
 
     def translate(self, vaddr: int) -> int:
         vaddr &= _U64
-        if self.direct_map is not None:
-            base, size = self.direct_map
-            if base <= vaddr < base + size:
-                return self.layout.lm_to_phys(vaddr)
+        if self.direct_map is not None and self.direct_map.contains(vaddr):
+            return self.direct_map.to_phys(vaddr)
         page = vaddr & ~0xFFF
         hit = self._cache.get(page)
         if hit is not None:
@@ -140,6 +138,10 @@ class Arm64PageTable:
             raise KernelReadError(f"page table page {table:#x} unreadable: {exc.message}") \
                 from exc
         return int.from_bytes(raw, "little")
+
+    def descriptor_address(self, desc: int) -> int:
+        """The output address of a table, block or page descriptor."""
+        return self._address(desc)
 
     def _address(self, desc: int) -> int:
         if self._lpa2:

@@ -11,6 +11,28 @@ if TYPE_CHECKING:
     from crashtui.kernel.regs import CpuRegisters
 
 
+@dataclass(frozen=True)
+class DirectMap:
+    """The kernel's linear map of RAM: [virt, virt + size) maps [phys, phys + size)
+    (x86-64: page_offset_base and physical 0; arm64: PAGE_OFFSET and PHYS_OFFSET)."""
+
+    virt: int
+    phys: int
+    size: int
+
+    def contains(self, vaddr: int) -> bool:
+        return self.virt <= vaddr < self.virt + self.size
+
+    def to_phys(self, vaddr: int) -> int:
+        return vaddr - self.virt + self.phys
+
+    def to_virt(self, paddr: int) -> int | None:
+        """The linear-map address of a physical address (None: outside the map)."""
+        if not self.phys <= paddr < self.phys + self.size:
+            return None
+        return paddr - self.phys + self.virt
+
+
 class Translator(Protocol):
     """Kernel virtual -> physical address translation (a page-table walker)."""
 

@@ -130,20 +130,26 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
     elif memtype == "u":
         from crashtui.commands.task import current_task
 
+        user_end = USER_END if k.arch.name == "x86_64" else k.arch.kernel_start
+        if k.arch.name == "arm64":  # TASK_SIZE: 1 << vabits_actual
+            from crashtui.arch.arm64 import ARM64
+
+            user_end = 1 << ARM64.layout(k).va_bits_actual
         lo = _hex(start, "start") if start is not None else 0
         hi = (_hex(end, "end") if end is not None else
-              lo + length if length is not None else USER_END)
-        if lo >= KERNEL_START or hi > USER_END + 0x1000:
+              lo + length if length is not None else user_end)
+        if lo >= user_end or hi > user_end + 0x1000:
             raise CommandError("search: invalid user virtual address range")
         task = current_task(session)
         if not task.mm:
             raise CommandError("search: current context has no user address space")
         pages = user_pages(k, task.address, lo, hi)
     else:
-        lo = _address(session, start, "start") if start is not None else KERNEL_START
+        kernel_start = KERNEL_START if k.arch.name == "x86_64" else k.arch.kernel_start
+        lo = _address(session, start, "start") if start is not None else kernel_start
         hi = (_address(session, end, "end") if end is not None else
               lo + length if length is not None else ULONG_MAX)
-        if lo < KERNEL_START:
+        if lo < kernel_start:
             raise CommandError(f"search: invalid kernel virtual address: {lo:x}")
         pages = kernel_pages(k, lo, hi, skip)
     if hi <= lo:

@@ -28,14 +28,28 @@ def _centered(text: str, width: int) -> str:
     return (" " * ((width - len(text)) // 2) + text).ljust(width)
 
 
-def pte_lines(pte: int, phys: int) -> list[str]:
-    """crash's x86_64_translate_pte(): the entry, the physical page and the flag names."""
-    from crashtui.kernel.vtop import pte_flag_names
+def pte_lines(pte: int, phys: int, arch: str = "x86_64") -> list[str]:
+    """crash's x86_64_translate_pte() / arm64_translate_pte(): the entry, the physical page
+    and the flag names."""
+    if arch == "arm64":
+        from crashtui.kernel.vtop_arm64 import pte_flag_names
+    else:
+        from crashtui.kernel.vtop import pte_flag_names
 
     p, ph = f"{pte:x}", f"{phys:x}"
     w1, w2 = max(len(p), 3), max(len(ph), 8)
     return [f"{_centered('PTE', w1)}  {_centered('PHYSICAL', w2)}  FLAGS",
             f"{p:>{w1}}  {ph:>{w2}}  ({'|'.join(pte_flag_names(pte))})"]
+
+
+def arm64_walk_lines(w: PageWalk) -> list[str]:
+    """The verbose walk as crash's arm64_vtop_4level_4k(verbose) prints it."""
+    out = [f"PAGE DIRECTORY: {w.pgd:x}"]
+    out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in w.entries]
+    if w.page is None:
+        return out
+    size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(w.page_size, "  ")
+    return out + [f"  PAGE: {w.page:x}{size}", ""] + pte_lines(w.leaf, w.page, "arm64")
 
 
 def walk_lines(w: PageWalk) -> list[str]:
@@ -60,16 +74,20 @@ def user_vtop_lines(session: Session, addr: int, task: Task) -> list[str]:
     tv = task_vm(k, task.address)
     if not tv.mm:
         raise CommandError(f"vtop: PID {task.pid} is a kernel thread: no user address space")
+    arm64 = k.arch.name == "arm64"
     try:
         walk = walk_user_address(k, tv.pgd, addr)
     except CrashtuiError as exc:
         raise CommandError(f"vtop: {exc.message}") from None
     value = f"{walk.phys:x}" if walk.phys is not None else "(not mapped)"
     out = [f"{'VIRTUAL':<10}  {'PHYSICAL':<16}", f"{addr:<10x}  {value:<16}", ""]
-    out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in walk.entries]
-    if walk.page is not None:
-        size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(walk.page_size, "  ")
-        out += [f"  PAGE: {walk.page:x}{size}", ""] + pte_lines(walk.leaf, walk.page)
+    if arm64:
+        out += arm64_walk_lines(walk)
+    else:
+        out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in walk.entries]
+        if walk.page is not None:
+            size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(walk.page_size, "  ")
+            out += [f"  PAGE: {walk.page:x}{size}", ""] + pte_lines(walk.leaf, walk.page)
     vma = next((a for a in tv.areas if a.start <= addr < a.end), None)
     if vma is not None:
         from crashtui.commands.vm import VMA_HEADER
@@ -88,19 +106,20 @@ def vtop_lines(session: Session, arg: str, task: Task | None = None) -> list[str
     from crashtui.kernel.vtop import walk_kernel_address
 
     addr = _hex_arg("vtop", arg)
-    if addr < 1 << 47:
-        return user_vtop_lines(session, addr, task or current_task(session))
     k = session.kernel
+    if k.arch.is_user_address(addr):
+        return user_vtop_lines(session, addr, task or current_task(session))
     try:
         walk = walk_kernel_address(k, addr)
     except CrashtuiError as exc:
         raise CommandError(f"vtop: {exc.message}") from None
     dm = k.pagetable.direct_map
     phys = walk.phys
-    if phys is None and dm is not None and dm[0] <= addr < dm[0] + dm[1]:
-        phys = addr - dm[0]
+    if phys is None and dm is not None and dm.contains(addr):
+        phys = dm.to_phys(addr)
     value = f"{phys:x}" if phys is not None else "(not mapped)"
-    out = [ADDR_HEADER, f"{addr:<16x}  {value:<16}", ""] + walk_lines(walk)
+    lines = arm64_walk_lines(walk) if k.arch.name == "arm64" else walk_lines(walk)
+    out = [ADDR_HEADER, f"{addr:<16x}  {value:<16}", ""] + lines
     if phys is None:
         return out
     page = page_info(k, phys)
@@ -111,9 +130,10 @@ def ptov_lines(session: Session, arg: str) -> list[str]:
     """crash's `ptov PHYSICAL`: its direct-map address."""
     phys = _hex_arg("ptov", arg)
     dm = session.kernel.pagetable.direct_map
-    if dm is None or phys >= dm[1]:
+    virt = dm.to_virt(phys) if dm is not None else None
+    if virt is None:
         raise CommandError(f"ptov: {phys:x}: not in the direct map")
-    return [ADDR_HEADER, f"{dm[0] + phys:<16x}  {phys:<16x}"]
+    return [ADDR_HEADER, f"{virt:<16x}  {phys:<16x}"]
 
 
 @command("vtop", "translate a virtual address to physical, showing the page tables "

@@ -21,6 +21,7 @@ from crashtui.kernel.slab import (
 )
 
 if TYPE_CHECKING:
+    from crashtui.arch.base import DirectMap
     from crashtui.kernel.program import Kernel
     from crashtui.kernel.tasks import Task
 
@@ -128,7 +129,8 @@ def compound_head(kernel: Kernel, page: int) -> int:
                                                                                      member)))
 
 
-def direct_map(kernel: Kernel) -> tuple[int, int] | None:
+def direct_map(kernel: Kernel) -> DirectMap | None:
+    """The linear map of RAM, once the page tables confirmed it."""
     return kernel.pagetable.direct_map
 
 
@@ -164,9 +166,9 @@ def slab_object(kernel: Kernel, vaddr: int) -> SlabObject | None:
     from crashtui.kernel.pageuse import page_use
 
     dm = direct_map(kernel)
-    if dm is None or not dm[0] <= vaddr < dm[0] + dm[1]:
+    if dm is None or not dm.contains(vaddr):
         return None
-    phys = vaddr - dm[0]
+    phys = dm.to_phys(vaddr)
     if page_use(kernel, phys >> 12) != "slab":
         return None
     try:
@@ -184,7 +186,9 @@ def slab_object(kernel: Kernel, vaddr: int) -> SlabObject | None:
         base = vmemmap_base(kernel)
         assert base is not None
         pfn = (head - base) // kernel.btf.sizeof("struct page")
-        memory = dm[0] + (pfn << 12)
+        memory = dm.to_virt(pfn << 12)
+        if memory is None:
+            return None
         walk = CacheWalk(layout, cache_addr, cpus)
         inuse, objects = layout.counters(head)
         freelist = kernel.read_u64(head + layout.slab_freelist)
@@ -334,7 +338,7 @@ def describe_address(kernel: Kernel, tasks: list[Task], vaddr: int,
                      in_image: bool) -> AddressInfo:
     """Look an address up the way crash's kmem_search() does, in its order."""
     dm = direct_map(kernel)
-    in_dm = dm is not None and dm[0] <= vaddr < dm[0] + dm[1]
+    in_dm = dm is not None and dm.contains(vaddr)
     stack = vmap = slab = task = None
     pfn = page_pfn(kernel, vaddr)
     if pfn is not None:  # a struct page: the slab it heads (all its objects), and itself
@@ -367,9 +371,10 @@ def page_pfn(kernel: Kernel, vaddr: int) -> int | None:
 def slab_of_page(kernel: Kernel, pfn: int) -> SlabObject | None:
     """The slab headed by page `pfn`, every object listed (crash's is_slab_page())."""
     dm = direct_map(kernel)
-    if dm is None:
+    virt = dm.to_virt(pfn << 12) if dm is not None else None
+    if virt is None:
         return None
-    found = slab_object(kernel, dm[0] + (pfn << 12))
-    if found is None or found.memory != dm[0] + (pfn << 12):
+    found = slab_object(kernel, virt)
+    if found is None or found.memory != virt:
         return None
     return replace(found, object=None, every_object=True)

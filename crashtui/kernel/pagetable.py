@@ -6,6 +6,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable
 
+from crashtui.arch.base import DirectMap
 from crashtui.errors import CrashtuiError, KernelReadError
 
 START_KERNEL_MAP = 0xFFFFFFFF80000000  # __START_KERNEL_map: kernel text/data mapping
@@ -28,13 +29,13 @@ class PageTableWalker:
         self.five_level = five_level
         self.phys_base = phys_base
         self._mask = _ADDR_MASK & ~sme_mask
-        self.direct_map: tuple[int, int] | None = None  # (page_offset_base, size)
+        self.direct_map: DirectMap | None = None  # from page_offset_base
         self._cache: OrderedDict[int, int] = OrderedDict()
         self._cache_pages = cache_pages
 
     def set_direct_map(self, page_offset_base: int, size: int) -> None:
         """Enable the fast path for the linear mapping of all physical memory."""
-        self.direct_map = (page_offset_base, size)
+        self.direct_map = DirectMap(page_offset_base, 0, size)
 
     def _entry(self, table_phys: int, index: int) -> int:
         try:
@@ -48,10 +49,8 @@ class PageTableWalker:
         vaddr &= 0xFFFFFFFFFFFFFFFF
         if START_KERNEL_MAP <= vaddr < MODULES_VADDR:
             return vaddr - START_KERNEL_MAP + self.phys_base
-        if self.direct_map is not None:
-            base, size = self.direct_map
-            if base <= vaddr < base + size:
-                return vaddr - base
+        if self.direct_map is not None and self.direct_map.contains(vaddr):
+            return self.direct_map.to_phys(vaddr)
         page = vaddr & ~0xFFF
         hit = self._cache.get(page)
         if hit is not None:
@@ -68,7 +67,7 @@ class PageTableWalker:
         walk for a whole 2 MiB / 1 GiB leaf, for bulk reads such as the vmemmap scan."""
         vaddr &= 0xFFFFFFFFFFFFFFFF
         if START_KERNEL_MAP <= vaddr < MODULES_VADDR or self.direct_map is not None and \
-                self.direct_map[0] <= vaddr < self.direct_map[0] + self.direct_map[1]:
+                self.direct_map.contains(vaddr):
             return self.translate(vaddr), 0x1000 - (vaddr & 0xFFF)
         table = self.pgd_phys
         shifts = (48, 39, 30, 21, 12) if self.five_level else (39, 30, 21, 12)

@@ -147,15 +147,16 @@ class _MemoryReader:
 
 
 def _physmem_pages(kernel: Kernel) -> int:
-    """crash's vt->total_pages: the page frame number of high_memory (+ highmem pages)."""
+    """crash's vt->total_pages: the page frame number of high_memory (its VTOP(), the
+    linear map's arithmetic, as high_memory itself is one past the end of RAM)."""
+    dm = kernel.pagetable.direct_map
     try:
         high = kernel.read_u64(kernel.symbol("high_memory"))
-        base = kernel.read_u64(kernel.symbol("page_offset_base"))
-        if high > base:
-            return (high - base) >> 12
     except CrashtuiError:
-        pass
-    return 0
+        return 0
+    if dm is None or not dm.virt < high <= dm.virt + dm.size + (1 << 30):
+        return 0
+    return dm.to_phys(high) >> 12
 
 
 def active_tasks(kernel: Kernel) -> set[int]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from crashtui.errors import CrashtuiError
 from crashtui.kernel.pagetable import START_KERNEL_MAP
+from crashtui.kernel.pageuse import vmemmap_base
 
 if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
@@ -253,24 +254,22 @@ def vmalloc_areas(kernel: Kernel) -> list[tuple[int, int]]:
 
 
 def kernel_ranges(kernel: Kernel) -> list[tuple[str, int, int]]:
-    """crash's x86_64_get_kvaddr_ranges(): (kind, start, end) sorted by start."""
+    """crash's x86_64_get_kvaddr_ranges() / arm64_get_kvaddr_ranges(): (kind, start, end)
+    sorted by start. arm64 has no separate kernel-image range: the image is a vmalloc area."""
     out: list[tuple[str, int, int]] = []
-    base = kernel.symbol_or_none("page_offset_base")
-    if base is not None:
-        page_offset = kernel.read_u64(base)
+    dm = kernel.pagetable.direct_map
+    if dm is not None:
         high = kernel.symbol_or_none("high_memory")
-        top = kernel.read_u64(high) if high is not None else \
-            page_offset + (kernel.dump.info.max_pfn + 1) * PAGE
-        out.append(("unity", page_offset, top))
+        top = kernel.read_u64(high) if high is not None else dm.virt + dm.size
+        out.append(("unity", dm.virt, min(top, dm.virt + dm.size)))
     end = kernel.symbol_or_none("_end")
-    if end is not None:
+    if end is not None and kernel.arch.name == "x86_64":
         out.append(("kernel", START_KERNEL_MAP, end))
     areas = vmalloc_areas(kernel)
     if areas:
         out.append(("vmalloc", areas[0][0], areas[-1][1]))
-    vmemmap = kernel.symbol_or_none("vmemmap_base")
-    if vmemmap is not None:
-        start = kernel.read_u64(vmemmap)
+    start = vmemmap_base(kernel)
+    if start is not None:
         size = kernel.sizeof("struct page")
         out.append(("vmemmap", start, start + (kernel.dump.info.max_pfn + 1) * size))
     return sorted(out, key=lambda r: r[1])
@@ -301,10 +300,10 @@ def kernel_pages(kernel: Kernel, start: int, end: int,
 
 
 def kernel_ranges_unity_base(kernel: Kernel, vaddr: int) -> int:
-    """The direct map's base (page_offset_base), given an address in it."""
-    base = kernel.symbol_or_none("page_offset_base")
-    if base is not None:
-        return kernel.read_u64(base)
+    """virtual - physical in the direct map, given an address in it."""
+    dm = kernel.pagetable.direct_map
+    if dm is not None:
+        return dm.virt - dm.phys
     return vaddr - kernel.translate(vaddr)
 
 

@@ -24,7 +24,7 @@ class TableEntry:
     """One level below the PGD: its name (P4D, PUD, PMD, PTE), where the entry is, its value."""
 
     level: str
-    address: int  # physical address of the entry
+    address: int  # where the entry is, as crash prints it (x86-64: physical, arm64: virtual)
     value: int
 
 
@@ -58,6 +58,11 @@ def pte_flag_names(pte: int) -> list[str]:
 
 def walk_kernel_address(kernel: Kernel, vaddr: int) -> PageWalk:
     """Walk the kernel page tables for `vaddr` (KernelReadError if a table is unreadable)."""
+    if kernel.arch.name == "arm64":
+        from crashtui.kernel.vtop_arm64 import walk_address
+
+        pgd = kernel.vmcoreinfo.symbols.get("swapper_pg_dir") or kernel.symbol("swapper_pg_dir")
+        return walk_address(kernel, pgd, vaddr)
     pgd_phys = kernel.pagetable.pgd_phys
     return _walk(kernel, pgd_phys, pgd_phys - kernel.phys_base + START_KERNEL_MAP, vaddr,
                  user=False)
@@ -66,6 +71,10 @@ def walk_kernel_address(kernel: Kernel, vaddr: int) -> PageWalk:
 def walk_user_address(kernel: Kernel, pgd: int, vaddr: int) -> PageWalk:
     """Walk a task's page tables (mm->pgd, a direct-map address) for a user address; the PGD
     entry is the walk's first entry, as crash's uvtop prints it."""
+    if kernel.arch.name == "arm64":
+        from crashtui.kernel.vtop_arm64 import walk_address
+
+        return walk_address(kernel, pgd, vaddr)
     return _walk(kernel, kernel.translate(pgd), pgd, vaddr, user=True)
 
 
