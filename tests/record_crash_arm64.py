@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Record crash 9.0.2 for arm64 (sample-dumps/build-crash-arm64) on 6.12-arm64-kdump-sysrq:
 vtop (kernel image, vmalloc stack, linear map, user addresses), ptov and kmem ADDR, into
-tests/crash_outputs/6.12-arm64-kdump-sysrq/. One crash session per command: within one
+tests/crash_outputs/arm64/6.12-arm64-kdump-sysrq/. One crash session per command: within one
 session crash prints the page table's header only the first time.
 
     .venv/bin/python tests/record_crash_arm64.py
 
 Addresses come from crash's own recorded bt -a (sample-dumps/<dump>/crash/bt-a.txt): {TASK}
 the panic task, {SP0} its frame #0 bracket, {TEXT} its frame #2 pc, {DD} the task stopped in
-user mode, {USP} its user SP and {USPPAGE} that rounded down to 64 KiB. Commands joined by
+user mode, {PAGE} a struct page (dd's task_struct's), {USP} its user SP and {USPPAGE} that rounded down to 64 KiB. Commands joined by
 ` ; ` run in one session.
 """
 from __future__ import annotations
@@ -36,6 +36,45 @@ COMMANDS = (
     ("kmem-task.txt", "kmem {TASK}"),
     ("search-k.txt", "search -k {TASK}"),
     ("search-u.txt", "set {DD} ; search -u -m ffff {USPPAGE}"),
+    ("kmem-s.txt", "kmem -s"),
+    ("kmem-z.txt", "kmem -z"),
+    ("kmem-f.txt", "kmem -f"),
+    ("kmem-page.txt", "kmem {PAGE}"),
+    ("swap.txt", "swap"),
+    ("vm.txt", "vm"),
+    ("vm-dd.txt", "vm {DD}"),
+    ("files.txt", "files"),
+    ("task.txt", "task"),
+    ("sig.txt", "sig"),
+    ("runq.txt", "runq"),
+    ("runq-t.txt", "runq -t"),
+    ("timer.txt", "timer"),
+    ("timer-r.txt", "timer -r"),
+    ("irq.txt", "irq"),
+    ("irq-s.txt", "irq -s"),
+    ("net.txt", "net"),
+    ("dev.txt", "dev"),
+    ("dev-d.txt", "dev -d"),
+    ("mount.txt", "mount"),
+    ("foreach-ps.txt", "foreach ps"),
+    ("foreach-files.txt", "foreach files"),
+    ("whatis-pt-regs.txt", "whatis struct pt_regs"),
+    ("struct-task-pid.txt", "struct task_struct.pid,comm {TASK}"),
+    ("p-jiffies.txt", "p jiffies"),
+    ("p-init-mm.txt", "p init_mm.pgd"),
+    ("rd-s.txt", "rd -s {SP0} 16"),
+    ("sym-text.txt", "sym {TEXT}"),
+    ("list-h.txt", "list task_struct.tasks -h init_task"),
+    ("dis-l.txt", "dis -l sysrq_handle_crash"),
+    ("dis-vfs-write.txt", "dis vfs_write"),
+    ("dis-crash-kexec.txt", "dis __crash_kexec"),
+    ("dis-memset.txt", "dis memset"),
+    ("dis-el1h-sync.txt", "dis el0t_64_sync_handler"),
+    ("dis-schedule.txt", "dis __schedule"),
+    ("bt-f.txt", "bt -f"),
+    ("bt-l.txt", "bt -l"),
+    ("log-t.txt", "log -t"),
+    ("mod-s.txt", "mod -S"),
 )
 FRAME = re.compile(r"^\s*#(\d+) \[([0-9a-f]+)\] \S+ at ([0-9a-f]+)", re.M)
 
@@ -52,7 +91,8 @@ def addresses(bt_a: str) -> dict[str, str]:
     assert head and dd and usp
     return {"TASK": head.group(2), "SP0": frames[0][1], "TEXT": frames[2][2],
             "DD": dd.group(1), "USP": f"{int(usp.group(1), 16) - 0x10:x}",
-            "USPPAGE": f"{int(usp.group(1), 16) & ~0xFFFF:x}"}
+            "USPPAGE": f"{int(usp.group(1), 16) & ~0xFFFF:x}",
+            "PAGE": "fffffdffc0124700"}
 
 
 def main() -> int:
@@ -68,7 +108,7 @@ def main() -> int:
         return 1
     options = (crash_dir / "COMMAND").read_text().split()[1:3]  # -m phys_offset=...
     values = addresses((crash_dir / "bt-a.txt").read_text())
-    out = ROOT / "tests" / "crash_outputs" / NAME
+    out = ROOT / "tests" / "crash_outputs" / "arm64" / NAME
     out.mkdir(parents=True, exist_ok=True)
     (out / "ADDRESSES").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 

@@ -82,12 +82,14 @@ def test_sym_is_the_vmlinux_symbol_moved_by_kaslr(dump: Path, vmlinux: Path) -> 
     assert m is not None
     slide = int(m.group(1), 16)
     nm = subprocess.run(["nm", str(vmlinux)], capture_output=True, text=True, check=True)
-    elf_syms = {parts[2]: int(parts[0], 16) for parts in map(str.split, nm.stdout.splitlines())
-                if len(parts) == 3 and parts[2] in ("panic", "vpanic", "sysrq_handle_crash")}
-    assert len(elf_syms) == 3
-    for name, value in elf_syms.items():
+    rows = [parts for parts in map(str.split, nm.stdout.splitlines())
+            if len(parts) == 3 and parts[2] in ("panic", "vpanic", "sysrq_handle_crash")]
+    elf_syms = {parts[2]: int(parts[0], 16) for parts in rows}
+    letters = {parts[2]: parts[1] for parts in rows}
+    assert len(elf_syms) == 3 and letters["panic"] == "T" and letters["sysrq_handle_crash"] == "t"
+    for name, value in elf_syms.items():  # nm's letter, as crash prints it
         line = run(dump, vmlinux, "-c", f"sym {name}").out.strip()
-        assert line.startswith(f"{value + slide:x} (t) {name} "), line
+        assert line.startswith(f"{value + slide:x} ({letters[name]}) {name} "), line
         assert kernel.symbol(name) == value + slide
     # the return address console's trace names "sysrq_handle_crash+0x20/0x28"
     assert "sysrq_handle_crash+0x20/0x28" in console

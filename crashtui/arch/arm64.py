@@ -233,4 +233,4 @@ class Arm64Arch(Arch):
 
 ARM64 = Arm64Arch(name="arm64", elf_machine=EM_AARCH64, uts_machines=("aarch64", "arm64"),
                   register_names=REGISTERS, pc="pc", sp="sp", unwinder="frame pointer",
-                  image_start=1 << 63, kernel_start=1 << 63)
+                  image_start=1 << 63, kernel_start=1 << 63, tif_sigpending=0)

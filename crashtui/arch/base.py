@@ -57,6 +57,8 @@ class Arch:
     image_start: int
     # The lowest kernel address: below it is user space.
     kernel_start: int
+    # thread_info.flags' TIF_SIGPENDING bit (arch/*/include/asm/thread_info.h)
+    tif_sigpending: int = 2
 
     def kaslr_offset(self, kernel: Kernel) -> int:
         raise NotImplementedError

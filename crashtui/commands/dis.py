@@ -127,11 +127,12 @@ def listing(session: Session, start: int, end: int, with_lines: bool,
         from crashtui.debuginfo import disasm
     except ImportError:
         return _plain_listing(code, start, end, count, through)
-    insns = disasm.disassemble(code, start)
     if session.kernel.arch.name == "arm64":  # crashtui.arch: A64, not x86-64
         from crashtui.debuginfo import disasm_arm64
 
         insns = disasm_arm64.disassemble(code, start)
+    else:
+        insns = disasm.disassemble(code, start)
     if through is not None:
         insns = [i for i in insns if i.address <= through]
     elif count:

@@ -74,8 +74,18 @@ def cmd_mod(session: Session, args: list[str]) -> list[str]:
         di = session.load_module_debuginfo(rest[0], rest[1])
         return module_lines(table, only=[di.module])
     if opt == "-S":
-        if len(rest) != 1:
+        if len(rest) > 1:
             raise CommandError("mod -S: give the directory holding the .ko files: mod -S DIR")
+        if not rest:  # crash's default: the dumped kernel's tree on this machine
+            from pathlib import Path
+
+            from crashtui.kernel.system import read_utsname
+
+            default = Path("/lib/modules") / read_utsname(session.kernel).release
+            if not default.is_dir():
+                return [f"mod: cannot find or load object file for {terminal_safe(m.name)} "
+                        "module" for m in table.modules]
+            rest = [str(default)]
         problems = session.load_modules_dir(rest[0])
         return module_lines(table) + [f"mod: {p}" for p in problems]
     if opt == "-d":

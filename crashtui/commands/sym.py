@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from crashtui.commands.registry import CommandError, command
 from crashtui.debuginfo.symbols import crash_name
 from crashtui.errors import CrashtuiError
-from crashtui.kernel.pagetable import START_KERNEL_MAP
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
@@ -55,7 +54,7 @@ def sym_line(session: Session, addr: int, name: str | None = None) -> str:
     `name` is the symbol asked for (an alias at the same address keeps its own name)."""
     k = session.kernel
     hit = None
-    if addr < START_KERNEL_MAP:  # per-CPU offsets do not move with KASLR
+    if addr < k.arch.image_start:  # x86-64's per-CPU offsets do not move with KASLR
         try:
             hit = k.symbols.nearest(addr)
         except CrashtuiError:

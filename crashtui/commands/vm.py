@@ -35,7 +35,7 @@ def vm_lines(session: Session, t: Task) -> list[str]:
            f"{_centered(f'{rss}k', 6)}  {_centered(f'{total}k', 8)}"]
     if tv.mm:
         out.append(VMA_HEADER)
-        out += [f"{a.address:x} {a.start:10x} {a.end:10x} {a.flags:x} {a.file}"
+        out += [f"{a.address:x} {a.start:10x} {a.end:10x} {a.flags:6x} {a.file}"
                 for a in tv.areas]
     return out + [f"vm: {e}" for e in tv.errors]
 

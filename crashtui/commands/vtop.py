@@ -93,7 +93,7 @@ def user_vtop_lines(session: Session, addr: int, task: Task) -> list[str]:
         from crashtui.commands.vm import VMA_HEADER
 
         out += ["", VMA_HEADER, f"{vma.address:x} {vma.start:10x} {vma.end:10x} "
-                f"{vma.flags:x} {vma.file}"]
+                f"{vma.flags:6x} {vma.file}"]
     page = page_info(k, walk.phys) if walk.phys is not None else None
     return out + ([""] + page_lines(page) if page is not None else [])
 

@@ -49,11 +49,16 @@ class Insn:
     kind: str = "other"  # 'call' | 'jump' | 'ret' | 'other' | 'data' (an undecodable byte)
     target: int | None = None  # direct call/jump destination
     rip_target: int | None = None  # address of a %rip-relative memory operand
+    tab: bool = False  # binutils' A64 layout: a tab after the mnemonic, not padding to 6
+    note: str = ""  # binutils' trailing comment (A64: `\t// #1`), after any annotation
 
     @property
     def text(self) -> str:
         """`mnemonic operands` laid out like objdump/gdb (mnemonic padded to 6)."""
-        return f"{self.mnemonic:<6} {self.op_str}" if self.op_str else self.mnemonic
+        if not self.op_str:
+            return self.mnemonic
+        return f"{self.mnemonic}\t{self.op_str}" if self.tab else \
+            f"{self.mnemonic:<6} {self.op_str}"
 
 
 class LineLookup(Protocol):
@@ -265,7 +270,7 @@ def format_insn(insn: Insn, symbolize: Symbolizer | None = None, *,
         text += f"        # 0x{insn.rip_target:x}" + (f" <{sym}>" if sym else "")
     if ftrace_nop:
         text += " [FTRACE NOP]"
-    return f"{head}\t{text}"
+    return f"{head}\t{text}{insn.note}"
 
 
 def _offset_of(symbolize: Symbolizer | None, addr: int) -> int | None:

@@ -130,6 +130,11 @@ class SymbolTable:
         shndx = syms["shndx"]
         keep = ((stype <= STT_FUNC) & (sbind <= STB_WEAK) & (shndx != SHN_UNDEF)
                 & (syms["name"] != 0))
+        if strtab:  # AArch64 mapping symbols ($x code, $d data: ELF for the Arm
+            # Architecture, "Mapping symbols") mark what follows, they name nothing
+            first = np.frombuffer(strtab, dtype=np.uint8)[
+                np.minimum(syms["name"], len(strtab) - 1)]
+            keep &= first != ord("$")
         values = syms["value"].astype(np.uint64)
         if section_base is None:
             keep &= (values != 0)

@@ -39,7 +39,7 @@ class Irq:
 @dataclass
 class IrqTable:
     nr_irqs: int
-    cpus: list[int]  # the CPUs counted (online)
+    cpus: list[int]  # the CPUs counted (present)
     irqs: list[Irq]
     errors: list[str] = field(default_factory=list)
 
@@ -95,11 +95,13 @@ def _string(kernel: Kernel, addr: int) -> str | None:
 
 
 def interrupts(kernel: Kernel) -> IrqTable:
-    """Every IRQ below nr_irqs with a handler, and its counts on each online CPU."""
+    """Every IRQ below nr_irqs with a handler, and its counts on each present CPU (crash
+    counts CPUs 0 .. kt->cpus - 1, also one a panic's stop IPI took offline, as arm64's)."""
     errors: list[str] = []
     descs = irq_descs(kernel, errors)
-    cpus = kernel.cpumask("__cpu_online_mask") if kernel.has_symbol("__cpu_online_mask") \
-        else list(range(kernel.nr_cpu_ids))
+    mask = next((m for m in ("__cpu_present_mask", "__cpu_online_mask")
+                 if kernel.has_symbol(m)), None)
+    cpus = kernel.cpumask(mask) if mask is not None else list(range(kernel.nr_cpu_ids))
     off = kernel.offsetof
     o_action = off("irq_desc", "action")
     o_kstat = off("irq_desc", "kstat_irqs")

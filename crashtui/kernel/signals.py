@@ -2,7 +2,8 @@
 (sighand_struct.action[]), the task's blocked mask and pending signals (private and shared).
 
 Read as crash's `sig` reads it: one 64-bit word per sigset_t (x86-64's _NSIG_WORDS is 1),
-SIGPENDING from thread_info.flags' TIF_SIGPENDING bit (x86-64's 2), queues walked bounded.
+SIGPENDING from thread_info.flags' TIF_SIGPENDING bit (the architecture's: x86-64's 2,
+arm64's 0), queues walked bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
 
 NSIG = 64
-TIF_SIGPENDING = 2  # arch/x86/include/asm/thread_info.h
 MAX_QUEUED = 1 << 16  # signals on one queue (RLIMIT_SIGPENDING is far below on the samples)
 
 
@@ -118,7 +118,7 @@ def task_signals(kernel: Kernel, task: int) -> SignalState:
         shared_queue = _queue(kernel, sp + o_plist, errors)
     return SignalState(
         task=task, signal_struct=signal, nr_threads=nr_threads, actions=actions,
-        sigpending=bool(ti_flags >> TIF_SIGPENDING & 1),
+        sigpending=bool(ti_flags >> kernel.arch.tif_sigpending & 1),
         blocked=kernel.read_u64(task + off("task_struct", "blocked")),
         private_pending=kernel.read_u64(pending + o_sig),
         private_queue=_queue(kernel, pending + o_plist, errors),
