@@ -276,10 +276,10 @@ def test_dis_decodes_a64(dump: Path, vmlinux: Path) -> None:
     """`dis -l` of the arm64 kernel is A64 (capstone's ARM64 mode), not x86-64: the
     frame-record prologue signed with paciasp, and the call to panic named."""
     out = run(dump, vmlinux, "-c", "dis -l sysrq_handle_crash").out
-    assert "\tpaciasp" in out and "\tstp    x29, x30, [sp, #-0x10]!" in out, out
-    call = next(line for line in out.splitlines() if "\tbl " in line)
+    assert "\tpaciasp" in out and "\tstp\tx29, x30, [sp, #-16]!" in out, out
+    call = next(line for line in out.splitlines() if "\tbl\t" in line)
     panic = cli(dump, vmlinux, "-c", "sym panic").out.split()[0]
-    assert call.endswith(f"bl     0x{panic} <panic>"), (call, panic)
+    assert call.endswith(f"bl\t0x{panic} <panic>"), (call, panic)
     assert "drivers/tty/sysrq.c: 154" in out and "(bad)" not in out
 
 

@@ -246,7 +246,7 @@ def test_modules_option(vmlinux_for: dict[str, Path], testmod_ko: Path, tmp_path
 def test_mod_command_errors(testmod: Session) -> None:
     from crashtui.commands import CommandError, run_command
 
-    for line in ("mod -s test_module", "mod -S", "mod -d", "mod -x"):
+    for line in ("mod -s test_module", "mod -S a b", "mod -d", "mod -x"):
         with pytest.raises(CommandError):
             run_command(testmod, line)
 

@@ -85,7 +85,8 @@ def test_data_abort_decoded_like_the_kernels_own_report() -> None:
     pc = console_line(name, r"\] pc : (\S+)\+(0x[0-9a-f]+)/")
     assert f"<{pc.group(1)}+{int(pc.group(2), 16)}>" in dis.out  # the oops's pc : line
     insn = dis.out.split(":\t", 1)[1].strip()
-    assert t["INSTRUCTION"].split(": ", 1)[1] == insn  # e.g. "ldr    w1, [x1]"
+    # e.g. "ldr w1, [x1]": dis's "ldr\tw1, [x1]", the tab a space
+    assert t["INSTRUCTION"].split(": ", 1)[1] == insn.replace("\t", " ")
     reg = re.search(r"\[(x\d+)\]", insn)
     assert reg is not None
     value = console_line(name, rf"\b{reg.group(1)} ?: ([0-9a-f]{{16}})")

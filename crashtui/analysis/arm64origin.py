@@ -140,7 +140,9 @@ def decode_origin(code: bytes, pc: int, registers: dict[str, int],
     if ci is None:
         return None
     insn = disassemble(bytes(ci.bytes), pc, 1)
-    text = f"{insn[0].mnemonic:<6} {insn[0].op_str}" if insn else f"{ci.mnemonic} {ci.op_str}"
+    # dis's text with its tab a space: it goes into tables and one-line summaries
+    text = (insn[0].text + insn[0].note).replace("\t", " ") if insn else \
+        f"{ci.mnemonic} {ci.op_str}"
     mem = [op for op in ci.operands if op.type == arm64.ARM64_OP_MEM]
     if not mem:
         return Origin(pc, text, explanation="the instruction has no memory operand")

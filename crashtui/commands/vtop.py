@@ -11,7 +11,7 @@ from crashtui.errors import CrashtuiError
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
     from crashtui.kernel.tasks import Task
-    from crashtui.kernel.vtop import PageWalk
+    from crashtui.kernel.pagewalk import PageWalk
 
 ADDR_HEADER = f"{'VIRTUAL':<16}  {'PHYSICAL':<16}"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crashtui.errors import CrashtuiError, KernelReadError
 from crashtui.kernel.pagetable import START_KERNEL_MAP
+from crashtui.kernel.pagewalk import PageWalk, TableEntry
 
 if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
@@ -17,29 +17,6 @@ NX = 1 << 63
 ADDR_MASK = 0x000FFFFFFFFFF000
 PTE_FLAGS = (("PRESENT", PRESENT), ("RW", RW), ("USER", USER), ("PWT", PWT), ("PCD", PCD),
              ("ACCESSED", ACCESSED), ("DIRTY", DIRTY))
-
-
-@dataclass(frozen=True)
-class TableEntry:
-    """One level below the PGD: its name (P4D, PUD, PMD, PTE), where the entry is, its value."""
-
-    level: str
-    address: int  # where the entry is, as crash prints it (x86-64: physical, arm64: virtual)
-    value: int
-
-
-@dataclass
-class PageWalk:
-    """The walk of one address: the PGD, each lower entry, and where it ended."""
-
-    vaddr: int
-    pgd: int  # the kernel PGD's virtual address (init_top_pgt)
-    pgd_entry: int
-    entries: list[TableEntry] = field(default_factory=list)
-    page: int | None = None  # physical page base (None: not mapped)
-    page_size: int = 4096
-    leaf: int = 0  # the entry mapping the page
-    phys: int | None = None
 
 
 def pte_flag_names(pte: int) -> list[str]:

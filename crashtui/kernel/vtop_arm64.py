@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from crashtui.arch.arm64 import ARM64, PAGE_SHIFT
 from crashtui.errors import CrashtuiError, KernelReadError
-from crashtui.kernel.vtop import PageWalk, TableEntry
+from crashtui.kernel.pagewalk import PageWalk, TableEntry
 
 if TYPE_CHECKING:
     from crashtui.kernel.program import Kernel
