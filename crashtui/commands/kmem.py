@@ -59,6 +59,8 @@ def cmd_kmem(session: Session, args: list[str]) -> list[str]:
         from crashtui.commands.kmemaddr import kmem_address_lines
 
         return kmem_address_lines(session, args[0])
+    if args == ["-i=shared"]:  # crash 9's spelling (it prints SHARED only when asked)
+        args = ["-i"]
     if args != ["-i"]:
         raise CommandError("kmem: supported: -i (memory usage), -s [CACHE] (slab caches), "
                            "-z (zones), -f [ADDRESS] / -F (free lists), -p [ADDRESS] "

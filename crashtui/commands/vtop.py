@@ -10,8 +10,8 @@ from crashtui.errors import CrashtuiError
 
 if TYPE_CHECKING:
     from crashtui.analysis.session import Session
-    from crashtui.kernel.tasks import Task
     from crashtui.kernel.pagewalk import PageWalk
+    from crashtui.kernel.tasks import Task
 
 ADDR_HEADER = f"{'VIRTUAL':<16}  {'PHYSICAL':<16}"
 
