@@ -4,7 +4,7 @@ vtop (kernel image, vmalloc stack, linear map, user addresses), ptov and kmem AD
 tests/crash_outputs/arm64/6.12-arm64-kdump-sysrq/. One crash session per command: within one
 session crash prints the page table's header only the first time.
 
-    .venv/bin/python tests/record_crash_arm64.py
+    .venv/bin/python tests/record_crash_arm64.py [FILE ...]   (only these, e.g. vm.txt)
 
 Addresses come from crash's own recorded bt -a (sample-dumps/<dump>/crash/bt-a.txt): {TASK}
 the panic task, {SP0} its frame #0 bracket, {TEXT} its frame #2 pc, {DD} the task stopped in
@@ -75,6 +75,11 @@ COMMANDS = (
     ("bt-l.txt", "bt -l"),
     ("log-t.txt", "log -t"),
     ("mod-s.txt", "mod -S"),
+    ("net-s.txt", "net -s {DD}"),
+    ("foreach-vm.txt", "foreach vm"),
+    ("foreach-sig.txt", "foreach sig"),
+    ("list-s.txt", "list task_struct.tasks -s task_struct.pid,comm -h init_task"),
+    ("waitq.txt", "waitq log_wait"),
 )
 FRAME = re.compile(r"^\s*#(\d+) \[([0-9a-f]+)\] \S+ at ([0-9a-f]+)", re.M)
 
@@ -123,8 +128,9 @@ def main() -> int:
             text = text.split("\n", 2)[2]
         (out / fname).write_text(f"crash> {cmd}\n{text}")
 
+    only = set(sys.argv[1:])
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(run, COMMANDS))
+        list(pool.map(run, [c for c in COMMANDS if not only or c[0] in only]))
     print(f"wrote {out}")
     return 0
 
