@@ -143,13 +143,10 @@ class Arm64Unwinder:
                        ) -> UnwindResult:
         """From a full register set (NT_PRSTATUS): the pc is exact, x29 the first record."""
         pc = self.layout.strip_pac(registers["pc"])
-        # named by its frame record (x29), as every other frame and crash's frame #0
         fp = registers["x29"]
-        stack = self.find_stack(fp, task_stack)
-        shown = fp if stack is not None else registers["sp"]
-        first = UnwindFrame(pc, shown, stack or self.find_stack(shown, task_stack),
+        first = UnwindFrame(pc, *self._first_bracket(fp, registers["sp"], task_stack),
                             signal=True, registers=dict(registers))
-        return self._walk(first, registers["x29"], task_stack)
+        return self._walk(first, fp, task_stack)
 
     def from_inactive_task(self, task_address: int, task_stack: Stack | None) -> UnwindResult:
         """From the cpu_context cpu_switch_to saved: pc returns into __switch_to."""
@@ -157,12 +154,19 @@ class Arm64Unwinder:
             ctx = self.cpu_context(task_address)
         except CrashtuiError as exc:
             return UnwindResult([], f"cannot read thread.cpu_context: {exc.message}")
-        stack = self.find_stack(ctx.fp, task_stack)
-        shown = ctx.fp if stack is not None else ctx.sp
-        first = UnwindFrame(self.layout.strip_pac(ctx.pc), shown,
-                            stack or self.find_stack(shown, task_stack),
+        first = UnwindFrame(self.layout.strip_pac(ctx.pc),
+                            *self._first_bracket(ctx.fp, ctx.sp, task_stack),
                             registers={"pc": ctx.pc, "sp": ctx.sp, "x29": ctx.fp})
         return self._walk(first, ctx.fp, task_stack)
+
+    def _first_bracket(self, fp: int, sp: int, task_stack: Stack | None
+                       ) -> tuple[int, Stack | None]:
+        """(address, stack) the first frame is named by: its frame record (x29), as every
+        other frame and crash's frame #0, or the stack pointer when x29 is on no stack."""
+        stack = self.find_stack(fp, task_stack)
+        if stack is not None:
+            return fp, stack
+        return sp, self.find_stack(sp, task_stack)
 
     # -- the walk -------------------------------------------------------------------------
 

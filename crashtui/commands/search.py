@@ -19,7 +19,6 @@ USAGE = ("search [-s start] [-k | -K | -V | -u | -p | -t | -T] [-e end | -l leng
          "[-w | -h | -c] value | symbol | string ...")
 THREAD_SIZE = 16384  # x86-64 kernel stacks (THREAD_SIZE_ORDER 2)
 USER_END = 0x00007FFFFFFFF000  # TASK_SIZE_MAX (4-level paging)
-KERNEL_START = 0xFFFF800000000000
 
 
 def _worker_cancelled() -> bool:
@@ -130,7 +129,7 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
     elif memtype == "u":
         from crashtui.commands.task import current_task
 
-        user_end = USER_END if k.arch.name == "x86_64" else k.arch.kernel_start
+        user_end = USER_END
         if k.arch.name == "arm64":  # TASK_SIZE: 1 << vabits_actual
             from crashtui.arch.arm64 import ARM64
 
@@ -138,18 +137,17 @@ def search_lines(session: Session, args: list[str]) -> list[str]:
         lo = _hex(start, "start") if start is not None else 0
         hi = (_hex(end, "end") if end is not None else
               lo + length if length is not None else user_end)
-        if lo >= user_end or hi > user_end + 0x1000:
+        if lo >= k.arch.kernel_start or hi > user_end + 0x1000:
             raise CommandError("search: invalid user virtual address range")
         task = current_task(session)
         if not task.mm:
             raise CommandError("search: current context has no user address space")
         pages = user_pages(k, task.address, lo, hi)
     else:
-        kernel_start = KERNEL_START if k.arch.name == "x86_64" else k.arch.kernel_start
-        lo = _address(session, start, "start") if start is not None else kernel_start
+        lo = _address(session, start, "start") if start is not None else k.arch.kernel_start
         hi = (_address(session, end, "end") if end is not None else
               lo + length if length is not None else ULONG_MAX)
-        if lo < kernel_start:
+        if lo < k.arch.kernel_start:
             raise CommandError(f"search: invalid kernel virtual address: {lo:x}")
         pages = kernel_pages(k, lo, hi, skip)
     if hi <= lo:

@@ -42,24 +42,25 @@ def pte_lines(pte: int, phys: int, arch: str = "x86_64") -> list[str]:
             f"{p:>{w1}}  {ph:>{w2}}  ({'|'.join(pte_flag_names(pte))})"]
 
 
-def arm64_walk_lines(w: PageWalk) -> list[str]:
-    """The verbose walk as crash's arm64_vtop_4level_4k(verbose) prints it."""
-    out = [f"PAGE DIRECTORY: {w.pgd:x}"]
-    out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in w.entries]
+def level_lines(w: PageWalk, arch: str = "x86_64", small_page: str = "  ") -> list[str]:
+    """Each entry of a walk, then the page and its PTE (`small_page`: what follows a 4 KiB
+    page's address, where a large one gets `  (2MB)`)."""
+    out = [f"   {e.level}: {e.address:x} => {e.value:x}" for e in w.entries]
     if w.page is None:
         return out
-    size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(w.page_size, "  ")
-    return out + [f"  PAGE: {w.page:x}{size}", ""] + pte_lines(w.leaf, w.page, "arm64")
+    size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(w.page_size, small_page)
+    return out + [f"  PAGE: {w.page:x}{size}", ""] + pte_lines(w.leaf, w.page, arch)
+
+
+def arm64_walk_lines(w: PageWalk) -> list[str]:
+    """The verbose walk as crash's arm64_vtop_4level_4k(verbose) prints it."""
+    return [f"PAGE DIRECTORY: {w.pgd:x}"] + level_lines(w, "arm64")
 
 
 def walk_lines(w: PageWalk) -> list[str]:
     """The verbose walk (x86_64_kvtop(verbose))."""
-    out = [f"PGD DIRECTORY: {w.pgd:x}", f"PAGE DIRECTORY: {w.pgd_entry:x}"]
-    out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in w.entries]
-    if w.page is None:
-        return out
-    size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(w.page_size, "")
-    return out + [f"  PAGE: {w.page:x}{size}", ""] + pte_lines(w.leaf, w.page)
+    return [f"PGD DIRECTORY: {w.pgd:x}", f"PAGE DIRECTORY: {w.pgd_entry:x}"] + \
+        level_lines(w, small_page="")
 
 
 def user_vtop_lines(session: Session, addr: int, task: Task) -> list[str]:
@@ -81,13 +82,7 @@ def user_vtop_lines(session: Session, addr: int, task: Task) -> list[str]:
         raise CommandError(f"vtop: {exc.message}") from None
     value = f"{walk.phys:x}" if walk.phys is not None else "(not mapped)"
     out = [f"{'VIRTUAL':<10}  {'PHYSICAL':<16}", f"{addr:<10x}  {value:<16}", ""]
-    if arm64:
-        out += arm64_walk_lines(walk)
-    else:
-        out += [f"   {e.level}: {e.address:x} => {e.value:x}" for e in walk.entries]
-        if walk.page is not None:
-            size = {1 << 30: "  (1GB)", 1 << 21: "  (2MB)"}.get(walk.page_size, "  ")
-            out += [f"  PAGE: {walk.page:x}{size}", ""] + pte_lines(walk.leaf, walk.page)
+    out += arm64_walk_lines(walk) if arm64 else level_lines(walk)
     vma = next((a for a in tv.areas if a.start <= addr < a.end), None)
     if vma is not None:
         from crashtui.commands.vm import VMA_HEADER
