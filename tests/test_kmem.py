@@ -1,4 +1,8 @@
-"""kmem -i against crash 8.0.6's output on the real dumps, and on damaged memory."""
+"""kmem -i against crash 8.0.6's output on the real dumps, and on damaged memory.
+
+crash 8.0.6 always prints SHARED; crash 9 only for `kmem -i=shared` (it reads every struct
+page). crashtui follows crash 9: `kmem -i=shared` is crash 8.0.6's table, `kmem -i` the same
+without the SHARED line, and without the scan."""
 
 from __future__ import annotations
 
@@ -35,16 +39,39 @@ def crash_pages(name: str) -> dict[str, int]:
     return out
 
 
+def without(lines: list[str], *labels: str) -> list[str]:
+    """`lines` less the rows named `labels`."""
+    return [line for line in lines if line[:13].strip() not in labels]
+
+
 @pytest.mark.parametrize("name", DUMPS)
 def test_kmem_i_text_equals_crash(name: str, vmlinux_for: dict[str, Path]) -> None:
-    """Every line as crash prints it but COMMITTED, where crash is wrong (next test)."""
-    r = crashtui(str(dump_of(name)), str(vmlinux_for[name]), "-c", "kmem -i")
+    """Every line as crash prints it but COMMITTED, where crash is wrong (next test):
+    `kmem -i=shared` as crash 8.0.6's `kmem -i`, `kmem -i` as crash 9's (no SHARED)."""
+    r = crashtui(str(dump_of(name)), str(vmlinux_for[name]), "-c", "kmem -i=shared",
+                 "-c", "kmem -i")
     assert r.returncode == 0, r.stderr
     crash = (SAMPLES / name / "crash" / "kmem-i.txt").read_text().splitlines()
     ours = r.stdout.splitlines()
-    assert len(ours) == len(crash)
-    assert [line for line in ours if "  COMMITTED " not in line] == \
-        [line for line in crash if "  COMMITTED " not in line]
+    assert len(ours) == 2 * len(crash) - 1
+    with_shared, plain = ours[:len(crash)], ours[len(crash):]
+    assert without(with_shared, "COMMITTED") == without(crash, "COMMITTED")
+    assert without(plain, "COMMITTED") == without(crash, "COMMITTED", "SHARED")
+
+
+def test_kmem_i_reads_no_struct_page(vmlinux_for: dict[str, Path],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kmem -i` without =shared never scans the mem_map: flat in the machine's RAM."""
+    from crashtui.kernel import mm
+
+    def scan(self: object) -> tuple[int, int]:
+        raise AssertionError("kmem -i scanned the mem_map")
+
+    monkeypatch.setattr(mm._Kmem, "shared_pages", scan)
+    session = Session.open(dump_of("6.1-sysrq"), vmlinux_for["6.1-sysrq"])
+    assert session.kmem.row("SHARED") is None and session.kmem.errors == []
+    with pytest.raises(AssertionError, match="scanned"):
+        _ = session.kmem_shared
 
 
 @pytest.mark.parametrize("name", DUMPS + ["5.10-softlockup", "6.1-deadlock", "6.1-oom",
@@ -72,7 +99,7 @@ def test_kmem_rows_json(name: str, vmlinux_for: dict[str, Path]) -> None:
 
     session = Session.open(dump_of(name), vmlinux_for[name])
     rows = kmem_rows(session)
-    assert list(rows) == ROWS
+    assert list(rows) == [r for r in ROWS if r != "SHARED"]  # crash 9's default rows
     theirs = crash_pages(name)
     for label, row in rows.items():
         if label != "COMMITTED":  # crash is wrong there (test_committed_is_what_meminfo_says)
@@ -124,10 +151,11 @@ def test_kmem_survives_unreadable_mem_map(vmlinux_for: dict[str, Path],
     monkeypatch.setattr(k.pagetable, "translate_run", translate_run)
     monkeypatch.setattr(k.dump, "read_phys", read_phys)
     monkeypatch.setattr(k.dump, "read_pages", read_pages)
-    lines = kmem_lines(session.kmem)
+    info = session.kmem_shared
+    lines = kmem_lines(info)
     assert len(lines) == len((SAMPLES / name / "crash" / "kmem-i.txt").read_text().splitlines())
-    assert session.kmem.row("SHARED").pages == 0  # type: ignore[union-attr]
-    assert session.kmem.row("FREE").pages == crash_pages(name)["FREE"]  # type: ignore[union-attr]
+    assert info.row("SHARED").pages == 0  # type: ignore[union-attr]
+    assert info.row("FREE").pages == crash_pages(name)["FREE"]  # type: ignore[union-attr]
 
 
 def test_kmem_reports_what_it_cannot_read(vmlinux_for: dict[str, Path],

@@ -160,7 +160,8 @@ def test_vmcoreinfo_numbers_bounded(sysrq_dump: Path, vmlinux_path: Path, tmp_pa
     """An implausible VMCOREINFO number is not used: what needs it says so in one line, the
     rest (and, where crashtui has the value from elsewhere, everything) is right."""
     path = with_vmcoreinfo(sysrq_dump, tmp_path / "dump", changes)
-    elapsed, result = timed_cli(path, vmlinux_path, "-c", "sys", "-c", "kmem -i", "-c", "ps")
+    elapsed, result = timed_cli(path, vmlinux_path, "-c", "sys", "-c", "kmem -i=shared", "-c",
+                                "ps")
     assert_sane(result)
     assert result.status == 0 and elapsed < BUDGET
     assert result.field("RELEASE") == "6.1.0-56-cloud-amd64"
@@ -178,7 +179,7 @@ def test_vmcoreinfo_numbers_bounded(sysrq_dump: Path, vmlinux_path: Path, tmp_pa
 
 @pytest.fixture(scope="module")
 def kmem_reference(sysrq_dump: Path, vmlinux_path: Path) -> CliResult:
-    return cli(sysrq_dump, vmlinux_path, "-c", "sys", "-c", "kmem -i", "-c", "ps")
+    return cli(sysrq_dump, vmlinux_path, "-c", "sys", "-c", "kmem -i=shared", "-c", "ps")
 
 
 def test_vmcoreinfo_phys_base_in_a_signature_batch(sysrq_dump: Path, vmlinux_path: Path,
@@ -213,9 +214,10 @@ def aliased_roots_dump(sysrq_dump: Path, vmlinux_path: Path,
 
 def test_mem_section_roots_aliasing_one_page(aliased_roots_dump: Path, vmlinux_path: Path,
                                              kmem_reference: CliResult) -> None:
-    """kmem -i walks each root page once: the same answer as on the real dump, in seconds."""
-    elapsed, result = timed_cli(aliased_roots_dump, vmlinux_path, "-c", "sys", "-c", "kmem -i",
-                                "-c", "ps")
+    """kmem -i=shared walks each root page once: the same answer as on the real dump, in
+    seconds."""
+    elapsed, result = timed_cli(aliased_roots_dump, vmlinux_path, "-c", "sys", "-c",
+                                "kmem -i=shared", "-c", "ps")
     assert_sane(result)
     assert elapsed < 20, elapsed
     assert [line for line in result.lines if "DUMPFILE" not in line] == [
@@ -242,7 +244,7 @@ def test_hstates_order_huge(huge_order_dump: Path, vmlinux_path: Path,
     """The huge-page rows say why they are missing; the other rows and --json are right."""
     import json
 
-    elapsed, result = timed_cli(huge_order_dump, vmlinux_path, "-c", "kmem -i")
+    elapsed, result = timed_cli(huge_order_dump, vmlinux_path, "-c", "kmem -i=shared")
     assert_sane(result)
     assert result.status == 0 and elapsed < BUDGET
     assert "kmem: TOTAL HUGE: hstates[0].order 4294967295 is implausible" in result.lines

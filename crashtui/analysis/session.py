@@ -62,10 +62,17 @@ class Session:
 
     @cached_property
     def kmem(self) -> KmemInfo:
-        """The rows of crash's `kmem -i`."""
+        """The rows of crash's `kmem -i` (no SHARED: flat in the machine's RAM)."""
         from crashtui.kernel.mm import read_kmem_info
 
         return read_kmem_info(self.kernel)
+
+    @cached_property
+    def kmem_shared(self) -> KmemInfo:
+        """`kmem -i=shared`: the rows plus SHARED, which reads every struct page."""
+        from crashtui.kernel.mm import read_kmem_info
+
+        return read_kmem_info(self.kernel, shared=True)
 
     @cached_property
     def ps(self) -> PsTable:

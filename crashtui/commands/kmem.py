@@ -41,7 +41,7 @@ def kmem_rows(session: Session) -> dict[str, dict[str, int | None]]:
 
 @command("kmem", "kernel memory: -i usage, -s slab caches, -z zones, -f/-F free lists, "
          "-p pages, -g page flags, ADDRESS what an address is",
-         "kmem -i | -s [CACHE] | -z | -f [ADDRESS] | -F | -p [ADDRESS] | -g [FLAGS] | ADDRESS")
+         "kmem -i[=shared] | -s [CACHE] | -z | -f [ADDRESS] | -F | -p [ADDRESS] | -g [FLAGS] | ADDRESS")
 def cmd_kmem(session: Session, args: list[str]) -> list[str]:
     if args[:1] in (["-g"], ["-p"], ["-F"]) or (args[:1] == ["-f"] and args[1:]):
         from crashtui.commands.kmempage import kmem_page_command
@@ -59,11 +59,10 @@ def cmd_kmem(session: Session, args: list[str]) -> list[str]:
         from crashtui.commands.kmemaddr import kmem_address_lines
 
         return kmem_address_lines(session, args[0])
-    if args == ["-i=shared"]:  # crash 9's spelling (it prints SHARED only when asked)
-        args = ["-i"]
-    if args != ["-i"]:
+    if args not in (["-i"], ["-i=shared"]):
         raise CommandError("kmem: supported: -i (memory usage), -s [CACHE] (slab caches), "
                            "-z (zones), -f [ADDRESS] / -F (free lists), -p [ADDRESS] "
                            "(pages), -g [FLAGS] (page flags), ADDRESS")
-    info = session.kmem
+    # SHARED reads every struct page: only when asked, as crash 9 (crash 8 always printed it)
+    info = session.kmem_shared if args == ["-i=shared"] else session.kmem
     return kmem_lines(info) + [f"kmem: {e}" for e in info.errors]

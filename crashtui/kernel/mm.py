@@ -4,8 +4,10 @@ Each row is computed the way crash computes it on a 5.x/6.x kernel:
   TOTAL MEM   _totalram_pages (mm/page_alloc.c)
   FREE        sum over every zone of zone->vm_stat[NR_FREE_PAGES] (include/linux/mmzone.h)
   USED        TOTAL MEM - FREE
-  SHARED      pages of the mem_map that are not PG_reserved and have page->_refcount > 1
-              (crash tallies struct pages itself, unlike the kernel's NR_SHMEM)
+  SHARED      only when asked (crash 9's `kmem -i=shared`; crash 8 always printed it): pages
+              of the mem_map that are not PG_reserved and have page->_refcount > 1 (crash
+              tallies struct pages itself, unlike the kernel's NR_SHMEM). It reads every
+              struct page, 16 MiB per GiB of RAM, so the default `kmem -i` stays flat in RAM
   BUFFERS     nr_blockdev_pages(): nrpages of every block device inode's mapping
               (blockdev_superblock->s_inodes since 5.9, all_bdevs before)
   CACHED      vm_node_stat[NR_FILE_PAGES] - swap cache pages - BUFFERS
@@ -285,18 +287,31 @@ class _Kmem:
         return max(count, 0)
 
 
-def read_kmem_info(kernel: Kernel) -> KmemInfo:
-    """Every row crash's `kmem -i` prints, computed as crash computes it."""
+def _slab_vm_stat(m: _Kmem) -> int | None:
+    """SLAB from vm_stat under the names the kernel has used (None: no such counters)."""
+    for names in (("NR_SLAB",), ("NR_SLAB_RECLAIMABLE", "NR_SLAB_UNRECLAIMABLE"),
+                  ("NR_SLAB_RECLAIMABLE_B", "NR_SLAB_UNRECLAIMABLE_B")):
+        values = [m.vm_stat(n) for n in names]
+        if values[0] is not None:
+            return sum(v or 0 for v in values)
+    return None
+
+
+def read_kmem_info(kernel: Kernel, shared: bool = False) -> KmemInfo:
+    """Every row crash's `kmem -i` prints, computed as crash computes it; SHARED (the
+    mem_map scan) only when `shared`, as crash 9's `kmem -i=shared`."""
     m = _Kmem(kernel)
     k = kernel
     total = m._try("TOTAL MEM", m.totalram)
     free = m._try("FREE", m.free_pages)
+    slab_stats = _slab_vm_stat(m)
     shared_slab = (0, 0)
-    try:
-        shared_slab = m.shared_pages()
-    except CrashtuiError as exc:
-        m.errors.append(f"SHARED: mem_map scan failed: {exc.message}")
-    shared = shared_slab[0]
+    if shared or slab_stats is None:  # crash scans too when vm_stat has no slab counts
+        try:
+            shared_slab = m.shared_pages()
+        except CrashtuiError as exc:
+            m.errors.append(f"{'SHARED' if shared else 'SLAB'}: mem_map scan failed: "
+                            f"{exc.message}")
     buffers = 0
     if k.has_symbol("nr_blockdev_pages"):
         buffers = m._try("BUFFERS", m.blockdev_pages)
@@ -304,19 +319,14 @@ def read_kmem_info(kernel: Kernel) -> KmemInfo:
     file_pages = m.vm_stat("NR_FILE_PAGES")
     if file_pages is not None:
         cached = max(file_pages - m._try("swap cache", m.swap_cache_pages) - buffers, 0)
-    slab = shared_slab[1]
-    for names in (("NR_SLAB",), ("NR_SLAB_RECLAIMABLE", "NR_SLAB_UNRECLAIMABLE"),
-                  ("NR_SLAB_RECLAIMABLE_B", "NR_SLAB_UNRECLAIMABLE_B")):
-        values = [m.vm_stat(n) for n in names]
-        if values[0] is not None:
-            slab = sum(v or 0 for v in values)
-            break
+    slab = shared_slab[1] if slab_stats is None else slab_stats
     of_mem = "TOTAL MEM"
     groups = [[KmemRow("TOTAL MEM", total)]]
-    groups[0] += [KmemRow(name, pages, of_mem, _pct(pages, total))
-                  for name, pages in (("FREE", free), ("USED", total - free),
-                                      ("SHARED", shared), ("BUFFERS", buffers),
-                                      ("CACHED", cached), ("SLAB", slab))]
+    counted = [("FREE", free), ("USED", total - free)]
+    if shared:
+        counted.append(("SHARED", shared_slab[0]))
+    counted += [("BUFFERS", buffers), ("CACHED", cached), ("SLAB", slab)]
+    groups[0] += [KmemRow(name, pages, of_mem, _pct(pages, total)) for name, pages in counted]
     huge_total, huge_free = 0, 0
     try:
         huge_total, huge_free = m.hugetlb()

@@ -55,6 +55,9 @@ def kmem_lines(info: KmemInfo) -> list[Text]:
                 t.append_text(lit(f"of {r.of}", "dim"))
             out.append(t)
         out.append(Text(""))
+    if info.row("SHARED") is None:
+        out.append(lit("SHARED is not counted: it reads every struct page (16 MiB per GiB of "
+                       "RAM); ':kmem -i=shared' counts it", "dim"))
     out += [lit(f"kmem: {e}", "italic yellow") for e in info.errors]
     return out
 
