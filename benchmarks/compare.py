@@ -173,18 +173,21 @@ class Env:
         env.pop("CRASHTUI_DEBUG", None)
         return env
 
-    def crash_argv(self, commands: list[str], dump: Path | None = None) -> list[str]:
+    def crash_argv(self, commands: list[str], dump: Path | None = None,
+                   vmlinux: Path | None = None) -> list[str]:
         """argv running crash -s on a command file ending in exit."""
         assert self.crash is not None
         name = re.sub(r"[^a-z0-9]+", "_", "-".join(commands).lower())[:60]
         cmdfile = self.work / f"crash-{name}.txt"
         cmdfile.write_text("\n".join([*commands, "exit"]) + "\n")
-        return [*self.crash, "-s", "-i", str(cmdfile), str(self.vmlinux), str(dump or self.dump)]
+        return [*self.crash, "-s", "-i", str(cmdfile), str(vmlinux or self.vmlinux),
+                str(dump or self.dump)]
 
-    def drgn_argv(self, sections: str, dump: Path | None = None) -> list[str]:
+    def drgn_argv(self, sections: str, dump: Path | None = None,
+                  vmlinux: Path | None = None) -> list[str]:
         """argv running drgn_equiv.py for the given sections."""
         return [self.drgn_python or self.python, str(Path(__file__).with_name("drgn_equiv.py")),
-                str(dump or self.dump), str(self.vmlinux), sections]
+                str(dump or self.dump), str(vmlinux or self.vmlinux), sections]
 
 
 def find_vmlinux(dump_dir: Path) -> Path | None:
@@ -948,15 +951,20 @@ def main(argv: list[str] | None = None) -> int:
             points = measure_scaling(env, sizes, max(3, args.runs // 2 + 1), meter, log)
             lines += scaling_table(points)
         scan: list[dict] = []
+        ram: list[dict] = []
+        pairs = [(env.dump, env.vmlinux)] + [
+            (Path(d), Path(v)) for d, v in
+            (p.split(":", 1) for p in args.kmem_dumps.split(",") if p)]
+        if wanted is None or "kmem-ram" in wanted:
+            log("case kmem-ram ...")
+            ram = kmem_ram_rows(env, pairs, max(3, args.runs), log)
+            lines += kmem_ram_table(ram)
         if wanted is None or "kmem-scan" in wanted:
             log("case kmem-scan ...")
-            pairs = [(env.dump, env.vmlinux)] + [
-                (Path(d), Path(v)) for d, v in
-                (p.split(":", 1) for p in args.kmem_dumps.split(",") if p)]
             scan = kmem_scan_rows(env, pairs, max(3, args.runs))
             lines += kmem_scan_table(scan)
         lines += target_lines(cases, app)
-        lines += issue21_lines(cases, app, scan)
+        lines += issue21_lines(cases, app, scan, ram)
         lines.append(f"- other processes kept {meter.other_cpus():.2f} of {os.cpu_count()} CPUs "
                      "busy on average during the whole run; load average at the end: "
                      f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -1058,6 +1066,80 @@ def samples_table(per_sample: list[tuple[str, list[Case], str]]) -> list[str]:
     return out
 
 
+KMEM_RAM = ("kmem -i", "kmem -i=shared", "crash", "drgn")
+TOTAL_MEM = re.compile(r"^\s*TOTAL MEM\s+(\d+)\s", re.M)
+
+
+def kmem_ram_rows(env: Env, pairs: list[tuple[Path, Path]], runs: int,
+                  log: Callable[[str], None]) -> list[dict]:
+    """`kmem -i` as a whole command on each dump (guests with less and more RAM): crashtui's
+    default (no struct page read) and `=shared` (the scan), crash 8.0.6's (it scans), drgn's
+    counters; medians of `runs` rounds in rotating order after an untimed warm-up."""
+    rows = []
+    for dump, vmlinux in pairs:
+        tui_env = env.crashtui_env(env.work / "cache-warm")
+        base = [env.python, "-m", "crashtui.cli", str(dump), str(vmlinux)]
+        argvs: dict[str, tuple[list[str], dict[str, str] | None]] = {
+            "kmem -i": ([*base, "-c", "kmem -i"], tui_env),
+            "kmem -i=shared": ([*base, "-c", "kmem -i=shared"], tui_env)}
+        if env.crash is not None:
+            argvs["crash"] = (env.crash_argv(["kmem -i"], dump, vmlinux), None)
+        if env.drgn_version is not None:
+            argvs["drgn"] = (env.drgn_argv("kmem", dump, vmlinux), None)
+        probe = {key: run_once(*argv) for key, argv in argvs.items()}  # untimed warm-up
+        m = TOTAL_MEM.search(probe["kmem -i"].out)
+        gib = int(m.group(1)) * 4096 / 2**30 if m else None
+        samples: dict[str, list[Sample]] = {key: [] for key in argvs if probe[key].rc == 0}
+        keys = list(samples)
+        for r in range(runs):
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                samples[key].append(run_once(*argvs[key]))
+        res = {key: Result(key, ss) for key, ss in samples.items()}
+        rows.append({"dump": dump, "gib": gib, "results": res,
+                     "failed": {k: (p.err or p.out).strip()[-200:] for k, p in probe.items()
+                                if p.rc != 0}})
+        log(f"kmem-ram {dump.name}: " + ", ".join(
+            f"{k} {fmt_s(r.wall())}" for k, r in res.items()))
+    return rows
+
+
+def kmem_ram_table(rows: list[dict]) -> list[str]:
+    """Lines of the kmem -i-with-RAM table: each tool's wall (CPU) per dump, and the cost of
+    each GiB of RAM beyond the first dump's (the slope between them)."""
+    out = ["### kmem-ram: `kmem -i` as a command, by the guest's RAM",
+           "(whole process, wall median (CPU median); per GiB = (this dump - the first) / "
+           "(its RAM - the first's): what each more GiB of RAM costs)",
+           "| dump | RAM | crashtui `kmem -i` | crashtui `kmem -i=shared` | crash 8.0.6 "
+           "`kmem -i` | drgn counters | per GiB: `kmem -i` | per GiB: `=shared` | per GiB: "
+           "crash |", "|---|---|---|---|---|---|---|---|---|"]
+    first = rows[0] if rows else None
+    for r in rows:
+        res = r["results"]
+        cells = [f"{fmt_s(res[k].wall())} ({fmt_s(res[k].cpu())})" if k in res else
+                 ("failed" if k in r["failed"] else "—") for k in KMEM_RAM]
+        slopes = [fmt_ms(ram_slope(first, r, k)) for k in ("kmem -i", "kmem -i=shared", "crash")]
+        gib = "—" if r["gib"] is None else f"{r['gib']:.2f} GiB"
+        out.append(f"| {r['dump'].parent.name}/{r['dump'].name} | {gib} | {' | '.join(cells)} "
+                   f"| {' | '.join(slopes)} |")
+    out.append("")
+    return out
+
+
+def ram_slope(first: dict | None, row: dict, key: str) -> float | None:
+    """Seconds per GiB of RAM between the first dump's `key` wall time and this one's."""
+    if first is None or row is first or row["gib"] is None or first["gib"] is None:
+        return None
+    a, b = first["results"].get(key), row["results"].get(key)
+    if a is None or b is None or a.wall() is None or b.wall() is None:
+        return None
+    return (b.wall() - a.wall()) / (row["gib"] - first["gib"]) if row["gib"] != first["gib"] \
+        else None
+
+
+def fmt_ms(v: float | None) -> str:
+    return "—" if v is None else f"{v * 1000:.1f} ms"
+
+
 def kmem_scan_rows(env: Env, pairs: list[tuple[Path, Path]], runs: int) -> list[dict]:
     """kmem -i's mem_map scan (benchmarks/kmem_scan.py) on each dump: CPU ms per GiB."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -1080,7 +1162,7 @@ def kmem_scan_rows(env: Env, pairs: list[tuple[Path, Path]], runs: int) -> list[
 
 def kmem_scan_table(rows: list[dict]) -> list[str]:
     """Lines of the kmem -i scan table (per GiB of guest RAM, projected to 1 TiB)."""
-    out = ["### kmem-scan: `kmem -i`'s struct page scan (SHARED, slab), in-process",
+    out = ["### kmem-scan: `kmem -i=shared`'s struct page scan (SHARED), in-process",
            "(_Kmem.shared_pages alone, fresh process per run, medians; CPU counts every "
            "decoder thread)",
            "| dump | format | codec | guest RAM (totalram) | threads | CPU | wall "
@@ -1100,7 +1182,8 @@ def kmem_scan_table(rows: list[dict]) -> list[str]:
     return out
 
 
-def issue21_lines(cases: list[Case], app: dict[str, Result], scan: list[dict]) -> list[str]:
+def issue21_lines(cases: list[Case], app: dict[str, Result], scan: list[dict],
+                  ram: list[dict]) -> list[str]:
     """Issue 21's targets, each met or not, from this run's figures."""
     by = {c.key: c for c in cases}
 
@@ -1128,11 +1211,19 @@ def issue21_lines(cases: list[Case], app: dict[str, Result], scan: list[dict]) -
         aw = a.wall() if a else None
         out.append(f"- app first screen, {key}: {fmt_s(aw)}, target {limit} s: "
                    f"{verdict(None if aw is None else aw <= limit)}")
+    for r in ram[1:]:
+        slope = ram_slope(ram[0], r, "kmem -i")
+        if slope is not None:
+            out.append(f"- `kmem -i` from {ram[0]['gib']:.2f} to {r['gib']:.2f} GiB "
+                       f"({r['dump'].parent.name}): {fmt_ms(slope)} per GiB more, target well "
+                       f"under 10 ms: {verdict(slope * 1000 < 10)}")
     for r in scan:
         if "per_gib" in r and r["per_gib"] is not None:
-            out.append(f"- kmem -i scan on {r['dump'].parent.name} ({r['gib']:.2f} GiB): "
-                       f"{r['per_gib'] * 1000:.1f} ms CPU per GiB, target well under 10: "
-                       f"{verdict(r['per_gib'] * 1000 < 10)}")
+            out.append(f"- `kmem -i=shared`'s struct page scan on {r['dump'].parent.name} "
+                       f"({r['codec']}, {r['gib']:.2f} GiB): {r['per_gib'] * 1000:.1f} ms CPU, "
+                       f"{r['wall_gib'] * 1000:.1f} ms wall per GiB, target well under 10: "
+                       f"CPU {verdict(r['per_gib'] * 1000 < 10)}, "
+                       f"wall {verdict(r['wall_gib'] * 1000 < 10)}")
     return out
 
 

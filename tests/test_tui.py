@@ -295,7 +295,7 @@ def test_panes_show_the_values_crash_prints(sysrq_session: Session, tmp_path: Pa
             # crash is wrong about COMMITTED (test_kmem.py); SHARED only on request (crash 9)
             if m and m.group(1) not in ("COMMITTED", "SHARED"):
                 assert re.search(rf"{m.group(1)}\s+{m.group(2)}\s", mem_text), m.group(1)
-        assert "█" in mem_text and "':kmem -i=shared' counts it" in mem_text
+        assert "█" in mem_text and "SHARED: not counted (reads every struct page): :kmem -i=shared" in mem_text
         # tasks: crash's ps
         table = app.query_one(TasksTable)
         ps = [line for line in crash_lines("sysrq", "ps.txt")[1:] if line.strip()]

@@ -56,8 +56,8 @@ def kmem_lines(info: KmemInfo) -> list[Text]:
             out.append(t)
         out.append(Text(""))
     if info.row("SHARED") is None:
-        out.append(lit("SHARED is not counted: it reads every struct page (16 MiB per GiB of "
-                       "RAM); ':kmem -i=shared' counts it", "dim"))
+        # crash 9's default: the count reads every struct page, 16 MiB per GiB of RAM
+        out.append(lit("SHARED: not counted (reads every struct page): :kmem -i=shared", "dim"))
     out += [lit(f"kmem: {e}", "italic yellow") for e in info.errors]
     return out
 
