@@ -156,3 +156,27 @@ def test_kmem_p_sections_are_kmem_i_sections(vmlinux_for: dict[str, Path]) -> No
     shared = sum(int(np.count_nonzero((rows.count > 1) & ((rows.flags & reserved) == 0)))
                  for rows in section_pages(k))
     assert shared == _Kmem(k).shared_pages()[0]
+
+
+def test_map_on_decoder_threads_keeps_order_and_never_nests(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results in the items' order; work that a decoder thread hands on runs on that thread
+    (a pool waiting on itself would deadlock once every thread waits)."""
+    import threading
+
+    from crashtui.dumpfile.codecs import map_on_decoder_threads, on_decoder_thread
+
+    monkeypatch.setenv(THREADS_ENV, "2")
+
+    def inner(x: int) -> tuple[int, str]:
+        return x * 2, threading.current_thread().name
+
+    def outer(x: int) -> list[int]:
+        assert on_decoder_thread()
+        got = map_on_decoder_threads(inner, range(x, x + 3))
+        assert {name for _, name in got} == {threading.current_thread().name}
+        return [v for v, _ in got]
+
+    assert map_on_decoder_threads(outer, [0, 10, 20, 30]) == [
+        [0, 2, 4], [20, 22, 24], [40, 42, 44], [60, 62, 64]]
+    assert not on_decoder_thread()

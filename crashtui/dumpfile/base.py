@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -169,6 +170,7 @@ class DumpFile(ABC):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pages: OrderedDict[int, bytes] = OrderedDict()
+        self._pages_lock = threading.Lock()  # scans read pages on the decoder threads too
 
     @abstractmethod
     def _load_page(self, pfn: int, paddr: int) -> bytes:
@@ -180,14 +182,16 @@ class DumpFile(ABC):
 
     def _page(self, pfn: int, paddr: int) -> bytes:
         """Return page `pfn` through the small LRU cache of decoded pages."""
-        page = self._pages.get(pfn)
-        if page is not None:
-            self._pages.move_to_end(pfn)
-            return page
+        with self._pages_lock:
+            page = self._pages.get(pfn)
+            if page is not None:
+                self._pages.move_to_end(pfn)
+                return page
         page = self._load_page(pfn, paddr)
-        self._pages[pfn] = page
-        if len(self._pages) > PAGE_CACHE_SIZE:
-            self._pages.popitem(last=False)
+        with self._pages_lock:
+            self._pages[pfn] = page
+            if len(self._pages) > PAGE_CACHE_SIZE:
+                self._pages.popitem(last=False)
         return page
 
     def read_phys(self, paddr: int, size: int) -> bytes:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # diskdump_mod.h: DUMP_DH_COMPRESSED_* (also page_desc_t.flags)
 ZLIB = 0x1
@@ -123,9 +126,30 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         if pool is None or _state.get("pool_threads") != threads:
             if pool is not None:
                 pool.shutdown(wait=False)
-            pool = _state["pool"] = ThreadPoolExecutor(threads, "crashtui-inflate")
+            pool = _state["pool"] = ThreadPoolExecutor(threads, "crashtui-inflate",
+                                                       initializer=_mark_decoder_thread)
             _state["pool_threads"] = threads
         return pool
+
+
+def _mark_decoder_thread() -> None:
+    _local.decoder = True
+
+
+def on_decoder_thread() -> bool:
+    """True on one of the pool's threads (work there is not handed to the pool again)."""
+    return getattr(_local, "decoder", False)
+
+
+def map_on_decoder_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """[fn(item) for item in items], the items spread over the decoder threads (a scan of
+    many large reads, each decoding its own pages inline); in the caller alone when there is
+    one thread or it is a decoder thread itself."""
+    todo = list(items)
+    threads = decoder_threads()
+    if threads < 2 or len(todo) < 2 or on_decoder_thread():
+        return [fn(item) for item in todo]
+    return list(_pool(threads).map(fn, todo))
 
 
 def decompress_into(out: bytearray, pages: Sequence[tuple[int, int, int, int]],
@@ -134,7 +158,7 @@ def decompress_into(out: bytearray, pages: Sequence[tuple[int, int, int, int]],
     the decoder threads when there are many; a page that does not decode stays zeros
     (callers pass only descriptors that look valid). Returns how many did not decode."""
     threads = decoder_threads()
-    if threads < 2 or len(pages) < 2 * MIN_BATCH:
+    if threads < 2 or len(pages) < 2 * MIN_BATCH or on_decoder_thread():
         return _decode_run(out, pages, data, page_size)
     per = max(MIN_BATCH, -(-len(pages) // threads))
     runs = [pages[i:i + per] for i in range(0, len(pages), per)]

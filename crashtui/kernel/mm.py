@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crashtui.dumpfile.codecs import map_on_decoder_threads
 from crashtui.errors import CrashtuiError, KernelReadError
 from crashtui.kernel.lists import list_for_each, walk_list
 from crashtui.kernel.pages import mem_sections, read_zero_filled
@@ -151,16 +152,16 @@ class _Kmem:
         except CrashtuiError:  # 6.8+: slab is a page type, not a flag
             slab_bit = None
         per_section = 1 << (k.vmcoreinfo.number("SECTION_SIZE_BITS", 27) - 12)
-        shared = slab = 0
-        for sec in mem_sections(k):
-            flags, count = self._page_fields(sec.mem_map, per_section, page_size, o_flags,
-                                             o_count)
+
+        def counts(mem_map: int) -> tuple[int, int]:
+            flags, count = self._page_fields(mem_map, per_section, page_size, o_flags, o_count)
             # not PG_reserved and _refcount > 1 (numpy's functions: fuzz/README.md)
-            shared += int(np.count_nonzero(np.greater(count, 1)
-                                           & np.equal(flags & reserved, 0)))
-            if slab_bit is not None:
-                slab += int(np.count_nonzero(flags & slab_bit))
-        return shared, slab
+            shared = int(np.count_nonzero(np.greater(count, 1) & np.equal(flags & reserved, 0)))
+            return shared, 0 if slab_bit is None else int(np.count_nonzero(flags & slab_bit))
+
+        # sections on the decoder threads: inflating the mem_map is most of the work
+        per = map_on_decoder_threads(counts, [sec.mem_map for sec in mem_sections(k)])
+        return sum(s for s, _ in per), sum(s for _, s in per)
 
     def _page_fields(self, mem_map: int, count: int, page_size: int, o_flags: int,
                      o_count: int) -> tuple[np.ndarray, np.ndarray]:
