@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,6 +95,28 @@ def layout_of(vi: VmcoreInfo) -> Layout:
                   n.get("KERNELPACMASK", 0) & _U64)
 
 
+@dataclass(frozen=True)
+class Descriptor:
+    """One level's descriptor on a walk: where it was read and whether the walk ends there
+    (bit 0 valid; bit 1 table/page versus a 1 GiB or 2 MiB block)."""
+
+    level: int
+    shift: int  # log2 of the span one entry of this level maps
+    table: int  # physical address of the table read
+    index: int
+    value: int
+    last: bool  # the last level: a page descriptor
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.value & 1)
+
+    @property
+    def leaf(self) -> bool:
+        """A page or block: the walk ends with an output address here."""
+        return self.valid and (self.last or not self.value & 2)
+
+
 class Arm64PageTable:
     """Kernel (TTBR1) translation by swapper_pg_dir: 4 KiB granule, 3 to 5 levels; with
     52-bit VAs (FEAT_LPA2, TCR_EL1.DS) output address bits 51:50 sit in descriptor bits 9:8."""
@@ -148,24 +170,30 @@ class Arm64PageTable:
             return (desc & 0x0003FFFFFFFFF000) | ((desc >> 8) & 3) << 50
         return desc & 0x0000FFFFFFFFF000
 
+    def descriptors(self, vaddr: int, table: int | None = None) -> Iterator[Descriptor]:
+        """The descriptors a walk of `vaddr` reads from the top table at `table` (default
+        swapper_pg_dir; a task's mm->pgd for TTBR0), ending at an invalid one or a leaf."""
+        bits = self.layout.va_bits_actual
+        levels = self.layout.levels
+        table = self.pgd_phys if table is None else table
+        for level in range(levels):
+            shift = PAGE_SHIFT + 9 * (levels - 1 - level)
+            index = (vaddr >> shift) & ((1 << min(9, bits - shift)) - 1)
+            d = Descriptor(level, shift, table, index, self._entry(table, index),
+                           level == levels - 1)
+            yield d
+            if not d.valid or d.leaf:
+                return
+            table = self._address(d.value)
+
     def _walk(self, vaddr: int) -> int:
         if vaddr >> 63 == 0:
             raise KernelReadError(f"address {vaddr:#x} is a user address", vaddr)
-        bits = self.layout.va_bits_actual
-        table = self.pgd_phys
-        levels = self.layout.levels
-        for level in range(levels):
-            shift = PAGE_SHIFT + 9 * (levels - 1 - level)
-            width = min(9, bits - shift)
-            desc = self._entry(table, (vaddr >> shift) & ((1 << width) - 1))
-            if not desc & 1:
-                raise KernelReadError(f"address {vaddr:#x} is not mapped", vaddr)
-            last = level == levels - 1
-            if not last and not desc & 2:  # a block: 1 GiB (level 1) or 2 MiB (level 2)
-                mask = (1 << shift) - 1
-                return (self._address(desc) & ~mask) | (vaddr & mask)
-            table = self._address(desc)
-        return table | (vaddr & 0xFFF)
+        for d in self.descriptors(vaddr):
+            if d.leaf:
+                mask = (1 << d.shift) - 1
+                return (self._address(d.value) & ~mask) | (vaddr & mask)
+        raise KernelReadError(f"address {vaddr:#x} is not mapped", vaddr)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,21 @@ _COND_NAMES = {name: names for names in _CONDS for name in names}
 _MOV_IMM_WIDTH = 23
 
 
+def _number(m: re.Match[str]) -> int:
+    """The value of an _IMM or _SHIFT match: digits in group 3, hex when group 2 is `0x`."""
+    return int(m.group(3), 16 if m.group(2) else 10)
+
+
 def _decimal(m: re.Match[str]) -> str:
-    return f"#{m.group(1)}{int(m.group(3), 16 if m.group(2) else 10)}"
+    return f"#{m.group(1)}{_number(m)}"
+
+
+def _hexadecimal(m: re.Match[str]) -> str:
+    return f"#{m.group(1)}0x{_number(m):x}"
+
+
+def _shift_decimal(m: re.Match[str]) -> str:
+    return f"{m.group(1)}{_number(m)}"
 
 
 def gnu_condition(mnemonic: str, op_str: str) -> tuple[str, str, str]:
@@ -66,13 +79,10 @@ def gnu_operands(mnemonic: str, op_str: str) -> str:
     text = _MEM.sub(lambda m: _IMM.sub(_decimal, m.group(0)), op_str)
     if mnemonic in _HEX_IMM:
         head, sep, shift = text.partition(", lsl #")
-        head = _IMM.sub(lambda m: f"#{m.group(1)}0x{int(m.group(3), 16 if m.group(2) else 10):x}",
-                        head)
-        text = head + sep + shift
+        text = _IMM.sub(_hexadecimal, head) + sep + shift
     else:
         text = _IMM.sub(_decimal, text)
-    return _SHIFT.sub(lambda m: m.group(1) + str(int(m.group(3), 16 if m.group(2) else 10)),
-                      text)
+    return _SHIFT.sub(_shift_decimal, text)
 
 
 @lru_cache(maxsize=1)

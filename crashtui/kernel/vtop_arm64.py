@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashtui.arch.arm64 import ARM64, PAGE_SHIFT
+from crashtui.arch.arm64 import ARM64
 from crashtui.errors import CrashtuiError, KernelReadError
 from crashtui.kernel.pagewalk import PageWalk, TableEntry
 
@@ -46,25 +46,19 @@ def walk_address(kernel: Kernel, pgd_virt: int, vaddr: int) -> PageWalk:
         raise KernelReadError(f"page directory {pgd_virt:#x}: {exc.message}", vaddr) from exc
     walk = PageWalk(vaddr, pgd_virt, 0)
     table_virt = pgd_virt
-    for level, name in enumerate(names):
-        shift = PAGE_SHIFT + 9 * (levels - 1 - level)
-        width = min(9, layout.va_bits_actual - shift)
-        index = (vaddr >> shift) & ((1 << width) - 1)
-        try:
-            desc = int.from_bytes(kernel.dump.read_phys(table + 8 * index, 8), "little")
-        except CrashtuiError as exc:
-            raise KernelReadError(f"page table at {table:#x} unreadable: {exc.message}",
-                                  vaddr) from exc
-        walk.entries.append(TableEntry(name, table_virt + 8 * index, desc))
-        if not desc & 1:
-            return walk
-        out = tables.descriptor_address(desc)  # type: ignore[attr-defined]
-        if level == levels - 1 or not desc & 2:  # the page, or a 1 GiB / 2 MiB block
-            size = 1 << shift
-            walk.page, walk.page_size, walk.leaf = out & ~(size - 1), size, desc
-            walk.phys = walk.page + (vaddr & (size - 1))
-            return walk
-        table = out
-        virt = dm.to_virt(out) if dm is not None else None
-        table_virt = virt if virt is not None else out
+    try:
+        for d in tables.descriptors(vaddr, table):  # type: ignore[attr-defined]
+            walk.entries.append(TableEntry(names[d.level], table_virt + 8 * d.index, d.value))
+            if not d.valid:
+                break
+            out = tables.descriptor_address(d.value)  # type: ignore[attr-defined]
+            if d.leaf:
+                size = 1 << d.shift
+                walk.page, walk.page_size, walk.leaf = out & ~(size - 1), size, d.value
+                walk.phys = walk.page + (vaddr & (size - 1))
+                break
+            virt = dm.to_virt(out) if dm is not None else None
+            table_virt = virt if virt is not None else out
+    except KernelReadError as exc:  # a table the dump lacks
+        raise KernelReadError(exc.message, vaddr) from exc
     return walk
