@@ -102,7 +102,6 @@ class Descriptor:
 
     level: int
     shift: int  # log2 of the span one entry of this level maps
-    table: int  # physical address of the table read
     index: int
     value: int
     last: bool  # the last level: a page descriptor
@@ -179,8 +178,7 @@ class Arm64PageTable:
         for level in range(levels):
             shift = PAGE_SHIFT + 9 * (levels - 1 - level)
             index = (vaddr >> shift) & ((1 << min(9, bits - shift)) - 1)
-            d = Descriptor(level, shift, table, index, self._entry(table, index),
-                           level == levels - 1)
+            d = Descriptor(level, shift, index, self._entry(table, index), level == levels - 1)
             yield d
             if not d.valid or d.leaf:
                 return

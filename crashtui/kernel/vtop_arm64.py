@@ -9,9 +9,9 @@ table's own mapping, the lower ones through the linear map (PTOV).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from crashtui.arch.arm64 import ARM64
+from crashtui.arch.arm64 import ARM64, Arm64PageTable
 from crashtui.errors import CrashtuiError, KernelReadError
 from crashtui.kernel.pagewalk import PageWalk, TableEntry
 
@@ -34,7 +34,7 @@ def pte_flag_names(pte: int) -> list[str]:
 def walk_address(kernel: Kernel, pgd_virt: int, vaddr: int) -> PageWalk:
     """Walk the tables at `pgd_virt` (swapper_pg_dir or a task's mm->pgd) for `vaddr`."""
     layout = ARM64.layout(kernel)
-    tables = kernel.pagetable
+    tables = cast(Arm64PageTable, kernel.pagetable)
     dm = tables.direct_map
     levels = layout.levels
     names = LEVEL_NAMES.get(levels)
@@ -47,11 +47,11 @@ def walk_address(kernel: Kernel, pgd_virt: int, vaddr: int) -> PageWalk:
     walk = PageWalk(vaddr, pgd_virt, 0)
     table_virt = pgd_virt
     try:
-        for d in tables.descriptors(vaddr, table):  # type: ignore[attr-defined]
+        for d in tables.descriptors(vaddr, table):
             walk.entries.append(TableEntry(names[d.level], table_virt + 8 * d.index, d.value))
             if not d.valid:
                 break
-            out = tables.descriptor_address(d.value)  # type: ignore[attr-defined]
+            out = tables.descriptor_address(d.value)
             if d.leaf:
                 size = 1 << d.shift
                 walk.page, walk.page_size, walk.leaf = out & ~(size - 1), size, d.value
